@@ -1,0 +1,664 @@
+package fast
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Codes of encoder errors that the specification does not number.
+const (
+	Missing     Code = "MISSING"     // mandatory field without a value
+	Unencodable Code = "UNENCODABLE" // value the field's operator cannot express
+)
+
+// Encoder encodes Messages with a set of templates, keeping the dictionaries between
+// messages exactly as a Decoder does; call Reset where the feed resets them. An Encoder is
+// not safe for concurrent use.
+type Encoder struct {
+	ts    *Templates
+	dict  dictionary
+	out   []byte
+	m     *Message
+	depth int
+	tmpl  *Template
+}
+
+// NewEncoder returns an encoder for ts with empty dictionaries.
+func NewEncoder(ts *Templates) *Encoder {
+	return &Encoder{ts: ts, dict: newDictionary(ts.slots)}
+}
+
+// Reset makes every dictionary entry undefined.
+func (e *Encoder) Reset() { e.dict.reset() }
+
+// pmapW is a presence map being written: bytes reserved in the output at start.
+type pmapW struct {
+	start, size, bits int
+}
+
+func (e *Encoder) reserve(bits int) pmapW {
+	size := max(1, (bits+6)/7)
+	p := pmapW{start: len(e.out), size: size}
+	for range size {
+		e.out = append(e.out, 0)
+	}
+	return p
+}
+
+func (e *Encoder) bit(p *pmapW, set bool) {
+	i := p.bits / 7
+	if i >= p.size { // cannot happen with sizes computed at load time; stay correct anyway
+		e.out = append(e.out, 0)
+		copy(e.out[p.start+p.size+1:], e.out[p.start+p.size:len(e.out)-1])
+		e.out[p.start+p.size] = 0
+		p.size++
+	}
+	if set {
+		e.out[p.start+i] |= 0x40 >> (p.bits % 7)
+	}
+	p.bits++
+}
+
+// finish sets the stop bit on the last byte that carries a set bit and removes the unused
+// reserved bytes, so the map is never overlong.
+func (e *Encoder) finish(p *pmapW) {
+	used := 1
+	for i := p.size - 1; i > 0; i-- {
+		if e.out[p.start+i] != 0 {
+			used = i + 1
+			break
+		}
+	}
+	e.out[p.start+used-1] |= stopBit
+	if used < p.size {
+		n := copy(e.out[p.start+used:], e.out[p.start+p.size:])
+		e.out = e.out[:p.start+used+n]
+	}
+}
+
+func (e *Encoder) errf(code Code, f *Field, msg string) error {
+	er := &Error{Code: code, Offset: -1, Msg: msg}
+	if e.tmpl != nil {
+		er.Template = e.tmpl.Name
+	}
+	if f != nil {
+		er.Field = f.Name
+	}
+	return er
+}
+
+// Encode appends the encoding of m to dst. On error the returned slice is dst unchanged
+// (the dictionaries may have advanced; reset them before the next message of a datagram).
+func (e *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
+	t := m.Template
+	if t == nil {
+		return dst, e.errf(Missing, nil, "message has no template")
+	}
+	e.out, e.m, e.depth, e.tmpl = dst, m, 0, t
+	if err := e.message(t, 0); err != nil {
+		e.out = nil
+		return dst, err
+	}
+	out := e.out
+	e.out, e.m = nil, nil
+	return out, nil
+}
+
+// message writes a presence map, the template identifier and the fields of t.
+func (e *Encoder) message(t *Template, base int) error {
+	p := e.reserve(t.pmapBits)
+	if st, en := e.dict.state(e.ts.tidKey); st == assigned && uint32(en.i) == t.ID {
+		e.bit(&p, false)
+	} else {
+		e.bit(&p, true)
+		e.out = AppendUint(e.out, uint64(t.ID))
+		e.dict.setInt(e.ts.tidKey, TypeUint32, int64(t.ID), 0)
+	}
+	if err := e.fields(t.Fields, &p, base); err != nil {
+		return err
+	}
+	e.finish(&p)
+	if t.Reset {
+		e.dict.reset()
+	}
+	return nil
+}
+
+func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
+	for i, f := range fs {
+		v := e.m.vals[base+i]
+		var err error
+		switch f.Type {
+		case TypeUint32, TypeInt32, TypeUint64, TypeInt64:
+			err = e.integer(f, p, v)
+		case TypeDecimal:
+			if f.split {
+				err = e.splitDecimal(f, p, v)
+			} else {
+				err = e.decimal(f, p, v)
+			}
+		case TypeASCII, TypeUnicode, TypeBytes:
+			err = e.vector(f, p, v)
+		case TypeSequence:
+			err = e.sequence(f, p, v)
+		case TypeGroup:
+			err = e.group(f, p, v)
+		case TypeTemplateRef:
+			err = e.templateRef(f, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Encoder) missing(f *Field) error {
+	return e.errf(Missing, f, "mandatory field has no value")
+}
+
+func (e *Encoder) checkRange(f *Field, x int64) error {
+	switch f.Type {
+	case TypeUint32:
+		if uint64(x) > math.MaxUint32 {
+			return e.errf(D2, f, strconv.FormatUint(uint64(x), 10)+" exceeds uInt32")
+		}
+	case TypeInt32:
+		if x < math.MinInt32 || x > math.MaxInt32 {
+			return e.errf(D2, f, strconv.FormatInt(x, 10)+" exceeds int32")
+		}
+	}
+	return nil
+}
+
+func (e *Encoder) writeInt(f *Field, v Value) {
+	switch {
+	case !v.Present:
+		e.out = AppendNull(e.out)
+	case f.Type.isSigned():
+		if f.nullable {
+			e.out = AppendIntNullable(e.out, v.Int)
+		} else {
+			e.out = AppendInt(e.out, v.Int)
+		}
+	default:
+		if f.nullable {
+			e.out = AppendUintNullable(e.out, uint64(v.Int))
+		} else {
+			e.out = AppendUint(e.out, uint64(v.Int))
+		}
+	}
+}
+
+// implied returns the value a decoder infers for a copy or increment field whose bit is
+// clear, and whether that is possible at all.
+func (e *Encoder) impliedInt(f *Field) (Value, bool) {
+	st, en := e.dict.state(f.slot)
+	switch st {
+	case undefined:
+		if f.hasInit {
+			return Value{Int: f.initInt, Exp: f.initExp, Present: true}, true
+		}
+		return Value{}, f.Optional
+	case empty:
+		return Value{}, f.Optional && en.typ == f.Type
+	}
+	if en.typ != f.Type {
+		return Value{}, false
+	}
+	x := en.i
+	if f.Op == OpIncrement {
+		x++
+		if e.checkRange(f, x) != nil || (f.Type == TypeUint64 && x == 0) || (f.Type == TypeInt64 && x == math.MinInt64) {
+			return Value{}, false
+		}
+	}
+	return Value{Int: x, Exp: en.e, Present: true}, true
+}
+
+func sameNumber(a, b Value) bool {
+	if !a.Present || !b.Present {
+		return a.Present == b.Present
+	}
+	return a.Int == b.Int && a.Exp == b.Exp
+}
+
+// setDict records v as the field's previous value.
+func (e *Encoder) setDict(f *Field, v Value) {
+	if v.Present {
+		e.dict.setInt(f.slot, f.Type, v.Int, v.Exp)
+	} else {
+		e.dict.setEmpty(f.slot, f.Type)
+	}
+}
+
+func (e *Encoder) integer(f *Field, p *pmapW, v Value) error {
+	if v.Present {
+		if err := e.checkRange(f, v.Int); err != nil {
+			return err
+		}
+	} else if !f.Optional && f.Op != OpConstant {
+		return e.missing(f)
+	}
+	switch f.Op {
+	case OpNone:
+		e.writeInt(f, v)
+	case OpConstant:
+		if v.Present && v.Int != f.initInt {
+			return e.errf(Unencodable, f, "value differs from the constant "+strconv.FormatInt(f.initInt, 10))
+		}
+		if f.Optional {
+			e.bit(p, v.Present)
+		}
+	case OpDefault:
+		if (v.Present && f.hasInit && v.Int == f.initInt) || (!v.Present && !f.hasInit) {
+			e.bit(p, false)
+			return nil
+		}
+		e.bit(p, true)
+		e.writeInt(f, v)
+	case OpCopy, OpIncrement:
+		if iv, ok := e.impliedInt(f); ok && sameNumber(iv, v) {
+			e.bit(p, false)
+			e.setDict(f, v)
+			return nil
+		}
+		e.bit(p, true)
+		e.writeInt(f, v)
+		e.setDict(f, v)
+	case OpDelta:
+		if !v.Present {
+			e.out = AppendNull(e.out)
+			return nil
+		}
+		base := f.initInt
+		st, en := e.dict.state(f.slot)
+		switch st {
+		case empty:
+			return e.errf(D6, f, "delta base value is empty")
+		case assigned:
+			if en.typ != f.Type {
+				return e.errf(D4, f, "dictionary entry "+f.key+" holds a "+en.typ.String())
+			}
+			base = en.i
+		}
+		delta, ok := subDelta(f.Type, v.Int, base)
+		if !ok {
+			return e.errf(R4, f, "delta from the previous value does not fit in int64")
+		}
+		if f.nullable {
+			e.out = AppendIntNullable(e.out, delta)
+		} else {
+			e.out = AppendInt(e.out, delta)
+		}
+		e.dict.setInt(f.slot, f.Type, v.Int, 0)
+	}
+	return nil
+}
+
+// subDelta computes value-base as a signed delta, reporting when it does not fit.
+func subDelta(t Type, value, base int64) (int64, bool) {
+	if t == TypeUint64 || t == TypeUint32 {
+		u, b := uint64(value), uint64(base)
+		if u >= b {
+			d := u - b
+			return int64(d), d <= math.MaxInt64
+		}
+		d := b - u
+		return -int64(d), d <= 1<<63
+	}
+	d := value - base
+	if (base < 0 && value > 0 && d < 0) || (base > 0 && value < 0 && d > 0) {
+		return 0, false
+	}
+	return d, true
+}
+
+func (e *Encoder) checkDecimal(f *Field, v Value) error {
+	if v.Present && (v.Exp < -63 || v.Exp > 63) {
+		return e.errf(R1, f, "decimal exponent "+strconv.Itoa(int(v.Exp))+" outside -63..63")
+	}
+	return nil
+}
+
+func (e *Encoder) writeDecimal(f *Field, v Value) {
+	if !v.Present {
+		e.out = AppendNull(e.out)
+		return
+	}
+	if f.nullable {
+		e.out = AppendIntNullable(e.out, int64(v.Exp))
+	} else {
+		e.out = AppendInt(e.out, int64(v.Exp))
+	}
+	e.out = AppendInt(e.out, v.Int)
+}
+
+func (e *Encoder) decimal(f *Field, p *pmapW, v Value) error {
+	if err := e.checkDecimal(f, v); err != nil {
+		return err
+	}
+	if !v.Present && !f.Optional && f.Op != OpConstant {
+		return e.missing(f)
+	}
+	switch f.Op {
+	case OpNone:
+		e.writeDecimal(f, v)
+	case OpConstant:
+		if v.Present && (v.Int != f.initInt || v.Exp != f.initExp) {
+			return e.errf(Unencodable, f, "value differs from the constant")
+		}
+		if f.Optional {
+			e.bit(p, v.Present)
+		}
+	case OpDefault:
+		init := Value{Int: f.initInt, Exp: f.initExp, Present: f.hasInit}
+		if sameNumber(init, v) {
+			e.bit(p, false)
+			return nil
+		}
+		e.bit(p, true)
+		e.writeDecimal(f, v)
+	case OpCopy:
+		if iv, ok := e.impliedInt(f); ok && sameNumber(iv, v) {
+			e.bit(p, false)
+			e.setDict(f, v)
+			return nil
+		}
+		e.bit(p, true)
+		e.writeDecimal(f, v)
+		e.setDict(f, v)
+	case OpDelta:
+		if !v.Present {
+			e.out = AppendNull(e.out)
+			return nil
+		}
+		bm, be := f.initInt, f.initExp
+		st, en := e.dict.state(f.slot)
+		switch st {
+		case empty:
+			return e.errf(D6, f, "delta base value is empty")
+		case assigned:
+			if en.typ != f.Type {
+				return e.errf(D4, f, "dictionary entry "+f.key+" holds a "+en.typ.String())
+			}
+			bm, be = en.i, en.e
+		}
+		dm, ok := subDelta(TypeInt64, v.Int, bm)
+		if !ok {
+			return e.errf(R1, f, "mantissa delta does not fit in int64")
+		}
+		dexp := int64(v.Exp) - int64(be)
+		if f.nullable {
+			e.out = AppendIntNullable(e.out, dexp)
+		} else {
+			e.out = AppendInt(e.out, dexp)
+		}
+		e.out = AppendInt(e.out, dm)
+		e.dict.setInt(f.slot, f.Type, v.Int, v.Exp)
+	}
+	return nil
+}
+
+func (e *Encoder) splitDecimal(f *Field, p *pmapW, v Value) error {
+	if err := e.checkDecimal(f, v); err != nil {
+		return err
+	}
+	if !v.Present && !f.Optional {
+		return e.missing(f)
+	}
+	if err := e.integer(f.Exponent, p, Value{Int: int64(v.Exp), Present: v.Present}); err != nil {
+		return err
+	}
+	if !v.Present {
+		return nil
+	}
+	return e.integer(f.Mantissa, p, Value{Int: v.Int, Present: true})
+}
+
+func (e *Encoder) bytesOf(v Value) []byte {
+	if !v.Present {
+		return nil
+	}
+	return e.m.data[v.Off : v.Off+v.Len]
+}
+
+func (e *Encoder) writeVector(f *Field, b []byte, present, nullable bool) {
+	switch {
+	case !present:
+		e.out = AppendNull(e.out)
+	case f.Type == TypeASCII:
+		e.out = AppendASCII(e.out, b, nullable)
+	default:
+		e.out = AppendBytes(e.out, b, nullable)
+	}
+}
+
+func (e *Encoder) checkVector(f *Field, b []byte) error {
+	switch f.Type {
+	case TypeASCII:
+		for _, c := range b {
+			if c >= 0x80 {
+				return e.errf(R3, f, "non-ASCII byte in an ASCII string")
+			}
+		}
+	case TypeUnicode:
+		if !utf8.Valid(b) {
+			return e.errf(R2, f, "unicode string is not valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// impliedVector returns what a decoder infers for a copy or tail field whose bit is clear.
+func (e *Encoder) impliedVector(f *Field) (b []byte, present, ok bool) {
+	st, en := e.dict.state(f.slot)
+	switch st {
+	case undefined:
+		if f.hasInit {
+			return f.initBytes, true, true
+		}
+		return nil, false, f.Optional
+	case empty:
+		return nil, false, f.Optional && en.typ == f.Type
+	}
+	return en.b, true, en.typ == f.Type
+}
+
+func (e *Encoder) vector(f *Field, p *pmapW, v Value) error {
+	b := e.bytesOf(v)
+	if err := e.checkVector(f, b); err != nil {
+		return err
+	}
+	if !v.Present && !f.Optional && f.Op != OpConstant {
+		return e.missing(f)
+	}
+	switch f.Op {
+	case OpNone:
+		e.writeVector(f, b, v.Present, f.nullable)
+	case OpConstant:
+		if v.Present && !bytes.Equal(b, f.initBytes) {
+			return e.errf(Unencodable, f, "value differs from the constant "+strconv.Quote(string(f.initBytes)))
+		}
+		if f.Optional {
+			e.bit(p, v.Present)
+		}
+	case OpDefault:
+		if (v.Present && f.hasInit && bytes.Equal(b, f.initBytes)) || (!v.Present && !f.hasInit) {
+			e.bit(p, false)
+			return nil
+		}
+		e.bit(p, true)
+		e.writeVector(f, b, v.Present, f.nullable)
+	case OpCopy:
+		if ib, ipresent, ok := e.impliedVector(f); ok && ipresent == v.Present && bytes.Equal(ib, b) {
+			e.bit(p, false)
+		} else {
+			e.bit(p, true)
+			e.writeVector(f, b, v.Present, f.nullable)
+		}
+		if v.Present {
+			e.dict.setBytes(f.slot, f.Type, b)
+		} else {
+			e.dict.setEmpty(f.slot, f.Type)
+		}
+	case OpTail:
+		if ib, ipresent, ok := e.impliedVector(f); ok && ipresent == v.Present && bytes.Equal(ib, b) {
+			e.bit(p, false)
+			if v.Present {
+				e.dict.setBytes(f.slot, f.Type, b)
+			} else {
+				e.dict.setEmpty(f.slot, f.Type)
+			}
+			return nil
+		}
+		e.bit(p, true)
+		if !v.Present {
+			e.out = AppendNull(e.out) // absent; the previous value stays as it is
+			return nil
+		}
+		var base []byte
+		if f.hasInit {
+			base = f.initBytes
+		}
+		if st, en := e.dict.state(f.slot); st == assigned && en.typ == f.Type {
+			base = en.b
+		}
+		tail := b
+		if len(b) < len(base) {
+			return e.errf(Unencodable, f, "tail operator cannot shorten the previous value")
+		}
+		if len(b) == len(base) {
+			i := 0
+			for i < len(b) && b[i] == base[i] {
+				i++
+			}
+			tail = b[i:]
+		}
+		e.writeVector(f, tail, true, f.nullable)
+		e.dict.setBytes(f.slot, f.Type, b)
+	case OpDelta:
+		if !v.Present {
+			e.out = AppendNull(e.out)
+			return nil
+		}
+		var base []byte
+		if f.hasInit {
+			base = f.initBytes
+		}
+		st, en := e.dict.state(f.slot)
+		switch st {
+		case empty:
+			return e.errf(D6, f, "delta base value is empty")
+		case assigned:
+			if en.typ != f.Type {
+				return e.errf(D4, f, "dictionary entry "+f.key+" holds a "+en.typ.String())
+			}
+			base = en.b
+		}
+		// Keep the longer of the common prefix and the common suffix; on a tie, the prefix.
+		pre := 0
+		for pre < len(b) && pre < len(base) && b[pre] == base[pre] {
+			pre++
+		}
+		suf := 0
+		for suf < len(b) && suf < len(base) && b[len(b)-1-suf] == base[len(base)-1-suf] {
+			suf++
+		}
+		var sub int64
+		var diff []byte
+		if pre >= suf {
+			sub, diff = int64(len(base)-pre), b[pre:]
+		} else {
+			sub, diff = -int64(len(base)-suf)-1, b[:len(b)-suf]
+		}
+		if f.nullable {
+			e.out = AppendIntNullable(e.out, sub)
+		} else {
+			e.out = AppendInt(e.out, sub)
+		}
+		e.writeVector(f, diff, true, false)
+		e.dict.setBytes(f.slot, f.Type, b)
+	}
+	return nil
+}
+
+func (e *Encoder) enter(f *Field) error {
+	e.depth++
+	if e.depth > maxDepth {
+		return e.errf(Limit, f, "nesting deeper than "+strconv.Itoa(maxDepth))
+	}
+	return nil
+}
+
+func (e *Encoder) sequence(f *Field, p *pmapW, v Value) error {
+	lv := Value{Int: v.Int, Present: v.Present}
+	if !v.Present && !f.Optional {
+		return e.missing(f)
+	}
+	if err := e.integer(f.Length, p, lv); err != nil {
+		return err
+	}
+	if !v.Present {
+		return nil
+	}
+	if err := e.enter(f); err != nil {
+		return err
+	}
+	k := len(f.Fields)
+	for j := 0; j < int(v.Int); j++ {
+		if err := e.segment(f, p, int(v.Off)+j*k); err != nil {
+			return err
+		}
+	}
+	e.depth--
+	return nil
+}
+
+func (e *Encoder) segment(f *Field, outer *pmapW, base int) error {
+	if !f.segPmap {
+		return e.fields(f.Fields, outer, base)
+	}
+	p := e.reserve(f.segBits)
+	if err := e.fields(f.Fields, &p, base); err != nil {
+		return err
+	}
+	e.finish(&p)
+	return nil
+}
+
+func (e *Encoder) group(f *Field, p *pmapW, v Value) error {
+	if f.Optional {
+		e.bit(p, v.Present)
+	}
+	if !v.Present {
+		if !f.Optional {
+			return e.missing(f)
+		}
+		return nil
+	}
+	if err := e.enter(f); err != nil {
+		return err
+	}
+	if err := e.segment(f, p, int(v.Off)); err != nil {
+		return err
+	}
+	e.depth--
+	return nil
+}
+
+func (e *Encoder) templateRef(f *Field, v Value) error {
+	if !v.Present {
+		return e.missing(f)
+	}
+	if err := e.enter(f); err != nil {
+		return err
+	}
+	if err := e.message(e.m.refTemplate(&v), int(v.Off)); err != nil {
+		return err
+	}
+	e.depth--
+	return nil
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh machine (CI runs as root on Debian).
+# Network namespaces need no installation: the tests create them with unshare(2).
+set -euo pipefail
+need=()
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
+  exit 0
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq "${need[@]}" >/dev/null
