@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 
 	"fastfeed/fast"
 	"fastfeed/internal/framing"
+	"fastfeed/replay"
 )
 
 func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -167,9 +169,36 @@ func (d *decodeRun) summary(w io.Writer) error {
 	return err
 }
 
-var errNoPcap = errors.New("pcap framing is not available yet")
-
-// pcapPayloads returns the UDP payloads of a capture.
+// pcapPayloads returns the UDP payloads of a capture (pcap or pcapng). Packets that are
+// not IPv4 UDP are skipped; malformed packets are reported on stderr with their number and
+// skipped; a file that ends inside a record keeps what came before.
 func pcapPayloads(data []byte, stderr io.Writer) ([][]byte, error) {
-	return nil, errNoPcap
+	r, err := replay.NewReader(bytes.NewReader(data), nil)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	var d replay.Datagram
+	for {
+		err := r.Next(&d)
+		if err == io.EOF {
+			break
+		}
+		var pe *replay.PacketError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(stderr, "fastfeed decode: %v (skipped)\n", err)
+			continue
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "fastfeed decode: %v\n", err)
+			break
+		}
+		out = append(out, append([]byte(nil), d.Payload...))
+	}
+	st := r.Stats()
+	if st.Skipped > 0 || st.Malformed > 0 {
+		fmt.Fprintf(stderr, "fastfeed decode: %d packets, %d UDP datagrams, %d skipped (not IPv4 UDP), %d malformed\n",
+			st.Packets, st.Datagrams, st.Skipped, st.Malformed)
+	}
+	return out, nil
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"flag"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"fastfeed/fast"
+	"fastfeed/replay"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -230,6 +232,57 @@ func TestDecodeFramings(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Errorf("%s message %d fields differ from seq32:\n%s\n%s", kind, i, a, b)
 			}
+		}
+	}
+}
+
+// TestDecodePcap writes the sample datagrams into a capture and decodes it with the pcap
+// framing: the output must equal the seq32 output of the same datagrams.
+func TestDecodePcap(t *testing.T) {
+	wire, err := os.ReadFile("../../fixtures/sample.seq32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := fast.LoadFile(templatesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Split the seq32 file into datagrams by decoding it.
+	dec := fast.NewDecoder(ts)
+	var m fast.Message
+	var datagrams [][]byte
+	for pos := 0; pos < len(wire); {
+		dec.Reset()
+		n, err := dec.Decode(wire[pos+4:], &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		datagrams = append(datagrams, wire[pos:pos+4+n])
+		pos += 4 + n
+	}
+	for _, format := range []replay.Format{replay.Pcap, replay.PcapNG} {
+		path := filepath.Join(t.TempDir(), "cap")
+		w, err := replay.Create(path, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := netip.MustParseAddrPort("127.0.0.1:40000")
+		dst := netip.MustParseAddrPort("239.1.2.3:30001")
+		for i, d := range datagrams {
+			if err := w.WriteUDP(int64(1795372800e9+i), src, dst, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, errOut, code := runCLI(t, "decode", "-t", templatesPath, "--framing", "pcap", path)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", format, code, errOut)
+		}
+		want, _, _ := runCLI(t, "decode", "-t", templatesPath, "--framing", "seq32", "../../fixtures/sample.seq32")
+		if got != want {
+			t.Errorf("%v: pcap decode differs from seq32:\n%s\nwant\n%s", format, got, want)
 		}
 	}
 }
