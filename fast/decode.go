@@ -20,6 +20,7 @@ type Decoder struct {
 	m     *Message
 	depth int
 	tmpl  *Template // template being decoded, for errors
+	msgID uint32    // counts Decode calls, to tell which dictionary values are in m's arena
 }
 
 // NewDecoder returns a decoder for ts with empty dictionaries.
@@ -70,6 +71,13 @@ func (p *pmap) leftover(buf []byte) bool {
 // byte offset in b.
 func (d *Decoder) Decode(b []byte, m *Message) (int, error) {
 	d.buf, d.pos, d.m, d.depth, d.tmpl = b, 0, m, 0, nil
+	d.msgID++
+	if d.msgID == 0 { // wrapped: forget every arena position
+		for i := range d.dict.entries {
+			d.dict.entries[i].msg = 0
+		}
+		d.msgID = 1
+	}
 	t, pm, err := d.header()
 	if err != nil {
 		m.Template = nil
@@ -248,6 +256,11 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 			if !pm.next(buf) {
 				e := &d.dict.entries[f.slot]
 				if e.gen == d.dict.gen && !e.empty && !f.typeCheck {
+					if e.msg == d.msgID {
+						// The value is already in this message's arena: share it.
+						v.Off, v.Len, v.Present = e.off, uint32(len(e.b)), true
+						continue
+					}
 					off := len(d.m.data)
 					d.m.data = append(d.m.data, e.b...)
 					v.Off, v.Len, v.Present = uint32(off), uint32(len(e.b)), true
@@ -281,9 +294,9 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 				switch {
 				case buf[q]&stopBit != 0:
 					mant, q = signExtend7(buf[q]), q+1
-				case q+1 < len(buf) && buf[q+1]&stopBit != 0 && buf[q] != 0 && buf[q] != 0x7f:
+				case q+1 < len(buf) && buf[q+1]&stopBit != 0 && !overlong(buf[q], buf[q+1]):
 					mant, q = signExtend7(buf[q])<<7|int64(buf[q+1]&0x7f), q+2
-				case q+2 < len(buf) && buf[q+1]&stopBit == 0 && buf[q+2]&stopBit != 0 && buf[q] != 0 && buf[q] != 0x7f:
+				case q+2 < len(buf) && buf[q+1]&stopBit == 0 && buf[q+2]&stopBit != 0 && !overlong(buf[q], buf[q+1]):
 					mant, q = signExtend7(buf[q])<<14|int64(buf[q+1])<<7|int64(buf[q+2]&0x7f), q+3
 				default:
 					q = -1
@@ -295,6 +308,22 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 				}
 			}
 		case cSplitDecimal:
+			// Fast path: exponent copied from an assigned value, mantissa a one-byte delta
+			// from an assigned value.
+			if x, mt := f.Exponent, f.Mantissa; x.Op == OpCopy && mt.Op == OpDelta && !x.typeCheck && !mt.typeCheck {
+				saved := *pm
+				ee, me := &d.dict.entries[x.slot], &d.dict.entries[mt.slot]
+				if p := d.pos; !pm.next(buf) && p < len(buf) && buf[p]&stopBit != 0 &&
+					ee.gen == d.dict.gen && !ee.empty && me.gen == d.dict.gen && !me.empty {
+					if m, ok := addDelta(TypeInt64, me.i, signExtend7(buf[p])); ok {
+						me.i = m
+						v.Int, v.Exp, v.Present = m, int32(ee.i), true
+						d.pos++
+						continue
+					}
+				}
+				*pm = saved
+			}
 			if err := d.splitDecimal(f, pm, v); err != nil {
 				return err
 			}
@@ -306,6 +335,12 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 		vals = d.m.vals[base : base+len(fs) : base+len(fs)] // a sequence or group may have grown the array
 	}
 	return nil
+}
+
+// overlong reports whether a signed integer starting with bytes b0, b1 has a redundant
+// sign-extension byte (R6).
+func overlong(b0, b1 byte) bool {
+	return (b0 == 0x00 && b1&0x40 == 0) || (b0 == 0x7f && b1&0x40 != 0)
 }
 
 // field decodes one instruction by the general path.
@@ -849,6 +884,8 @@ func (d *Decoder) vectorPresent(f *Field, v *Value) error {
 		d.applyTail(f, off)
 	}
 	d.dict.setBytes(f.slot, f.Type, d.m.data[off:])
+	e := &d.dict.entries[f.slot]
+	e.msg, e.off = d.msgID, uint32(off)
 	return d.setVector(f, v, off)
 }
 

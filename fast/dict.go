@@ -16,6 +16,10 @@ type entry struct {
 	i     int64 // integer (unsigned as bits) or decimal mantissa
 	e     int32 // decimal exponent
 	b     []byte
+	// Decoder only: the value of b is also at arena offset off of the message being
+	// decoded when msg equals the decoder's message counter.
+	msg uint32
+	off uint32
 }
 
 func newDictionary(slots int) dictionary {
@@ -60,7 +64,7 @@ func (d *dictionary) setInt(slot int32, t Type, v int64, exp int32) {
 
 func (d *dictionary) setBytes(slot int32, t Type, b []byte) {
 	e := &d.entries[slot]
-	e.gen, e.empty, e.typ = d.gen, false, t
+	e.gen, e.empty, e.typ, e.msg = d.gen, false, t, 0
 	e.b = append(e.b[:0], b...)
 }
 

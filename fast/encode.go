@@ -127,30 +127,135 @@ func (e *Encoder) message(t *Template, base int) error {
 }
 
 func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
+	vals := e.m.vals[base : base+len(fs) : base+len(fs)]
 	for i, f := range fs {
-		v := e.m.vals[base+i]
-		var err error
-		switch f.Type {
-		case TypeUint32, TypeInt32, TypeUint64, TypeInt64:
-			err = e.integer(f, p, v)
-		case TypeDecimal:
-			if f.split {
-				err = e.splitDecimal(f, p, v)
-			} else {
-				err = e.decimal(f, p, v)
+		v := &vals[i]
+		// Fast paths for the common instructions; everything else, and every case that
+		// needs checking, takes the general path below.
+		switch f.code {
+		case cConstNum:
+			if !v.Present || (v.Int == f.initInt && v.Exp == f.initExp) {
+				continue
 			}
-		case TypeASCII, TypeUnicode, TypeBytes:
-			err = e.vector(f, p, v)
-		case TypeSequence:
-			err = e.sequence(f, p, v)
-		case TypeGroup:
-			err = e.group(f, p, v)
-		case TypeTemplateRef:
-			err = e.templateRef(f, v)
+		case cConstBytes:
+			if !v.Present || string(e.m.data[v.Off:v.Off+v.Len]) == string(f.initBytes) {
+				continue
+			}
+		case cUint:
+			if v.Present && (f.Type == TypeUint64 || uint64(v.Int) <= 1<<32-1) {
+				e.out = AppendUint(e.out, uint64(v.Int))
+				continue
+			}
+		case cInt:
+			if v.Present && (f.Type == TypeInt64 || (v.Int >= -1<<31 && v.Int <= 1<<31-1)) {
+				e.out = AppendInt(e.out, v.Int)
+				continue
+			}
+		case cASCII, cASCIINull:
+			if v.Present {
+				b := e.m.data[v.Off : v.Off+v.Len]
+				if isASCII(b) {
+					e.out = AppendASCII(e.out, b, f.code == cASCIINull)
+					continue
+				}
+			} else if f.code == cASCIINull {
+				e.out = append(e.out, stopBit)
+				continue
+			}
+		case cUintNull:
+			if !v.Present {
+				e.out = append(e.out, stopBit)
+				continue
+			}
+			if uint64(v.Int) < 0x7f {
+				e.out = append(e.out, byte(v.Int+1)|stopBit)
+				continue
+			}
+		case cCopyInt:
+			if v.Present && !f.typeCheck {
+				en := &e.dict.entries[f.slot]
+				if en.gen == e.dict.gen && !en.empty && en.i == v.Int {
+					e.bit(p, false)
+					continue
+				}
+				if (en.gen == e.dict.gen || !f.hasInit) && e.checkRange(f, v.Int) == nil {
+					// The decoder cannot infer the value: send it.
+					e.bit(p, true)
+					e.writeInt(f, *v)
+					e.dict.setInt(f.slot, f.Type, v.Int, 0)
+					continue
+				}
+			}
+		case cIncInt:
+			if v.Present {
+				if en := &e.dict.entries[f.slot]; en.gen == e.dict.gen && !en.empty && !f.typeCheck && en.i+1 == v.Int && en.i+1 > en.i && !(f.Type == TypeUint64 && v.Int == 0) &&
+					(f.Type != TypeUint32 || uint64(v.Int) <= 1<<32-1) && (f.Type != TypeInt32 || v.Int <= 1<<31-1) {
+					en.i = v.Int
+					e.bit(p, false)
+					continue
+				}
+			}
+		case cCopyASCII:
+			if v.Present && !f.typeCheck {
+				b := e.m.data[v.Off : v.Off+v.Len]
+				en := &e.dict.entries[f.slot]
+				if en.gen == e.dict.gen && !en.empty && string(en.b) == string(b) {
+					e.bit(p, false)
+					continue
+				}
+				if (en.gen == e.dict.gen || !f.hasInit) && isASCII(b) {
+					e.bit(p, true)
+					e.out = AppendASCII(e.out, b, f.nullable)
+					e.dict.setBytes(f.slot, f.Type, b)
+					continue
+				}
+			}
+		case cDecimalNull:
+			if !v.Present {
+				e.out = append(e.out, stopBit)
+				continue
+			}
+			if v.Exp >= -63 && v.Exp <= 63 {
+				exp := int64(v.Exp)
+				if exp >= 0 {
+					exp++
+				}
+				e.out = AppendInt(e.out, exp)
+				e.out = AppendInt(e.out, v.Int)
+				continue
+			}
+		case cDecimal:
+			if v.Present && v.Exp >= -63 && v.Exp <= 63 {
+				e.out = AppendInt(e.out, int64(v.Exp))
+				e.out = AppendInt(e.out, v.Int)
+				continue
+			}
 		}
-		if err != nil {
+		if err := e.field(f, p, v); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// field encodes one instruction by the general path.
+func (e *Encoder) field(f *Field, p *pmapW, v *Value) error {
+	switch f.Type {
+	case TypeUint32, TypeInt32, TypeUint64, TypeInt64:
+		return e.integer(f, p, *v)
+	case TypeDecimal:
+		if f.split {
+			return e.splitDecimal(f, p, *v)
+		}
+		return e.decimal(f, p, *v)
+	case TypeASCII, TypeUnicode, TypeBytes:
+		return e.vector(f, p, *v)
+	case TypeSequence:
+		return e.sequence(f, p, *v)
+	case TypeGroup:
+		return e.group(f, p, *v)
+	case TypeTemplateRef:
+		return e.templateRef(f, *v)
 	}
 	return nil
 }
@@ -406,6 +511,18 @@ func (e *Encoder) splitDecimal(f *Field, p *pmapW, v Value) error {
 	if err := e.checkDecimal(f, v); err != nil {
 		return err
 	}
+	// Fast path: exponent copied unchanged, mantissa as a delta from an assigned value.
+	if x, m := f.Exponent, f.Mantissa; v.Present && x.Op == OpCopy && m.Op == OpDelta && !x.typeCheck && !m.typeCheck {
+		ex, mn := &e.dict.entries[x.slot], &e.dict.entries[m.slot]
+		if ex.gen == e.dict.gen && !ex.empty && ex.i == int64(v.Exp) && mn.gen == e.dict.gen && !mn.empty {
+			if d, ok := subDelta(TypeInt64, v.Int, mn.i); ok {
+				e.bit(p, false)
+				e.out = AppendInt(e.out, d)
+				mn.i = v.Int
+				return nil
+			}
+		}
+	}
 	if !v.Present && !f.Optional {
 		return e.missing(f)
 	}
@@ -434,6 +551,15 @@ func (e *Encoder) writeVector(f *Field, b []byte, present, nullable bool) {
 	default:
 		e.out = AppendBytes(e.out, b, nullable)
 	}
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Encoder) checkVector(f *Field, b []byte) error {

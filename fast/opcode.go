@@ -21,6 +21,7 @@ const (
 	cSplitDecimal        // decimal with individual operators
 	cDecimal             // mandatory decimal, no operator
 	cDecimalNull         // optional decimal, no operator
+	cConstBytes          // mandatory constant string or byte vector
 )
 
 func opcodeOf(f *Field) opcode {
@@ -34,6 +35,8 @@ func opcodeOf(f *Field) opcode {
 		return cDecimal
 	case f.Op == OpConstant && !f.Optional && (f.Type.isInteger() || f.Type == TypeDecimal):
 		return cConstNum
+	case f.Op == OpConstant && !f.Optional:
+		return cConstBytes
 	case f.Type.isInteger():
 		switch f.Op {
 		case OpNone:
