@@ -18,14 +18,14 @@ const (
 	S4 Code = "S4" // constant operator without an initial value
 	S5 Code = "S5" // mandatory default operator without an initial value
 
-	D2 Code = "D2"   // integer outside the bounds of its type
-	D3 Code = "D3"   // decimal cannot be encoded with individual exponent/mantissa operators
-	D4 Code = "D4"   // dictionary entry holds a value of another type
-	D5 Code = "D5"   // mandatory copy/increment field absent, previous value undefined, no initial value
-	D6 Code = "D6"   // mandatory field absent with an empty previous value, or delta base empty
-	D7 Code = "D7"   // subtraction length larger than the base value or out of int32 range
-	D8 Code = "D8"   // static template reference names an unknown template
-	D9 Code = "D9"   // template identifier in the stream is unknown
+	D2  Code = "D2"  // integer outside the bounds of its type
+	D3  Code = "D3"  // decimal cannot be encoded with individual exponent/mantissa operators
+	D4  Code = "D4"  // dictionary entry holds a value of another type
+	D5  Code = "D5"  // mandatory copy/increment field absent, previous value undefined, no initial value
+	D6  Code = "D6"  // mandatory field absent with an empty previous value, or delta base empty
+	D7  Code = "D7"  // subtraction length larger than the base value or out of int32 range
+	D8  Code = "D8"  // static template reference names an unknown template
+	D9  Code = "D9"  // template identifier in the stream is unknown
 	D10 Code = "D10" // string does not follow the syntax of its type
 
 	R1 Code = "R1" // decimal exponent outside -63..63 or mantissa outside int64

@@ -7,7 +7,7 @@ package fast
 type opcode uint8
 
 const (
-	cGeneric opcode = iota
+	cGeneric      opcode = iota
 	cConstNum            // mandatory constant integer or decimal
 	cUint                // mandatory uInt32/uInt64, no operator
 	cUintNull            // optional uInt32/uInt64, no operator

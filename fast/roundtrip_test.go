@@ -254,4 +254,3 @@ func cloneMessage(m *Message) *Message {
 		refs:     append([]*Template(nil), m.refs...),
 	}
 }
-

@@ -94,12 +94,12 @@ type Field struct {
 	slot      int32 // dictionary slot, -1 if the operator uses none
 	typeCheck bool  // the slot is shared with a field of another type: check for D4
 	code      opcode
-	bit      bool  // the field takes a bit of the enclosing presence map
-	nullable bool
-	split    bool // decimal with individual operators
-	segPmap  bool // group or sequence element: each instance is a segment with its own presence map
-	segBits  int  // group or sequence element: most presence map bits one instance can use
-	minBytes int  // sequence: fewest bytes one element can take
+	bit       bool // the field takes a bit of the enclosing presence map
+	nullable  bool
+	split     bool // decimal with individual operators
+	segPmap   bool // group or sequence element: each instance is a segment with its own presence map
+	segBits   int  // group or sequence element: most presence map bits one instance can use
+	minBytes  int  // sequence: fewest bytes one element can take
 
 	dictName, key, qualifier string // for slot resolution and diagnostics
 }
