@@ -174,6 +174,8 @@ type Tracker struct {
 	reqEnd    uint32
 	reqAt     int64
 
+	snapAsked bool // Snapshot state: the caller has been asked for snapshots
+
 	jumpSeq   uint32 // last far-ahead number seen
 	jumpCount int
 
@@ -317,12 +319,22 @@ func (t *Tracker) openHole(now int64) {
 	t.counters.Gaps++
 }
 
+// enterSnapshot switches to snapshot recovery; the next Poll asks for snapshots unless
+// the caller is already being told (asked).
 func (t *Tracker) enterSnapshot(now int64) {
 	if t.state != Snapshot {
 		t.counters.Snapshots++
 	}
 	t.state = Snapshot
 	t.reqAt = now
+	t.snapAsked = false
+}
+
+// askSnapshot records that the caller is being asked for snapshots now.
+func (t *Tracker) askSnapshot(now int64, reason string) Action {
+	t.enterSnapshot(now)
+	t.snapAsked = true
+	return Action{Kind: Resnapshot, Reason: reason}
 }
 
 func (t *Tracker) isBuffered(seq uint32) bool {
@@ -493,8 +505,7 @@ func (t *Tracker) Poll(now int64) Action {
 		n := uint32(diff(beg, end)) + 1
 		t.counters.Missing += uint64(n)
 		if t.cfg.NoRecovery || n > t.cfg.MaxRequest {
-			t.enterSnapshot(now)
-			return Action{Kind: Resnapshot, Reason: fmt.Sprintf("hole of %d datagrams (%d..%d)", n, beg, end)}
+			return t.askSnapshot(now, fmt.Sprintf("hole of %d datagrams (%d..%d)", n, beg, end))
 		}
 		t.state = Recovering
 		t.reqBeg, t.reqEnd, t.reqAt = beg, end, now
@@ -510,8 +521,16 @@ func (t *Tracker) Poll(now int64) Action {
 			return Action{}
 		}
 		if now-t.reqAt >= int64(t.cfg.RecoveryTimeout) {
-			t.enterSnapshot(now)
-			return Action{Kind: Resnapshot, Reason: fmt.Sprintf("retransmission of %d..%d timed out", t.reqBeg, t.reqEnd)}
+			return t.askSnapshot(now, fmt.Sprintf("retransmission of %d..%d timed out", t.reqBeg, t.reqEnd))
+		}
+	case Snapshot:
+		// Ask (late join, resync), or ask again when the snapshots did not come in time.
+		if !t.snapAsked {
+			return t.askSnapshot(now, "books unknown from sequence "+fmt.Sprint(t.next))
+		}
+		if now-t.reqAt >= int64(t.cfg.RecoveryTimeout) {
+			t.reqAt = now
+			return Action{Kind: Resnapshot, Reason: "snapshots not received in time; asking again"}
 		}
 	}
 	return Action{}
@@ -523,8 +542,7 @@ func (t *Tracker) RecoveryFailed(now int64) Action {
 	if t.state == Snapshot {
 		return Action{}
 	}
-	t.enterSnapshot(now)
-	return Action{Kind: Resnapshot, Reason: "retransmission refused"}
+	return t.askSnapshot(now, "retransmission refused")
 }
 
 // SnapshotApplied reports that the channel's books were replaced by snapshots valid at

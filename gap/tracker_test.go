@@ -159,7 +159,7 @@ func TestTracker(t *testing.T) {
 			Counters{Delivered: 2, Gaps: 1, Missing: 48, Snapshots: 1, Skipped: 48}},
 		{"heartbeat reveals a lost tail", cfg, "A1>deliver A2>deliver hb:2 state:live hb:4 state:gap @6ms poll>rt:3-4 R3>deliver R4>deliver poll>none state:live",
 			Counters{Delivered: 4, Gaps: 1, Missing: 2, RecoveredFIX: 2}},
-		{"late join waits for a snapshot", cfg, "A100>buffered state:snapshot A101>buffered A102>buffered pop>- snap:100 drain>101,102 state:live A103>deliver",
+		{"late join waits for a snapshot", cfg, "A100>buffered state:snapshot poll>snap poll>none A101>buffered A102>buffered pop>- @3s poll>snap snap:100 drain>101,102 state:live A103>deliver",
 			Counters{Delivered: 3, Snapshots: 1, Skipped: 1}},
 		{"late join, snapshot newer than buffer", cfg, "A100>buffered A101>buffered snap:101 drain> state:live A102>deliver",
 			Counters{Delivered: 1, Snapshots: 1, Skipped: 2}},
@@ -175,7 +175,7 @@ func TestTracker(t *testing.T) {
 			Counters{Delivered: 3, Gaps: 1, RecoveredAB: 1}},
 		{"absurd jump is dropped", cfg, "A1>deliver A2147483648>dropped A4294967295>duplicate A2>deliver A3>deliver state:live",
 			Counters{Delivered: 3, Dropped: 1, Overflows: 1, Duplicates: 1}},
-		{"absurd jump sustained becomes a resync", cfg, "A1>deliver A1000000>dropped A1000001>dropped A1000002>buffered state:snapshot " +
+		{"absurd jump sustained becomes a resync", cfg, "A1>deliver A1000000>dropped A1000001>dropped A1000002>buffered state:snapshot poll>snap " +
 			"snap:1000001 drain>1000002 A1000003>deliver",
 			Counters{Delivered: 3, Dropped: 2, Overflows: 2, Resyncs: 1, Snapshots: 1, Skipped: 2}},
 		{"window overflow", Config{Window: 8, GapWait: time.Millisecond, MaxRequest: 100},
