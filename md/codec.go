@@ -469,3 +469,35 @@ func (c *Codec) AppendReset(dst []byte, m *Reset) ([]byte, error) {
 	g.SetUint(l.newSeqNo, uint64(m.NewSeqNo))
 	return c.finish(dst)
 }
+
+// Peek returns the kind of the FAST message in b from its template identifier alone,
+// without decoding it. Every datagram starts with fresh dictionaries, so its first
+// message carries the identifier; ok is false if b does not start with one.
+func (c *Codec) Peek(b []byte) (kind Kind, ok bool) {
+	i := 0
+	for i < len(b) && b[i]&0x80 == 0 {
+		i++
+	}
+	if i >= len(b) || b[0]&0x40 == 0 {
+		return 0, false
+	}
+	id, n := fast.ConsumeUint(b[i+1:])
+	if n <= 0 {
+		return 0, false
+	}
+	switch {
+	case id == uint64(c.inc.t.ID):
+		return KindIncremental, true
+	case id == uint64(c.hb.t.ID):
+		return KindHeartbeat, true
+	case id == uint64(c.rst.t.ID):
+		return KindReset, true
+	case id == uint64(c.def.t.ID):
+		return KindDefinition, true
+	case id == uint64(c.stat.t.ID):
+		return KindStatus, true
+	case id == uint64(c.snap.t.ID):
+		return KindSnapshot, true
+	}
+	return 0, false
+}

@@ -216,3 +216,29 @@ func TestDecimalAt(t *testing.T) {
 		}
 	}
 }
+
+func TestPeek(t *testing.T) {
+	c := newCodec(t)
+	hb, err := c.AppendHeartbeat(nil, &Heartbeat{LastSeqNum: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, err := c.AppendIncremental(nil, sampleIncremental())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rst, err := c.AppendReset(nil, &Reset{NewSeqNo: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		b    []byte
+		kind Kind
+		ok   bool
+	}{{hb, KindHeartbeat, true}, {inc, KindIncremental, true}, {rst, KindReset, true}, {nil, 0, false}, {[]byte{0x80}, 0, false}, {[]byte{0xc0}, 0, false}, {[]byte{0xc0, 0xe3}, 0, false}} {
+		kind, ok := c.Peek(tt.b)
+		if kind != tt.kind || ok != tt.ok {
+			t.Errorf("Peek(% x) = %v, %v; want %v, %v", tt.b, kind, ok, tt.kind, tt.ok)
+		}
+	}
+}
