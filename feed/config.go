@@ -1,0 +1,112 @@
+package feed
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"fastfeed/fast"
+	"fastfeed/gap"
+	"fastfeed/mcast"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Topics are the symbols to follow. With All, every instrument announced on the
+	// instrument definitions channel is followed instead.
+	Topics []string
+	All    bool
+
+	// Interface is the address of the interface to join on; zero means loopback.
+	Interface netip.Addr
+	// Mapping maps topics to groups; the zero value is the default mapping.
+	Mapping mcast.Mapping
+	// Port is the UDP port of every channel (default 30001).
+	Port uint16
+	// DefinitionsGroup is the instrument definitions channel's group (default 239.0.0.0).
+	DefinitionsGroup netip.Addr
+	// BPort and BBase, when set, give line B: the same groups on BPort, or the groups
+	// shifted to BBase (same offset from the mapping's base), or both.
+	BPort uint16
+	BBase netip.Addr
+	// Source, when valid, restricts every join to that sender (source-specific
+	// multicast): datagrams from anyone else are never delivered.
+	Source netip.Addr
+
+	// ReadBuffer is each socket's SO_RCVBUF request (default 8 MiB).
+	ReadBuffer int
+	// Batch is how many datagrams one recvmmsg may return (default 64).
+	Batch int
+
+	// Templates are the FAST templates of the feed (fixtures/templates.xml).
+	Templates *fast.Templates
+	// Gap configures every channel's sequence tracker.
+	Gap gap.Config
+	// Recovery serves retransmissions and snapshots; nil means none: holes wait for the
+	// other line and otherwise leave the books stale.
+	Recovery Recovery
+
+	// Inject configures receive-path faults for tests; the zero value injects none.
+	Inject Inject
+
+	// Logf logs state changes; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Inject are receive-path faults, applied to each datagram as it is read (before line
+// arbitration), with a deterministic generator seeded by Seed.
+type Inject struct {
+	Loss    float64 // probability that a datagram is dropped
+	Reorder float64 // probability that a datagram is held back and delivered after the next
+	Dup     float64 // probability that a datagram is delivered twice
+	Seed    uint64
+}
+
+func (in Inject) active() bool { return in.Loss > 0 || in.Reorder > 0 || in.Dup > 0 }
+
+func (c *Config) validate() error {
+	if c.Templates == nil {
+		return errors.New("feed: no templates")
+	}
+	if !c.All && len(c.Topics) == 0 {
+		return errors.New("feed: no topics (give topics or All)")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Topics {
+		if t == "" {
+			return errors.New("feed: empty topic")
+		}
+		if seen[t] {
+			return fmt.Errorf("feed: topic %q given twice", t)
+		}
+		seen[t] = true
+	}
+	for name, p := range map[string]float64{"loss": c.Inject.Loss, "reorder": c.Inject.Reorder, "dup": c.Inject.Dup} {
+		if p < 0 || p > 1 {
+			return fmt.Errorf("feed: inject %s probability %v outside 0..1", name, p)
+		}
+	}
+	if c.Port == 0 {
+		c.Port = 30001
+	}
+	if !c.DefinitionsGroup.IsValid() {
+		c.DefinitionsGroup = mcast.DefinitionsChannel(c.Port).Addr()
+	}
+	if c.ReadBuffer == 0 {
+		c.ReadBuffer = 8 << 20
+	}
+	if c.Batch <= 0 {
+		c.Batch = 64
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	if c.Gap.RecoveryTimeout == 0 {
+		c.Gap.RecoveryTimeout = 2 * time.Second
+	}
+	if c.Recovery == nil {
+		c.Gap.NoRecovery = true
+	}
+	return nil
+}

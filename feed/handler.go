@@ -1,0 +1,811 @@
+package feed
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fastfeed/book"
+	"fastfeed/gap"
+	"fastfeed/mcast"
+	"fastfeed/md"
+)
+
+// instrument is one followed topic.
+type instrument struct {
+	symbol   string
+	ch       *channel
+	book     *book.MBP
+	priceExp int8
+	sizeExp  int8
+	defined  bool // a security definition was seen
+	rptSeq   uint32
+	started  bool // an entry or snapshot set rptSeq
+	stale    bool
+	snapSeq  uint32 // the LastMsgSeqNumProcessed of the snapshot being assembled
+	haveSnap bool
+}
+
+// channel is one multicast group and port: its sockets (line A, and B if configured), its
+// sequence tracker and the followed instruments on it.
+type channel struct {
+	name        string
+	addr        netip.AddrPort
+	tracker     *gap.Tracker
+	instruments []*instrument
+	polling     bool // in the list of channels whose timers run
+	snapWaiting int  // instruments whose snapshot has not arrived
+}
+
+// Handler is a feed handler. Create it with New, start it with Run.
+type Handler struct {
+	cfg    Config
+	codec  *md.Codec
+	poller *mcast.Poller
+	inj    *injector
+
+	channels   map[string]*channel
+	bySymbol   map[string]*instrument
+	wanted     map[string]bool // topics asked for (nil with All)
+	sockets    []socketInfo    // by poller socket index
+	defsSocket int
+	active     []*channel // channels with an open hole or recovery
+
+	recovery chan recoveryEvent
+	stats    Stats
+
+	subsMu    sync.Mutex
+	subsDirty atomic.Bool
+	pending   []*Subscription
+	subs      []*Subscription
+
+	requests chan func()
+	running  atomic.Bool
+	now      int64 // time of the batch being handled
+	levels   []book.Level
+	updates  []book.Level
+}
+
+type socketInfo struct {
+	ch   *channel
+	line gap.Source
+	defs bool
+}
+
+// New creates a handler and joins the groups of its topics (and the instrument
+// definitions channel). It does not read until Run.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	codec, err := md.NewCodec(cfg.Templates)
+	if err != nil {
+		return nil, err
+	}
+	poller, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg:      cfg,
+		codec:    codec,
+		poller:   poller,
+		channels: map[string]*channel{},
+		bySymbol: map[string]*instrument{},
+		recovery: make(chan recoveryEvent, 4096),
+		requests: make(chan func(), 16),
+	}
+	if cfg.Inject.active() {
+		h.inj = newInjector(cfg.Inject)
+	}
+	if h.defsSocket, err = h.join(netip.AddrPortFrom(cfg.DefinitionsGroup, cfg.Port)); err != nil {
+		poller.Close()
+		return nil, err
+	}
+	h.sockets = append(h.sockets, socketInfo{defs: true})
+	if !cfg.All {
+		h.wanted = map[string]bool{}
+		for _, t := range cfg.Topics {
+			h.wanted[t] = true
+			ch, err := h.channelFor(netip.AddrPortFrom(cfg.Mapping.Group(t), cfg.Port))
+			if err != nil {
+				poller.Close()
+				return nil, err
+			}
+			h.addInstrument(t, ch)
+		}
+	}
+	if cfg.Recovery != nil {
+		cfg.Recovery.Start(sink{h.recovery})
+	}
+	return h, nil
+}
+
+func (h *Handler) join(addr netip.AddrPort) (int, error) {
+	if h.cfg.Source.IsValid() {
+		return h.poller.JoinSourceSpecificGroup(addr, h.cfg.Source)
+	}
+	return h.poller.JoinGroup(addr)
+}
+
+// channelFor returns the channel of addr, joining its groups the first time.
+func (h *Handler) channelFor(addr netip.AddrPort) (*channel, error) {
+	name := mcast.ChannelName(addr)
+	if ch := h.channels[name]; ch != nil {
+		return ch, nil
+	}
+	ch := &channel{name: name, addr: addr, tracker: gap.New(h.cfg.Gap)}
+	i, err := h.join(addr)
+	if err != nil {
+		return nil, fmt.Errorf("feed: channel %s: %w", name, err)
+	}
+	h.setSocket(i, socketInfo{ch: ch, line: gap.LineA})
+	if b, ok := h.lineB(addr); ok {
+		i, err := h.join(b)
+		if err != nil {
+			return nil, fmt.Errorf("feed: channel %s line B %v: %w", name, b, err)
+		}
+		h.setSocket(i, socketInfo{ch: ch, line: gap.LineB})
+	}
+	h.channels[name] = ch
+	h.stats.Channels++
+	h.cfg.Logf("joined channel %s", name)
+	return ch, nil
+}
+
+func (h *Handler) setSocket(i int, s socketInfo) {
+	for len(h.sockets) <= i {
+		h.sockets = append(h.sockets, socketInfo{})
+	}
+	h.sockets[i] = s
+}
+
+// lineB returns line B's address for a line A channel.
+func (h *Handler) lineB(a netip.AddrPort) (netip.AddrPort, bool) {
+	if h.cfg.BPort == 0 && !h.cfg.BBase.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	addr, port := a.Addr(), a.Port()
+	if h.cfg.BBase.IsValid() {
+		off := be32(addr) - be32(h.cfg.Mapping.Base())
+		addr = fromBE32(be32(h.cfg.BBase) + off)
+	}
+	if h.cfg.BPort != 0 {
+		port = h.cfg.BPort
+	}
+	return netip.AddrPortFrom(addr, port), true
+}
+
+func be32(a netip.Addr) uint32 { b := a.As4(); return binary.BigEndian.Uint32(b[:]) }
+
+func fromBE32(v uint32) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
+
+func (h *Handler) addInstrument(symbol string, ch *channel) *instrument {
+	in := &instrument{symbol: symbol, ch: ch}
+	ch.instruments = append(ch.instruments, in)
+	h.bySymbol[symbol] = in
+	h.stats.Instruments++
+	return in
+}
+
+// Run reads and applies the feed until ctx ends. It returns ctx's error or a socket error.
+func (h *Handler) Run(ctx context.Context) error {
+	if !h.running.CompareAndSwap(false, true) {
+		return errors.New("feed: Run called twice")
+	}
+	defer h.poller.Close()
+	msgs := make([]mcast.Message, h.cfg.Batch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, 2048)
+	}
+	lastTimers := time.Now().UnixNano()
+	emit := func(g int, b []byte) { h.receive(g, b, h.now) } // made once: no allocation per datagram
+	for ctx.Err() == nil {
+		n, err := h.poller.ReadBatch(msgs, time.Millisecond)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("feed: read: %w", err)
+		}
+		now := time.Now().UnixNano()
+		h.now = now
+		for i := range msgs[:n] {
+			m := &msgs[i]
+			if m.Truncated {
+				h.stats.DecodeErrors++
+				h.cfg.Logf("datagram from %v truncated (longer than %d bytes)", m.Addr, len(m.Buf))
+				continue
+			}
+			if h.inj != nil {
+				h.inj.apply(m.Group, m.Buf[:m.N], &h.stats, emit)
+				continue
+			}
+			h.receive(m.Group, m.Buf[:m.N], now)
+		}
+		if n == 0 && h.inj != nil {
+			h.inj.flush(emit)
+		}
+		h.drainRecovery(now)
+		if now-lastTimers >= int64(time.Millisecond) || n == 0 {
+			h.timers(now)
+			lastTimers = now
+		}
+		h.serveRequests()
+	}
+	h.finish()
+	return ctx.Err()
+}
+
+// receive handles one datagram from socket group.
+func (h *Handler) receive(group int, b []byte, now int64) {
+	h.stats.Datagrams++
+	if group < 0 || group >= len(h.sockets) {
+		return
+	}
+	si := h.sockets[group]
+	if len(b) < 4 {
+		h.stats.DecodeErrors++
+		h.cfg.Logf("datagram of %d bytes: shorter than the sequence preamble", len(b))
+		return
+	}
+	seq := binary.LittleEndian.Uint32(b)
+	body := b[4:]
+	if si.defs {
+		h.definition(body)
+		return
+	}
+	ch := si.ch
+	kind, ok := h.codec.Peek(body)
+	if !ok {
+		h.stats.DecodeErrors++
+		h.cfg.Logf("channel %s seq %d: not a fastfeed message", ch.name, seq)
+		return
+	}
+	switch kind {
+	case md.KindHeartbeat:
+		h.stats.Heartbeats++
+		ch.tracker.Heartbeat(seq, now)
+		h.activate(ch)
+		return
+	case md.KindReset:
+		if _, err := h.codec.Decode(body); err != nil {
+			h.decodeError(ch, seq, err)
+			return
+		}
+		h.reset(ch, h.codec.Reset.NewSeqNo)
+		return
+	}
+	switch ch.tracker.Offer(seq, si.line, body, now) {
+	case gap.Deliver:
+		h.apply(ch, seq, body)
+		h.drain(ch)
+	case gap.Buffered:
+		h.activate(ch)
+	}
+}
+
+// drain applies what became deliverable on ch.
+func (h *Handler) drain(ch *channel) {
+	for {
+		seq, body, ok := ch.tracker.Pop()
+		if !ok {
+			return
+		}
+		h.apply(ch, seq, body)
+	}
+}
+
+func (h *Handler) activate(ch *channel) {
+	if !ch.polling {
+		ch.polling = true
+		h.active = append(h.active, ch)
+	}
+}
+
+func (h *Handler) decodeError(ch *channel, seq uint32, err error) {
+	h.stats.DecodeErrors++
+	h.cfg.Logf("channel %s seq %d: %v", ch.name, seq, err)
+}
+
+// apply applies one in-sequence message of ch.
+func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
+	kind, err := h.codec.Decode(body)
+	if err != nil {
+		// The number is consumed but its content is lost: the channel's books cannot be
+		// trusted until a snapshot.
+		h.decodeError(ch, seq, err)
+		h.staleChannel(ch, "undecodable message")
+		h.requestSnapshot(ch)
+		return
+	}
+	h.stats.Messages++
+	switch kind {
+	case md.KindIncremental:
+		for i := range h.codec.Incremental.Entries {
+			h.entry(ch, &h.codec.Incremental.Entries[i])
+		}
+	case md.KindStatus:
+		if in := h.bySymbol[string(h.codec.Status.Symbol)]; in != nil {
+			h.publish(Event{Kind: EventStatus, Symbol: in.symbol, Status: h.codec.Status.TradingStatus})
+		}
+	case md.KindDefinition:
+		h.learn(&h.codec.Definition)
+	}
+}
+
+// entry applies one incremental entry.
+func (h *Handler) entry(ch *channel, e *md.Entry) {
+	in := h.bySymbol[string(e.Symbol)]
+	if in == nil || in.ch != ch {
+		h.stats.Filtered++
+		return
+	}
+	if in.started && e.RptSeq != in.rptSeq+1 {
+		h.stats.RptSeqGaps++
+		h.cfg.Logf("%s: RptSeq %d after %d", in.symbol, e.RptSeq, in.rptSeq)
+		if !in.stale {
+			h.markStale(in, "RptSeq gap")
+			h.requestSnapshot(ch)
+		}
+	}
+	in.rptSeq, in.started = e.RptSeq, true
+	if in.book == nil && !h.createBook(in, e.Price.Exp, e.Size.Exp) {
+		return
+	}
+	in.book.SetRptSeq(int64(e.RptSeq))
+	if e.Type == md.Trade {
+		if !in.stale {
+			h.publish(Event{Kind: EventTrade, Symbol: in.symbol, Entry: e, Book: in.book})
+		}
+		return
+	}
+	u := book.Update{Action: book.Action(e.Action), Type: entryType(e.Type)}
+	var ok bool
+	if u.Price, ok = e.Price.At(in.priceExp); !ok {
+		h.bookError(in, fmt.Errorf("price %d e%d not representable at exponent %d", e.Price.Mantissa, e.Price.Exp, in.priceExp))
+		return
+	}
+	if e.Size.Valid {
+		if u.Size, ok = e.Size.At(in.sizeExp); !ok {
+			h.bookError(in, fmt.Errorf("size %d e%d not representable at exponent %d", e.Size.Mantissa, e.Size.Exp, in.sizeExp))
+			return
+		}
+	}
+	u.Orders = int64(e.Orders)
+	if err := in.book.Apply(u); err != nil {
+		h.bookError(in, err)
+		return
+	}
+	if !in.stale {
+		h.publish(Event{Kind: EventBook, Symbol: in.symbol, Entry: e, Book: in.book})
+	}
+}
+
+func entryType(t md.EntryType) book.EntryType {
+	switch t {
+	case md.Bid:
+		return book.EntryBid
+	case md.Offer:
+		return book.EntryOffer
+	case md.Trade:
+		return book.EntryTrade
+	}
+	return book.EntryOther
+}
+
+func (h *Handler) bookError(in *instrument, err error) {
+	h.stats.BookErrors++
+	h.cfg.Logf("%s: book refused an entry: %v", in.symbol, err)
+	if !in.stale {
+		h.markStale(in, "book error")
+		h.requestSnapshot(in.ch)
+	}
+}
+
+func (h *Handler) createBook(in *instrument, priceExp, sizeExp int8) bool {
+	if in.defined {
+		priceExp, sizeExp = in.priceExp, in.sizeExp
+	}
+	b, err := book.NewMBP(book.Config{PriceExp: int(priceExp), SizeExp: int(sizeExp)})
+	if err != nil {
+		h.bookError(in, err)
+		return false
+	}
+	in.book, in.priceExp, in.sizeExp = b, priceExp, sizeExp
+	in.book.SetStale(in.stale)
+	return true
+}
+
+// definition handles a datagram of the instrument definitions channel. Definitions are
+// idempotent and cycled, so they are applied as they come, without sequencing.
+func (h *Handler) definition(body []byte) {
+	kind, err := h.codec.Decode(body)
+	if err != nil {
+		h.stats.DecodeErrors++
+		h.cfg.Logf("definitions channel: %v", err)
+		return
+	}
+	if kind == md.KindDefinition {
+		h.learn(&h.codec.Definition)
+	}
+}
+
+// learn records an instrument's definition; with All it starts following it.
+func (h *Handler) learn(d *md.Definition) {
+	h.stats.Definitions++
+	in := h.bySymbol[string(d.Symbol)]
+	if in == nil {
+		if !h.cfg.All {
+			return
+		}
+		addr, err := mcast.ParseChannelName(string(d.Channel))
+		if err != nil {
+			h.stats.DecodeErrors++
+			h.cfg.Logf("definition of %s: channel %q: %v", d.Symbol, d.Channel, err)
+			return
+		}
+		ch, err := h.channelFor(addr)
+		if err != nil {
+			h.cfg.Logf("definition of %s: %v", d.Symbol, err)
+			return
+		}
+		in = h.addInstrument(string(d.Symbol), ch)
+	}
+	if in.defined {
+		return
+	}
+	in.defined = true
+	if in.book != nil && (int8(in.book.PriceExp()) != d.PriceExp || int8(in.book.SizeExp()) != d.SizeExp) {
+		// The book was created from entries before the definition came; rebuild it at the
+		// defined exponents from a snapshot.
+		in.book = nil
+		in.priceExp, in.sizeExp = d.PriceExp, d.SizeExp
+		h.markStale(in, "exponent changed by definition")
+		h.requestSnapshot(in.ch)
+		return
+	}
+	in.priceExp, in.sizeExp = d.PriceExp, d.SizeExp
+}
+
+// reset applies a SequenceReset: the publisher restarted, so its books start empty.
+func (h *Handler) reset(ch *channel, newSeqNo uint32) {
+	h.stats.Resets++
+	ch.tracker.Reset(newSeqNo)
+	for _, in := range ch.instruments {
+		if in.book != nil {
+			in.book.Clear()
+			in.book.SetRptSeq(0)
+		}
+		in.rptSeq, in.started, in.haveSnap = 0, false, false
+		h.markFresh(in)
+	}
+	ch.snapWaiting = 0
+	h.cfg.Logf("channel %s: sequence reset to %d", ch.name, newSeqNo)
+}
+
+func (h *Handler) markStale(in *instrument, why string) {
+	if in.stale {
+		return
+	}
+	in.stale = true
+	h.stats.StaleEvents++
+	if in.book != nil {
+		in.book.SetStale(true)
+	}
+	h.cfg.Logf("%s: stale (%s)", in.symbol, why)
+	h.publish(Event{Kind: EventStale, Symbol: in.symbol, Book: in.book})
+}
+
+func (h *Handler) markFresh(in *instrument) {
+	if !in.stale {
+		return
+	}
+	in.stale = false
+	if in.book != nil {
+		in.book.SetStale(false)
+	}
+	h.publish(Event{Kind: EventFresh, Symbol: in.symbol, Book: in.book})
+}
+
+func (h *Handler) staleChannel(ch *channel, why string) {
+	for _, in := range ch.instruments {
+		h.markStale(in, why)
+	}
+}
+
+// requestSnapshot asks for snapshots of ch's instruments unless a request is out.
+func (h *Handler) requestSnapshot(ch *channel) {
+	if ch.snapWaiting > 0 {
+		return
+	}
+	h.staleChannel(ch, "snapshot requested")
+	if h.cfg.Recovery == nil {
+		return
+	}
+	symbols := make([]string, 0, len(ch.instruments))
+	for _, in := range ch.instruments {
+		symbols = append(symbols, in.symbol)
+		in.haveSnap = false
+	}
+	ch.snapWaiting = len(symbols)
+	h.stats.Snapshots++
+	h.cfg.Recovery.Snapshot(ch.name, symbols)
+}
+
+// timers runs the trackers' timers of the channels that have something open.
+func (h *Handler) timers(now int64) {
+	keep := h.active[:0]
+	for _, ch := range h.active {
+		a := ch.tracker.Poll(now)
+		switch a.Kind {
+		case gap.Retransmit:
+			h.cfg.Logf("channel %s: %s: requesting retransmission", ch.name, a.Reason)
+			h.cfg.Recovery.Retransmit(ch.name, a.Beg, a.End)
+		case gap.Resnapshot:
+			h.cfg.Logf("channel %s: %s: requesting snapshots", ch.name, a.Reason)
+			ch.snapWaiting = 0 // a new request supersedes one that never came
+			h.requestSnapshot(ch)
+		}
+		if ch.tracker.State() == gap.Live && ch.snapWaiting == 0 {
+			ch.polling = false
+			continue
+		}
+		keep = append(keep, ch)
+	}
+	h.active = keep
+}
+
+// drainRecovery applies recovery results queued since the last batch.
+func (h *Handler) drainRecovery(now int64) {
+	for {
+		select {
+		case ev := <-h.recovery:
+			h.recovered(ev, now)
+		default:
+			return
+		}
+	}
+}
+
+func (h *Handler) recovered(ev recoveryEvent, now int64) {
+	ch := h.channels[ev.channel]
+	if ch == nil {
+		return
+	}
+	switch {
+	case ev.failed:
+		h.stats.RecoveryFails++
+		h.cfg.Logf("channel %s: recovery failed: %s", ch.name, ev.reason)
+		if ev.snapshot {
+			ch.snapWaiting = 0 // the tracker's timer asks again
+			return
+		}
+		if a := ch.tracker.RecoveryFailed(now); a.Kind == gap.Resnapshot {
+			h.requestSnapshot(ch)
+		}
+	case ev.snapshot:
+		h.applySnapshots(ch, ev.snaps)
+	default:
+		switch ch.tracker.Offer(ev.seq, gap.Recovery, ev.payload, now) {
+		case gap.Deliver:
+			h.apply(ch, ev.seq, ev.payload)
+			h.drain(ch)
+		}
+	}
+	h.activate(ch)
+}
+
+// applySnapshots replaces the books of ch's instruments. When every instrument of the
+// channel has its snapshot, the tracker resumes after their common sequence number.
+func (h *Handler) applySnapshots(ch *channel, snaps []md.Snapshot) {
+	var last uint32
+	for i := range snaps {
+		s := &snaps[i]
+		in := h.bySymbol[string(s.Symbol)]
+		if in == nil || in.ch != ch {
+			continue
+		}
+		if in.book == nil {
+			var pe, se int8
+			if len(s.Entries) > 0 {
+				pe, se = s.Entries[0].Price.Exp, s.Entries[0].Size.Exp
+			}
+			if !h.createBook(in, pe, se) {
+				continue
+			}
+		}
+		h.levels = h.levels[:0]
+		h.updates = h.updates[:0]
+		ok := true
+		for j := range s.Entries {
+			e := &s.Entries[j]
+			px, ok1 := e.Price.At(in.priceExp)
+			sz, ok2 := e.Size.At(in.sizeExp)
+			if !ok1 || !ok2 {
+				ok = false
+				break
+			}
+			l := book.Level{Price: px, Size: sz, Orders: int64(e.Orders)}
+			if e.Type == md.Bid {
+				h.levels = append(h.levels, l)
+			} else if e.Type == md.Offer {
+				h.updates = append(h.updates, l)
+			}
+		}
+		if !ok {
+			h.bookError(in, fmt.Errorf("snapshot price or size not representable at the book's exponents"))
+			continue
+		}
+		if err := in.book.Replace(h.levels, h.updates); err != nil {
+			h.bookError(in, err)
+			continue
+		}
+		in.book.SetRptSeq(int64(s.RptSeq))
+		in.rptSeq, in.started = s.RptSeq, true
+		in.snapSeq, in.haveSnap = s.LastMsgSeqNumProcessed, true
+		last = s.LastMsgSeqNumProcessed
+	}
+	// Every followed instrument of the channel must be at the same sequence number.
+	for _, in := range ch.instruments {
+		if !in.haveSnap || in.snapSeq != last {
+			return
+		}
+	}
+	ch.snapWaiting = 0
+	h.stats.SnapshotsDone++
+	ch.tracker.SnapshotApplied(last)
+	for _, in := range ch.instruments {
+		in.haveSnap = false
+		h.markFresh(in)
+	}
+	h.cfg.Logf("channel %s: books rebuilt from snapshots at %d", ch.name, last)
+	h.drain(ch)
+}
+
+// serveRequests runs functions queued by other goroutines (book reads, subscriptions).
+func (h *Handler) serveRequests() {
+	if h.subsDirty.Load() {
+		h.subsMu.Lock()
+		h.subs = append(h.subs, h.pending...)
+		h.pending = h.pending[:0]
+		live := h.subs[:0]
+		for _, s := range h.subs {
+			if !s.cancelled.Load() {
+				live = append(live, s)
+			}
+		}
+		h.subs = live
+		h.subsDirty.Store(false)
+		h.subsMu.Unlock()
+	}
+	for {
+		select {
+		case fn := <-h.requests:
+			fn()
+		default:
+			return
+		}
+	}
+}
+
+func (h *Handler) finish() {
+	if h.inj != nil {
+		h.inj.flush(func(g int, b []byte) { h.receive(g, b, time.Now().UnixNano()) })
+	}
+}
+
+// Stats returns the counters. Call it after Run returns, or through Do while it runs.
+func (h *Handler) Stats() Stats {
+	s := h.stats
+	var t gap.Counters
+	for _, ch := range h.channels {
+		c := ch.tracker.Counters()
+		t.Duplicates += c.Duplicates
+		t.Gaps += c.Gaps
+		t.Missing += c.Missing
+		t.RecoveredAB += c.RecoveredAB
+		t.RecoveredFIX += c.RecoveredFIX
+		t.Skipped += c.Skipped
+		t.Dropped += c.Dropped
+	}
+	s.Duplicates, s.Gaps, s.Missing = t.Duplicates, t.Gaps, t.Missing
+	s.RecoveredAB, s.RecoveredFIX, s.Skipped, s.Dropped = t.RecoveredAB, t.RecoveredFIX, t.Skipped, t.Dropped
+	s.StaleBooks = 0
+	for _, in := range h.bySymbol {
+		if in.stale {
+			s.StaleBooks++
+		}
+	}
+	for i := 0; i < h.poller.Len(); i++ {
+		s.KernelDrops += h.poller.Drops(i)
+	}
+	return s
+}
+
+// Do runs fn on the handler's goroutine (between batches) and waits for it, so that fn
+// may read books and counters consistently. Before Run or after it returned, fn runs at
+// once.
+func (h *Handler) Do(ctx context.Context, fn func()) error {
+	if !h.running.Load() {
+		fn()
+		return nil
+	}
+	done := make(chan struct{})
+	select {
+	case h.requests <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Dump returns the followed books in the --dump-books form, sorted by symbol. Books with
+// no data yet are included empty. Call it through Do while Run runs.
+func (h *Handler) Dump() book.Dump {
+	syms := make([]string, 0, len(h.bySymbol))
+	for s := range h.bySymbol {
+		syms = append(syms, s)
+	}
+	sort.Strings(syms)
+	var d book.Dump
+	empty, _ := book.NewMBP(book.Config{})
+	for _, s := range syms {
+		in := h.bySymbol[s]
+		var v book.View = in.book
+		if in.book == nil {
+			empty.SetStale(in.stale)
+			v = empty
+		}
+		d = append(d, book.DumpOf(s, v))
+	}
+	return d
+}
+
+// WriteDump writes Dump to w.
+func (h *Handler) WriteDump(w io.Writer) error {
+	_, err := h.Dump().WriteTo(w)
+	return err
+}
+
+// Symbols returns the followed symbols, sorted.
+func (h *Handler) Symbols() []string {
+	out := make([]string, 0, len(h.bySymbol))
+	for s := range h.bySymbol {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ChannelStates describes each channel's recovery state, for operators.
+func (h *Handler) ChannelStates() string {
+	var b strings.Builder
+	names := make([]string, 0, len(h.channels))
+	for n := range h.channels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ch := h.channels[n]
+		fmt.Fprintf(&b, "%s %v next=%d buffered=%d\n", n, ch.tracker.State(), ch.tracker.Next(), ch.tracker.Buffered())
+	}
+	return b.String()
+}
