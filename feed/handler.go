@@ -68,6 +68,7 @@ type Handler struct {
 	subs      []*Subscription
 
 	requests chan func()
+	exited   chan struct{} // closed when Run has returned
 	running  atomic.Bool
 	now      int64 // time of the batch being handled
 	levels   []book.Level
@@ -102,6 +103,7 @@ func New(cfg Config) (*Handler, error) {
 		bySymbol: map[string]*instrument{},
 		recovery: make(chan recoveryEvent, 4096),
 		requests: make(chan func(), 16),
+		exited:   make(chan struct{}),
 	}
 	if cfg.Inject.active() {
 		h.inj = newInjector(cfg.Inject)
@@ -205,7 +207,11 @@ func (h *Handler) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
 		return errors.New("feed: Run called twice")
 	}
-	defer h.poller.Close()
+	defer func() {
+		h.poller.Close()
+		h.serveRequests()
+		close(h.exited)
+	}()
 	msgs := make([]mcast.Message, h.cfg.Batch)
 	for i := range msgs {
 		msgs[i].Buf = make([]byte, 2048)
@@ -736,21 +742,27 @@ func (h *Handler) Stats() Stats {
 }
 
 // Do runs fn on the handler's goroutine (between batches) and waits for it, so that fn
-// may read books and counters consistently. Before Run or after it returned, fn runs at
-// once.
+// may read books and counters consistently. After Run has returned, fn runs at once.
 func (h *Handler) Do(ctx context.Context, fn func()) error {
-	if !h.running.Load() {
+	done := make(chan struct{})
+	req := func() { fn(); close(done) }
+	select {
+	case h.requests <- req:
+	case <-h.exited:
 		fn()
 		return nil
-	}
-	done := make(chan struct{})
-	select {
-	case h.requests <- func() { fn(); close(done) }:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
 	case <-done:
+		return nil
+	case <-h.exited:
+		select {
+		case <-done:
+		default:
+			fn() // Run returned without serving it
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

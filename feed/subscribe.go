@@ -68,10 +68,7 @@ func (h *Handler) Subscribe(fn func(*Event), patterns ...Pattern) *Subscription 
 	h.subsMu.Lock()
 	h.pending = append(h.pending, s)
 	h.subsMu.Unlock()
-	h.subsDirty.Store(true)
-	if !h.running.Load() {
-		h.serveRequests()
-	}
+	h.subsDirty.Store(true) // Run picks it up between batches
 	return s
 }
 
