@@ -1,0 +1,211 @@
+package fixsession
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+	"github.com/quickfixgo/quickfix/config"
+	"github.com/quickfixgo/tag"
+)
+
+// AcceptorConfig configures an Acceptor.
+type AcceptorConfig struct {
+	// Listen is the TCP address, host:port, e.g. RecoveryListen. Port 0 picks a free port:
+	// Addr reports it once started.
+	Listen string
+	// CompID is the acceptor's SenderCompID, e.g. RecoveryCompID. Clients log on with
+	// it as their TargetCompID, under any SenderCompID of their own.
+	CompID string
+	// Credentials reports whether a Logon's Username (553) and Password (554) are
+	// accepted, e.g. StaticCredentials(DemoUsername, DemoPassword). Required; it is
+	// called from the sessions' goroutines, concurrently.
+	Credentials func(username, password string) bool
+	// HeartBtInt, if non-zero, replaces the heartbeat interval clients ask for; it is
+	// rounded up to whole seconds.
+	HeartBtInt time.Duration
+	// Logger receives logons, logouts and refusals at Info, and quickfix's messages (the
+	// password hidden) and events at Debug. Nil discards everything.
+	Logger *slog.Logger
+}
+
+// Acceptor is a FIX service: it accepts sessions from any client CompID that
+// authenticates. Start it once; Stop it when done.
+type Acceptor struct {
+	cfg    AcceptorConfig
+	app    *app
+	stores *storeFactory
+	host   string
+	port   int
+
+	mu      sync.Mutex
+	state   int
+	qf      *quickfix.Acceptor
+	addr    string
+	stopCtx func() bool   // ends the context watch
+	stopped chan struct{} // closed when Stop is done
+}
+
+// NewAcceptor returns an acceptor for cfg whose sessions report to h.
+func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
+	switch {
+	case h == nil:
+		return nil, errors.New("fixsession: acceptor: nil Handler")
+	case cfg.CompID == "":
+		return nil, errors.New("fixsession: acceptor: CompID required")
+	case cfg.Credentials == nil:
+		return nil, errors.New("fixsession: acceptor: Credentials required")
+	case cfg.HeartBtInt < 0:
+		return nil, fmt.Errorf("fixsession: acceptor: negative HeartBtInt %v", cfg.HeartBtInt)
+	}
+	host, port, err := splitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("fixsession: acceptor: Listen: %w", err)
+	}
+	a := &Acceptor{cfg: cfg, app: newApp(h, cfg.Logger), stores: newStoreFactory(), host: host, port: port, stopped: make(chan struct{})}
+	a.app.acceptor = true
+	a.app.compID = cfg.CompID
+	a.app.credentials = cfg.Credentials
+	return a, nil
+}
+
+// Start listens and serves until Stop is called or ctx is done.
+func (a *Acceptor) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state != stateNew {
+		return errors.New("fixsession: acceptor: Start called twice")
+	}
+	// quickfix v0.9.7 cannot report the port it bound, so port 0 is resolved here by
+	// binding and releasing a free port; another process may take it in between, hence
+	// the retries.
+	for attempt := 1; ; attempt++ {
+		port := a.port
+		if port == 0 {
+			var err error
+			if port, err = freePort(a.host); err != nil {
+				return fmt.Errorf("fixsession: acceptor: %w", err)
+			}
+		}
+		err := a.start(port)
+		if err == nil {
+			break
+		}
+		if a.port != 0 || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("fixsession: acceptor on %s: %w", net.JoinHostPort(a.host, strconv.Itoa(port)), err)
+		}
+	}
+	a.state = stateStarted
+	a.stopCtx = context.AfterFunc(ctx, a.Stop)
+	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID)
+	return nil
+}
+
+func (a *Acceptor) start(port int) error {
+	settings := quickfix.NewSettings()
+	g := settings.GlobalSettings()
+	setBase(g)
+	g.Set(config.SenderCompID, a.cfg.CompID)
+	g.Set(config.SocketAcceptHost, a.host)
+	g.Set(config.SocketAcceptPort, strconv.Itoa(port))
+	g.Set(config.DynamicSessions, "Y")
+	if a.cfg.HeartBtInt > 0 {
+		g.Set(config.HeartBtIntOverride, "Y")
+		g.Set(config.HeartBtInt, strconv.Itoa(seconds(a.cfg.HeartBtInt)))
+	}
+	// quickfix listens only on the ports of configured sessions, so one session is
+	// configured for a TargetCompID no client uses; dynamic sessions (created from the
+	// global settings) serve everyone else.
+	placeholder := quickfix.NewSessionSettings()
+	placeholder.Set(config.TargetCompID, "UNUSED-"+rand.Text()[:12])
+	id, err := settings.AddSession(placeholder)
+	if err != nil {
+		return err
+	}
+	qf, err := quickfix.NewAcceptor(a.app, a.stores, settings, logFactory{a.app})
+	if err != nil {
+		_ = quickfix.UnregisterSession(id)
+		a.stores.forget()
+		return err
+	}
+	if err := qf.Start(); err != nil {
+		_ = quickfix.UnregisterSession(id)
+		a.stores.forget()
+		return err
+	}
+	a.stores.waitRunning()
+	a.qf = qf
+	a.addr = net.JoinHostPort(a.host, strconv.Itoa(port))
+	return nil
+}
+
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	return port, l.Close()
+}
+
+// Addr returns the address the acceptor listens on, host:port; empty before Start.
+func (a *Acceptor) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.addr
+}
+
+// Stop logs out every session, closes the listener and waits until the sessions have
+// ended. It may be called more than once, but not from a Handler.
+func (a *Acceptor) Stop() {
+	a.mu.Lock()
+	switch a.state {
+	case stateNew:
+		a.state = stateStopped
+		close(a.stopped)
+		a.mu.Unlock()
+		return
+	case stateStopped:
+		a.mu.Unlock()
+		<-a.stopped
+		return
+	}
+	a.state = stateStopped
+	stopCtx, qf := a.stopCtx, a.qf
+	a.mu.Unlock()
+
+	stopCtx()
+	a.stores.waitRunning()
+	qf.Stop()
+	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
+	close(a.stopped)
+}
+
+// Sessions returns the sessions logged on now.
+func (a *Acceptor) Sessions() []quickfix.SessionID { return a.app.sessions() }
+
+// Send queues msg, an application message with its MsgType set, for session id. The
+// session fills in the header (CompIDs, MsgSeqNum, SendingTime), so msg must not be
+// used concurrently; it may be reused once Send returns.
+func (a *Acceptor) Send(id quickfix.SessionID, msg *quickfix.Message) error {
+	return a.app.send(id, msg)
+}
+
+// Logout sends session id a Logout (5) with reason as its Text (58); the session ends when
+// the client answers. A quickfix initiator then reconnects after its reconnect interval.
+func (a *Acceptor) Logout(id quickfix.SessionID, reason string) error {
+	msg := quickfix.NewMessage()
+	msg.Header.SetString(tag.MsgType, "5")
+	if reason != "" {
+		msg.Body.SetString(tag.Text, reason)
+	}
+	return a.app.send(id, msg)
+}

@@ -1,0 +1,451 @@
+// Package fixsession builds the quickfix acceptors and initiators of fastfeed's FIX sessions
+// (the publisher's recovery service, the handler's recovery client, the OMS distribution
+// service) from Go values, with no configuration files: FIXT.1.1 transport with
+// DefaultApplVerID 9 (FIX.5.0SP2), in-memory message stores, and logs that go nowhere
+// unless a *slog.Logger is given.
+//
+// An Acceptor accepts any client CompID (dynamic sessions) whose Logon (A) names the
+// acceptor's CompID as TargetCompID and carries a Username (553) and Password (554) its
+// Credentials function accepts; any other Logon is answered with a Logout (5) whose Text
+// (58) gives the reason. An Initiator connects, adds Username and Password to its Logon,
+// and reconnects after a lost or refused session until stopped.
+//
+// Session sequence numbers restart at 1 with every logon (ResetOnLogon, ResetOnLogout,
+// ResetOnDisconnect) and sent messages are not kept for session-level resends
+// (PersistMessages=N, so a ResendRequest is answered with a gap fill): recovery in
+// fastfeed is at the application level, by ApplSeqNum (1181).
+//
+// A Handler sees logons, logouts and application messages. Its methods are called from
+// the sessions' goroutines, one session's calls in order; they may call Send.
+//
+// Known behaviour of quickfix v0.9.7 that shows through: a session starts on the next
+// whole second, so a logon takes up to about two seconds and a Stop right after Start up
+// to one; after a session ends, up to two of its timer goroutines (logon and logout
+// timeouts) and, when a message crossed the Logout, its connection reader stay blocked
+// for the life of the process; and a logged-on counterparty can crash the process with a
+// message whose XmlDataLen (212) overruns it, since quickfix parses it unguarded on the
+// session's goroutine.
+package fixsession
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+	"github.com/quickfixgo/quickfix/config"
+	"github.com/quickfixgo/tag"
+)
+
+// Defaults of fastfeed's FIX services (docs: DESIGN.md, "Wire: FIX TCP").
+const (
+	RecoveryListen = "127.0.0.1:9870" // the publisher's recovery service
+	RecoveryCompID = "FFPUB"
+	OMSListen      = "127.0.0.1:9871" // the handler's OMS distribution service
+	OMSCompID      = "FFFEED"
+	DemoUsername   = "demo"
+	DemoPassword   = "demo"
+
+	BeginString      = quickfix.BeginStringFIXT11 // "FIXT.1.1"
+	DefaultApplVerID = quickfix.ApplVerIDFIX50SP2 // "9"
+)
+
+// ErrNotLoggedOn is returned when sending to a session that is not logged on.
+var ErrNotLoggedOn = errors.New("session not logged on")
+
+// Handler receives the events of FIX sessions.
+type Handler interface {
+	// OnLogon is called when session id has logged on.
+	OnLogon(id quickfix.SessionID)
+	// OnLogout is called when a logged-on session ends, or an initiator's logon fails.
+	// reason is the Text (58) of the Logout received from the counterparty, empty if it
+	// sent none or the connection was lost.
+	OnLogout(id quickfix.SessionID, reason string)
+	// OnMessage is called for each application message received. A non-nil error
+	// rejects the message: a quickfix.MessageRejectError as is, any other error as a
+	// BusinessMessageReject (j) with its text.
+	OnMessage(id quickfix.SessionID, msg *quickfix.Message) error
+}
+
+// HandlerFuncs is a Handler made of functions; a nil function ignores its event.
+type HandlerFuncs struct {
+	Logon   func(id quickfix.SessionID)
+	Logout  func(id quickfix.SessionID, reason string)
+	Message func(id quickfix.SessionID, msg *quickfix.Message) error
+}
+
+// OnLogon calls h.Logon.
+func (h HandlerFuncs) OnLogon(id quickfix.SessionID) {
+	if h.Logon != nil {
+		h.Logon(id)
+	}
+}
+
+// OnLogout calls h.Logout.
+func (h HandlerFuncs) OnLogout(id quickfix.SessionID, reason string) {
+	if h.Logout != nil {
+		h.Logout(id, reason)
+	}
+}
+
+// OnMessage calls h.Message.
+func (h HandlerFuncs) OnMessage(id quickfix.SessionID, msg *quickfix.Message) error {
+	if h.Message != nil {
+		return h.Message(id, msg)
+	}
+	return nil
+}
+
+// StaticCredentials returns a Credentials function accepting exactly username and
+// password, compared in constant time.
+func StaticCredentials(username, password string) func(username, password string) bool {
+	u, p := []byte(username), []byte(password)
+	return func(username, password string) bool {
+		okU := subtle.ConstantTimeCompare(u, []byte(username))
+		okP := subtle.ConstantTimeCompare(p, []byte(password))
+		return okU&okP == 1
+	}
+}
+
+// Logout reasons sent by an Acceptor.
+const (
+	reasonNoCredentials  = "Username (553) and Password (554) required"
+	reasonBadCredentials = "unknown username or password"
+)
+
+// app is the quickfix.Application of an Acceptor or Initiator.
+type app struct {
+	h      Handler
+	logger *slog.Logger
+
+	// Acceptor: the CompID clients must address and the credentials check.
+	acceptor    bool
+	compID      string
+	credentials func(username, password string) bool
+	// Initiator: what its Logon carries.
+	username, password string
+
+	mu       sync.Mutex
+	loggedOn map[quickfix.SessionID]bool
+	reasons  map[quickfix.SessionID]string // Text of the last Logout received
+}
+
+func newApp(h Handler, logger *slog.Logger) *app {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &app{
+		h:        h,
+		logger:   logger,
+		loggedOn: make(map[quickfix.SessionID]bool),
+		reasons:  make(map[quickfix.SessionID]string),
+	}
+}
+
+func (a *app) isLoggedOn(id quickfix.SessionID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.loggedOn[id]
+}
+
+func (a *app) sessions() []quickfix.SessionID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]quickfix.SessionID, 0, len(a.loggedOn))
+	for id := range a.loggedOn {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (a *app) OnCreate(quickfix.SessionID) {}
+
+func (a *app) OnLogon(id quickfix.SessionID) {
+	a.mu.Lock()
+	a.loggedOn[id] = true
+	delete(a.reasons, id)
+	a.mu.Unlock()
+	a.logger.Info("fix logon", "session", id.String())
+	a.h.OnLogon(id)
+}
+
+func (a *app) OnLogout(id quickfix.SessionID) {
+	a.mu.Lock()
+	delete(a.loggedOn, id)
+	reason := a.reasons[id]
+	delete(a.reasons, id)
+	a.mu.Unlock()
+	a.logger.Info("fix logout", "session", id.String(), "reason", reason)
+	a.h.OnLogout(id, reason)
+}
+
+// ToAdmin adds the credentials to an initiator's Logon.
+func (a *app) ToAdmin(msg *quickfix.Message, _ quickfix.SessionID) {
+	if !a.acceptor && msg.IsMsgTypeOf("A") {
+		if a.username != "" {
+			msg.Body.SetString(tag.Username, a.username)
+		}
+		if a.password != "" {
+			msg.Body.SetString(tag.Password, a.password)
+		}
+	}
+}
+
+func (a *app) ToApp(*quickfix.Message, quickfix.SessionID) error { return nil }
+
+// FromAdmin checks an acceptor's incoming Logon.
+func (a *app) FromAdmin(msg *quickfix.Message, id quickfix.SessionID) quickfix.MessageRejectError {
+	if !a.acceptor || !msg.IsMsgTypeOf("A") {
+		return nil
+	}
+	var reason string
+	user, errU := msg.Body.GetString(tag.Username)
+	pass, errP := msg.Body.GetString(tag.Password)
+	switch {
+	case id.BeginString != BeginString:
+		reason = "BeginString must be " + BeginString
+	case id.SenderCompID != a.compID:
+		reason = fmt.Sprintf("unknown TargetCompID %q", id.SenderCompID)
+	case errU != nil || errP != nil:
+		reason = reasonNoCredentials
+	case !a.credentials(user, pass):
+		reason = reasonBadCredentials
+	default:
+		return nil
+	}
+	a.logger.Info("fix logon refused", "session", id.String(), "username", user, "reason", reason)
+	return quickfix.RejectLogon{Text: reason}
+}
+
+func (a *app) FromApp(msg *quickfix.Message, id quickfix.SessionID) quickfix.MessageRejectError {
+	err := a.h.OnMessage(id, msg)
+	if err == nil {
+		return nil
+	}
+	var rej quickfix.MessageRejectError
+	if errors.As(err, &rej) {
+		return rej
+	}
+	const other = 0 // BusinessRejectReason (380) 0: Other
+	return quickfix.NewBusinessMessageRejectError(err.Error(), other, nil)
+}
+
+// setReason records the Text of a Logout received on session id. The session log sees
+// every incoming message, including the Logout refusing an initiator's Logon, which
+// quickfix does not pass to FromAdmin.
+func (a *app) setReason(id quickfix.SessionID, text string) {
+	a.mu.Lock()
+	a.reasons[id] = text
+	a.mu.Unlock()
+}
+
+// send sends msg on session id if it is logged on.
+func (a *app) send(id quickfix.SessionID, msg *quickfix.Message) error {
+	if !a.isLoggedOn(id) {
+		return fmt.Errorf("fixsession: send to %v: %w", id, ErrNotLoggedOn)
+	}
+	if err := quickfix.SendToTarget(msg, id); err != nil {
+		return fmt.Errorf("fixsession: send to %v: %w", id, err)
+	}
+	return nil
+}
+
+// logFactory makes the quickfix logs: debug records on the app's logger, and the hook
+// that catches Logout texts.
+type logFactory struct{ app *app }
+
+func (f logFactory) Create() (quickfix.Log, error) { return sessionLog{app: f.app}, nil }
+
+func (f logFactory) CreateSessionLog(id quickfix.SessionID) (quickfix.Log, error) {
+	return sessionLog{app: f.app, id: id, session: true}, nil
+}
+
+type sessionLog struct {
+	app     *app
+	id      quickfix.SessionID
+	session bool
+}
+
+func (l sessionLog) OnIncoming(b []byte) {
+	if l.session {
+		if text, ok := logoutText(b); ok {
+			l.app.setReason(l.id, text)
+		}
+	}
+	l.debug("fix in", b)
+}
+
+func (l sessionLog) OnOutgoing(b []byte) { l.debug("fix out", b) }
+
+func (l sessionLog) OnEvent(s string) { l.debug("fix event", []byte(s)) }
+
+func (l sessionLog) OnEventf(format string, a ...any) {
+	if l.app.logger.Enabled(context.Background(), slog.LevelDebug) {
+		l.debug("fix event", fmt.Appendf(nil, format, a...))
+	}
+}
+
+func (l sessionLog) debug(what string, b []byte) {
+	if !l.app.logger.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	attrs := []any{"text", string(printable(b))}
+	if l.session {
+		attrs = append(attrs, "session", l.id.String())
+	}
+	l.app.logger.Debug(what, attrs...)
+}
+
+// printable returns a copy of a FIX message (or text holding one) with SOH shown as '|'
+// and the value of Password (554) hidden.
+func printable(b []byte) []byte {
+	out := bytes.ReplaceAll(b, []byte{1}, []byte{'|'})
+	for i := 0; ; {
+		j := bytes.Index(out[i:], []byte("|554="))
+		if j < 0 {
+			return out
+		}
+		start := i + j + len("|554=")
+		end := bytes.IndexByte(out[start:], '|')
+		if end < 0 {
+			end = len(out) - start
+		}
+		out = append(out[:start], append([]byte("***"), out[start+end:]...)...)
+		i = start
+	}
+}
+
+// logoutText returns the Text (58) of a raw Logout (35=5), and false if b is no Logout.
+func logoutText(b []byte) (string, bool) {
+	if !bytes.Contains(b, []byte("\x0135=5\x01")) {
+		return "", false
+	}
+	i := bytes.Index(b, []byte("\x0158="))
+	if i < 0 {
+		return "", true
+	}
+	text := b[i+len("\x0158="):]
+	if end := bytes.IndexByte(text, 1); end >= 0 {
+		text = text[:end]
+	}
+	return string(text), true
+}
+
+// setBase sets on s the settings every fastfeed session shares.
+func setBase(s *quickfix.SessionSettings) {
+	s.Set(config.BeginString, BeginString)
+	s.Set(config.DefaultApplVerID, DefaultApplVerID)
+	s.Set(config.ResetOnLogon, "Y")
+	s.Set(config.ResetOnLogout, "Y")
+	s.Set(config.ResetOnDisconnect, "Y")
+	s.Set(config.PersistMessages, "N")
+}
+
+// splitHostPort splits addr, "host:port", with a numeric port.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("address %q: bad port %q", addr, p)
+	}
+	return host, int(port), nil
+}
+
+// lifecycle states of an Acceptor or Initiator.
+const (
+	stateNew = iota
+	stateStarted
+	stateStopped
+)
+
+// seconds rounds d up to whole seconds, at least one: quickfix takes HeartBtInt in seconds.
+func seconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// storeFactory makes quickfix's in-memory stores, and tells when each session's goroutine
+// has started, for a workaround: quickfix v0.9.7's session.run resets the session's
+// stop-once guard (a sync.Once) as its first statement, so stopping a session whose
+// goroutine has not reached it yet corrupts the guard's mutex and kills the process
+// ("fatal error: sync: unlock of unlocked mutex"). run's next step reads the store's
+// CreationTime, which is the signal; Start and Stop wait for it before going on.
+type storeFactory struct {
+	mu      sync.Mutex
+	pending map[*signalStore]time.Time // created, not yet seen running; creation time
+}
+
+func newStoreFactory() *storeFactory {
+	return &storeFactory{pending: make(map[*signalStore]time.Time)}
+}
+
+type signalStore struct {
+	quickfix.MessageStore
+	f       *storeFactory
+	once    sync.Once
+	running chan struct{}
+}
+
+func (f *storeFactory) Create(id quickfix.SessionID) (quickfix.MessageStore, error) {
+	ms, err := quickfix.NewMemoryStoreFactory().Create(id)
+	if err != nil {
+		return nil, err
+	}
+	s := &signalStore{MessageStore: ms, f: f, running: make(chan struct{})}
+	f.mu.Lock()
+	f.pending[s] = time.Now()
+	f.mu.Unlock()
+	return s, nil
+}
+
+func (s *signalStore) CreationTime() time.Time {
+	s.once.Do(func() {
+		s.f.mu.Lock()
+		delete(s.f.pending, s)
+		s.f.mu.Unlock()
+		close(s.running)
+	})
+	return s.MessageStore.CreationTime()
+}
+
+// sessionStartLimit bounds the wait for a session's goroutine: a store whose session
+// quickfix discarded (a duplicate dynamic session) never signals.
+const sessionStartLimit = time.Second
+
+// waitRunning waits until the goroutine of every session created so far has started.
+func (f *storeFactory) waitRunning() {
+	f.mu.Lock()
+	pending := make(map[*signalStore]time.Time, len(f.pending))
+	for s, t := range f.pending {
+		pending[s] = t
+	}
+	f.mu.Unlock()
+	for s, created := range pending {
+		timer := time.NewTimer(time.Until(created.Add(sessionStartLimit)))
+		select {
+		case <-s.running:
+		case <-timer.C:
+			f.mu.Lock()
+			delete(f.pending, s)
+			f.mu.Unlock()
+		}
+		timer.Stop()
+	}
+}
+
+// forget drops the stores of sessions that will never run, after a failed start.
+func (f *storeFactory) forget() {
+	f.mu.Lock()
+	clear(f.pending)
+	f.mu.Unlock()
+}

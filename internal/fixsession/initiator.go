@@ -1,0 +1,162 @@
+package fixsession
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+	"github.com/quickfixgo/quickfix/config"
+)
+
+// Initiator defaults.
+const (
+	DefaultHeartBtInt        = 10 * time.Second
+	DefaultReconnectInterval = time.Second
+	DefaultLogonTimeout      = 10 * time.Second
+	DefaultLogoutTimeout     = 2 * time.Second
+)
+
+// InitiatorConfig configures an Initiator. Zero durations take the defaults above.
+type InitiatorConfig struct {
+	Connect            string // the acceptor's address, host:port, e.g. RecoveryListen
+	SenderCompID       string // this client's CompID
+	TargetCompID       string // the acceptor's CompID, e.g. RecoveryCompID
+	Username, Password string // sent in the Logon as 553 and 554 when non-empty
+	HeartBtInt         time.Duration
+	ReconnectInterval  time.Duration // wait after a lost or refused session
+	LogonTimeout       time.Duration // wait for the Logon answer
+	LogoutTimeout      time.Duration // wait for the Logout answer when stopping
+	// Logger receives logons and logouts at Info, and quickfix's messages (the password
+	// hidden) and events at Debug. Nil discards everything.
+	Logger *slog.Logger
+}
+
+// Initiator is a FIX client session: it connects, logs on, and reconnects after a lost
+// or refused session until stopped. Start it once; Stop it when done.
+type Initiator struct {
+	cfg    InitiatorConfig
+	app    *app
+	stores *storeFactory
+	id     quickfix.SessionID
+
+	mu      sync.Mutex
+	state   int
+	qf      *quickfix.Initiator
+	stopCtx func() bool
+	stopped chan struct{}
+}
+
+// NewInitiator returns an initiator for cfg whose session reports to h.
+func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
+	switch {
+	case h == nil:
+		return nil, errors.New("fixsession: initiator: nil Handler")
+	case cfg.SenderCompID == "" || cfg.TargetCompID == "":
+		return nil, errors.New("fixsession: initiator: SenderCompID and TargetCompID required")
+	case cfg.HeartBtInt < 0 || cfg.ReconnectInterval < 0 || cfg.LogonTimeout < 0 || cfg.LogoutTimeout < 0:
+		return nil, errors.New("fixsession: initiator: negative duration")
+	}
+	if _, port, err := splitHostPort(cfg.Connect); err != nil || port == 0 {
+		return nil, fmt.Errorf("fixsession: initiator: bad Connect address %q", cfg.Connect)
+	}
+	setDefault(&cfg.HeartBtInt, DefaultHeartBtInt)
+	setDefault(&cfg.ReconnectInterval, DefaultReconnectInterval)
+	setDefault(&cfg.LogonTimeout, DefaultLogonTimeout)
+	setDefault(&cfg.LogoutTimeout, DefaultLogoutTimeout)
+	i := &Initiator{
+		cfg:     cfg,
+		app:     newApp(h, cfg.Logger),
+		stores:  newStoreFactory(),
+		id:      quickfix.SessionID{BeginString: BeginString, SenderCompID: cfg.SenderCompID, TargetCompID: cfg.TargetCompID},
+		stopped: make(chan struct{}),
+	}
+	i.app.username, i.app.password = cfg.Username, cfg.Password
+	return i, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// SessionID returns the initiator's session.
+func (i *Initiator) SessionID() quickfix.SessionID { return i.id }
+
+// Start connects in the background, and keeps the session up until Stop is called or
+// ctx is done. The Handler's OnLogon tells when the session is logged on. A process can
+// run one Initiator per SenderCompID/TargetCompID pair at a time.
+func (i *Initiator) Start(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.state != stateNew {
+		return errors.New("fixsession: initiator: Start called twice")
+	}
+	host, port, _ := splitHostPort(i.cfg.Connect)
+	s := quickfix.NewSessionSettings()
+	setBase(s)
+	s.Set(config.SenderCompID, i.cfg.SenderCompID)
+	s.Set(config.TargetCompID, i.cfg.TargetCompID)
+	s.Set(config.SocketConnectHost, host)
+	s.Set(config.SocketConnectPort, strconv.Itoa(port))
+	s.Set(config.HeartBtInt, strconv.Itoa(seconds(i.cfg.HeartBtInt)))
+	s.Set(config.ReconnectInterval, i.cfg.ReconnectInterval.String())
+	s.Set(config.LogonTimeout, i.cfg.LogonTimeout.String())
+	s.Set(config.LogoutTimeout, i.cfg.LogoutTimeout.String())
+	settings := quickfix.NewSettings()
+	if _, err := settings.AddSession(s); err != nil {
+		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+	}
+	qf, err := quickfix.NewInitiator(i.app, i.stores, settings, logFactory{i.app})
+	if err != nil {
+		i.stores.forget()
+		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+	}
+	if err := qf.Start(); err != nil {
+		_ = quickfix.UnregisterSession(i.id)
+		i.stores.forget()
+		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)
+	}
+	i.stores.waitRunning()
+	i.qf = qf
+	i.state = stateStarted
+	i.stopCtx = context.AfterFunc(ctx, i.Stop)
+	return nil
+}
+
+// Stop logs out (waiting up to LogoutTimeout for the answer), disconnects and waits until
+// the session has ended. It may be called more than once, but not from a Handler.
+func (i *Initiator) Stop() {
+	i.mu.Lock()
+	switch i.state {
+	case stateNew:
+		i.state = stateStopped
+		close(i.stopped)
+		i.mu.Unlock()
+		return
+	case stateStopped:
+		i.mu.Unlock()
+		<-i.stopped
+		return
+	}
+	i.state = stateStopped
+	stopCtx, qf := i.stopCtx, i.qf
+	i.mu.Unlock()
+
+	stopCtx()
+	qf.Stop()
+	close(i.stopped)
+}
+
+// LoggedOn reports whether the session is logged on now.
+func (i *Initiator) LoggedOn() bool { return i.app.isLoggedOn(i.id) }
+
+// Send queues msg, an application message with its MsgType set, on the session. The
+// session fills in the header, so msg must not be used concurrently; it may be reused
+// once Send returns.
+func (i *Initiator) Send(msg *quickfix.Message) error { return i.app.send(i.id, msg) }
