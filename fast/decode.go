@@ -176,23 +176,24 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 		case cConstNum:
 			v.Int, v.Exp, v.Present = f.initInt, f.initExp, true
 			continue
-		case cUint, cInt:
+		case cUint:
+			if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
+				v.Int, v.Present = int64(x), true
+				d.pos += n
+				continue
+			}
+		case cInt:
 			if p := d.pos; p < len(buf) && buf[p]&stopBit != 0 {
-				if f.code == cInt {
-					v.Int = signExtend7(buf[p])
-				} else {
-					v.Int = int64(buf[p] & 0x7f)
-				}
-				v.Present = true
+				v.Int, v.Present = signExtend7(buf[p]), true
 				d.pos++
 				continue
 			}
 		case cUintNull:
-			if p := d.pos; p < len(buf) && buf[p]&stopBit != 0 {
-				if c := buf[p] & 0x7f; c != 0 {
-					v.Int, v.Present = int64(c-1), true
+			if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32) {
+				if x != 0 {
+					v.Int, v.Present = int64(x-1), true
 				}
-				d.pos++
+				d.pos += n
 				continue
 			}
 		case cIntNull:
@@ -335,6 +336,24 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 		vals = d.m.vals[base : base+len(fs) : base+len(fs)] // a sequence or group may have grown the array
 	}
 	return nil
+}
+
+// shortUint parses an unsigned integer of at most nine bytes (63 bits, so it cannot
+// overflow) at buf[p:]. It returns n == 0 for anything else (longer, overlong, truncated),
+// which the general path then reports.
+func shortUint(buf []byte, p int) (uint64, int) {
+	if p >= len(buf) || buf[p] == 0 {
+		return 0, 0
+	}
+	var x uint64
+	for i := p; i < len(buf) && i < p+9; i++ {
+		c := buf[i]
+		x = x<<7 | uint64(c&0x7f)
+		if c&stopBit != 0 {
+			return x, i + 1 - p
+		}
+	}
+	return 0, 0
 }
 
 // overlong reports whether a signed integer starting with bytes b0, b1 has a redundant
@@ -516,6 +535,14 @@ func (d *Decoder) integer(f *Field, pm *pmap, v *Value) error {
 
 // intPresent reads a copy or increment integer whose bit is set and records it.
 func (d *Decoder) intPresent(f *Field, v *Value) error {
+	if !f.nullable && !f.Type.isSigned() {
+		if x, n := shortUint(d.buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
+			d.pos += n
+			d.dict.setInt(f.slot, f.Type, int64(x), 0)
+			v.Int, v.Present = int64(x), true
+			return nil
+		}
+	}
 	x, null, err := d.readInt(f)
 	if err != nil {
 		return err
