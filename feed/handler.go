@@ -32,6 +32,9 @@ type instrument struct {
 	stale    bool
 	snapSeq  uint32 // the LastMsgSeqNumProcessed of the snapshot being assembled
 	haveSnap bool
+
+	subs        []*Subscription // subscribers matching this instrument
+	subsVersion uint64          // h.subsVersion when subs was computed
 }
 
 // channel is one multicast group and port: its sockets (line A, and B if configured), its
@@ -62,8 +65,9 @@ type Handler struct {
 	recovery chan recoveryEvent
 	stats    Stats
 
-	subsMu    sync.Mutex
-	subsDirty atomic.Bool
+	subsMu      sync.Mutex
+	subsDirty   atomic.Bool
+	subsVersion uint64 // counts changes of subs
 	pending   []*Subscription
 	subs      []*Subscription
 
@@ -71,6 +75,7 @@ type Handler struct {
 	exited   chan struct{} // closed when Run has returned
 	running  atomic.Bool
 	now      int64 // time of the batch being handled
+	event    Event // the event being delivered to subscribers
 	levels   []book.Level
 	updates  []book.Level
 }
@@ -345,7 +350,7 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 		}
 	case md.KindStatus:
 		if in := h.bySymbol[string(h.codec.Status.Symbol)]; in != nil {
-			h.publish(Event{Kind: EventStatus, Symbol: in.symbol, Status: h.codec.Status.TradingStatus})
+			h.publish(in, Event{Kind: EventStatus, Symbol: in.symbol, Status: h.codec.Status.TradingStatus})
 		}
 	case md.KindDefinition:
 		h.learn(&h.codec.Definition)
@@ -354,7 +359,12 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 
 // entry applies one incremental entry.
 func (h *Handler) entry(ch *channel, e *md.Entry) {
-	in := h.bySymbol[string(e.Symbol)]
+	var in *instrument
+	if len(ch.instruments) == 1 && string(e.Symbol) == ch.instruments[0].symbol {
+		in = ch.instruments[0] // most channels carry one topic: no map lookup
+	} else {
+		in = h.bySymbol[string(e.Symbol)]
+	}
 	if in == nil || in.ch != ch {
 		h.stats.Filtered++
 		return
@@ -374,7 +384,7 @@ func (h *Handler) entry(ch *channel, e *md.Entry) {
 	in.book.SetRptSeq(int64(e.RptSeq))
 	if e.Type == md.Trade {
 		if !in.stale {
-			h.publish(Event{Kind: EventTrade, Symbol: in.symbol, Entry: e, Book: in.book})
+			h.publish(in, Event{Kind: EventTrade, Symbol: in.symbol, Entry: e, Book: in.book})
 		}
 		return
 	}
@@ -396,7 +406,7 @@ func (h *Handler) entry(ch *channel, e *md.Entry) {
 		return
 	}
 	if !in.stale {
-		h.publish(Event{Kind: EventBook, Symbol: in.symbol, Entry: e, Book: in.book})
+		h.publish(in, Event{Kind: EventBook, Symbol: in.symbol, Entry: e, Book: in.book})
 	}
 }
 
@@ -512,7 +522,7 @@ func (h *Handler) markStale(in *instrument, why string) {
 		in.book.SetStale(true)
 	}
 	h.cfg.Logf("%s: stale (%s)", in.symbol, why)
-	h.publish(Event{Kind: EventStale, Symbol: in.symbol, Book: in.book})
+	h.publish(in, Event{Kind: EventStale, Symbol: in.symbol, Book: in.book})
 }
 
 func (h *Handler) markFresh(in *instrument) {
@@ -523,7 +533,7 @@ func (h *Handler) markFresh(in *instrument) {
 	if in.book != nil {
 		in.book.SetStale(false)
 	}
-	h.publish(Event{Kind: EventFresh, Symbol: in.symbol, Book: in.book})
+	h.publish(in, Event{Kind: EventFresh, Symbol: in.symbol, Book: in.book})
 }
 
 func (h *Handler) staleChannel(ch *channel, why string) {
@@ -694,6 +704,7 @@ func (h *Handler) serveRequests() {
 			}
 		}
 		h.subs = live
+		h.subsVersion++
 		h.subsDirty.Store(false)
 		h.subsMu.Unlock()
 	}

@@ -54,7 +54,6 @@ type Subscription struct {
 	patterns  []Pattern
 	fn        func(*Event)
 	cancelled atomic.Bool
-	cache     map[string]bool // symbol -> match, on the handler goroutine
 }
 
 // Cancel stops the subscription's callbacks (from the next batch on).
@@ -64,7 +63,7 @@ func (s *Subscription) Cancel() { s.cancelled.Store(true) }
 // the handler's goroutine and must return quickly: a slow subscriber slows the handler,
 // so anything slow (a network client) queues the event and returns (package bus does).
 func (h *Handler) Subscribe(fn func(*Event), patterns ...Pattern) *Subscription {
-	s := &Subscription{patterns: patterns, fn: fn, cache: map[string]bool{}}
+	s := &Subscription{patterns: patterns, fn: fn}
 	h.subsMu.Lock()
 	h.pending = append(h.pending, s)
 	h.subsMu.Unlock()
@@ -72,32 +71,29 @@ func (h *Handler) Subscribe(fn func(*Event), patterns ...Pattern) *Subscription 
 	return s
 }
 
-// publish calls the subscribers whose patterns match the event's instrument.
-func (h *Handler) publish(ev Event) {
+// publish calls the subscribers whose patterns match the event's instrument. The match
+// is computed once per instrument and subscription change, not per event.
+func (h *Handler) publish(in *instrument, ev Event) {
 	if len(h.subs) == 0 {
 		return
 	}
-	in := h.bySymbol[ev.Symbol]
-	channel := ""
-	if in != nil {
-		channel = in.ch.name
-	}
-	for _, s := range h.subs {
-		if s.cancelled.Load() {
-			continue
-		}
-		m, ok := s.cache[ev.Symbol]
-		if !ok {
+	if in.subsVersion != h.subsVersion {
+		in.subs = in.subs[:0]
+		for _, s := range h.subs {
 			for _, p := range s.patterns {
-				if p.Match(ev.Symbol, channel) {
-					m = true
+				if p.Match(in.symbol, in.ch.name) {
+					in.subs = append(in.subs, s)
 					break
 				}
 			}
-			s.cache[ev.Symbol] = m
 		}
-		if m {
-			s.fn(&ev)
+		in.subsVersion = h.subsVersion
+	}
+	for _, s := range in.subs {
+		if s.cancelled.Load() {
+			continue
 		}
+		h.event = ev // a field, so that the pointer handed out does not escape per call
+		s.fn(&h.event)
 	}
 }
