@@ -68,8 +68,8 @@ type Handler struct {
 	subsMu      sync.Mutex
 	subsDirty   atomic.Bool
 	subsVersion uint64 // counts changes of subs
-	pending   []*Subscription
-	subs      []*Subscription
+	pending     []*Subscription
+	subs        []*Subscription
 
 	requests chan func()
 	exited   chan struct{} // closed when Run has returned
