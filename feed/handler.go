@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"fastfeed/book"
 	"fastfeed/gap"
 	"fastfeed/mcast"
@@ -64,6 +66,7 @@ type Handler struct {
 
 	recovery chan recoveryEvent
 	stats    Stats
+	latency  *hdrhistogram.Histogram
 
 	subsMu      sync.Mutex
 	subsDirty   atomic.Bool
@@ -109,6 +112,7 @@ func New(cfg Config) (*Handler, error) {
 		recovery: make(chan recoveryEvent, 4096),
 		requests: make(chan func(), 16),
 		exited:   make(chan struct{}),
+		latency:  hdrhistogram.New(1, int64(10*time.Second), 3),
 	}
 	if cfg.Inject.active() {
 		h.inj = newInjector(cfg.Inject)
@@ -348,6 +352,7 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 		for i := range h.codec.Incremental.Entries {
 			h.entry(ch, &h.codec.Incremental.Entries[i])
 		}
+		h.recordLatency(h.codec.Incremental.SendingTime)
 	case md.KindStatus:
 		if in := h.bySymbol[string(h.codec.Status.Symbol)]; in != nil {
 			h.publish(in, Event{Kind: EventStatus, Symbol: in.symbol, Status: h.codec.Status.TradingStatus})
@@ -356,6 +361,27 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 		h.learn(&h.codec.Definition)
 	}
 }
+
+// recordLatency records tick-to-handler latency: from the publisher's SendingTime to now,
+// when the message's entries have been applied and published.
+func (h *Handler) recordLatency(sent int64) {
+	if sent == 0 {
+		return
+	}
+	d := time.Now().UnixNano() - sent
+	if d < 0 {
+		h.stats.ClockSkew++ // the publisher's clock is ahead of ours
+		d = 0
+	}
+	_ = h.latency.RecordValue(d) // values beyond the range are clamped by the error check below
+	if d > h.latency.HighestTrackableValue() {
+		h.stats.LatencyOverflow++
+	}
+}
+
+// Latency returns the tick-to-handler latency histogram (nanoseconds). Read it after Run
+// returns, or through Do.
+func (h *Handler) Latency() *hdrhistogram.Histogram { return h.latency }
 
 // entry applies one incremental entry.
 func (h *Handler) entry(ch *channel, e *md.Entry) {

@@ -2,31 +2,33 @@ package feed
 
 // Stats are the handler's counters, written as one JSON object by --stats-out.
 type Stats struct {
-	Datagrams     uint64 `json:"datagrams"`     // datagrams read from the sockets (after injected faults)
-	Messages      uint64 `json:"messages"`      // messages applied in sequence
-	Duplicates    uint64 `json:"duplicates"`    // copies dropped (line B, replays)
-	Gaps          uint64 `json:"gaps"`          // holes detected
-	Missing       uint64 `json:"missing"`       // sequence numbers found missing
-	RecoveredAB   uint64 `json:"recovered_ab"`  // missing numbers filled from multicast
-	RecoveredFIX  uint64 `json:"recovered_fix"` // missing numbers filled by FIX retransmission
-	Snapshots     uint64 `json:"snapshots"`     // channel snapshot recoveries started
-	SnapshotsDone uint64 `json:"snapshots_applied"`
-	Skipped       uint64 `json:"skipped"`     // numbers superseded by a snapshot
-	StaleBooks    uint64 `json:"stale_books"` // books stale at exit
-	StaleEvents   uint64 `json:"stale_events"`
-	DecodeErrors  uint64 `json:"decode_errors"` // malformed datagrams
-	Filtered      uint64 `json:"filtered"`      // entries of topics not subscribed, sharing a group
-	KernelDrops   uint64 `json:"kernel_drops"`  // datagrams the kernel dropped (SO_RXQ_OVFL)
-	Heartbeats    uint64 `json:"heartbeats"`
-	Resets        uint64 `json:"resets"`
-	Dropped       uint64 `json:"dropped"`     // datagrams too far ahead of sequence
-	RptSeqGaps    uint64 `json:"rptseq_gaps"` // per-instrument RptSeq discontinuities
-	BookErrors    uint64 `json:"book_errors"` // entries a book refused (missing level, ...)
-	RecoveryFails uint64 `json:"recovery_failures"`
-	InjectedLoss  uint64 `json:"injected_loss"`
-	InjectedDup   uint64 `json:"injected_dup"`
-	InjectedReord uint64 `json:"injected_reorder"`
-	Definitions   uint64 `json:"definitions"`
-	Instruments   uint64 `json:"instruments"`
-	Channels      uint64 `json:"channels"`
+	Datagrams       uint64 `json:"datagrams"`     // datagrams read from the sockets (after injected faults)
+	Messages        uint64 `json:"messages"`      // messages applied in sequence
+	Duplicates      uint64 `json:"duplicates"`    // copies dropped (line B, replays)
+	Gaps            uint64 `json:"gaps"`          // holes detected
+	Missing         uint64 `json:"missing"`       // sequence numbers found missing
+	RecoveredAB     uint64 `json:"recovered_ab"`  // missing numbers filled from multicast
+	RecoveredFIX    uint64 `json:"recovered_fix"` // missing numbers filled by FIX retransmission
+	Snapshots       uint64 `json:"snapshots"`     // channel snapshot recoveries started
+	SnapshotsDone   uint64 `json:"snapshots_applied"`
+	Skipped         uint64 `json:"skipped"`     // numbers superseded by a snapshot
+	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
+	StaleEvents     uint64 `json:"stale_events"`
+	DecodeErrors    uint64 `json:"decode_errors"` // malformed datagrams
+	Filtered        uint64 `json:"filtered"`      // entries of topics not subscribed, sharing a group
+	KernelDrops     uint64 `json:"kernel_drops"`  // datagrams the kernel dropped (SO_RXQ_OVFL)
+	Heartbeats      uint64 `json:"heartbeats"`
+	Resets          uint64 `json:"resets"`
+	Dropped         uint64 `json:"dropped"`     // datagrams too far ahead of sequence
+	RptSeqGaps      uint64 `json:"rptseq_gaps"` // per-instrument RptSeq discontinuities
+	BookErrors      uint64 `json:"book_errors"` // entries a book refused (missing level, ...)
+	RecoveryFails   uint64 `json:"recovery_failures"`
+	InjectedLoss    uint64 `json:"injected_loss"`
+	InjectedDup     uint64 `json:"injected_dup"`
+	InjectedReord   uint64 `json:"injected_reorder"`
+	Definitions     uint64 `json:"definitions"`
+	Instruments     uint64 `json:"instruments"`
+	Channels        uint64 `json:"channels"`
+	ClockSkew       uint64 `json:"clock_skew"`       // messages sent "in the future" by the publisher's clock
+	LatencyOverflow uint64 `json:"latency_overflow"` // latencies beyond the histogram's 10 s range
 }

@@ -22,6 +22,9 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"decode": {"decode FAST messages to JSON lines", runDecode},
+		"pub":    {"simulate order books and publish them on multicast (FAST)", runPub},
+		"feed":   {"feed handler: join groups, recover gaps, build books", runFeed},
+		"demo":   {"publisher and handler on loopback, live books, recovery and latency", runDemo},
 	}
 }
 

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"fastfeed/fast"
+	"fastfeed/feed"
+	"fastfeed/gap"
+	"fastfeed/internal/fixsession"
+	"fastfeed/mcast"
+)
+
+// feedFlags are the flags of fastfeed feed.
+type feedFlags struct {
+	topics, iface, fixConnect, serveFIX, dumpBooks, latencyOut, statsOut string
+	groupBase, bGroupBase, defsGroup, source, templates, logLevel        string
+	username, password, compID                                           string
+	all, singleGroup                                                     bool
+	groupSize, port, bPort                                               uint
+	duration, gapWait, recoveryTimeout                                   time.Duration
+	window, readBuffer                                                   int
+	injectLoss, injectReorder, injectDup                                 float64
+	injectSeed                                                           uint64
+}
+
+func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("feed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f feedFlags
+	fs.StringVar(&f.topics, "topics", "", "comma-separated `symbols` to follow")
+	fs.BoolVar(&f.all, "all", false, "follow every instrument announced on the instrument definitions channel")
+	fs.StringVar(&f.iface, "iface", "", "join on the interface with this IPv4 `address` (default 127.0.0.1, loopback)")
+	fs.StringVar(&f.source, "source", "", "accept datagrams only from this sender `address` (source-specific joins)")
+	fs.StringVar(&f.groupBase, "group-base", mcast.DefaultBase, "first multicast `group` of the topic mapping")
+	fs.UintVar(&f.groupSize, "group-size", mcast.DefaultSize, "`number` of groups topics spread over")
+	fs.BoolVar(&f.singleGroup, "single-group", false, "every topic is on the --group-base group")
+	fs.UintVar(&f.port, "port", 30001, "UDP `port` of the channels")
+	fs.StringVar(&f.defsGroup, "definitions-group", mcast.DefaultDefinitionsGroup, "`group` of the instrument definitions channel")
+	fs.UintVar(&f.bPort, "b-port", 0, "also join line B on this `port`")
+	fs.StringVar(&f.bGroupBase, "b-group-base", "", "also join line B on groups from this `base`")
+	fs.StringVar(&f.fixConnect, "fix-connect", "", "recover gaps over FIX from the recovery service at `address` (e.g. 127.0.0.1:9870)")
+	fs.StringVar(&f.username, "username", fixsession.DemoUsername, "recovery service `user`")
+	fs.StringVar(&f.password, "password", fixsession.DemoPassword, "recovery service `password`")
+	fs.StringVar(&f.compID, "comp-id", "", "SenderCompID for the recovery session (default FFFEED-<pid>)")
+	fs.StringVar(&f.serveFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (not available yet)")
+	fs.DurationVar(&f.duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
+	fs.StringVar(&f.dumpBooks, "dump-books", "", "write the books to `file` at exit")
+	fs.StringVar(&f.statsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
+	fs.StringVar(&f.latencyOut, "latency-out", "", "write the tick-to-handler latency distribution (HdrHistogram .hgrm, microseconds) to `file` at exit")
+	fs.DurationVar(&f.gapWait, "gap-wait", 0, "how long a hole waits for line B before FIX recovery (default 5ms)")
+	fs.DurationVar(&f.recoveryTimeout, "recovery-timeout", 0, "how long a retransmission may take before snapshots (default 2s)")
+	fs.IntVar(&f.window, "window", 0, "datagrams buffered ahead of a hole per channel (default 4096)")
+	fs.IntVar(&f.readBuffer, "rcvbuf", 0, "SO_RCVBUF `bytes` per socket (default 8 MiB)")
+	fs.Float64Var(&f.injectLoss, "inject-loss", 0, "test fault: drop each datagram with `probability` P")
+	fs.Float64Var(&f.injectReorder, "inject-reorder", 0, "test fault: hold back each datagram with `probability` P")
+	fs.Float64Var(&f.injectDup, "inject-dup", 0, "test fault: duplicate each datagram with `probability` P")
+	fs.Uint64Var(&f.injectSeed, "inject-seed", 1, "seed of the injected faults")
+	fs.StringVar(&f.templates, "templates", defaultTemplates, "FAST template XML `file`")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fastfeed feed --topics A,B|--all [--iface IP] [--fix-connect ADDR] [--duration D]")
+		fmt.Fprintln(stderr, "                     [--dump-books FILE] [--stats-out FILE] [--inject-loss P ...]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return &usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.logLevel)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg, err := f.config(set)
+	if err != nil {
+		return &usageError{err.Error()}
+	}
+	path, err := findTemplates(f.templates, set["templates"])
+	if err != nil {
+		return err
+	}
+	if cfg.Templates, err = fast.LoadFile(path); err != nil {
+		return err
+	}
+	cfg.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+	if f.fixConnect != "" {
+		rec, err := newFIXRecovery(ctx, f, log)
+		if err != nil {
+			return err
+		}
+		cfg.Recovery = rec
+	}
+	h, err := feed.New(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", f.fixConnect)
+	runCtx := ctx
+	if f.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, f.duration)
+		defer cancel()
+	}
+	err = h.Run(runCtx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	st := h.Stats()
+	log.Info("feed handler stopped", "datagrams", st.Datagrams, "messages", st.Messages, "gaps", st.Gaps,
+		"recovered_ab", st.RecoveredAB, "recovered_fix", st.RecoveredFIX, "snapshots", st.SnapshotsDone,
+		"stale_books", st.StaleBooks, "decode_errors", st.DecodeErrors, "kernel_drops", st.KernelDrops)
+	if f.dumpBooks != "" {
+		if werr := writeFile(f.dumpBooks, h.WriteDump); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	lat := h.Latency()
+	log.Info("tick-to-handler latency (publisher SendingTime to book updated)", "count", lat.TotalCount(),
+		"p50_us", us(lat.ValueAtQuantile(50)), "p90_us", us(lat.ValueAtQuantile(90)), "p99_us", us(lat.ValueAtQuantile(99)),
+		"p99.9_us", us(lat.ValueAtQuantile(99.9)), "p99.99_us", us(lat.ValueAtQuantile(99.99)), "max_us", us(lat.Max()))
+	if f.latencyOut != "" {
+		if werr := writeFile(f.latencyOut, func(w io.Writer) error {
+			_, err := lat.PercentilesPrint(w, 5, 1000)
+			return err
+		}); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	if f.statsOut != "" {
+		if werr := writeFile(f.statsOut, func(w io.Writer) error {
+			e := json.NewEncoder(w)
+			return e.Encode(st)
+		}); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+func (f *feedFlags) config(set map[string]bool) (feed.Config, error) {
+	var cfg feed.Config
+	if f.all == (f.topics != "") {
+		return cfg, errors.New("give exactly one of --topics A,B and --all")
+	}
+	if f.serveFIX != "" {
+		return cfg, errors.New("--serve-fix: OMS distribution is not implemented yet")
+	}
+	cfg.All = f.all
+	if f.topics != "" {
+		for _, t := range strings.Split(f.topics, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" {
+				return cfg, fmt.Errorf("--topics %q has an empty symbol", f.topics)
+			}
+			cfg.Topics = append(cfg.Topics, t)
+		}
+	}
+	var err error
+	if cfg.Mapping, err = mappingOf(f.groupBase, f.groupSize, f.singleGroup); err != nil {
+		return cfg, err
+	}
+	if f.port == 0 || f.port > 65535 {
+		return cfg, fmt.Errorf("--port %d outside 1..65535", f.port)
+	}
+	cfg.Port = uint16(f.port)
+	if cfg.DefinitionsGroup, err = parseAddr("--definitions-group", f.defsGroup, true); err != nil {
+		return cfg, err
+	}
+	if f.iface != "" {
+		if cfg.Interface, err = parseAddr("--iface", f.iface, false); err != nil {
+			return cfg, err
+		}
+	}
+	if f.source != "" {
+		if cfg.Source, err = parseAddr("--source", f.source, false); err != nil {
+			return cfg, err
+		}
+	}
+	if f.bPort > 65535 {
+		return cfg, fmt.Errorf("--b-port %d outside 0..65535", f.bPort)
+	}
+	cfg.BPort = uint16(f.bPort)
+	if f.bGroupBase != "" {
+		if cfg.BBase, err = parseAddr("--b-group-base", f.bGroupBase, true); err != nil {
+			return cfg, err
+		}
+	}
+	for name, p := range map[string]float64{"--inject-loss": f.injectLoss, "--inject-reorder": f.injectReorder, "--inject-dup": f.injectDup} {
+		if !(p >= 0 && p <= 1) {
+			return cfg, fmt.Errorf("%s %v outside 0..1", name, p)
+		}
+	}
+	cfg.Inject = feed.Inject{Loss: f.injectLoss, Reorder: f.injectReorder, Dup: f.injectDup, Seed: f.injectSeed}
+	if f.window < 0 || f.readBuffer < 0 || f.gapWait < 0 || f.recoveryTimeout < 0 || f.duration < 0 {
+		return cfg, errors.New("--window, --rcvbuf, --gap-wait, --recovery-timeout and --duration must not be negative")
+	}
+	cfg.Gap = gap.Config{Window: f.window, GapWait: f.gapWait, RecoveryTimeout: f.recoveryTimeout}
+	cfg.ReadBuffer = f.readBuffer
+	return cfg, nil
+}
+
+// us converts nanoseconds to microseconds for logs.
+func us(ns int64) float64 { return float64(ns) / 1000 }
+
+// mappingOf builds the topic mapping from the group flags.
+func mappingOf(base string, size uint, single bool) (mcast.Mapping, error) {
+	b, err := parseAddr("--group-base", base, true)
+	if err != nil {
+		return mcast.Mapping{}, err
+	}
+	if single {
+		return mcast.SingleGroupMapping(b)
+	}
+	if size == 0 || size > 1<<32-1 {
+		return mcast.Mapping{}, fmt.Errorf("--group-size %d outside 1..%d", size, uint32(1<<32-1))
+	}
+	return mcast.NewMapping(b, uint32(size))
+}
+
+func parseAddr(flagName, s string, multicast bool) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("%s %q: not an IPv4 address", flagName, s)
+	}
+	if multicast && !a.IsMulticast() {
+		return netip.Addr{}, fmt.Errorf("%s %q: not a multicast group", flagName, s)
+	}
+	return a, nil
+}
+
+// writeFile writes a file through fn, reporting the path on error.
+func writeFile(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,580 @@
+// Package fixrecovery is the handler's FIX recovery client: a feed.Recovery that asks the
+// publisher's recovery service (publisher.RecoveryService; DESIGN.md, "Wire: FIX TCP") for
+// what multicast lost, over a quickfix initiator session (FIXT.1.1, FIX.5.0SP2).
+//
+// Retransmit sends a MarketDataRequest (V) with ApplID (1180) = the channel,
+// ApplBegSeqNum (1182) and ApplEndSeqNum (1183). Each answer (X, d or f with the request's
+// MDReqID) is converted to the model (md.*FromFIX), encoded with FAST (the client's own
+// md.Codec) and delivered as Sink.Retransmitted(channel, ApplSeqNum, fastMessage): the
+// same FAST message the datagram carried after its preamble.
+//
+// Snapshot sends a V with SubscriptionRequestType (263) = 0, ApplID = the channel and the
+// symbols (NoRelatedSym), or ApplID alone for a whole channel. It collects the W answers
+// until every symbol asked for has come (or, for a whole channel, as many as their
+// TotNumReports (911) announces), checks that they share one LastMsgSeqNumProcessed
+// (369), and delivers them in one Sink.Snapshots call, in the order asked for.
+//
+// A MarketDataRequestReject (Y) fails its request with Sink.Failed and the reject's Text.
+// So does silence: a request that has gone Config.Timeout without an answer message (the
+// time runs from the request, and again from each answer), a session lost while answers
+// are outstanding, a logon the service refuses (with the Text of its Logout), and a full
+// queue. Requests made while the session is not logged on
+// wait, up to Config.MaxQueued of them, and are sent at the next logon; the initiator
+// reconnects by itself.
+//
+// Retransmit and Snapshot never block: they hand the request to the client's goroutine,
+// which owns every request and makes every Sink call. Each request gets exactly one
+// outcome: for a retransmission, its messages (all of them, or some and then a Failed),
+// for a snapshot request one Snapshots or one Failed.
+package fixrecovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+	"github.com/quickfixgo/tag"
+
+	"fastfeed/fast"
+	"fastfeed/feed"
+	"fastfeed/internal/fixsession"
+	"fastfeed/md"
+)
+
+// Defaults of Config.
+const (
+	DefaultSenderCompID = "FFFEED-1"
+	DefaultTimeout      = 5 * time.Second
+	DefaultMaxQueued    = 256
+)
+
+// Config configures a Client. Only Templates is required; every zero field takes its
+// default.
+type Config struct {
+	Connect            string // the recovery service, host:port; default fixsession.RecoveryListen
+	SenderCompID       string // this client's CompID; default DefaultSenderCompID
+	TargetCompID       string // the service's CompID; default fixsession.RecoveryCompID
+	Username, Password string // the Logon's 553 and 554
+
+	// Templates are the feed's FAST templates (fixtures/templates.xml), for encoding what
+	// is retransmitted.
+	Templates *fast.Templates
+
+	// Timeout fails a request that has had no answer message for this long.
+	Timeout time.Duration
+	// MaxQueued bounds the requests waiting for a logon; beyond it a request fails at once.
+	MaxQueued int
+
+	HeartBtInt        time.Duration // the session's heartbeat interval; default fixsession's
+	ReconnectInterval time.Duration // wait after a lost or refused session; default fixsession's
+
+	// Logger receives session events, refusals and timeouts; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client is a feed.Recovery over a FIX session. Create it with New, give it to the
+// handler (which calls Start), and Close it when the handler is done.
+type Client struct {
+	cfg   Config
+	log   *slog.Logger
+	ini   *fixsession.Initiator
+	codec *md.Codec // owned by run
+
+	inbox  chan *request // Retransmit and Snapshot -> run
+	events chan event    // the session -> run
+	kick   chan struct{} // overflow has something
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	started bool
+	spilled []*request // requests that found the inbox full, bounded by MaxQueued
+	lost    map[bool]map[string]int
+	done    chan struct{}
+}
+
+// request is one Retransmit or Snapshot; run owns it once it is in the inbox.
+type request struct {
+	id       string
+	channel  string
+	snapshot bool
+	beg, end uint32   // Retransmit
+	symbols  []string // Snapshot, without duplicates; empty: the whole channel
+	want     map[string]bool
+
+	sent     bool
+	deadline time.Time
+	next     uint32                 // Retransmit: the next sequence number expected
+	snaps    map[string]md.Snapshot // Snapshot: received, by symbol
+	order    []string               // Snapshot: symbols in the order received
+	total    int                    // Snapshot: TotNumReports announced, 0 if unknown
+}
+
+// event is something the session reports to run.
+type event struct {
+	logon  bool
+	logout bool
+	reason string // logout
+
+	// An answer message.
+	kind  byte // md.Kind, or 'Y'
+	reqID string
+	appl  md.ApplFields
+	inc   md.Incremental
+	def   md.Definition
+	stat  md.Status
+	snap  md.Snapshot
+	total int // W: TotNumReports
+	rej   md.MarketDataReject
+	err   error // the answer did not parse
+}
+
+// New returns a client for cfg. It connects when the handler calls Start.
+func New(cfg Config) (*Client, error) {
+	if cfg.Templates == nil {
+		return nil, errors.New("fixrecovery: no templates")
+	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("fixrecovery: Timeout %v is negative", cfg.Timeout)
+	case cfg.MaxQueued < 0:
+		return nil, fmt.Errorf("fixrecovery: MaxQueued %d is negative", cfg.MaxQueued)
+	}
+	if cfg.Connect == "" {
+		cfg.Connect = fixsession.RecoveryListen
+	}
+	if cfg.SenderCompID == "" {
+		cfg.SenderCompID = DefaultSenderCompID
+	}
+	if cfg.TargetCompID == "" {
+		cfg.TargetCompID = fixsession.RecoveryCompID
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxQueued == 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	codec, err := md.NewCodec(cfg.Templates)
+	if err != nil {
+		return nil, fmt.Errorf("fixrecovery: %w", err)
+	}
+	c := &Client{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		codec:  codec,
+		inbox:  make(chan *request, cfg.MaxQueued),
+		events: make(chan event, 1024),
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.ini, err = fixsession.NewInitiator(fixsession.InitiatorConfig{
+		Connect:           cfg.Connect,
+		SenderCompID:      cfg.SenderCompID,
+		TargetCompID:      cfg.TargetCompID,
+		Username:          cfg.Username,
+		Password:          cfg.Password,
+		HeartBtInt:        cfg.HeartBtInt,
+		ReconnectInterval: cfg.ReconnectInterval,
+		Logger:            cfg.Logger,
+	}, fixsession.HandlerFuncs{Logon: c.onLogon, Logout: c.onLogout, Message: c.onMessage})
+	if err != nil {
+		return nil, fmt.Errorf("fixrecovery: %w", err)
+	}
+	return c, nil
+}
+
+// Start starts the session and the client's goroutine, which reports to sink. It is
+// called once, by the handler; a session that cannot start (another Client with the same
+// CompIDs in the process) fails every request.
+func (c *Client) Start(sink feed.Sink) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || c.ctx.Err() != nil {
+		return
+	}
+	c.started = true
+	var startErr error
+	if err := c.ini.Start(c.ctx); err != nil {
+		startErr = fmt.Errorf("fixrecovery: %w", err)
+		c.log.Error("recovery session not started", "err", startErr)
+	}
+	go c.run(sink, startErr)
+}
+
+// Close logs out and stops the session; requests still pending get no outcome. It does
+// not wait for a Sink call in progress.
+func (c *Client) Close() {
+	c.cancel()
+	c.ini.Stop()
+}
+
+// LoggedOn reports whether the session is logged on now.
+func (c *Client) LoggedOn() bool { return c.ini.LoggedOn() }
+
+// Retransmit asks for the messages beg..end of channel.
+func (c *Client) Retransmit(channel string, beg, end uint32) {
+	c.submit(&request{channel: channel, beg: beg, end: end, next: beg})
+}
+
+// Snapshot asks for snapshots of symbols, all on channel, or of every instrument of
+// channel when symbols is empty.
+func (c *Client) Snapshot(channel string, symbols []string) {
+	req := &request{channel: channel, snapshot: true, want: make(map[string]bool, len(symbols))}
+	for _, s := range symbols {
+		if !req.want[s] {
+			req.want[s] = true
+			req.symbols = append(req.symbols, s)
+		}
+	}
+	c.submit(req)
+}
+
+// submit hands r to run without blocking. When the inbox is full, r waits in the
+// spilled list for run to fail it; beyond MaxQueued there, only a count is kept.
+func (c *Client) submit(r *request) {
+	select {
+	case c.inbox <- r:
+		return
+	default:
+	}
+	c.mu.Lock()
+	if len(c.spilled) < c.cfg.MaxQueued {
+		c.spilled = append(c.spilled, r)
+	} else {
+		if c.lost == nil {
+			c.lost = map[bool]map[string]int{false: {}, true: {}}
+		}
+		c.lost[r.snapshot][r.channel]++
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// The session's callbacks, on its goroutine.
+
+func (c *Client) post(ev event) {
+	select {
+	case c.events <- ev:
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *Client) onLogon(quickfix.SessionID) { c.post(event{logon: true}) }
+
+func (c *Client) onLogout(_ quickfix.SessionID, reason string) {
+	c.post(event{logout: true, reason: reason})
+}
+
+// onMessage parses an answer; run matches it to its request.
+func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
+	t, _ := msg.Header.GetBytes(tag.MsgType)
+	if len(t) != 1 {
+		c.log.Debug("recovery session: ignored message", "msgtype", string(t))
+		return nil
+	}
+	ev := event{kind: t[0]}
+	ev.reqID, _ = msg.Body.GetString(tag.MDReqID)
+	var err error
+	switch t[0] {
+	case md.MsgTypeMarketDataRequestReject[0]:
+		ev.rej, err = md.MarketDataRejectFromFIX(msg)
+	case byte(md.KindIncremental):
+		ev.appl, err = md.IncrementalFromFIX(msg, &ev.inc)
+	case byte(md.KindDefinition):
+		ev.appl, err = md.DefinitionFromFIX(msg, &ev.def)
+	case byte(md.KindStatus):
+		ev.appl, err = md.StatusFromFIX(msg, &ev.stat)
+	case byte(md.KindSnapshot):
+		ev.appl, err = md.SnapshotFromFIX(msg, &ev.snap)
+		if err == nil && msg.Body.Has(tag.TotNumReports) {
+			ev.total, err = msg.Body.GetInt(tag.TotNumReports)
+			if err == nil && ev.total <= 0 {
+				err = fmt.Errorf("TotNumReports %d", ev.total)
+			}
+		}
+	default:
+		text, _ := msg.Body.GetString(tag.Text)
+		c.log.Info("recovery session: ignored message", "msgtype", string(t), "text", text)
+		return nil
+	}
+	if ev.reqID == "" {
+		c.log.Info("recovery session: answer without MDReqID", "msgtype", string(t))
+		return nil
+	}
+	ev.err = err
+	c.post(ev)
+	return nil
+}
+
+// run owns the requests and makes every Sink call.
+func (c *Client) run(sink feed.Sink, startErr error) {
+	defer close(c.done)
+	r := runner{Client: c, sink: sink, startErr: startErr, active: make(map[string]*request)}
+	tick := max(min(c.cfg.Timeout/10, 250*time.Millisecond), 5*time.Millisecond)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case req := <-c.inbox:
+			r.issue(req)
+		case ev := <-c.events:
+			r.handle(ev)
+		case <-c.kick:
+			r.overflow()
+		case now := <-ticker.C:
+			r.expire(now)
+		}
+	}
+}
+
+// runner is run's state.
+type runner struct {
+	*Client
+	sink     feed.Sink
+	startErr error
+	loggedOn bool
+	reason   string // of the last logout
+	seq      uint64 // of MDReqIDs
+	waiting  []*request
+	active   map[string]*request // sent, by MDReqID
+}
+
+func (r *runner) fail(req *request, why string) {
+	r.log.Info("recovery request failed", "channel", req.channel, "snapshot", req.snapshot, "mdreqid", req.id, "reason", why)
+	r.sink.Failed(req.channel, req.snapshot, why)
+}
+
+// issue takes a new request: it sends it, or queues it until the logon.
+func (r *runner) issue(req *request) {
+	if r.startErr != nil {
+		r.fail(req, r.startErr.Error())
+		return
+	}
+	if !req.snapshot && (req.beg == 0 || req.beg > req.end) {
+		r.fail(req, fmt.Sprintf("invalid range %d..%d", req.beg, req.end))
+		return
+	}
+	r.seq++
+	req.id = "R" + strconv.FormatUint(r.seq, 10)
+	req.deadline = time.Now().Add(r.cfg.Timeout)
+	if r.loggedOn && r.send(req) {
+		return
+	}
+	if len(r.waiting) >= r.cfg.MaxQueued {
+		r.fail(req, fmt.Sprintf("%d requests already wait for the recovery session", len(r.waiting)))
+		return
+	}
+	r.waiting = append(r.waiting, req)
+}
+
+// send sends req and reports whether it went.
+func (r *runner) send(req *request) bool {
+	mdr := md.MarketDataRequest{MDReqID: req.id, SubscriptionType: md.SubscriptionSnapshot, ApplID: req.channel}
+	if req.snapshot {
+		mdr.Symbols = req.symbols
+		req.snaps = make(map[string]md.Snapshot, len(req.symbols))
+	} else {
+		mdr.BegSeqNum, mdr.EndSeqNum = req.beg, req.end
+	}
+	if err := r.ini.Send(mdr.ToFIX()); err != nil {
+		return false
+	}
+	req.sent = true
+	req.deadline = time.Now().Add(r.cfg.Timeout)
+	r.active[req.id] = req
+	return true
+}
+
+// overflow fails the requests that found the inbox full.
+func (r *runner) overflow() {
+	r.mu.Lock()
+	reqs, lost := r.spilled, r.lost
+	r.spilled, r.lost = nil, nil
+	r.mu.Unlock()
+	const why = "too many recovery requests outstanding"
+	for _, req := range reqs {
+		r.fail(req, why)
+	}
+	for snapshot, byChannel := range lost {
+		for channel, n := range byChannel {
+			for range n {
+				r.sink.Failed(channel, snapshot, why)
+			}
+		}
+	}
+}
+
+func (r *runner) expire(now time.Time) {
+	for id, req := range r.active {
+		if now.After(req.deadline) {
+			delete(r.active, id)
+			r.fail(req, fmt.Sprintf("no answer from the recovery service for %v", r.cfg.Timeout))
+		}
+	}
+	keep := r.waiting[:0]
+	for _, req := range r.waiting {
+		if now.After(req.deadline) {
+			why := "the recovery session is not logged on"
+			if r.reason != "" {
+				why += ": " + r.reason
+			}
+			r.fail(req, why)
+			continue
+		}
+		keep = append(keep, req)
+	}
+	clear(r.waiting[len(keep):])
+	r.waiting = keep
+}
+
+func (r *runner) handle(ev event) {
+	switch {
+	case ev.logon:
+		r.loggedOn, r.reason = true, ""
+		waiting := r.waiting
+		r.waiting = nil
+		for i, req := range waiting {
+			if !r.send(req) { // lost again already
+				r.waiting = append(r.waiting, waiting[i:]...)
+				break
+			}
+		}
+	case ev.logout:
+		wasOn := r.loggedOn
+		r.loggedOn, r.reason = false, ev.reason
+		if !wasOn && ev.reason != "" {
+			// The service refused the logon, and says why: the requests waiting for it
+			// fail now rather than at their timeouts.
+			for _, req := range r.waiting {
+				r.fail(req, "the recovery service refused the logon: "+ev.reason)
+			}
+			clear(r.waiting)
+			r.waiting = r.waiting[:0]
+		}
+		why := "recovery session lost"
+		if ev.reason != "" {
+			why += ": " + ev.reason
+		}
+		for id, req := range r.active {
+			delete(r.active, id)
+			r.fail(req, why)
+		}
+	default:
+		r.answer(&ev)
+	}
+}
+
+// answer applies an answer message to its request.
+func (r *runner) answer(ev *event) {
+	req := r.active[ev.reqID]
+	if req == nil {
+		r.log.Debug("recovery answer to no pending request", "mdreqid", ev.reqID, "msgtype", string(ev.kind))
+		return
+	}
+	done := func(why string) {
+		delete(r.active, req.id)
+		if why != "" {
+			r.fail(req, why)
+		}
+	}
+	switch {
+	case ev.err != nil:
+		done(fmt.Sprintf("malformed answer: %v", ev.err))
+		return
+	case ev.kind == 'Y':
+		why := "refused by the recovery service"
+		if ev.rej.Reason != 0 {
+			why += " (MDReqRejReason " + string(rune(ev.rej.Reason)) + ")"
+		}
+		if ev.rej.Text != "" {
+			why += ": " + ev.rej.Text
+		}
+		done(why)
+		return
+	case req.snapshot != (ev.kind == byte(md.KindSnapshot)):
+		done(fmt.Sprintf("answered with MsgType %c", ev.kind))
+		return
+	}
+	req.deadline = time.Now().Add(r.cfg.Timeout)
+	if req.snapshot {
+		r.snapshotAnswer(req, ev, done)
+		return
+	}
+	seq := ev.appl.ApplSeqNum
+	if seq < req.next || seq > req.end {
+		return // a duplicate, or not of the range
+	}
+	var b []byte
+	var err error
+	switch md.Kind(ev.kind) {
+	case md.KindIncremental:
+		b, err = r.codec.AppendIncremental(nil, &ev.inc)
+	case md.KindDefinition:
+		b, err = r.codec.AppendDefinition(nil, &ev.def)
+	case md.KindStatus:
+		b, err = r.codec.AppendStatus(nil, &ev.stat)
+	}
+	if err != nil {
+		done(fmt.Sprintf("message %d: %v", seq, err))
+		return
+	}
+	r.sink.Retransmitted(req.channel, seq, b)
+	req.next = seq + 1
+	if req.next > req.end || req.next == 0 { // 0: wrapped past the last number
+		done("")
+	}
+}
+
+func (r *runner) snapshotAnswer(req *request, ev *event, done func(string)) {
+	sym := string(ev.snap.Symbol)
+	if len(req.symbols) > 0 && !req.want[sym] {
+		return
+	}
+	if _, dup := req.snaps[sym]; !dup {
+		req.order = append(req.order, sym)
+	}
+	req.snaps[sym] = ev.snap
+	if ev.total > 0 {
+		req.total = ev.total
+	}
+	complete := len(req.snaps) == len(req.symbols)
+	if len(req.symbols) == 0 {
+		complete = req.total > 0 && len(req.snaps) >= req.total
+	}
+	if !complete {
+		return
+	}
+	order := req.symbols
+	if len(order) == 0 {
+		order = req.order
+	}
+	snaps := make([]md.Snapshot, 0, len(order))
+	for _, s := range order {
+		snaps = append(snaps, req.snaps[s])
+	}
+	for _, s := range snaps[1:] {
+		if s.LastMsgSeqNumProcessed != snaps[0].LastMsgSeqNumProcessed {
+			done(fmt.Sprintf("snapshots at different sequence numbers: %s at %d, %s at %d",
+				snaps[0].Symbol, snaps[0].LastMsgSeqNumProcessed, s.Symbol, s.LastMsgSeqNumProcessed))
+			return
+		}
+	}
+	done("")
+	r.sink.Snapshots(req.channel, snaps)
+}

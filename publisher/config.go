@@ -1,0 +1,286 @@
+package publisher
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"time"
+
+	"fastfeed/fast"
+	"fastfeed/internal/decfmt"
+	"fastfeed/mcast"
+)
+
+// Defaults of Config. A zero field of Config means its default.
+const (
+	DefaultPort                = 30001
+	DefaultPayloadLimit        = 1400 // bytes of FAST message per datagram, preamble excluded
+	DefaultHeartbeat           = time.Second
+	DefaultDefinitionsInterval = 5 * time.Second
+	DefaultMinDepth            = 5
+	DefaultMaxDepth            = 20
+	DefaultRetention           = 100000   // sequenced datagrams kept, all channels together
+	DefaultRetentionBytes      = 64 << 20 // bytes of datagrams kept, all channels together
+	DefaultMaxRetransmit       = 10000    // sequence numbers per Retransmit request
+	DefaultRecoveryListen      = "127.0.0.1:9870"
+	DefaultRecoveryCompID      = "FFPUB"
+	DefaultInstruments         = 10 // what the command line generates without --config
+)
+
+// Limits of Config.
+const (
+	MinPayloadLimit   = 256
+	MaxPayloadLimit   = 65507 - 4 // largest UDP payload over IPv4, minus the preamble
+	MinRetentionBytes = 4 << 20
+	MaxSymbolLen      = 32
+	MaxExp            = 18 // price and size exponents lie in [-MaxExp, MaxExp]
+	MaxDepthLimit     = 1000
+	maxPrice          = 1e15 // start prices and ticks, as mantissas
+)
+
+// Instrument is one simulated instrument. Prices are integers at PriceExp
+// (Tick 25 at PriceExp -4 is 0.0025) and sizes integers at SizeExp.
+type Instrument struct {
+	Symbol       string  // the topic (tag 55); printable ASCII, no spaces
+	PriceExp     int8    // price exponent
+	SizeExp      int8    // size exponent
+	Tick         int64   // MinPriceIncrement as a mantissa at PriceExp; > 0
+	StartPrice   int64   // opening mid price, a mantissa at PriceExp and a multiple of Tick
+	Weight       float64 // relative activity (share of events); 0 means 1
+	SecurityType string  // tag 167, e.g. "CS"; optional
+	Currency     string  // tag 15, e.g. "RUB"; optional
+	Description  string  // tag 107 (UTF-8); optional
+}
+
+// User is a login of the recovery service.
+type User struct {
+	Username string
+	Password string
+}
+
+// RecoveryConfig is what the FIX recovery acceptor (recovery.go) needs; the
+// publishing loop itself does not use it.
+type RecoveryConfig struct {
+	Listen string // host:port; "" means DefaultRecoveryListen
+	CompID string // SenderCompID of the acceptor; "" means DefaultRecoveryCompID
+	Users  []User // accepted logins
+}
+
+// BLine configures the optional B line: every datagram is sent a second
+// time, the same bytes, to the B group and port of its channel. The B line is
+// on when Port or GroupBase is set.
+type BLine struct {
+	// Port is the B port; 0 means the A port.
+	Port uint16
+	// GroupBase is the base of the B mapping (same size and mode as the A
+	// mapping); the zero Addr means the A groups.
+	GroupBase netip.Addr
+	// DefinitionsGroup is the group of the B definitions channel. The zero
+	// Addr means: the A definitions group if the B port differs from the A
+	// port, else the address just below GroupBase (as 239.0.0.0 is just
+	// below the default base 239.0.0.1).
+	DefinitionsGroup netip.Addr
+}
+
+// Enabled reports whether the B line is on.
+func (b BLine) Enabled() bool { return b.Port != 0 || b.GroupBase.IsValid() }
+
+// Config configures a Publisher. Only Instruments and Templates are
+// required; every zero field takes its default.
+type Config struct {
+	Instruments []Instrument
+	Templates   *fast.Templates // fastfeed's templates (fixtures/templates.xml)
+
+	Mapping          mcast.Mapping // topic -> group; the zero Mapping is the default one
+	Port             uint16        // 0 means DefaultPort
+	DefinitionsGroup netip.Addr    // zero means mcast.DefaultDefinitionsGroup (239.0.0.0)
+	B                BLine
+	Interface        netip.Addr // IP_MULTICAST_IF; zero means 127.0.0.1 (loopback)
+	SendBuffer       int        // SO_SNDBUF in bytes; 0 keeps the kernel default
+
+	// Rate is the target of incremental refresh (X) datagrams per second on
+	// line A, all channels together; 0 means as fast as possible.
+	Rate float64
+	// Duration bounds the data phase; 0 means no bound.
+	Duration time.Duration
+	// Count stops the data at the end of the send tick in which the Count-th
+	// incremental datagram went out; 0 means no bound.
+	Count int64
+	Seed  uint64 // of the simulator's PCG generator
+
+	PayloadLimit        int           // 0 means DefaultPayloadLimit
+	Heartbeat           time.Duration // idle time before a heartbeat; 0 means DefaultHeartbeat
+	DefinitionsInterval time.Duration // 0 means DefaultDefinitionsInterval
+	NoStatus            bool          // do not send the SecurityStatus (f) of each instrument at startup
+	MinDepth, MaxDepth  int           // levels per side the simulator keeps; 0 means the defaults
+
+	Retention      int // sequenced datagrams kept for Retransmit; 0 means DefaultRetention
+	RetentionBytes int // bytes kept for Retransmit; 0 means DefaultRetentionBytes
+	MaxRetransmit  int // 0 means DefaultMaxRetransmit
+
+	// Linger keeps the publisher heartbeating and serving Retransmit and
+	// Snapshot for this long after the data stops.
+	Linger time.Duration
+	// DumpBooks, if set, is the file the ground-truth books are written to
+	// (book.WriteDump) when the data stops.
+	DumpBooks string
+
+	Recovery RecoveryConfig
+	Logger   *slog.Logger // nil means no logging
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Port == 0 {
+		c.Port = DefaultPort
+	}
+	if !c.DefinitionsGroup.IsValid() {
+		c.DefinitionsGroup = mcast.DefinitionsChannel(c.Port).Addr()
+	}
+	if c.PayloadLimit == 0 {
+		c.PayloadLimit = DefaultPayloadLimit
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.DefinitionsInterval == 0 {
+		c.DefinitionsInterval = DefaultDefinitionsInterval
+	}
+	if c.MinDepth == 0 {
+		c.MinDepth = DefaultMinDepth
+	}
+	if c.MaxDepth == 0 {
+		c.MaxDepth = max(DefaultMaxDepth, c.MinDepth)
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = DefaultRetentionBytes
+	}
+	if c.MaxRetransmit == 0 {
+		c.MaxRetransmit = DefaultMaxRetransmit
+	}
+	if c.Recovery.Listen == "" {
+		c.Recovery.Listen = DefaultRecoveryListen
+	}
+	if c.Recovery.CompID == "" {
+		c.Recovery.CompID = DefaultRecoveryCompID
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	for i := range c.Instruments {
+		if c.Instruments[i].Weight == 0 {
+			c.Instruments[i].Weight = 1
+		}
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with c (after defaults), naming the
+// field.
+func (c Config) Validate() error {
+	c.Instruments = append([]Instrument(nil), c.Instruments...)
+	c = c.withDefaults()
+	return c.validate()
+}
+
+func (c *Config) validate() error {
+	if c.Templates == nil {
+		return errors.New("publisher: config: Templates is nil (load fixtures/templates.xml)")
+	}
+	if len(c.Instruments) == 0 {
+		return errors.New("publisher: config: no instruments")
+	}
+	switch {
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("publisher: config: rate %v: want a finite number >= 0 (0: as fast as possible)", c.Rate)
+	case c.Duration < 0:
+		return fmt.Errorf("publisher: config: duration %v is negative", c.Duration)
+	case c.Count < 0:
+		return fmt.Errorf("publisher: config: count %d is negative", c.Count)
+	case c.PayloadLimit < MinPayloadLimit || c.PayloadLimit > MaxPayloadLimit:
+		return fmt.Errorf("publisher: config: payload limit %d out of range %d..%d", c.PayloadLimit, MinPayloadLimit, MaxPayloadLimit)
+	case c.Heartbeat < time.Millisecond:
+		return fmt.Errorf("publisher: config: heartbeat interval %v: want at least 1ms", c.Heartbeat)
+	case c.DefinitionsInterval < time.Millisecond:
+		return fmt.Errorf("publisher: config: definitions interval %v: want at least 1ms", c.DefinitionsInterval)
+	case c.MinDepth < 1 || c.MaxDepth < c.MinDepth || c.MaxDepth > MaxDepthLimit:
+		return fmt.Errorf("publisher: config: depth %d..%d: want 1 <= min <= max <= %d", c.MinDepth, c.MaxDepth, MaxDepthLimit)
+	case c.Retention < 1:
+		return fmt.Errorf("publisher: config: retention %d datagrams: want at least 1", c.Retention)
+	case c.RetentionBytes < MinRetentionBytes:
+		return fmt.Errorf("publisher: config: retention %d bytes: want at least %d", c.RetentionBytes, MinRetentionBytes)
+	case c.MaxRetransmit < 1:
+		return fmt.Errorf("publisher: config: max retransmit %d: want at least 1", c.MaxRetransmit)
+	case c.Linger < 0:
+		return fmt.Errorf("publisher: config: linger %v is negative", c.Linger)
+	case c.SendBuffer < 0:
+		return fmt.Errorf("publisher: config: send buffer %d is negative", c.SendBuffer)
+	}
+	if i := c.Interface.Unmap(); i.IsValid() && (!i.Is4() || i.IsMulticast() || i.IsUnspecified()) {
+		return fmt.Errorf("publisher: config: interface %v is not a unicast IPv4 address", c.Interface)
+	}
+	seen := make(map[string]int, len(c.Instruments))
+	for i := range c.Instruments {
+		in := &c.Instruments[i]
+		if err := in.validate(c.MaxDepth); err != nil {
+			return fmt.Errorf("publisher: config: instruments[%d] (%s): %w", i, in.Symbol, err)
+		}
+		if j, ok := seen[in.Symbol]; ok {
+			return fmt.Errorf("publisher: config: instruments[%d]: symbol %q already given as instruments[%d]", i, in.Symbol, j)
+		}
+		seen[in.Symbol] = i
+	}
+	users := make(map[string]bool, len(c.Recovery.Users))
+	for i, u := range c.Recovery.Users {
+		switch {
+		case u.Username == "":
+			return fmt.Errorf("publisher: config: recovery users[%d]: empty username", i)
+		case users[u.Username]:
+			return fmt.Errorf("publisher: config: recovery users[%d]: username %q given twice", i, u.Username)
+		}
+		users[u.Username] = true
+	}
+	if _, _, err := net.SplitHostPort(c.Recovery.Listen); err != nil {
+		return fmt.Errorf("publisher: config: recovery listen address %q: %w", c.Recovery.Listen, err)
+	}
+	return nil
+}
+
+func (in *Instrument) validate(maxDepth int) error {
+	if in.Symbol == "" {
+		return errors.New("symbol is empty")
+	}
+	if len(in.Symbol) > MaxSymbolLen {
+		return fmt.Errorf("symbol %q is longer than %d bytes", in.Symbol, MaxSymbolLen)
+	}
+	for i := 0; i < len(in.Symbol); i++ {
+		if c := in.Symbol[i]; c <= ' ' || c > '~' {
+			return fmt.Errorf("symbol %q: byte %d (%#x) is not printable ASCII without spaces", in.Symbol, i, c)
+		}
+	}
+	switch {
+	case in.PriceExp < -MaxExp || in.PriceExp > MaxExp:
+		return fmt.Errorf("price exponent %d out of range %d..%d", in.PriceExp, -MaxExp, MaxExp)
+	case in.SizeExp < -MaxExp || in.SizeExp > MaxExp:
+		return fmt.Errorf("size exponent %d out of range %d..%d", in.SizeExp, -MaxExp, MaxExp)
+	case in.Tick <= 0 || in.Tick > maxPrice:
+		return fmt.Errorf("tick mantissa %d: want 1..%g", in.Tick, float64(maxPrice))
+	case in.StartPrice <= 0 || in.StartPrice > maxPrice:
+		return fmt.Errorf("start price mantissa %d: want 1..%g", in.StartPrice, float64(maxPrice))
+	case in.StartPrice%in.Tick != 0:
+		return fmt.Errorf("start price %s is not a multiple of the tick %s",
+			decfmt.String(in.StartPrice, int(in.PriceExp)), decfmt.String(in.Tick, int(in.PriceExp)))
+	case in.StartPrice/in.Tick < int64(2*maxDepth+2):
+		return fmt.Errorf("start price %s is only %d ticks of %s: want at least %d (twice the depth plus 2) so the bid side fits above zero",
+			decfmt.String(in.StartPrice, int(in.PriceExp)), in.StartPrice/in.Tick, decfmt.String(in.Tick, int(in.PriceExp)), 2*maxDepth+2)
+	case !(in.Weight > 0) || math.IsInf(in.Weight, 0):
+		return fmt.Errorf("weight %v: want a finite number > 0", in.Weight)
+	}
+	return nil
+}
