@@ -395,6 +395,12 @@ func (h *Handler) entry(ch *channel, e *md.Entry) {
 		h.stats.Filtered++
 		return
 	}
+	if in.started && int32(e.RptSeq-in.rptSeq) <= 0 {
+		// Already in the book: a snapshot of this instrument was taken after this entry
+		// (snapshots of one channel may be valid at different sequence numbers).
+		h.stats.SkippedEntries++
+		return
+	}
 	if in.started && e.RptSeq != in.rptSeq+1 {
 		h.stats.RptSeqGaps++
 		h.cfg.Logf("%s: RptSeq %d after %d", in.symbol, e.RptSeq, in.rptSeq)
@@ -700,10 +706,16 @@ func (h *Handler) applySnapshots(ch *channel, snaps []md.Snapshot) {
 		in.snapSeq, in.haveSnap = s.LastMsgSeqNumProcessed, true
 		last = s.LastMsgSeqNumProcessed
 	}
-	// Every followed instrument of the channel must be at the same sequence number.
+	// Resume the channel once every followed instrument has its snapshot, from the
+	// oldest of their sequence numbers; entries an instrument's snapshot already holds are
+	// then skipped by their RptSeq.
+	first := true
 	for _, in := range ch.instruments {
-		if !in.haveSnap || in.snapSeq != last {
+		if !in.haveSnap {
 			return
+		}
+		if first || int32(in.snapSeq-last) < 0 {
+			last, first = in.snapSeq, false
 		}
 	}
 	ch.snapWaiting = 0

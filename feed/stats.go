@@ -19,9 +19,10 @@ type Stats struct {
 	KernelDrops     uint64 `json:"kernel_drops"`  // datagrams the kernel dropped (SO_RXQ_OVFL)
 	Heartbeats      uint64 `json:"heartbeats"`
 	Resets          uint64 `json:"resets"`
-	Dropped         uint64 `json:"dropped"`     // datagrams too far ahead of sequence
-	RptSeqGaps      uint64 `json:"rptseq_gaps"` // per-instrument RptSeq discontinuities
-	BookErrors      uint64 `json:"book_errors"` // entries a book refused (missing level, ...)
+	Dropped         uint64 `json:"dropped"`         // datagrams too far ahead of sequence
+	RptSeqGaps      uint64 `json:"rptseq_gaps"`     // per-instrument RptSeq discontinuities
+	SkippedEntries  uint64 `json:"skipped_entries"` // entries already in an instrument\'s snapshot
+	BookErrors      uint64 `json:"book_errors"`     // entries a book refused (missing level, ...)
 	RecoveryFails   uint64 `json:"recovery_failures"`
 	InjectedLoss    uint64 `json:"injected_loss"`
 	InjectedDup     uint64 `json:"injected_dup"`
