@@ -15,6 +15,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/gap"
+	"fastfeed/internal/fixsession"
 	"fastfeed/internal/netns"
 	"fastfeed/publisher"
 )
@@ -70,18 +71,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: ts, Rate: *rate, Duration: *duration,
-		Linger: time.Hour, Seed: uint64(time.Now().UnixNano())})
+		Linger: time.Hour, Seed: uint64(time.Now().UnixNano()),
+		Recovery: publisher.RecoveryConfig{Users: []publisher.User{{Username: fixsession.DemoUsername, Password: fixsession.DemoPassword}}}})
 	if err != nil {
 		return err
 	}
-	pubDone := make(chan error, 1)
-	go func() { pubDone <- p.Run(ctx) }()
-
 	var symbols []string
 	for _, in := range ins {
 		symbols = append(symbols, in.Symbol)
 	}
-	rec, how, err := demoRecovery(ctx, p)
+	rec, ready, how, err := demoRecovery(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -92,6 +91,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	feedDone := make(chan error, 1)
 	go func() { feedDone <- h.Run(ctx) }()
+	// Start the market once the handler's recovery session is up (a FIX logon takes a
+	// second or two), so that the demo shows live recovery rather than a late join.
+	for deadline := time.Now().Add(10 * time.Second); !ready() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- p.Run(ctx) }()
 
 	tty := isTerminal(stdout)
 	start := time.Now()

@@ -101,10 +101,11 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
 	if f.fixConnect != "" {
-		rec, err := newFIXRecovery(ctx, f, log)
+		rec, err := newFIXRecovery(ctx, f, cfg.Templates, log)
 		if err != nil {
 			return err
 		}
+		defer rec.Close()
 		cfg.Recovery = rec
 	}
 	h, err := feed.New(cfg)

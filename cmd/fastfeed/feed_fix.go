@@ -2,13 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"os"
 
+	"fastfeed/fast"
 	"fastfeed/feed"
+	"fastfeed/feed/fixrecovery"
 )
 
-// newFIXRecovery connects the handler to the FIX recovery service.
-func newFIXRecovery(ctx context.Context, f feedFlags, log *slog.Logger) (feed.Recovery, error) {
-	return nil, errors.New("--fix-connect: the FIX recovery client is not built in yet")
+// newFIXRecovery connects the handler to the FIX recovery service at --fix-connect.
+func newFIXRecovery(ctx context.Context, f feedFlags, ts *fast.Templates, log *slog.Logger) (*fixrecovery.Client, error) {
+	compID := f.compID
+	if compID == "" {
+		compID = fmt.Sprintf("FFFEED-%d", os.Getpid())
+	}
+	return fixrecovery.New(fixrecovery.Config{Connect: f.fixConnect, SenderCompID: compID,
+		Username: f.username, Password: f.password, Templates: ts, Logger: log})
 }
+
+var _ feed.Recovery = (*fixrecovery.Client)(nil)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"fastfeed/fast"
+	"fastfeed/internal/fixsession"
 	"fastfeed/mcast"
 	"fastfeed/publisher"
 )
@@ -108,6 +109,11 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := f.apply(&cfg, set); err != nil {
 		return &usageError{err.Error()}
 	}
+	if len(cfg.Recovery.Users) == 0 {
+		// The fixtures' default login (DESIGN.md), so that a handler can recover out of
+		// the box; a config file lists real users.
+		cfg.Recovery.Users = []publisher.User{{Username: fixsession.DemoUsername, Password: fixsession.DemoPassword}}
+	}
 	if len(cfg.Instruments) == 0 {
 		ins, err := publisher.GenerateInstruments(f.instruments)
 		if err != nil {
@@ -126,11 +132,15 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	// The FIX recovery acceptor (publisher/recovery.go) is started here, on
-	// p.Recovery().Listen, once it exists.
-	if set["fix-listen"] {
-		log.Warn("recovery service not started: this build has no FIX acceptor yet", "listen", p.Recovery().Listen)
+	rec, err := publisher.NewRecoveryService(p, publisher.RecoveryOptions{})
+	if err != nil {
+		return err
 	}
+	if err := rec.Start(ctx); err != nil {
+		return err
+	}
+	defer rec.Stop()
+	log.Info("FIX recovery service listening", "addr", rec.Addr(), "comp_id", p.Recovery().CompID)
 	return p.Run(ctx)
 }
 

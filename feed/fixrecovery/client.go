@@ -11,8 +11,10 @@
 // Snapshot sends a V with SubscriptionRequestType (263) = 0, ApplID = the channel and the
 // symbols (NoRelatedSym), or ApplID alone for a whole channel. It collects the W answers
 // until every symbol asked for has come (or, for a whole channel, as many as their
-// TotNumReports (911) announces), checks that they share one LastMsgSeqNumProcessed
-// (369), and delivers them in one Sink.Snapshots call, in the order asked for.
+// TotNumReports (911) announces), and delivers them in one Sink.Snapshots call, in the
+// order asked for. publisher.RecoveryService answers with snapshots of one channel all
+// valid at one LastMsgSeqNumProcessed (369); the client passes on what it gets, and the
+// handler copes with snapshots valid at different numbers.
 //
 // A MarketDataRequestReject (Y) fails its request with Sink.Failed and the reject's Text.
 // So does silence: a request that has gone Config.Timeout without an answer message (the
@@ -94,9 +96,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	started bool
-	spilled []*request // requests that found the inbox full, bounded by MaxQueued
-	lost    map[bool]map[string]int
-	done    chan struct{}
+	spilled []*request              // requests that found the inbox full, bounded by MaxQueued
+	lost    map[bool]map[string]int // requests beyond spilled: how many, by kind and channel
 }
 
 // request is one Retransmit or Snapshot; run owns it once it is in the inbox.
@@ -108,7 +109,6 @@ type request struct {
 	symbols  []string // Snapshot, without duplicates; empty: the whole channel
 	want     map[string]bool
 
-	sent     bool
 	deadline time.Time
 	next     uint32                 // Retransmit: the next sequence number expected
 	snaps    map[string]md.Snapshot // Snapshot: received, by symbol
@@ -175,7 +175,6 @@ func New(cfg Config) (*Client, error) {
 		inbox:  make(chan *request, cfg.MaxQueued),
 		events: make(chan event, 1024),
 		kick:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.ini, err = fixsession.NewInitiator(fixsession.InitiatorConfig{
@@ -281,13 +280,29 @@ func (c *Client) onLogout(_ quickfix.SessionID, reason string) {
 
 // onMessage parses an answer; run matches it to its request.
 func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
-	t, _ := msg.Header.GetBytes(tag.MsgType)
-	if len(t) != 1 {
-		c.log.Debug("recovery session: ignored message", "msgtype", string(t))
+	ev, ok := parseAnswer(msg)
+	if !ok {
+		t, _ := msg.Header.GetBytes(tag.MsgType)
+		text, _ := msg.Body.GetString(tag.Text)
+		c.log.Info("recovery session: ignored message", "msgtype", string(t), "text", text)
 		return nil
 	}
-	ev := event{kind: t[0]}
+	c.post(ev)
+	return nil
+}
+
+// parseAnswer reads an answer to a request: X, d, f, W or Y with an MDReqID. ok is
+// false for any other message; an answer that does not parse is returned with err set.
+func parseAnswer(msg *quickfix.Message) (ev event, ok bool) {
+	t, _ := msg.Header.GetBytes(tag.MsgType)
+	if len(t) != 1 {
+		return event{}, false
+	}
+	ev.kind = t[0]
 	ev.reqID, _ = msg.Body.GetString(tag.MDReqID)
+	if ev.reqID == "" {
+		return event{}, false
+	}
 	var err error
 	switch t[0] {
 	case md.MsgTypeMarketDataRequestReject[0]:
@@ -307,22 +322,14 @@ func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
 			}
 		}
 	default:
-		text, _ := msg.Body.GetString(tag.Text)
-		c.log.Info("recovery session: ignored message", "msgtype", string(t), "text", text)
-		return nil
-	}
-	if ev.reqID == "" {
-		c.log.Info("recovery session: answer without MDReqID", "msgtype", string(t))
-		return nil
+		return event{}, false
 	}
 	ev.err = err
-	c.post(ev)
-	return nil
+	return ev, true
 }
 
 // run owns the requests and makes every Sink call.
 func (c *Client) run(sink feed.Sink, startErr error) {
-	defer close(c.done)
 	r := runner{Client: c, sink: sink, startErr: startErr, active: make(map[string]*request)}
 	tick := max(min(c.cfg.Timeout/10, 250*time.Millisecond), 5*time.Millisecond)
 	ticker := time.NewTicker(tick)
@@ -395,7 +402,6 @@ func (r *runner) send(req *request) bool {
 	if err := r.ini.Send(mdr.ToFIX()); err != nil {
 		return false
 	}
-	req.sent = true
 	req.deadline = time.Now().Add(r.cfg.Timeout)
 	r.active[req.id] = req
 	return true
@@ -567,13 +573,6 @@ func (r *runner) snapshotAnswer(req *request, ev *event, done func(string)) {
 	snaps := make([]md.Snapshot, 0, len(order))
 	for _, s := range order {
 		snaps = append(snaps, req.snaps[s])
-	}
-	for _, s := range snaps[1:] {
-		if s.LastMsgSeqNumProcessed != snaps[0].LastMsgSeqNumProcessed {
-			done(fmt.Sprintf("snapshots at different sequence numbers: %s at %d, %s at %d",
-				snaps[0].Symbol, snaps[0].LastMsgSeqNumProcessed, s.Symbol, s.LastMsgSeqNumProcessed))
-			return
-		}
 	}
 	done("")
 	r.sink.Snapshots(req.channel, snaps)

@@ -1,0 +1,660 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+	"github.com/quickfixgo/tag"
+
+	"fastfeed/book"
+	"fastfeed/internal/fixsession"
+	"fastfeed/md"
+)
+
+// Defaults of RecoveryOptions.
+const (
+	DefaultRecoveryMaxPending = 8
+	DefaultRecoveryTimeout    = 10 * time.Second
+)
+
+// RecoveryOptions tunes a RecoveryService; every zero field takes its
+// default. The address, CompID and logins come from the publisher's
+// Config.Recovery.
+type RecoveryOptions struct {
+	// Listen, if set, replaces Config.Recovery.Listen; port 0 picks a free
+	// port (see RecoveryService.Addr).
+	Listen string
+	// MaxPending bounds the requests of one session queued or in service.
+	MaxPending int
+	// Timeout bounds the wait for the publishing loop to serve one request.
+	Timeout time.Duration
+	// HeartBtInt, if set, replaces the heartbeat interval clients ask for.
+	HeartBtInt time.Duration
+	// Logger receives logons, logouts and refusals (and quickfix's traffic at
+	// Debug); nil means the publisher's logger.
+	Logger *slog.Logger
+}
+
+// RecoveryStats counts what a RecoveryService did.
+type RecoveryStats struct {
+	Logons          uint64 // sessions logged on
+	Requests        uint64 // MarketDataRequests received, malformed ones included
+	Retransmitted   uint64 // X, d and f messages sent in answer to retransmission requests
+	Snapshots       uint64 // W messages sent
+	Rejects         uint64 // MarketDataRequestRejects (Y) sent, for any reason
+	Busy            uint64 // of Rejects: the session had MaxPending requests pending
+	BusinessRejects uint64 // BusinessMessageRejects (j): malformed V without MDReqID, other messages
+	Aligned         uint64 // snapshots brought forward to their channel's common sequence number
+}
+
+// RecoveryService is the publisher's FIX recovery service (DESIGN.md, "Wire:
+// FIX TCP"): a quickfix acceptor (FIXT.1.1, FIX.5.0SP2, CompID
+// Config.Recovery.CompID) that logs on any client CompID with a login of
+// Config.Recovery.Users and answers MarketDataRequest (V):
+//
+//   - Retransmission: ApplID (1180) = the channel, ApplBegSeqNum (1182) and
+//     ApplEndSeqNum (1183). The answer is every sequenced message of the
+//     range, in order, in its tag-value form (X, d or f) with ApplID,
+//     ApplSeqNum (1181) = its channel sequence number, ApplResendFlag (1352) = Y
+//     and the request's MDReqID (262). A SecurityDefinition (d) carries in
+//     ApplID the channel of its instrument (md.DefinitionToFIX), so a client
+//     matches answers by MDReqID. Heartbeats and resets have no sequence number
+//     of their own and are never part of a range.
+//   - Snapshot: SubscriptionRequestType (263) = 0 with symbols (NoRelatedSym
+//     146 / Symbol 55), or ApplID alone for every instrument of a channel, or
+//     both (the symbols, which must be on that channel). The answer is one
+//     MarketDataSnapshotFullRefresh (W) per instrument, in request order, with
+//     MDReqID, ApplID (the instrument's channel), LastMsgSeqNumProcessed (369),
+//     RptSeq (83), every level, and TotNumReports (911) = the number of W
+//     answering the request. All snapshots of one channel in an answer are
+//     valid at the same LastMsgSeqNumProcessed.
+//
+// Refusals are a MarketDataRequestReject (Y) with MDReqID, Text (58) and
+// MDReqRejReason (281):
+//
+//	0 (unknown symbol)           unknown channel or symbol
+//	1 (duplicate MDReqID)        the MDReqID of a request still pending on the session
+//	2 (insufficient bandwidth)   range larger than Config.MaxRetransmit; too many
+//	                             requests pending; the publisher did not answer in time
+//	4 (unsupported 263)          SubscriptionRequestType 1 or 2, or malformed 263
+//	5 (unsupported MarketDepth)  a snapshot with MarketDepth other than 0 (full book)
+//	A (unsupported scope)        range beyond the retention window, or invalid
+//	                             (begin 0 or after end); neither ApplID nor symbols
+//
+// A V that does not parse gets a Y with the problem in Text when it has an
+// MDReqID, and a BusinessMessageReject (j) otherwise; any other application
+// message gets a BusinessMessageReject.
+//
+// Each session has a worker goroutine that serves its requests one at a time
+// through the publisher's hooks (Retransmit, Snapshot), the only contact with
+// the publishing loop, which serves them between send ticks: the multicast is
+// never blocked by a client. A session holds at most
+// RecoveryOptions.MaxPending requests queued or in service; a request beyond
+// that is refused at once, so a client that asks faster than it is served
+// gets rejects, not a growing queue. Limitation: the answers go to the
+// session's quickfix send queue, which in v0.9.7 has no bound and gives no
+// back pressure, and fixsession does not tell when they have been written;
+// so a client that keeps asking while it stops reading makes that queue grow
+// (by at most Config.MaxRetransmit messages per request served).
+//
+// Create it with NewRecoveryService, Start it once and Stop it when done; the
+// publisher may run before, during or after it (requests before Publisher.Run
+// are refused, requests after it are served from the final state).
+type RecoveryService struct {
+	p    *Publisher
+	opts RecoveryOptions
+	log  *slog.Logger
+	acc  *fixsession.Acceptor
+	exps map[string][2]int8 // symbol -> price and size exponents
+
+	mu       sync.Mutex
+	state    int
+	ctx      context.Context // of the workers, from Start
+	cancel   context.CancelFunc
+	sessions map[quickfix.SessionID]*recoverySession
+	wg       sync.WaitGroup
+	stopped  chan struct{}
+
+	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned atomic.Uint64
+}
+
+// recoverySession is one logged-on client.
+type recoverySession struct {
+	id     quickfix.SessionID
+	ctx    context.Context
+	cancel context.CancelFunc
+	reqs   chan md.MarketDataRequest
+
+	mu      sync.Mutex
+	pending map[string]bool // MDReqIDs queued or in service
+}
+
+// NewRecoveryService returns the recovery service of p. It opens nothing
+// until Start.
+func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, error) {
+	if p == nil {
+		return nil, errors.New("publisher: recovery service: nil Publisher")
+	}
+	switch {
+	case opts.MaxPending < 0:
+		return nil, fmt.Errorf("publisher: recovery service: MaxPending %d is negative", opts.MaxPending)
+	case opts.Timeout < 0:
+		return nil, fmt.Errorf("publisher: recovery service: Timeout %v is negative", opts.Timeout)
+	}
+	if opts.MaxPending == 0 {
+		opts.MaxPending = DefaultRecoveryMaxPending
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultRecoveryTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = p.log
+	}
+	rc := p.Recovery()
+	if opts.Listen == "" {
+		opts.Listen = rc.Listen
+	}
+	s := &RecoveryService{
+		p:        p,
+		opts:     opts,
+		log:      opts.Logger,
+		exps:     make(map[string][2]int8, len(p.cfg.Instruments)),
+		sessions: make(map[quickfix.SessionID]*recoverySession),
+		stopped:  make(chan struct{}),
+	}
+	for _, in := range p.cfg.Instruments {
+		s.exps[in.Symbol] = [2]int8{in.PriceExp, in.SizeExp}
+	}
+	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
+		Listen:      opts.Listen,
+		CompID:      rc.CompID,
+		Credentials: p.Authenticate,
+		HeartBtInt:  opts.HeartBtInt,
+		Logger:      opts.Logger,
+	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
+	if err != nil {
+		return nil, fmt.Errorf("publisher: recovery service: %w", err)
+	}
+	s.acc = acc
+	return s, nil
+}
+
+// Lifecycle states of a RecoveryService.
+const (
+	svcNew = iota
+	svcStarted
+	svcStopped
+)
+
+// Start listens and serves until Stop is called or ctx is done.
+func (s *RecoveryService) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != svcNew {
+		s.mu.Unlock()
+		return errors.New("publisher: recovery service: Start called twice or after Stop")
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	s.state = svcStarted
+	s.mu.Unlock()
+	if err := s.acc.Start(ctx); err != nil {
+		s.Stop()
+		return fmt.Errorf("publisher: recovery service: %w", err)
+	}
+	context.AfterFunc(ctx, s.Stop)
+	return nil
+}
+
+// Addr returns the address the service listens on, host:port; empty before
+// Start.
+func (s *RecoveryService) Addr() string { return s.acc.Addr() }
+
+// Stop logs out every session, closes the listener and waits until the
+// sessions' workers have returned. It may be called more than once.
+func (s *RecoveryService) Stop() {
+	s.mu.Lock()
+	switch s.state {
+	case svcNew:
+		s.state = svcStopped
+		close(s.stopped)
+		s.mu.Unlock()
+		return
+	case svcStopped:
+		s.mu.Unlock()
+		<-s.stopped
+		return
+	}
+	s.state = svcStopped
+	s.mu.Unlock()
+
+	s.acc.Stop() // no Handler call after it returns
+	s.cancel()
+	s.wg.Wait()
+	close(s.stopped)
+}
+
+// Stats returns the service's counters.
+func (s *RecoveryService) Stats() RecoveryStats {
+	return RecoveryStats{
+		Logons:          s.logons.Load(),
+		Requests:        s.requests.Load(),
+		Retransmitted:   s.retransmitted.Load(),
+		Snapshots:       s.snapshots.Load(),
+		Rejects:         s.rejects.Load(),
+		Busy:            s.busy.Load(),
+		BusinessRejects: s.businessRejects.Load(),
+		Aligned:         s.aligned.Load(),
+	}
+}
+
+func (s *RecoveryService) onLogon(id quickfix.SessionID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != svcStarted {
+		return
+	}
+	if old := s.sessions[id]; old != nil {
+		old.cancel()
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	sess := &recoverySession{id: id, ctx: ctx, cancel: cancel,
+		reqs: make(chan md.MarketDataRequest, s.opts.MaxPending), pending: make(map[string]bool)}
+	s.sessions[id] = sess
+	s.logons.Add(1)
+	s.wg.Add(1)
+	go s.work(sess)
+}
+
+func (s *RecoveryService) onLogout(id quickfix.SessionID, _ string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sess := s.sessions[id]; sess != nil {
+		sess.cancel()
+		delete(s.sessions, id)
+	}
+}
+
+func (s *RecoveryService) session(id quickfix.SessionID) *recoverySession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+// onMessage checks a request on the session's goroutine and queues it for
+// the session's worker; whatever it refuses is answered at once.
+func (s *RecoveryService) onMessage(id quickfix.SessionID, msg *quickfix.Message) error {
+	if msg.IsMsgTypeOf(md.MsgTypeMarketDataRequest) {
+		s.requests.Add(1)
+	}
+	sess := s.session(id)
+	req, rej, err := parseRequest(msg, len(s.exps))
+	switch {
+	case err == nil && sess == nil:
+		err = errors.New("recovery service: session not ready")
+	case err != nil:
+	case rej != nil:
+		s.reject(sess, rej.MDReqID, rej.Reason, rej.Text)
+		return nil
+	}
+	if err != nil {
+		s.businessRejects.Add(1)
+		return err
+	}
+	sess.mu.Lock()
+	dup := sess.pending[req.MDReqID]
+	busy := false
+	if !dup {
+		select {
+		case sess.reqs <- req:
+			sess.pending[req.MDReqID] = true
+		default:
+			busy = true
+		}
+	}
+	sess.mu.Unlock()
+	switch {
+	case dup:
+		s.reject(sess, req.MDReqID, md.RejectDuplicateMDReqID, "MDReqID "+req.MDReqID+" is still being served")
+	case busy:
+		s.busy.Add(1)
+		s.reject(sess, req.MDReqID, md.RejectInsufficientBandwidth,
+			fmt.Sprintf("too many requests pending (%d): wait for the answers before asking again", s.opts.MaxPending))
+	}
+	return nil
+}
+
+// parseRequest reads a recovery request. It returns the request to serve, or
+// the reject that answers it, or an error for a message that cannot be
+// answered with a reject (not a V, or a V without MDReqID): a
+// BusinessMessageReject. instruments is how many instruments are published,
+// the most symbols a request may name.
+func parseRequest(msg *quickfix.Message, instruments int) (md.MarketDataRequest, *md.MarketDataReject, error) {
+	t, _ := msg.Header.GetBytes(tag.MsgType)
+	if string(t) != md.MsgTypeMarketDataRequest {
+		return md.MarketDataRequest{}, nil, fmt.Errorf("recovery service: unsupported MsgType %q: send MarketDataRequest (V)", t)
+	}
+	req, err := md.MarketDataRequestFromFIX(msg)
+	if err != nil {
+		reqID, _ := msg.Body.GetString(tag.MDReqID)
+		if reqID == "" {
+			return md.MarketDataRequest{}, nil, fmt.Errorf("recovery service: malformed MarketDataRequest: %v", err)
+		}
+		var reason byte
+		var fe *md.FIXError
+		if errors.As(err, &fe) {
+			switch fe.Tag {
+			case tag.SubscriptionRequestType:
+				reason = md.RejectUnsupportedSubscriptionRequestType
+			case tag.MarketDepth:
+				reason = md.RejectUnsupportedMarketDepth
+			}
+		}
+		return md.MarketDataRequest{}, &md.MarketDataReject{MDReqID: reqID, Reason: reason, Text: "malformed MarketDataRequest: " + err.Error()}, nil
+	}
+	refuse := func(reason byte, text string) (md.MarketDataRequest, *md.MarketDataReject, error) {
+		return md.MarketDataRequest{}, &md.MarketDataReject{MDReqID: req.MDReqID, Reason: reason, Text: text}, nil
+	}
+	retransmit := req.BegSeqNum != 0 || req.EndSeqNum != 0
+	switch {
+	case req.SubscriptionType != md.SubscriptionSnapshot && req.SubscriptionType != 0:
+		return refuse(md.RejectUnsupportedSubscriptionRequestType,
+			"the recovery service serves snapshots and retransmissions (SubscriptionRequestType 0) only")
+	case retransmit && req.ApplID == "":
+		return refuse(md.RejectUnsupportedScope, "a retransmission request needs the channel in ApplID (1180)")
+	case retransmit:
+		return req, nil, nil
+	case req.MarketDepth != 0:
+		return refuse(md.RejectUnsupportedMarketDepth, "snapshots are of the full book: MarketDepth must be 0")
+	case req.ApplID == "" && len(req.Symbols) == 0:
+		return refuse(md.RejectUnsupportedScope, "a snapshot request needs symbols (NoRelatedSym) or a channel (ApplID)")
+	case len(req.Symbols) > instruments:
+		return refuse(md.RejectUnsupportedScope,
+			fmt.Sprintf("%d symbols requested, more than the %d instruments published", len(req.Symbols), instruments))
+	}
+	return req, nil, nil
+}
+
+// reject sends a MarketDataRequestReject.
+func (s *RecoveryService) reject(sess *recoverySession, reqID string, reason byte, text string) {
+	s.rejects.Add(1)
+	s.log.Debug("recovery request refused", "session", sess.id.String(), "mdreqid", reqID, "reason", string(rune(reason)), "text", text)
+	rej := md.MarketDataReject{MDReqID: reqID, Reason: reason, Text: text}
+	_ = s.acc.Send(sess.id, rej.ToFIX()) // fails only once the session is gone
+}
+
+// work serves sess's requests, one at a time, until the session ends.
+func (s *RecoveryService) work(sess *recoverySession) {
+	defer s.wg.Done()
+	codec, err := md.NewCodec(s.p.Templates())
+	if err != nil { // cannot happen: the publisher built one from the same templates
+		s.log.Error("recovery service: no codec", "err", err)
+		return
+	}
+	for {
+		select {
+		case <-sess.ctx.Done():
+			return
+		case req := <-sess.reqs:
+			if req.BegSeqNum != 0 || req.EndSeqNum != 0 {
+				s.serveRetransmit(sess, codec, &req)
+			} else {
+				s.serveSnapshot(sess, codec, &req)
+			}
+			sess.mu.Lock()
+			delete(sess.pending, req.MDReqID)
+			sess.mu.Unlock()
+		}
+	}
+}
+
+// rejectReason maps an error of the hooks to an MDReqRejReason.
+func rejectReason(err error) byte {
+	switch {
+	case errors.Is(err, ErrUnknownChannel), errors.Is(err, ErrUnknownSymbol):
+		return md.RejectUnknownSymbol
+	case errors.Is(err, ErrBeyondRetention), errors.Is(err, ErrInvalidRange):
+		return md.RejectUnsupportedScope
+	default: // ErrRangeTooLarge, ErrNotRunning, a timeout
+		return md.RejectInsufficientBandwidth
+	}
+}
+
+func (s *RecoveryService) serveRetransmit(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) {
+	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
+	dgs, err := s.p.Retransmit(ctx, req.ApplID, req.BegSeqNum, req.EndSeqNum)
+	cancel()
+	if err != nil {
+		if sess.ctx.Err() == nil {
+			s.reject(sess, req.MDReqID, rejectReason(err), err.Error())
+		}
+		return
+	}
+	for i, d := range dgs {
+		dgs[i] = nil // let what is sent go
+		msg, err := retransmission(codec, d, req.BegSeqNum+uint32(i), req.ApplID, req.MDReqID)
+		if err != nil {
+			s.log.Error("recovery service: retained datagram", "err", err)
+			s.reject(sess, req.MDReqID, md.RejectInsufficientBandwidth, "internal error: "+err.Error())
+			return
+		}
+		if err := s.acc.Send(sess.id, msg); err != nil {
+			return // the session is gone
+		}
+		s.retransmitted.Add(1)
+	}
+}
+
+// retransmission converts a retained datagram to its FIX form for the
+// request reqID of channel.
+func retransmission(codec *md.Codec, d []byte, want uint32, channel, reqID string) (*quickfix.Message, error) {
+	seq, kind, err := DecodeDatagram(codec, d)
+	if err != nil {
+		return nil, err
+	}
+	if seq != want {
+		return nil, fmt.Errorf("retained datagram %d of %s where %d was expected", seq, channel, want)
+	}
+	appl := md.ApplFields{ApplID: channel, ApplSeqNum: seq, ApplResendFlag: true, MDReqID: reqID}
+	switch kind {
+	case md.KindIncremental:
+		return md.IncrementalToFIX(&codec.Incremental, appl), nil
+	case md.KindDefinition:
+		return md.DefinitionToFIX(&codec.Definition, appl), nil
+	case md.KindStatus:
+		return md.StatusToFIX(&codec.Status, appl), nil
+	}
+	return nil, fmt.Errorf("retained datagram %d of %s is a %v, not a sequenced message", seq, channel, kind)
+}
+
+func (s *RecoveryService) serveSnapshot(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) {
+	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
+	defer cancel()
+	symbols := dedup(req.Symbols)
+	snaps, err := s.p.Snapshot(ctx, req.ApplID, symbols)
+	if err == nil {
+		err = s.align(ctx, codec, snaps)
+	}
+	if err != nil {
+		if sess.ctx.Err() == nil {
+			s.reject(sess, req.MDReqID, rejectReason(err), err.Error())
+		}
+		return
+	}
+	for i := range snaps {
+		channel, _ := s.p.ChannelOf(string(snaps[i].Symbol))
+		msg := md.SnapshotToFIX(&snaps[i], md.ApplFields{ApplID: channel, MDReqID: req.MDReqID})
+		msg.Body.SetInt(tag.TotNumReports, len(snaps))
+		if err := s.acc.Send(sess.id, msg); err != nil {
+			return
+		}
+		s.snapshots.Add(1)
+	}
+}
+
+func dedup(symbols []string) []string {
+	seen := make(map[string]bool, len(symbols))
+	out := symbols[:0:0]
+	for _, sym := range symbols {
+		if !seen[sym] {
+			seen[sym] = true
+			out = append(out, sym)
+		}
+	}
+	return out
+}
+
+// align brings the snapshots of each channel to one LastMsgSeqNumProcessed,
+// the newest among them, by applying the channel's retained incrementals in
+// between to the older ones. The publishing loop takes a few snapshots per
+// iteration, so the snapshots of one request may straddle iterations, and
+// data, of their channel.
+func (s *RecoveryService) align(ctx context.Context, codec *md.Codec, snaps []md.Snapshot) error {
+	byChannel := make(map[string][]*md.Snapshot)
+	var order []string
+	for i := range snaps {
+		ch, _ := s.p.ChannelOf(string(snaps[i].Symbol))
+		if byChannel[ch] == nil {
+			order = append(order, ch)
+		}
+		byChannel[ch] = append(byChannel[ch], &snaps[i])
+	}
+	for _, ch := range order {
+		group := byChannel[ch]
+		lo, hi := group[0].LastMsgSeqNumProcessed, group[0].LastMsgSeqNumProcessed
+		for _, sn := range group[1:] {
+			lo, hi = min(lo, sn.LastMsgSeqNumProcessed), max(hi, sn.LastMsgSeqNumProcessed)
+		}
+		if lo == hi {
+			continue
+		}
+		dgs, err := s.p.Retransmit(ctx, ch, lo+1, hi)
+		if err != nil {
+			return fmt.Errorf("publisher: snapshots of %s taken at %d..%d cannot be brought to one sequence number: %w", ch, lo, hi, err)
+		}
+		n, err := rollForward(codec, group, lo+1, dgs, s.exps)
+		if err != nil {
+			return fmt.Errorf("publisher: snapshots of %s: %w", ch, err)
+		}
+		s.aligned.Add(uint64(n))
+	}
+	return nil
+}
+
+// rollForward applies the incrementals of dgs, the channel's datagrams from
+// sequence number first on, to the snapshots taken before each, and leaves
+// every snapshot at the last datagram's number. It returns how many
+// snapshots it moved. exps gives each symbol's price and size exponents.
+func rollForward(codec *md.Codec, snaps []*md.Snapshot, first uint32, dgs [][]byte, exps map[string][2]int8) (int, error) {
+	if len(dgs) == 0 {
+		return 0, nil
+	}
+	last := first + uint32(len(dgs)) - 1
+	type state struct {
+		snap *md.Snapshot
+		book *book.MBP
+		exp  [2]int8
+	}
+	states := make(map[string]*state)
+	for _, sn := range snaps {
+		if sn.LastMsgSeqNumProcessed >= last {
+			continue
+		}
+		exp, ok := exps[string(sn.Symbol)]
+		if !ok {
+			return 0, fmt.Errorf("snapshot of unknown symbol %q", sn.Symbol)
+		}
+		b, err := book.NewMBP(book.Config{PriceExp: int(exp[0]), SizeExp: int(exp[1])})
+		if err != nil {
+			return 0, err
+		}
+		var bids, asks []book.Level
+		for i := range sn.Entries {
+			e := &sn.Entries[i]
+			px, ok1 := e.Price.At(exp[0])
+			sz, ok2 := e.Size.At(exp[1])
+			if !ok1 || !ok2 {
+				return 0, fmt.Errorf("snapshot of %s: level %d not at the instrument's exponents", sn.Symbol, i)
+			}
+			l := book.Level{Price: px, Size: sz, Orders: int64(e.Orders)}
+			switch e.Type {
+			case md.Bid:
+				bids = append(bids, l)
+			case md.Offer:
+				asks = append(asks, l)
+			}
+		}
+		if err := b.Replace(bids, asks); err != nil {
+			return 0, fmt.Errorf("snapshot of %s: %w", sn.Symbol, err)
+		}
+		states[string(sn.Symbol)] = &state{snap: sn, book: b, exp: exp}
+	}
+	for i, d := range dgs {
+		seq, kind, err := DecodeDatagram(codec, d)
+		if err != nil {
+			return 0, err
+		}
+		if seq != first+uint32(i) {
+			return 0, fmt.Errorf("retained datagram %d where %d was expected", seq, first+uint32(i))
+		}
+		if kind != md.KindIncremental {
+			continue
+		}
+		for j := range codec.Incremental.Entries {
+			e := &codec.Incremental.Entries[j]
+			st := states[string(e.Symbol)]
+			if st == nil || seq <= st.snap.LastMsgSeqNumProcessed {
+				continue
+			}
+			u, err := entryUpdate(e, st.exp)
+			if err != nil {
+				return 0, fmt.Errorf("datagram %d: %s: %w", seq, e.Symbol, err)
+			}
+			if err := st.book.Apply(u); err != nil {
+				return 0, fmt.Errorf("datagram %d: %s entry %d: %w", seq, e.Symbol, e.RptSeq, err)
+			}
+			st.snap.RptSeq = e.RptSeq
+		}
+	}
+	for _, st := range states {
+		b, in := st.book, st.snap
+		in.Entries = in.Entries[:0]
+		for _, side := range [2]book.Side{book.Bid, book.Ask} {
+			for j := range b.Depth(side) {
+				l := b.At(side, j)
+				in.Entries = append(in.Entries, md.Entry{Type: entryType(side), Price: md.Dec(l.Price, st.exp[0]),
+					Size: md.Dec(l.Size, st.exp[1]), Orders: uint32(l.Orders)})
+			}
+		}
+		in.LastMsgSeqNumProcessed = last
+	}
+	return len(states), nil
+}
+
+// entryUpdate converts an incremental MBP entry to a book update.
+func entryUpdate(e *md.Entry, exp [2]int8) (book.Update, error) {
+	u := book.Update{Action: book.Action(e.Action), Orders: int64(e.Orders)}
+	switch e.Type {
+	case md.Bid:
+		u.Type = book.EntryBid
+	case md.Offer:
+		u.Type = book.EntryOffer
+	default:
+		u.Type = book.EntryTrade
+		return u, nil
+	}
+	var ok bool
+	if u.Price, ok = e.Price.At(exp[0]); !ok || !e.Price.Valid {
+		return u, fmt.Errorf("price %+v not at exponent %d", e.Price, exp[0])
+	}
+	if e.Size.Valid {
+		if u.Size, ok = e.Size.At(exp[1]); !ok {
+			return u, fmt.Errorf("size %+v not at exponent %d", e.Size, exp[1])
+		}
+	}
+	return u, nil
+}
