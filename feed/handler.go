@@ -870,3 +870,64 @@ func (h *Handler) ChannelStates() string {
 	}
 	return b.String()
 }
+
+// Socket describes one joined socket, for operators.
+type Socket struct {
+	Channel    string // "G<group>:<port>", or "definitions"
+	Line       string // "A" or "B"
+	Group      netip.AddrPort
+	ReadBuffer int // SO_RCVBUF the kernel granted, bytes
+}
+
+// Sockets describes the joined sockets. Call it before Run or through Do.
+func (h *Handler) Sockets() []Socket {
+	var out []Socket
+	for i := 0; i < h.poller.Len(); i++ {
+		m := h.poller.Membership(i)
+		s := Socket{Group: m.Group, ReadBuffer: m.ReadBuffer, Line: "A"}
+		if i < len(h.sockets) {
+			si := h.sockets[i]
+			switch {
+			case si.defs:
+				s.Channel = "definitions"
+			case si.ch != nil:
+				s.Channel = si.ch.name
+				if si.line == gap.LineB {
+					s.Line = "B"
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// BookSnapshot returns a consistent copy of symbol's book, read on the handler's
+// goroutine between batches: prices and sizes as decimal.Decimal for API users.
+func (h *Handler) BookSnapshot(ctx context.Context, symbol string) (BookSnapshot, error) {
+	var snap BookSnapshot
+	var err error
+	if derr := h.Do(ctx, func() {
+		in := h.bySymbol[symbol]
+		if in == nil {
+			err = fmt.Errorf("feed: %s is not followed", symbol)
+			return
+		}
+		snap = BookSnapshot{Symbol: symbol, RptSeq: in.rptSeq, Stale: in.stale}
+		if in.book != nil {
+			snap.Bids = book.DecimalLevels(in.book, book.Bid)
+			snap.Asks = book.DecimalLevels(in.book, book.Ask)
+		}
+	}); derr != nil {
+		return BookSnapshot{}, derr
+	}
+	return snap, err
+}
+
+// BookSnapshot is a copy of one book, best levels first.
+type BookSnapshot struct {
+	Symbol     string
+	RptSeq     uint32
+	Stale      bool
+	Bids, Asks []book.DecimalLevel
+}

@@ -266,6 +266,16 @@ func TestInOrderReorderDuplicatesLineB(t *testing.T) {
 	s.send("GAZP", 2, true)
 	s.send("GAZP", 2, false)
 	dumpEqual(t, h, s.truthDump("GAZP", "SBER"))
+	snap, err := h.BookSnapshot(context.Background(), "SBER")
+	if err != nil || len(snap.Bids) != 3 || snap.Bids[0].Price.String() != "284.5" || snap.RptSeq != 3 || snap.Stale {
+		t.Errorf("BookSnapshot = %+v, %v", snap, err)
+	}
+	if _, err := h.BookSnapshot(context.Background(), "NOPE"); err == nil {
+		t.Error("BookSnapshot of an unfollowed symbol succeeded")
+	}
+	if socks := h.Sockets(); len(socks) != 5 || socks[0].Channel != "definitions" || socks[1].ReadBuffer <= 0 {
+		t.Errorf("Sockets = %+v", socks)
+	}
 	st := stop()
 	if st.Gaps != 1 || st.RecoveredAB != 1 || st.Duplicates != 3 || st.Messages != 5 || st.StaleBooks != 0 {
 		t.Errorf("stats %+v", st)

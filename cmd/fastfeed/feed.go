@@ -112,6 +112,9 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	for _, s := range h.Sockets() {
+		log.Info("joined", "channel", s.Channel, "line", s.Line, "group", s.Group, "rcvbuf_granted", s.ReadBuffer)
+	}
 	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", f.fixConnect)
 	runCtx := ctx
 	if f.duration > 0 {
