@@ -81,3 +81,29 @@ func TestFeedSingleGroup(t *testing.T) {
 		t.Errorf("counters %+v", st)
 	}
 }
+
+// TestFeedPublisherRestart restarts the publisher under a running handler: the new
+// publisher's SequenceReset must clear the books, and the handler must end with the second
+// publisher's books.
+func TestFeedPublisherRestart(t *testing.T) {
+	bin := fastfeedBinary(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	feedDump, pubDump, stats := filepath.Join(dir, "feed.jsonl"), filepath.Join(dir, "pub.jsonl"), filepath.Join(dir, "stats.json")
+	topics := "AAPL,GAZP,LKOH,MSFT,SBER"
+	h := start(t, ctx, bin, "feed", "--topics", topics, "--duration", "6s", "--dump-books", feedDump, "--stats-out", stats)
+	h.waitFor(t, "feed handler started")
+	first := start(t, ctx, bin, "pub", "--instruments", "5", "--rate", "2000", "--count", "1500", "--seed", "1")
+	first.wait(t, "first pub")
+	second := start(t, ctx, bin, "pub", "--instruments", "5", "--rate", "2000", "--count", "1500", "--seed", "2", "--dump-books", pubDump)
+	second.wait(t, "second pub")
+	h.wait(t, "feed")
+	want, got, st := readDump(t, pubDump), readDump(t, feedDump), readStats(t, stats)
+	if d := book.DiffDumps(got, want); d != "" {
+		t.Fatalf("books differ from the second publisher's:\n%s", d)
+	}
+	if st.Resets < 10 || st.StaleBooks != 0 || st.Gaps != 0 {
+		t.Errorf("counters %+v", st)
+	}
+}
