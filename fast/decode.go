@@ -559,42 +559,60 @@ func (d *Decoder) intPresent(f *Field, v *Value) error {
 // fromDict gives a copy or increment integer whose bit is clear its value from the
 // dictionary.
 func (d *Decoder) fromDict(f *Field, v *Value) error {
+	e, init, err := d.implied(f)
+	switch {
+	case err != nil || (e == nil && !init):
+		return err
+	case init:
+		d.dict.setInt(f.slot, f.Type, f.initInt, 0)
+		*v = Value{Int: f.initInt, Present: true}
+		return nil
+	}
+	x := e.i
+	if f.Op == OpIncrement {
+		x++
+		if err := d.checkRange(f, x); err != nil {
+			return err
+		}
+		if (f.Type == TypeUint64 && x == 0) || (f.Type == TypeInt64 && x == math.MinInt64) {
+			return d.errf(D2, f, "increment overflows "+f.Type.String())
+		}
+		e.i = x
+	}
+	*v = Value{Int: x, Present: true}
+	return nil
+}
+
+// implied applies the rules for a copy, increment or tail field whose presence bit is
+// clear, which depend on the state of its dictionary entry: undefined takes the initial
+// value (init), or makes an optional field absent (and the entry empty); empty makes an
+// optional field absent; assigned returns the entry. A mandatory field without a value
+// is an error (D5 or D6).
+func (d *Decoder) implied(f *Field) (e *entry, init bool, err error) {
 	st, e := d.dict.state(f.slot)
 	switch st {
 	case undefined:
 		if f.hasInit {
-			d.dict.setInt(f.slot, f.Type, f.initInt, 0)
-			*v = Value{Int: f.initInt, Present: true}
-		} else if f.Optional {
-			d.dict.setEmpty(f.slot, f.Type)
-		} else {
-			return d.errf(D5, f, "mandatory field absent with no previous value and no initial value")
-		}
-	case empty:
-		if err := d.checkType(f, e); err != nil {
-			return err
+			return nil, true, nil
 		}
 		if !f.Optional {
-			return d.errf(D6, f, "mandatory field absent and previous value empty")
+			return nil, false, d.errf(D5, f, "mandatory field absent with no previous value and no initial value")
 		}
-	case assigned:
+		d.dict.setEmpty(f.slot, f.Type)
+		return nil, false, nil
+	case empty:
 		if err := d.checkType(f, e); err != nil {
-			return err
+			return nil, false, err
 		}
-		x := e.i
-		if f.Op == OpIncrement {
-			x++
-			if err := d.checkRange(f, x); err != nil {
-				return err
-			}
-			if (f.Type == TypeUint64 && x == 0) || (f.Type == TypeInt64 && x == math.MinInt64) {
-				return d.errf(D2, f, "increment overflows "+f.Type.String())
-			}
-			e.i = x
+		if !f.Optional {
+			return nil, false, d.errf(D6, f, "mandatory field absent and previous value empty")
 		}
-		*v = Value{Int: x, Present: true}
+		return nil, false, nil
 	}
-	return nil
+	if err := d.checkType(f, e); err != nil {
+		return nil, false, err
+	}
+	return e, false, nil
 }
 
 // addDelta adds a signed delta to a base of type t, reporting overflow of the 64-bit type.
@@ -679,28 +697,14 @@ func (d *Decoder) decimal(f *Field, pm *pmap, v *Value) error {
 			*v = x
 			return nil
 		}
-		st, e := d.dict.state(f.slot)
-		switch st {
-		case undefined:
-			if f.hasInit {
-				d.dict.setInt(f.slot, f.Type, f.initInt, f.initExp)
-				*v = Value{Int: f.initInt, Exp: f.initExp, Present: true}
-			} else if f.Optional {
-				d.dict.setEmpty(f.slot, f.Type)
-			} else {
-				return d.errf(D5, f, "mandatory field absent with no previous value and no initial value")
-			}
-		case empty:
-			if err := d.checkType(f, e); err != nil {
-				return err
-			}
-			if !f.Optional {
-				return d.errf(D6, f, "mandatory field absent and previous value empty")
-			}
-		case assigned:
-			if err := d.checkType(f, e); err != nil {
-				return err
-			}
+		e, init, err := d.implied(f)
+		switch {
+		case err != nil:
+			return err
+		case init:
+			d.dict.setInt(f.slot, f.Type, f.initInt, f.initExp)
+			*v = Value{Int: f.initInt, Exp: f.initExp, Present: true}
+		case e != nil:
 			*v = Value{Int: e.i, Exp: e.e, Present: true}
 		}
 	case OpDelta:
@@ -919,35 +923,19 @@ func (d *Decoder) vectorPresent(f *Field, v *Value) error {
 // vectorFromDict gives a copy or tail string whose bit is clear its value from the
 // dictionary.
 func (d *Decoder) vectorFromDict(f *Field, v *Value) error {
-	st, e := d.dict.state(f.slot)
-	switch st {
-	case undefined:
-		if f.hasInit {
-			d.dict.setBytes(f.slot, f.Type, f.initBytes)
-			off := len(d.m.data)
-			d.m.data = append(d.m.data, f.initBytes...)
-			return d.setVector(f, v, off)
-		}
-		if !f.Optional {
-			return d.errf(D5, f, "mandatory field absent with no previous value and no initial value")
-		}
-		d.dict.setEmpty(f.slot, f.Type)
-	case empty:
-		if err := d.checkType(f, e); err != nil {
-			return err
-		}
-		if !f.Optional {
-			return d.errf(D6, f, "mandatory field absent and previous value empty")
-		}
-	case assigned:
-		if err := d.checkType(f, e); err != nil {
-			return err
-		}
+	e, init, err := d.implied(f)
+	switch {
+	case err != nil || (e == nil && !init):
+		return err
+	case init:
+		d.dict.setBytes(f.slot, f.Type, f.initBytes)
 		off := len(d.m.data)
-		d.m.data = append(d.m.data, e.b...)
+		d.m.data = append(d.m.data, f.initBytes...)
 		return d.setVector(f, v, off)
 	}
-	return nil
+	off := len(d.m.data)
+	d.m.data = append(d.m.data, e.b...)
+	return d.setVector(f, v, off)
 }
 
 // applyTail combines the tail just appended at off with the field's base value, in place in
