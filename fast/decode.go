@@ -105,6 +105,7 @@ func (d *Decoder) header() (*Template, pmap, error) {
 		return nil, pm, err
 	}
 	var id uint64
+	tidAt := d.pos
 	if pm.next(d.buf) {
 		var n int
 		id, n = ConsumeUint(d.buf[d.pos:])
@@ -125,6 +126,7 @@ func (d *Decoder) header() (*Template, pmap, error) {
 	}
 	t := d.ts.ByID(uint32(id))
 	if t == nil {
+		d.pos = tidAt // point at the identifier
 		return nil, pm, d.errf(D9, nil, "unknown template identifier "+strconv.FormatUint(id, 10))
 	}
 	return t, pm, nil

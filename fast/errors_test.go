@@ -35,7 +35,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"empty input", nil, Truncated, 0},
 		{"pmap without stop bit", []byte{0x40}, Truncated, 0},
-		{"unknown template", []byte{0xc0, 0xe3}, D9, 2},
+		{"unknown template", []byte{0xc0, 0xe3}, D9, 1},
 		{"no template id after reset", []byte{0x80}, D5, 1},
 		{"uInt32 overflow", []byte{0xc0, 0x81, 0x10, 0x00, 0x00, 0x00, 0x80}, D2, 2},
 		{"int32 overflow", []byte{0xc0, 0x82, 0x08, 0x00, 0x00, 0x00, 0x80}, D2, 2},
