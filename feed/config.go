@@ -52,6 +52,13 @@ type Config struct {
 
 	// Logf logs state changes; nil discards them.
 	Logf func(format string, args ...any)
+
+	// Detached makes the handler open no sockets: "joining" a group only records its
+	// address, datagrams are handed over with Receive and the timers and recovery
+	// results are run by Poll, both on the caller's goroutine; Run is refused. Package
+	// replay drives a handler this way from a capture, with the capture's timestamps as
+	// the handler's clock.
+	Detached bool
 }
 
 // Inject are receive-path faults, applied to each datagram as it is read (before line

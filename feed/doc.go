@@ -12,4 +12,9 @@
 // Recovery over FIX is behind the Recovery interface: the handler asks for a range of a
 // channel's datagrams or for snapshots, and the results come back through the sink it
 // gives the Recovery. package feed/fixrecovery implements it with a quickfix initiator.
+//
+// A handler made with Config.Detached opens no sockets: its caller hands it datagrams with
+// Receive (destination group and port, payload, receive time) and runs its timers with
+// Poll, on one goroutine. Package replay drives it so from pcap captures, exactly as the
+// network would have, with the capture's timestamps as the handler's clock.
 package feed

@@ -47,7 +47,8 @@ type channel struct {
 	tracker     *gap.Tracker
 	instruments []*instrument
 	polling     bool // in the list of channels whose timers run
-	snapWaiting int  // instruments whose snapshot has not arrived
+	lat         *Latencies
+	snapWaiting int // instruments whose snapshot has not arrived
 }
 
 // Handler is a feed handler. Create it with New, start it with Run.
@@ -59,14 +60,18 @@ type Handler struct {
 
 	channels   map[string]*channel
 	bySymbol   map[string]*instrument
-	wanted     map[string]bool // topics asked for (nil with All)
-	sockets    []socketInfo    // by poller socket index
+	wanted     map[string]bool        // topics asked for (nil with All)
+	sockets    []socketInfo           // by poller socket index
+	addrs      []netip.AddrPort       // joined group and port, by socket index
+	byAddr     map[netip.AddrPort]int // socket index of each joined group and port
 	defsSocket int
 	active     []*channel // channels with an open hole or recovery
 
 	recovery chan recoveryEvent
 	stats    Stats
-	latency  *hdrhistogram.Histogram
+	latency  *hdrhistogram.Histogram // tick-to-handler, all channels: stages[StageTotal]
+	stages   *Latencies
+	clock    stageClock
 
 	subsMu      sync.Mutex
 	subsDirty   atomic.Bool
@@ -77,10 +82,10 @@ type Handler struct {
 	requests chan func()
 	exited   chan struct{} // closed when Run has returned
 	running  atomic.Bool
-	now      int64 // time of the batch being handled
-	event    Event // the event being delivered to subscribers
-	levels   []book.Level
-	updates  []book.Level
+	now      int64        // time of the batch being handled
+	event    Event        // the event being delivered to subscribers
+	bids     []book.Level // scratch for snapshots
+	asks     []book.Level
 }
 
 type socketInfo struct {
@@ -99,26 +104,31 @@ func New(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	poller, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
-	if err != nil {
-		return nil, err
+	var poller *mcast.Poller
+	if !cfg.Detached {
+		poller, err = mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
+		if err != nil {
+			return nil, err
+		}
 	}
 	h := &Handler{
 		cfg:      cfg,
 		codec:    codec,
 		poller:   poller,
+		byAddr:   map[netip.AddrPort]int{},
 		channels: map[string]*channel{},
 		bySymbol: map[string]*instrument{},
 		recovery: make(chan recoveryEvent, 4096),
 		requests: make(chan func(), 16),
 		exited:   make(chan struct{}),
-		latency:  hdrhistogram.New(1, int64(10*time.Second), 3),
+		stages:   newLatencies(overallDigits),
 	}
+	h.latency = h.stages[StageTotal]
 	if cfg.Inject.active() {
 		h.inj = newInjector(cfg.Inject)
 	}
 	if h.defsSocket, err = h.join(netip.AddrPortFrom(cfg.DefinitionsGroup, cfg.Port)); err != nil {
-		poller.Close()
+		h.closePoller()
 		return nil, err
 	}
 	h.sockets = append(h.sockets, socketInfo{defs: true})
@@ -128,7 +138,7 @@ func New(cfg Config) (*Handler, error) {
 			h.wanted[t] = true
 			ch, err := h.channelFor(netip.AddrPortFrom(cfg.Mapping.Group(t), cfg.Port))
 			if err != nil {
-				poller.Close()
+				h.closePoller()
 				return nil, err
 			}
 			h.addInstrument(t, ch)
@@ -140,11 +150,32 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// join joins addr and returns its socket index. A Detached handler only records it.
 func (h *Handler) join(addr netip.AddrPort) (int, error) {
-	if h.cfg.Source.IsValid() {
-		return h.poller.JoinSourceSpecificGroup(addr, h.cfg.Source)
+	i := len(h.addrs)
+	if h.poller != nil {
+		var err error
+		if h.cfg.Source.IsValid() {
+			i, err = h.poller.JoinSourceSpecificGroup(addr, h.cfg.Source)
+		} else {
+			i, err = h.poller.JoinGroup(addr)
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
-	return h.poller.JoinGroup(addr)
+	for len(h.addrs) <= i {
+		h.addrs = append(h.addrs, netip.AddrPort{})
+	}
+	h.addrs[i] = addr
+	h.byAddr[addr] = i
+	return i, nil
+}
+
+func (h *Handler) closePoller() {
+	if h.poller != nil {
+		h.poller.Close()
+	}
 }
 
 // channelFor returns the channel of addr, joining its groups the first time.
@@ -153,7 +184,7 @@ func (h *Handler) channelFor(addr netip.AddrPort) (*channel, error) {
 	if ch := h.channels[name]; ch != nil {
 		return ch, nil
 	}
-	ch := &channel{name: name, addr: addr, tracker: gap.New(h.cfg.Gap)}
+	ch := &channel{name: name, addr: addr, tracker: gap.New(h.cfg.Gap), lat: newLatencies(channelDigits)}
 	i, err := h.join(addr)
 	if err != nil {
 		return nil, fmt.Errorf("feed: channel %s: %w", name, err)
@@ -213,6 +244,9 @@ func (h *Handler) addInstrument(symbol string, ch *channel) *instrument {
 
 // Run reads and applies the feed until ctx ends. It returns ctx's error or a socket error.
 func (h *Handler) Run(ctx context.Context) error {
+	if h.poller == nil {
+		return errors.New("feed: Run on a Detached handler (drive it with Receive and Poll)")
+	}
 	if !h.running.CompareAndSwap(false, true) {
 		return errors.New("feed: Run called twice")
 	}
@@ -248,7 +282,9 @@ func (h *Handler) Run(ctx context.Context) error {
 				h.inj.apply(m.Group, m.Buf[:m.N], &h.stats, emit)
 				continue
 			}
+			h.clock.rx = m.KernelTime
 			h.receive(m.Group, m.Buf[:m.N], now)
+			h.clock.rx = 0
 		}
 		if n == 0 && h.inj != nil {
 			h.inj.flush(emit)
@@ -263,6 +299,73 @@ func (h *Handler) Run(ctx context.Context) error {
 	h.finish()
 	return ctx.Err()
 }
+
+// Receive hands a Detached handler one datagram as the network would deliver it: dst is
+// the group and port it was sent to, at its receive time in nanoseconds (the handler's
+// clock for gap timers; a capture's timestamps when replaying). It reports whether the
+// handler has joined dst; a datagram for any other group is ignored, as a socket would
+// never have received it. payload is not kept after Receive returns. Like Poll, Receive
+// must be called from one goroutine, and does not allocate once warm.
+func (h *Handler) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
+	i, ok := h.byAddr[dst]
+	if !ok || h.poller != nil {
+		return false
+	}
+	h.now = at
+	if h.inj != nil {
+		h.inj.apply(i, payload, &h.stats, h.emit)
+		return true
+	}
+	h.receive(i, payload, at)
+	return true
+}
+
+// Poll runs a Detached handler's work between datagrams at time now (the clock of
+// Receive): recovery results queued since the last call, the channels' gap and
+// recovery timers, and requests from Do and Subscribe.
+func (h *Handler) Poll(now int64) {
+	h.now = now
+	if h.inj != nil {
+		h.inj.flush(h.emit)
+	}
+	h.drainRecovery(now)
+	h.timers(now)
+	h.serveRequests()
+}
+
+// Close ends a Detached handler: queued requests are served, and Do runs its function
+// at once from then on. It does nothing to a handler that has sockets (Run closes them).
+func (h *Handler) Close() {
+	if h.poller != nil || !h.running.CompareAndSwap(false, true) {
+		return
+	}
+	h.serveRequests()
+	close(h.exited)
+}
+
+// Recovering reports whether a channel waits for a FIX retransmission or snapshots. A
+// replay that is not paced by its capture's timestamps waits while it does, so that the
+// answers come in before the capture's clock has run past their timeouts. Without a
+// Recovery it is always false.
+func (h *Handler) Recovering() bool {
+	if h.cfg.Recovery == nil {
+		return false
+	}
+	for _, ch := range h.active {
+		if st := ch.tracker.State(); st == gap.Recovering || st == gap.Snapshot || ch.snapWaiting > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// DecodeErrors returns the count of malformed datagrams so far, cheaply: a replay
+// compares it around Receive to report a bad payload with its capture packet number.
+// Call it from the goroutine of Receive and Poll.
+func (h *Handler) DecodeErrors() uint64 { return h.stats.DecodeErrors }
+
+// emit hands a datagram that passed the injected faults to receive at h.now.
+func (h *Handler) emit(group int, b []byte) { h.receive(group, b, h.now) }
 
 // receive handles one datagram from socket group.
 func (h *Handler) receive(group int, b []byte, now int64) {
@@ -349,10 +452,14 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 	h.stats.Messages++
 	switch kind {
 	case md.KindIncremental:
-		for i := range h.codec.Incremental.Entries {
-			h.entry(ch, &h.codec.Incremental.Entries[i])
+		h.beginStages()
+		entries := h.codec.Incremental.Entries
+		for i := range entries {
+			h.clock.last = i == len(entries)-1 && h.clock.decodedNs != 0 // time its hand-off
+			h.entry(ch, &entries[i])
 		}
-		h.recordLatency(h.codec.Incremental.SendingTime)
+		h.clock.last = false
+		h.recordLatency(ch, h.codec.Incremental.SendingTime)
 	case md.KindStatus:
 		if in := h.bySymbol[string(h.codec.Status.Symbol)]; in != nil {
 			h.publish(in, Event{Kind: EventStatus, Symbol: in.symbol, Status: h.codec.Status.TradingStatus})
@@ -364,11 +471,16 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 
 // recordLatency records tick-to-handler latency: from the publisher's SendingTime to now,
 // when the message's entries have been applied and published.
-func (h *Handler) recordLatency(sent int64) {
+// The stages are recorded too (latency.go).
+func (h *Handler) recordLatency(ch *channel, sent int64) {
 	if sent == 0 {
 		return
 	}
-	d := time.Now().UnixNano() - sent
+	now := h.now // a Detached handler's clock: the datagram's (capture) time
+	if h.poller != nil {
+		now = time.Now().UnixNano()
+	}
+	d := now - sent
 	if d < 0 {
 		h.stats.ClockSkew++ // the publisher's clock is ahead of ours
 		d = 0
@@ -377,6 +489,7 @@ func (h *Handler) recordLatency(sent int64) {
 	if d > h.latency.HighestTrackableValue() {
 		h.stats.LatencyOverflow++
 	}
+	h.recordStages(ch, sent, now)
 }
 
 // Latency returns the tick-to-handler latency histogram (nanoseconds). Read it after Run
@@ -675,8 +788,8 @@ func (h *Handler) applySnapshots(ch *channel, snaps []md.Snapshot) {
 				continue
 			}
 		}
-		h.levels = h.levels[:0]
-		h.updates = h.updates[:0]
+		h.bids = h.bids[:0]
+		h.asks = h.asks[:0]
 		ok := true
 		for j := range s.Entries {
 			e := &s.Entries[j]
@@ -688,16 +801,16 @@ func (h *Handler) applySnapshots(ch *channel, snaps []md.Snapshot) {
 			}
 			l := book.Level{Price: px, Size: sz, Orders: int64(e.Orders)}
 			if e.Type == md.Bid {
-				h.levels = append(h.levels, l)
+				h.bids = append(h.bids, l)
 			} else if e.Type == md.Offer {
-				h.updates = append(h.updates, l)
+				h.asks = append(h.asks, l)
 			}
 		}
 		if !ok {
 			h.bookError(in, fmt.Errorf("snapshot price or size not representable at the book's exponents"))
 			continue
 		}
-		if err := in.book.Replace(h.levels, h.updates); err != nil {
+		if err := in.book.Replace(h.bids, h.asks); err != nil {
 			h.bookError(in, err)
 			continue
 		}
@@ -784,10 +897,39 @@ func (h *Handler) Stats() Stats {
 			s.StaleBooks++
 		}
 	}
-	for i := 0; i < h.poller.Len(); i++ {
-		s.KernelDrops += h.poller.Drops(i)
+	if h.poller != nil {
+		for i := 0; i < h.poller.Len(); i++ {
+			s.KernelDrops += h.poller.Drops(i)
+		}
 	}
 	return s
+}
+
+// ChannelStats are one channel's sequencing counters and state.
+type ChannelStats struct {
+	Channel      string // "G<group>:<port>"
+	State        string // live, gap, recovering or snapshot
+	Next         uint32 // next sequence number expected
+	Gaps         uint64 // holes detected
+	Missing      uint64 // sequence numbers found missing
+	Duplicates   uint64
+	RecoveredAB  uint64
+	RecoveredFIX uint64
+	Skipped      uint64 // numbers superseded by a snapshot
+}
+
+// Channels returns each channel's counters, sorted by channel name. Call it after Run
+// returns, through Do, or between calls to Receive and Poll.
+func (h *Handler) Channels() []ChannelStats {
+	out := make([]ChannelStats, 0, len(h.channels))
+	for _, ch := range h.channels {
+		c := ch.tracker.Counters()
+		out = append(out, ChannelStats{Channel: ch.name, State: ch.tracker.State().String(), Next: ch.tracker.Next(),
+			Gaps: c.Gaps, Missing: c.Missing, Duplicates: c.Duplicates, RecoveredAB: c.RecoveredAB,
+			RecoveredFIX: c.RecoveredFIX, Skipped: c.Skipped})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Channel < out[j].Channel })
+	return out
 }
 
 // Do runs fn on the handler's goroutine (between batches) and waits for it, so that fn
@@ -882,9 +1024,11 @@ type Socket struct {
 // Sockets describes the joined sockets. Call it before Run or through Do.
 func (h *Handler) Sockets() []Socket {
 	var out []Socket
-	for i := 0; i < h.poller.Len(); i++ {
-		m := h.poller.Membership(i)
-		s := Socket{Group: m.Group, ReadBuffer: m.ReadBuffer, Line: "A"}
+	for i := range h.addrs {
+		s := Socket{Group: h.addrs[i], Line: "A"}
+		if h.poller != nil {
+			s.ReadBuffer = h.poller.Membership(i).ReadBuffer
+		}
 		if i < len(h.sockets) {
 			si := h.sockets[i]
 			switch {

@@ -11,7 +11,7 @@ type Stats struct {
 	RecoveredFIX    uint64 `json:"recovered_fix"` // missing numbers filled by FIX retransmission
 	Snapshots       uint64 `json:"snapshots"`     // channel snapshot recoveries started
 	SnapshotsDone   uint64 `json:"snapshots_applied"`
-	Skipped         uint64 `json:"skipped"`     // numbers superseded by a snapshot
+	Skipped         uint64 `json:"skipped_seq"` // sequence numbers superseded by a snapshot
 	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
 	StaleEvents     uint64 `json:"stale_events"`
 	DecodeErrors    uint64 `json:"decode_errors"` // malformed datagrams
@@ -21,7 +21,7 @@ type Stats struct {
 	Resets          uint64 `json:"resets"`
 	Dropped         uint64 `json:"dropped"`         // datagrams too far ahead of sequence
 	RptSeqGaps      uint64 `json:"rptseq_gaps"`     // per-instrument RptSeq discontinuities
-	SkippedEntries  uint64 `json:"skipped_entries"` // entries already in an instrument\'s snapshot
+	SkippedEntries  uint64 `json:"skipped_entries"` // entries already in an instrument's snapshot
 	BookErrors      uint64 `json:"book_errors"`     // entries a book refused (missing level, ...)
 	RecoveryFails   uint64 `json:"recovery_failures"`
 	InjectedLoss    uint64 `json:"injected_loss"`

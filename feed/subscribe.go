@@ -89,11 +89,15 @@ func (h *Handler) publish(in *instrument, ev Event) {
 		}
 		in.subsVersion = h.subsVersion
 	}
+	timed := len(in.subs) > 0 && h.beginHandOff() // the hand-off stage (latency.go)
 	for _, s := range in.subs {
 		if s.cancelled.Load() {
 			continue
 		}
 		h.event = ev // a field, so that the pointer handed out does not escape per call
 		s.fn(&h.event)
+	}
+	if timed {
+		h.endHandOff()
 	}
 }

@@ -59,6 +59,7 @@ type Publisher struct {
 	ret        *retention
 	w          batchWriter
 	out        []mcast.Message
+	stampAt    []int16 // offset of each queued datagram's SendingTime, or -1 (stamp.go)
 	nout       int
 	unsentFrom uint64   // arena offset of the oldest queued datagram, if nout > 0
 	err        error    // first send or encoding error; stops the loop
@@ -130,6 +131,7 @@ func New(cfg Config) (*Publisher, error) {
 		bySymbol:  make(map[string]int, len(cfg.Instruments)),
 		insChan:   make([]int32, len(cfg.Instruments)),
 		out:       make([]mcast.Message, sendBatch),
+		stampAt:   make([]int16, sendBatch),
 		defCursor: -1,
 		reqs:      make(chan *request, 64),
 		stopped:   make(chan struct{}),
@@ -712,10 +714,11 @@ func (p *Publisher) emit(ch int, b []byte, preamble uint32, sequenced bool) {
 		c.last = p.ret.add(int32(ch), preamble, off, n, c.last)
 	}
 	c.lastSend = p.now
-	p.out[p.nout] = mcast.Message{Buf: dst, Addr: c.a}
+	at := stampOffset(dst, p.wall)
+	p.out[p.nout], p.stampAt[p.nout] = mcast.Message{Buf: dst, Addr: c.a}, at
 	p.nout++
 	if p.hasB {
-		p.out[p.nout] = mcast.Message{Buf: dst, Addr: c.b}
+		p.out[p.nout], p.stampAt[p.nout] = mcast.Message{Buf: dst, Addr: c.b}, at
 		p.nout++
 	}
 	p.st.Datagrams++
@@ -730,6 +733,7 @@ func (p *Publisher) send() {
 	if p.nout == 0 {
 		return
 	}
+	p.restamp(time.Now().UnixNano()) // SendingTime = now, just before the kernel has them
 	n, err := p.w.WriteBatch(p.out[:p.nout])
 	if err != nil {
 		p.fail(fmt.Errorf("publisher: sent %d of %d datagrams: %w", n, p.nout, err))

@@ -1,0 +1,71 @@
+package feed
+
+import (
+	"testing"
+	"time"
+)
+
+// TestStagePlumbing records known synthetic stage delays and checks that every stage's
+// histogram, handler-wide and of the channel, gives them back within its precision.
+func TestStagePlumbing(t *testing.T) {
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.poller.Close()
+	ch := h.bySymbol["SBER"].ch
+	// Message i (1..1000) spends i µs on the wire, 2i in decode, 3i in the book, 4i in
+	// the hand-off: stage s's p50 is 500(s+1) µs, its p99 990(s+1) µs, its max 1000(s+1).
+	const n = 1000
+	base := time.Now().UnixNano()
+	for i := int64(1); i <= n; i++ {
+		us := i * int64(time.Microsecond)
+		sent := base
+		h.clock.rx = sent + us
+		h.clock.decodedNs = h.clock.rx + 2*us
+		h.clock.book, h.clock.subs = 3*us, 4*us
+		h.recordStages(ch, sent, h.clock.decodedNs+7*us)
+		if h.clock.rx != 0 || h.clock.decodedNs != 0 {
+			t.Fatal("the clock of a recorded message was not cleared")
+		}
+	}
+	scale := [NumStages]int64{StageWire: 1, StageDecode: 2, StageBook: 3, StageSubscribers: 4, StageTotal: 10}
+	for s := Stage(0); s < NumStages; s++ {
+		for _, c := range []struct {
+			name   string
+			l      *Latencies
+			digits float64
+		}{{"handler", h.StageLatency(), 1e-3}, {"channel", h.ChannelLatency()[ch.name], 1e-2}} {
+			hist := c.l[s]
+			if s == StageTotal && c.name == "handler" {
+				continue // recorded by recordLatency, from the wall clock
+			}
+			if got := hist.TotalCount(); got != n {
+				t.Errorf("%s %v: count %d, want %d", c.name, s, got, n)
+			}
+			for _, q := range []struct {
+				p    float64
+				want int64
+			}{{50, 500}, {99, 990}, {100, 1000}} {
+				want := q.want * scale[s] * int64(time.Microsecond)
+				got := hist.ValueAtQuantile(q.p)
+				if d := float64(got-want) / float64(want); d < -c.digits || d > c.digits {
+					t.Errorf("%s %v p%v = %d ns, want %d within %.1f%%", c.name, s, q.p, got, want, 100*c.digits)
+				}
+			}
+		}
+	}
+	// A message drained from the buffer after the datagram's has no kernel time: it counts
+	// in Book and Total only, and a message with no hand-off not in Subscribers.
+	h.clock.decodedNs = base + 10*int64(time.Microsecond)
+	h.recordStages(ch, base, base+20*int64(time.Microsecond))
+	l := h.ChannelLatency()[ch.name]
+	for s, want := range map[Stage]int64{StageWire: n, StageDecode: n, StageBook: n + 1, StageSubscribers: n, StageTotal: n + 1} {
+		if got := l[s].TotalCount(); got != want {
+			t.Errorf("after a drained message, %v count %d, want %d", s, got, want)
+		}
+	}
+	if h.Latency() != h.StageLatency()[StageTotal] {
+		t.Error("Latency is not the StageTotal histogram")
+	}
+}
