@@ -1,0 +1,217 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"fastfeed/feed"
+)
+
+// Report files written by WriteReport.
+const (
+	ReportFile = "REPORT.md"
+	PlotFile   = "latency.svg"
+)
+
+// Targets of the handler against the baseline.
+const (
+	TargetP99Ratio  = 1.5    // handler p99 / baseline p99 at TargetP99Rate, at most
+	TargetP99Rate   = 100000 // msgs/s
+	TargetRateRatio = 0.8    // handler rate / baseline rate at the maximum, at least, with no kernel drops
+)
+
+// Target is one target's verdict.
+type Target struct {
+	Name     string
+	Measured bool // false if the runs it needs were not made
+	Value    float64
+	Met      bool
+	Detail   string
+}
+
+// Targets evaluates the targets on r.
+func Targets(r *Results) []Target {
+	p99 := Target{Name: fmt.Sprintf("p99 tick-to-handler <= %.1fx the baseline's p99 at %s msgs/s", TargetP99Ratio, RateLabel(TargetP99Rate))}
+	rate := Target{Name: fmt.Sprintf("handler's maximum rate >= %.1fx the baseline's, with no kernel drops", TargetRateRatio)}
+	for _, rr := range r.Rates {
+		h, b := rr.Handler, rr.Baseline
+		switch rr.Rate {
+		case TargetP99Rate:
+			hp, bp := Summarize(h.Total()).P99, Summarize(b.Total()).P99
+			if bp > 0 {
+				p99.Measured, p99.Value = true, float64(hp)/float64(bp)
+				p99.Met = p99.Value <= TargetP99Ratio
+				p99.Detail = fmt.Sprintf("handler p99 %s µs, baseline p99 %s µs", us(hp), us(bp))
+			}
+		case 0:
+			if b.Rate > 0 {
+				rate.Measured, rate.Value = true, h.Rate/b.Rate
+				rate.Met = rate.Value >= TargetRateRatio && h.KernelDrops == 0
+				rate.Detail = fmt.Sprintf("handler %.0f msgs/s with %d kernel drops, baseline %.0f msgs/s with %d kernel drops",
+					h.Rate, h.KernelDrops, b.Rate, b.KernelDrops)
+			}
+		}
+	}
+	return []Target{p99, rate}
+}
+
+// Curves returns the plot's curves: tick-to-handler for each rate (solid) and the
+// baseline's tick-to-recvmmsg (dashed, same color).
+func Curves(r *Results) []Curve {
+	var out []Curve
+	for i, rr := range r.Rates {
+		color := Palette[i%len(Palette)]
+		h := CurveOf(fmt.Sprintf("handler %s msgs/s", RateLabel(rr.Rate)), rr.Handler.Total())
+		b := CurveOf(fmt.Sprintf("baseline %s msgs/s", RateLabel(rr.Rate)), rr.Baseline.Total())
+		h.Color, b.Color, b.Dashed = color, color, true
+		out = append(out, h, b)
+	}
+	return out
+}
+
+// WriteReport writes ReportFile and PlotFile into dir; command is the command line that
+// reproduces them, quoted in the report.
+func WriteReport(dir string, r *Results, command string) error {
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, "Tick-to-handler latency: handler (solid) vs bare recvmmsg baseline (dashed)", Curves(r)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, PlotFile), svg.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, r, command, PlotFile); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ReportFile), md.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// WriteMarkdown writes the report: the machine, the targets, the end-to-end table, the
+// ratios, the handler's stages, the plot (plot, a path relative to the report) and the
+// microbenchmarks.
+func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
+	bw := bufio.NewWriter(w)
+	p := func(format string, args ...any) { fmt.Fprintf(bw, format, args...) }
+	p("# fastfeed benchmark report\n\n")
+	p("Produced by `%s` on %s (took %s).\n\n", command, r.Started.Format(time.RFC3339), r.Took.Round(time.Second))
+	e := r.Env
+	p("Machine: %s, %d CPUs, %s/%s, Linux %s, %s. Publisher, receiver and loopback multicast share the machine, ",
+		orUnknown(e.CPU), e.NumCPU, e.OS, e.Arch, orUnknown(e.Kernel), e.GoVersion)
+	p("in one process (GOMAXPROCS %d) inside a private network namespace. Load average before the run: %s ", e.GOMAXPROCS, orUnknown(e.LoadAvg))
+	p("(the machine is shared: other work competes for the CPUs, and its noise is in these figures).\n\n")
+	p("Paced runs (10k, 100k, ...): the publisher (market simulator, FAST encoder, sendmmsg; same process) publishes %d instruments, one multicast group each, ",
+		r.Instruments)
+	p("for %s at the target rate; the first %s are left out of the histograms (warm-up); *msgs/s* is what was achieved, the publisher sharing the CPUs. ", r.Duration, r.Warmup)
+	p("*max*: %d datagrams of one book entry each, over the same %d groups, encoded in advance and handed to sendmmsg in batches of %d as fast as the kernel takes them, no warm-up. ",
+		r.Blast, r.Instruments, blastBatch)
+	p("Latency starts at the publisher's SendingTime (52), stamped just before sendmmsg. ")
+	p("*Handler*: tick-to-handler, until the message's entries are applied to the books and handed to a subscriber. ")
+	p("*Baseline*: a bare receiver (recvmmsg, read the kernel timestamp and the SendingTime, nothing else), until recvmmsg returns: this machine's physical limit.\n\n")
+
+	p("## Targets\n\n| target | result | value | detail |\n|---|---|---|---|\n")
+	for _, t := range Targets(r) {
+		verdict, value := "not measured", "-"
+		if t.Measured {
+			verdict, value = "**not met**", fmt.Sprintf("%.2fx", t.Value)
+			if t.Met {
+				verdict = "met"
+			}
+		}
+		p("| %s | %s | %s | %s |\n", t.Name, verdict, value, t.Detail)
+	}
+
+	p("\nEach row below is one run, made one after the other: the load of a shared machine differs between them, and the spread ")
+	p("between runs of the same command (of the tails above all) can exceed the handler/baseline difference. A ratio below 1, ")
+	p("the handler faster than the bare receiver, is such noise. Repeat the command before drawing conclusions.\n")
+	p("\n## End to end\n\nLatency in µs (HdrHistogram, 3 significant figures).\n\n")
+	p("| rate | receiver | sent | entries/msg | received | lost | kernel drops | msgs/s | %s |\n", strings.Join(SummaryColumns[:], " | "))
+	p("|---|---|--:|--:|--:|--:|--:|--:|%s\n", strings.Repeat("--:|", len(SummaryColumns)))
+	for _, rr := range r.Rates {
+		for _, m := range []Measurement{rr.Handler, rr.Baseline} {
+			lost := int64(m.Sent) - int64(m.Received)
+			p("| %s | %s | %d | %s | %d | %d | %d | %.0f |", RateLabel(rr.Rate), m.Receiver, m.Sent, ratio(float64(m.Entries), float64(m.Sent)),
+				m.Received, lost, m.KernelDrops, m.Rate)
+			for _, v := range Summarize(m.Total()).Values() {
+				p(" %s |", us(v))
+			}
+			p("\n")
+		}
+	}
+
+	p("\n## Handler / baseline\n\n| rate | msgs/s | %s |\n|---|--:|%s\n", strings.Join(SummaryColumns[:], " | "), strings.Repeat("--:|", len(SummaryColumns)))
+	for _, rr := range r.Rates {
+		p("| %s | %s |", RateLabel(rr.Rate), ratio(rr.Handler.Rate, rr.Baseline.Rate))
+		hv, bv := Summarize(rr.Handler.Total()).Values(), Summarize(rr.Baseline.Total()).Values()
+		for i := range hv {
+			p(" %s |", ratio(float64(hv[i]), float64(bv[i])))
+		}
+		p("\n")
+	}
+
+	p("\n## Handler stages\n\n")
+	p("send->kernel rx: SendingTime to the kernel's receive timestamp (SO_TIMESTAMPNS); kernel rx->decoded: wakeup, recvmmsg, sequencing and FAST decode; ")
+	p("decoded->book: the book updates; book->subscribers: the subscriber callbacks. ")
+	p("The baseline's send->kernel rx is shown for comparison. µs.\n\n")
+	p("| rate | stage | count | %s |\n|---|---|--:|%s\n", strings.Join(SummaryColumns[:], " | "), strings.Repeat("--:|", len(SummaryColumns)))
+	for _, rr := range r.Rates {
+		for s := feed.Stage(0); s < feed.NumStages; s++ {
+			writeStageRow(p, RateLabel(rr.Rate), s.String(), rr.Handler.Stages[s])
+		}
+		writeStageRow(p, RateLabel(rr.Rate), "baseline send->kernel rx", rr.Baseline.Stages[feed.StageWire])
+	}
+
+	p("\n## Latency by percentile\n\n![latency percentiles](%s)\n\n", plot)
+	p("x: percentile on HdrHistogram's log scale of 1/(1-p); y: latency in µs, log scale. Solid: handler (tick-to-handler); dashed: baseline; one color per rate.\n")
+
+	if len(r.Micro) > 0 {
+		p("\n## Microbenchmarks\n\nThe functions of `go test -bench . ./bench/` (BenchmarkMicro), run through testing.Benchmark.\n\n")
+		p("| benchmark | ns/op | MB/s | B/op | allocs/op |\n|---|--:|--:|--:|--:|\n")
+		for _, m := range r.Micro {
+			mbs := "-"
+			if m.MBPerSec > 0 {
+				mbs = fmt.Sprintf("%.1f", m.MBPerSec)
+			}
+			p("| %s | %.1f | %s | %d | %d |\n", m.Name, m.NsPerOp, mbs, m.BytesPerOp, m.AllocsPerOp)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("bench: write report: %w", err)
+	}
+	return nil
+}
+
+func writeStageRow(p func(string, ...any), rate, name string, h *hdrhistogram.Histogram) {
+	if h == nil {
+		return
+	}
+	p("| %s | %s | %d |", rate, name, h.TotalCount())
+	for _, v := range Summarize(h).Values() {
+		p(" %s |", us(v))
+	}
+	p("\n")
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

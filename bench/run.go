@@ -1,0 +1,370 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"golang.org/x/sys/unix"
+
+	"fastfeed/fast"
+	"fastfeed/feed"
+	"fastfeed/publisher"
+)
+
+// Config configures Run.
+type Config struct {
+	Templates *fast.Templates
+	// Rates are the end-to-end publishing rates, incremental datagrams per second, each
+	// run by the publisher (simulator, encoder, sendmmsg) for Duration. 0 means the
+	// maximum: BlastDatagrams datagrams encoded in advance, handed to sendmmsg as fast as
+	// the kernel takes them (the simulator and the encoder, which share the CPUs with the
+	// receiver, out of the loop), without warm-up. Default 10000, 100000 and 0.
+	Rates []float64
+	// BlastDatagrams is the size of the maximum-rate run (default 300000).
+	BlastDatagrams int
+	// Duration is the data phase of each end-to-end run (default 5 s), Warmup its start
+	// left out of the histograms (default a tenth of Duration).
+	Duration, Warmup time.Duration
+	// Instruments is the number of simulated instruments, one channel each (default 256:
+	// enough channels that a paced publisher packs one or two entries per message).
+	Instruments int
+	// Port is the UDP port of the first run; each run uses the next (default 32000).
+	Port uint16
+	// NoMicro skips the microbenchmarks.
+	NoMicro bool
+	// Progress, if set, is told which step starts: "[3/9] handler at 100000 msgs/s".
+	Progress func(step string)
+}
+
+func (c *Config) defaults() error {
+	if c.Templates == nil {
+		return errors.New("bench: no templates")
+	}
+	if c.Rates == nil {
+		c.Rates = []float64{10000, 100000, 0}
+	}
+	for _, r := range c.Rates {
+		if r < 0 {
+			return fmt.Errorf("bench: rate %v is negative", r)
+		}
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.Warmup <= 0 {
+		c.Warmup = c.Duration / 10
+	}
+	if c.Warmup >= c.Duration {
+		return fmt.Errorf("bench: warm-up %v not shorter than the duration %v", c.Warmup, c.Duration)
+	}
+	if c.Instruments <= 0 {
+		c.Instruments = 256
+	}
+	if c.BlastDatagrams <= 0 {
+		c.BlastDatagrams = 300000
+	}
+	if c.Port == 0 {
+		c.Port = 32000
+	}
+	if c.Progress == nil {
+		c.Progress = func(string) {}
+	}
+	return nil
+}
+
+// Results are what Run measured.
+type Results struct {
+	Started     time.Time
+	Took        time.Duration
+	Env         Env
+	Duration    time.Duration // per end-to-end run
+	Warmup      time.Duration
+	Instruments int
+	Blast       int // datagrams of the maximum-rate run
+	Micro       []MicroResult
+	Rates       []RateResult
+}
+
+// Env describes the machine.
+type Env struct {
+	GoVersion, OS, Arch, Kernel, CPU string
+	NumCPU, GOMAXPROCS               int
+	LoadAvg                          string // /proc/loadavg's 1, 5 and 15 minute averages at the start
+}
+
+// RateResult is one publishing rate through the handler and through the baseline.
+type RateResult struct {
+	Rate     float64 // target, incremental datagrams per second; 0: as fast as possible
+	Handler  Measurement
+	Baseline Measurement
+}
+
+// RateLabel names a target rate: "10k", "100k", "max".
+func RateLabel(rate float64) string {
+	switch {
+	case rate == 0:
+		return "max"
+	case rate >= 1e6 && int64(rate)%1e6 == 0:
+		return fmt.Sprintf("%dM", int64(rate/1e6))
+	case rate >= 1e3 && int64(rate)%1e3 == 0:
+		return fmt.Sprintf("%dk", int64(rate/1e3))
+	}
+	return fmt.Sprintf("%g", rate)
+}
+
+// Measurement is one end-to-end run.
+type Measurement struct {
+	Receiver    string        // "handler" or "baseline"
+	Sent        uint64        // incremental datagrams the publisher sent
+	Entries     uint64        // book entries in them
+	Received    uint64        // incremental datagrams received (the handler: applied in sequence)
+	Elapsed     time.Duration // from the start of the data to the last datagram received
+	Rate        float64       // Received / Elapsed
+	KernelDrops uint64        // datagrams the kernel dropped (SO_RXQ_OVFL)
+	Gaps        uint64        // holes the handler detected
+	// Stages are the latency histograms (nanoseconds) after the warm-up. The handler
+	// fills every stage; the baseline StageWire (SendingTime to kernel receive time) and
+	// StageTotal (SendingTime to the return of recvmmsg).
+	Stages [feed.NumStages]*hdrhistogram.Histogram
+}
+
+// Total returns the tick-to-receiver histogram.
+func (m *Measurement) Total() *hdrhistogram.Histogram { return m.Stages[feed.StageTotal] }
+
+// Run runs the microbenchmarks, then each rate through the handler and the baseline. It
+// opens multicast sockets on loopback: call it in a private network namespace.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams}
+	var micro []Benchmark
+	if !cfg.NoMicro {
+		var err error
+		if micro, err = Micro(cfg.Templates); err != nil {
+			return nil, err
+		}
+	}
+	steps, step := len(micro)+2*len(cfg.Rates), 0
+	next := func(what string) {
+		step++
+		cfg.Progress(fmt.Sprintf("[%d/%d] %s", step, steps, what))
+	}
+	for _, m := range micro {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		next("micro " + m.Name)
+		res.Micro = append(res.Micro, RunMicro(m))
+	}
+	port := cfg.Port
+	for _, rate := range cfg.Rates {
+		rr := RateResult{Rate: rate}
+		for _, recv := range []string{"handler", "baseline"} {
+			what := fmt.Sprintf("%s at %s msgs/s (%v)", recv, RateLabel(rate), cfg.Duration)
+			if rate == 0 {
+				what = fmt.Sprintf("%s at max msgs/s (%d datagrams)", recv, cfg.BlastDatagrams)
+			}
+			next(what)
+			m, err := measure(ctx, &cfg, rate, port, recv)
+			if err != nil {
+				return nil, err
+			}
+			port++
+			if recv == "handler" {
+				rr.Handler = m
+			} else {
+				rr.Baseline = m
+			}
+		}
+		res.Rates = append(res.Rates, rr)
+	}
+	res.Took = time.Since(res.Started)
+	return res, nil
+}
+
+// receiver is what measure needs of the handler or the baseline.
+type receiver interface {
+	run(ctx context.Context) error
+	received(ctx context.Context) uint64
+	resetLatency(ctx context.Context)
+	finish(m *Measurement)
+}
+
+func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind string) (Measurement, error) {
+	m := Measurement{Receiver: kind}
+	where := fmt.Sprintf("bench: %s at %s msgs/s", kind, RateLabel(rate))
+	ins, err := publisher.GenerateInstruments(cfg.Instruments)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", where, err)
+	}
+	symbols := make([]string, len(ins))
+	for i, in := range ins {
+		symbols[i] = in.Symbol
+	}
+	// The source: the publisher at a paced rate, or a blast of pre-encoded datagrams.
+	var (
+		send   func(ctx context.Context) error
+		sent   func() (datagrams, entries uint64)
+		groups []netip.AddrPort
+		warmup = cfg.Warmup
+	)
+	if rate > 0 {
+		pub, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: rate,
+			Duration: cfg.Duration, Port: port, NoStatus: true, Seed: 1, SendBuffer: 4 << 20})
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", where, err)
+		}
+		send = pub.Run
+		sent = func() (uint64, uint64) { s := pub.Stats(); return s.Incrementals, s.Entries }
+		for _, c := range pub.Channels() {
+			groups = append(groups, c.Group)
+		}
+	} else {
+		st, err := newStream(cfg.Templates, symbols, port, cfg.BlastDatagrams)
+		if err != nil {
+			return m, err
+		}
+		send, groups = st.send, st.groups
+		sent = func() (uint64, uint64) { return uint64(len(st.msgs)), uint64(len(st.msgs)) }
+		warmup = 0 // the books are built by the blast's first datagrams
+	}
+	var recv receiver
+	if kind == "handler" {
+		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port})
+		if err != nil {
+			return m, fmt.Errorf("%s: %w", where, err)
+		}
+		hr := &handlerReceiver{h: h}
+		h.Subscribe(func(*feed.Event) { hr.events++ }, "*") // a subscriber, so that hand-off is measured
+		recv = hr
+	} else {
+		b, err := NewBaseline(BaselineConfig{Groups: groups})
+		if err != nil {
+			return m, err
+		}
+		recv = baselineReceiver{b}
+	}
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var recvErr error
+	wg.Add(1)
+	go func() { defer wg.Done(); recvErr = recv.run(rctx) }()
+
+	start := time.Now()
+	warmed := make(chan struct{})
+	go func() {
+		defer close(warmed)
+		if warmup == 0 {
+			return
+		}
+		select {
+		case <-time.After(warmup):
+			recv.resetLatency(rctx)
+		case <-rctx.Done():
+		}
+	}()
+	sendErr := send(ctx)
+	m.Sent, m.Entries = sent()
+	// Wait for the receiver to take what is in flight: until it has everything or it has
+	// received nothing new for 300 ms.
+	last, lastAt := uint64(0), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(5 * time.Millisecond) {
+		n := recv.received(rctx)
+		if n != last {
+			last, lastAt = n, time.Now()
+		}
+		if n >= m.Sent || time.Since(lastAt) > 300*time.Millisecond {
+			break
+		}
+	}
+	stop()
+	wg.Wait()
+	<-warmed
+	if sendErr != nil {
+		return m, fmt.Errorf("%s: sending: %w", where, sendErr)
+	}
+	if recvErr != nil && !errors.Is(recvErr, context.Canceled) {
+		return m, fmt.Errorf("%s: %w", where, recvErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return m, err
+	}
+	recv.finish(&m)
+	m.Elapsed = lastAt.Sub(start)
+	if m.Elapsed > 0 {
+		m.Rate = float64(m.Received) / m.Elapsed.Seconds()
+	}
+	return m, nil
+}
+
+type handlerReceiver struct {
+	h      *feed.Handler
+	events uint64
+}
+
+func (r *handlerReceiver) run(ctx context.Context) error { return r.h.Run(ctx) }
+
+func (r *handlerReceiver) received(ctx context.Context) uint64 {
+	var n uint64
+	_ = r.h.Do(ctx, func() { n = r.h.Stats().Messages })
+	return n
+}
+
+func (r *handlerReceiver) resetLatency(ctx context.Context) {
+	// Only the handler-wide histograms, which the report uses: resetting every channel's
+	// would touch (and fault in) megabytes of pages while datagrams wait.
+	_ = r.h.Do(ctx, func() {
+		for _, hist := range r.h.StageLatency() {
+			hist.Reset()
+		}
+	})
+}
+
+func (r *handlerReceiver) finish(m *Measurement) {
+	st := r.h.Stats()
+	m.Received, m.KernelDrops, m.Gaps = st.Messages, st.KernelDrops, st.Gaps
+	m.Stages = *r.h.StageLatency()
+}
+
+type baselineReceiver struct{ b *Baseline }
+
+func (r baselineReceiver) run(ctx context.Context) error   { return r.b.Run(ctx) }
+func (r baselineReceiver) received(context.Context) uint64 { return r.b.Received() }
+func (r baselineReceiver) resetLatency(context.Context)    { r.b.ResetLatency() }
+func (r baselineReceiver) finish(m *Measurement) {
+	m.Received, m.KernelDrops = r.b.Received(), r.b.KernelDrops()
+	m.Stages[feed.StageWire], m.Stages[feed.StageTotal] = r.b.Latency()
+}
+
+func env() Env {
+	e := Env{GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0)}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		e.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			e.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				e.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return e
+}
