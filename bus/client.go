@@ -1,0 +1,727 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quickfixgo/quickfix"
+
+	"fastfeed/book"
+	"fastfeed/feed"
+	"fastfeed/md"
+)
+
+// itemKind is what a queued item is.
+type itemKind uint8
+
+const (
+	itemEntry    itemKind = iota // an incremental entry (book or trade)
+	itemSnapshot                 // a W (snap)
+	itemStale                    // the book went stale
+	itemStatus                   // a SecurityStatus from the feed
+)
+
+// maxIDLen is the longest MDEntryID a queued entry keeps; longer IDs are cut.
+const maxIDLen = 32
+
+// item is one queued event, copied out of the handler's event (which is only valid
+// during the callback).
+type item struct {
+	kind   itemKind
+	req    *request
+	symbol string // the handler's instrument symbol: stable, not copied
+	action md.Action
+	typ    md.EntryType
+	rptSeq uint32
+	orders uint32
+	status uint32
+	price  md.Decimal
+	size   md.Decimal
+	idLen  uint8
+	id     [maxIDLen]byte
+	snap   *md.Snapshot
+	at     int64 // wall-clock time queued, ns
+}
+
+// ring is a bounded single-producer (the handler's goroutine) single-consumer (the
+// client's writer) queue. Only the producer moves head; only the consumer moves tail,
+// except in a Handler.Do function, which runs on the producer while the consumer waits.
+type ring struct {
+	items []item
+	mask  uint64
+	head  atomic.Uint64
+	tail  atomic.Uint64
+}
+
+func (r *ring) reserve() *item {
+	h := r.head.Load()
+	if h-r.tail.Load() >= uint64(len(r.items)) {
+		return nil
+	}
+	return &r.items[h&r.mask]
+}
+
+func (r *ring) commit() { r.head.Add(1) }
+
+// len returns the items queued.
+func (r *ring) len() int { return int(r.head.Load() - r.tail.Load()) }
+
+// at returns the i-th queued item (i < len).
+func (r *ring) at(i int) *item { return &r.items[(r.tail.Load()+uint64(i))&r.mask] }
+
+// pop removes n items.
+func (r *ring) pop(n int) {
+	t := r.tail.Load()
+	for i := range n {
+		it := &r.items[(t+uint64(i))&r.mask]
+		it.snap, it.req = nil, nil
+	}
+	r.tail.Store(t + uint64(n))
+}
+
+// discard drops every queued item: called on the producer in a Do function while the
+// consumer waits for it.
+func (r *ring) discard() int {
+	h, t := r.head.Load(), r.tail.Load()
+	for i := t; i != h; i++ {
+		it := &r.items[i&r.mask]
+		it.snap, it.req = nil, nil
+	}
+	r.tail.Store(h)
+	return int(h - t)
+}
+
+// client is one logged-on OMS session.
+type client struct {
+	b    *Bus
+	id   quickfix.SessionID
+	key  string
+	user *User
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	ring    ring
+	parked  atomic.Bool
+	wake    chan struct{}
+	ctl     chan md.MarketDataRequest
+	outWake chan struct{}
+	written atomic.Int64 // application messages the session handed to its connection
+	resync  atomic.Bool  // the ring overflowed: conflate
+	dead    atomic.Bool
+
+	// Handler goroutine only.
+	conflating bool
+
+	// Writer only.
+	handed      int64
+	reqs        map[string]*request
+	conflatedAt time.Time // first conflation since the client last caught up; zero if none
+	entries     []md.Entry
+	pending     []queued // Ws to send before the ring's items
+
+	// Counters.
+	messages, nEntries, snapshots, rejects atomic.Uint64
+	conflations, dropped                   atomic.Uint64
+	mu                                     sync.Mutex
+	loggedOut                              string
+	nReqs                                  atomic.Int64
+}
+
+// request is one subscription (or snapshot request) of a client.
+type request struct {
+	c         *client
+	id        string
+	patterns  []feed.Pattern
+	sub       *feed.Subscription
+	cancelled atomic.Bool
+
+	// Handler goroutine only.
+	active bool
+	syms   map[string]*symState
+}
+
+// symState is what a request knows of one instrument.
+type symState struct {
+	covered bool // matched by the request and entitled
+	started bool // rptSeq is the RptSeq of the last entry or snapshot sent
+	rptSeq  uint32
+}
+
+func newClient(b *Bus, id quickfix.SessionID, user *User) *client {
+	c := &client{b: b, id: id, key: id.String(), user: user, done: make(chan struct{}),
+		wake: make(chan struct{}, 1), ctl: make(chan md.MarketDataRequest, 64), outWake: make(chan struct{}, 1),
+		reqs: map[string]*request{}}
+	c.ctx, c.cancel = context.WithCancel(b.ctx)
+	c.ring.items = make([]item, b.cfg.QueueSize)
+	c.ring.mask = uint64(b.cfg.QueueSize - 1)
+	return c
+}
+
+// stop ends the client: its subscriptions are cancelled and its writer returns.
+func (c *client) stop() {
+	c.dead.Store(true)
+	c.cancel()
+}
+
+func (c *client) stats(connected bool) ClientStats {
+	c.mu.Lock()
+	lo := c.loggedOut
+	c.mu.Unlock()
+	return ClientStats{Session: c.key, Username: c.user.Username, Requests: int(c.nReqs.Load()),
+		Messages: c.messages.Load(), Entries: c.nEntries.Load(), Snapshots: c.snapshots.Load(),
+		Rejects: c.rejects.Load(), Conflations: c.conflations.Load(), Dropped: c.dropped.Load(),
+		LoggedOut: lo, Connected: connected}
+}
+
+// entitled reports whether the client's user may see symbol.
+func (c *client) entitled(symbol, channel string) bool {
+	for _, p := range c.user.Entitlements {
+		if p.Match(symbol, channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// state returns the request's state of symbol, creating it (handler goroutine only).
+func (r *request) state(symbol string) *symState {
+	st := r.syms[symbol]
+	if st == nil {
+		st = &symState{}
+		ch := r.c.b.cfg.ChannelOf(symbol)
+		if r.c.entitled(symbol, ch) {
+			for _, p := range r.patterns {
+				if p.Match(symbol, ch) {
+					st.covered = true
+					break
+				}
+			}
+		}
+		if r.syms == nil {
+			r.syms = map[string]*symState{}
+		}
+		r.syms[symbol] = st
+	}
+	return st
+}
+
+// onEvent is the request's feed subscription callback, on the handler's goroutine: it
+// copies the event into the client's ring and returns.
+func (r *request) onEvent(ev *feed.Event) {
+	c := r.c
+	if !r.active || r.cancelled.Load() || c.dead.Load() {
+		return
+	}
+	st := r.state(ev.Symbol)
+	if !st.covered {
+		return
+	}
+	if c.conflating {
+		c.dropped.Add(1)
+		return
+	}
+	switch ev.Kind {
+	case feed.EventBook, feed.EventTrade:
+		e := ev.Entry
+		if !st.started || e.RptSeq != st.rptSeq+1 {
+			// The client's copy does not end just before this entry: send the book as
+			// it is now instead.
+			r.pushSnapshot(ev.Symbol, ev.Book, e.RptSeq, st)
+			return
+		}
+		it := c.reserve()
+		if it == nil {
+			return
+		}
+		st.rptSeq = e.RptSeq
+		it.kind, it.req, it.symbol = itemEntry, r, ev.Symbol
+		it.action, it.typ, it.rptSeq, it.orders = e.Action, e.Type, e.RptSeq, e.Orders
+		it.price, it.size = e.Price, e.Size
+		it.idLen = uint8(copy(it.id[:], e.ID))
+		it.at = time.Now().UnixNano()
+		c.commit()
+	case feed.EventStale:
+		it := c.reserve()
+		if it == nil {
+			return
+		}
+		st.started = false
+		it.kind, it.req, it.symbol, it.at = itemStale, r, ev.Symbol, time.Now().UnixNano()
+		c.commit()
+	case feed.EventFresh:
+		var seq uint32
+		if ev.Book != nil {
+			seq = uint32(ev.Book.RptSeq())
+		}
+		r.pushSnapshot(ev.Symbol, ev.Book, seq, st)
+	case feed.EventStatus:
+		it := c.reserve()
+		if it == nil {
+			return
+		}
+		it.kind, it.req, it.symbol, it.status, it.at = itemStatus, r, ev.Symbol, ev.Status, time.Now().UnixNano()
+		c.commit()
+	}
+}
+
+// pushSnapshot queues a W of v (nil: an empty book) valid at rptSeq. It allocates: it is
+// the resynchronisation path, not the steady state.
+func (r *request) pushSnapshot(symbol string, v *book.MBP, rptSeq uint32, st *symState) {
+	c := r.c
+	it := c.reserve()
+	if it == nil {
+		return
+	}
+	var snap *md.Snapshot
+	if v == nil {
+		snap = &md.Snapshot{Symbol: []byte(symbol), RptSeq: rptSeq}
+	} else {
+		snap = snapshotOf(symbol, v, rptSeq)
+	}
+	st.started, st.rptSeq = true, rptSeq
+	it.kind, it.req, it.symbol, it.snap, it.at = itemSnapshot, r, symbol, snap, time.Now().UnixNano()
+	c.commit()
+}
+
+// reserve returns the next free slot, or nil after starting conflation.
+func (c *client) reserve() *item {
+	it := c.ring.reserve()
+	if it == nil {
+		c.conflating = true
+		c.conflations.Add(1)
+		c.dropped.Add(1)
+		c.resync.Store(true)
+		c.signal()
+	}
+	return it
+}
+
+func (c *client) commit() {
+	c.ring.commit()
+	c.signal()
+}
+
+// signal wakes the writer if it sleeps.
+func (c *client) signal() {
+	if c.parked.Load() {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// snapshotOf copies v into a snapshot.
+func snapshotOf(symbol string, v book.View, rptSeq uint32) *md.Snapshot {
+	s := &md.Snapshot{Symbol: []byte(symbol), RptSeq: rptSeq}
+	pe, se := int8(v.PriceExp()), int8(v.SizeExp())
+	var levels []book.Level
+	for _, side := range [2]book.Side{book.Bid, book.Ask} {
+		t := md.Bid
+		if side == book.Ask {
+			t = md.Offer
+		}
+		levels = v.AppendLevels(levels[:0], side)
+		for _, l := range levels {
+			s.Entries = append(s.Entries, md.Entry{Type: t, Price: md.Dec(l.Price, pe), Size: md.Dec(l.Size, se), Orders: uint32(l.Orders)})
+		}
+	}
+	return s
+}
+
+// snapshotOfDump converts a dump line into a snapshot.
+func snapshotOfDump(d *book.DumpBook) *md.Snapshot {
+	s := &md.Snapshot{Symbol: []byte(d.Symbol), RptSeq: uint32(d.RptSeq)}
+	for _, side := range []struct {
+		t      md.EntryType
+		levels []book.DumpLevel
+	}{{md.Bid, d.Bids}, {md.Offer, d.Asks}} {
+		for _, l := range side.levels {
+			s.Entries = append(s.Entries, md.Entry{Type: side.t, Price: parseDec(l.Price), Size: parseDec(l.Size), Orders: uint32(l.Orders)})
+		}
+	}
+	return s
+}
+
+// parseDec parses a dump's canonical decimal ("-101.25") into a Decimal at the exponent
+// of its fractional digits. Dump strings are exact and short, so it cannot fail on them.
+func parseDec(s string) md.Decimal {
+	digits := make([]byte, 0, len(s))
+	exp := 0
+	point := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			point = true
+		case c == '-' && i == 0:
+			digits = append(digits, c)
+		default:
+			digits = append(digits, c)
+			if point {
+				exp--
+			}
+		}
+	}
+	m, err := strconv.ParseInt(string(digits), 10, 64)
+	if err != nil {
+		return md.Decimal{}
+	}
+	return md.Dec(m, int8(exp))
+}
+
+// queued is a W to send with what follows it.
+type queued struct {
+	req   *request
+	snap  *md.Snapshot
+	stale bool
+	at    int64
+}
+
+// snapshots returns Ws of the books of dump the request covers, and marks their states
+// (handler goroutine: in a Do function).
+func (r *request) snapshots(dump book.Dump, now int64) []queued {
+	var out []queued
+	for i := range dump {
+		d := &dump[i]
+		st := r.state(d.Symbol)
+		if !st.covered {
+			continue
+		}
+		st.rptSeq, st.started = uint32(d.RptSeq), !d.Stale
+		out = append(out, queued{req: r, snap: snapshotOfDump(d), stale: d.Stale, at: now})
+	}
+	return out
+}
+
+// check returns why the request cannot be served with the instruments of dump, or nil.
+func (r *request) check(dump book.Dump) *md.MarketDataReject {
+	c := r.c
+	for _, p := range r.patterns {
+		matched, entitled := 0, 0
+		for i := range dump {
+			sym := dump[i].Symbol
+			ch := c.b.cfg.ChannelOf(sym)
+			if p.Match(sym, ch) {
+				matched++
+				if c.entitled(sym, ch) {
+					entitled++
+				}
+			}
+		}
+		exact := !isWildcard(string(p))
+		switch {
+		case matched == 0 && exact:
+			return &md.MarketDataReject{MDReqID: r.id, Reason: md.RejectUnknownSymbol, Text: fmt.Sprintf("unknown symbol %q", string(p))}
+		case matched == 0:
+			return &md.MarketDataReject{MDReqID: r.id, Reason: md.RejectUnknownSymbol, Text: fmt.Sprintf("no instrument matches %q", string(p))}
+		case entitled == 0:
+			return &md.MarketDataReject{MDReqID: r.id, Reason: md.RejectInsufficientPermissions,
+				Text: fmt.Sprintf("user %q is not entitled to %q", c.user.Username, string(p))}
+		}
+	}
+	return nil
+}
+
+func isWildcard(p string) bool {
+	return p == "*" || p[len(p)-1] == '*' || (p[0] == 'G' && containsByte(p, ':'))
+}
+
+func containsByte(s string, b byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return true
+		}
+	}
+	return false
+}
+
+// run is the client's writer.
+func (c *client) run() {
+	defer close(c.done)
+	defer c.cancelAll()
+	cfg := &c.b.cfg
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for c.ctx.Err() == nil {
+		select {
+		case req := <-c.ctl:
+			c.request(req)
+			continue
+		default:
+		}
+		if c.resync.Load() {
+			c.conflate()
+			continue
+		}
+		if !c.conflatedAt.IsZero() && time.Since(c.conflatedAt) > cfg.SlowLimit {
+			c.evict(fmt.Sprintf("slow consumer: conflated %d times, not caught up for %v", c.conflations.Load(), cfg.SlowLimit))
+			return
+		}
+		if c.handed-c.written.Load() >= int64(cfg.MaxInFlight) {
+			// The connection is not taking messages: wait, and let the ring fill.
+			timer.Reset(10 * time.Millisecond)
+			select {
+			case <-c.outWake:
+			case <-timer.C:
+			case <-c.ctx.Done():
+			}
+			continue
+		}
+		if len(c.pending) > 0 {
+			q := c.pending[0]
+			c.pending[0] = queued{}
+			c.pending = c.pending[1:]
+			c.sendPending(q)
+			continue
+		}
+		if c.ring.len() > 0 {
+			c.sendQueued()
+			continue
+		}
+		c.conflatedAt = time.Time{} // caught up
+		c.parked.Store(true)
+		if c.ring.len() > 0 || c.resync.Load() {
+			c.parked.Store(false)
+			continue
+		}
+		select {
+		case <-c.wake:
+		case req := <-c.ctl:
+			c.parked.Store(false)
+			c.request(req)
+		case <-c.ctx.Done():
+		}
+		c.parked.Store(false)
+	}
+}
+
+func (c *client) cancelAll() {
+	for _, r := range c.reqs {
+		r.cancelled.Store(true)
+		if r.sub != nil {
+			r.sub.Cancel()
+		}
+	}
+	clear(c.reqs)
+	c.nReqs.Store(0)
+}
+
+// evict logs the client out for being slow.
+func (c *client) evict(reason string) {
+	c.dead.Store(true)
+	c.cancelAll()
+	c.mu.Lock()
+	c.loggedOut = reason
+	c.mu.Unlock()
+	c.b.log.Warn("OMS client logged out", "session", c.key, "reason", reason, "dropped", c.dropped.Load(), "handed", c.handed, "written", c.written.Load())
+	if err := c.b.acc.Logout(c.id, reason); err != nil {
+		c.b.log.Warn("OMS client logout", "session", c.key, "err", err)
+	}
+	c.cancel() // requests still arriving are refused
+}
+
+// conflate answers an overflow: on the handler's goroutine, drop what is queued, take
+// fresh snapshots of everything subscribed and resume queueing; then send them.
+func (c *client) conflate() {
+	if c.conflatedAt.IsZero() {
+		c.conflatedAt = time.Now()
+	}
+	var out []queued
+	err := c.b.h.Do(c.ctx, func() {
+		dropped := c.ring.discard()
+		c.dropped.Add(uint64(dropped))
+		dump := c.b.h.Dump()
+		now := time.Now().UnixNano()
+		for _, r := range c.reqs {
+			if r.active && !r.cancelled.Load() {
+				out = append(out, r.snapshots(dump, now)...)
+			}
+		}
+		c.conflating = false
+		c.resync.Store(false)
+	})
+	if err != nil {
+		return
+	}
+	// The new snapshots supersede those of subscriptions still waiting to be sent.
+	keep := c.pending[:0]
+	for _, q := range c.pending {
+		if !q.req.active {
+			keep = append(keep, q)
+		}
+	}
+	c.pending = append(keep, out...)
+}
+
+// request serves one MarketDataRequest.
+func (c *client) request(req md.MarketDataRequest) {
+	reject := func(reason byte, text string) {
+		c.send(md.MarketDataReject{MDReqID: req.MDReqID, Reason: reason, Text: text}.ToFIX())
+		c.rejects.Add(1)
+		c.b.log.Info("OMS request rejected", "session", c.key, "mdreqid", req.MDReqID, "reason", string(reason), "text", text)
+	}
+	switch req.SubscriptionType {
+	case md.SubscriptionUnsubscribe:
+		r := c.reqs[req.MDReqID]
+		if r == nil {
+			reject(0, fmt.Sprintf("unknown MDReqID %q: nothing to unsubscribe", req.MDReqID))
+			return
+		}
+		r.cancelled.Store(true)
+		r.sub.Cancel()
+		delete(c.reqs, req.MDReqID)
+		c.nReqs.Store(int64(len(c.reqs)))
+		return
+	case md.SubscriptionSnapshot, md.SubscriptionSubscribe, 0:
+	default:
+		reject(md.RejectUnsupportedSubscriptionRequestType, fmt.Sprintf("unsupported SubscriptionRequestType %q", req.SubscriptionType))
+		return
+	}
+	subscribe := req.SubscriptionType == md.SubscriptionSubscribe
+	switch {
+	case c.reqs[req.MDReqID] != nil:
+		reject(md.RejectDuplicateMDReqID, fmt.Sprintf("MDReqID %q is already subscribed", req.MDReqID))
+		return
+	case req.BegSeqNum != 0 || req.EndSeqNum != 0:
+		reject(md.RejectUnsupportedSubscriptionRequestType, "retransmission (ApplBegSeqNum) is served by the recovery service, not the OMS service")
+		return
+	case req.MarketDepth != 0:
+		reject(md.RejectUnsupportedMarketDepth, "only MarketDepth 0 (full book) is served")
+		return
+	}
+	r := &request{c: c, id: req.MDReqID}
+	for _, s := range req.Symbols {
+		r.patterns = append(r.patterns, feed.Pattern(s))
+	}
+	if req.ApplID != "" {
+		r.patterns = append(r.patterns, feed.Pattern(req.ApplID))
+	}
+	if len(r.patterns) == 0 {
+		reject(md.RejectUnknownSymbol, "no Symbol (55) or ApplID (1180) in the request")
+		return
+	}
+	for _, p := range r.patterns {
+		if err := checkPattern(string(p)); err != nil {
+			reject(md.RejectUnknownSymbol, err.Error())
+			return
+		}
+	}
+	if subscribe {
+		// Registered before the snapshot is taken; events are ignored until the Do
+		// function below activates the request, and RptSeq continuity covers a
+		// registration that takes effect after it.
+		r.sub = c.b.h.Subscribe(r.onEvent, r.patterns...)
+	}
+	var rej *md.MarketDataReject
+	var out []queued
+	err := c.b.h.Do(c.ctx, func() {
+		dump := c.b.h.Dump()
+		if rej = r.check(dump); rej != nil {
+			return
+		}
+		out = r.snapshots(dump, time.Now().UnixNano())
+		r.active = subscribe
+	})
+	if err != nil || rej != nil {
+		if r.sub != nil {
+			r.sub.Cancel()
+		}
+		if rej != nil {
+			reject(rej.Reason, rej.Text)
+		}
+		return
+	}
+	if subscribe {
+		c.reqs[r.id] = r
+		c.nReqs.Store(int64(len(c.reqs)))
+	}
+	c.b.log.Info("OMS request served", "session", c.key, "mdreqid", r.id, "patterns", fmt.Sprint(r.patterns),
+		"subscribe", subscribe, "instruments", len(out))
+	c.pending = append(c.pending, out...)
+}
+
+// sendPending sends a W queued by a request or a conflation (and the stale status of a
+// stale book after it).
+func (c *client) sendPending(q queued) {
+	if q.req.cancelled.Load() {
+		return
+	}
+	c.sendSnapshot(q.req, q.snap, q.at)
+	if q.stale {
+		c.sendStale(q.req, string(q.snap.Symbol))
+	}
+}
+
+func (c *client) sendSnapshot(r *request, snap *md.Snapshot, at int64) {
+	msg := md.SnapshotToFIX(snap, md.ApplFields{MDReqID: r.id})
+	msg.Body.SetInt(TagPublishTime, int(at))
+	c.send(msg)
+	c.snapshots.Add(1)
+}
+
+func (c *client) sendStale(r *request, symbol string) {
+	c.send(md.StatusToFIX(&md.Status{Symbol: []byte(symbol), TradingStatus: StaleTradingStatus, Text: []byte(StaleText)},
+		md.ApplFields{MDReqID: r.id}))
+}
+
+// sendQueued sends the message at the head of the ring: a W, an f, or an X of up to
+// MaxBatch consecutive entries of one request.
+func (c *client) sendQueued() {
+	it := c.ring.at(0)
+	r := it.req
+	if r.cancelled.Load() {
+		c.ring.pop(1)
+		return
+	}
+	switch it.kind {
+	case itemSnapshot:
+		snap, at := it.snap, it.at
+		c.ring.pop(1)
+		c.sendSnapshot(r, snap, at)
+	case itemStale:
+		sym := it.symbol
+		c.ring.pop(1)
+		c.sendStale(r, sym)
+	case itemStatus:
+		m := md.Status{Symbol: []byte(it.symbol), TradingStatus: it.status}
+		c.ring.pop(1)
+		c.send(md.StatusToFIX(&m, md.ApplFields{MDReqID: r.id}))
+	case itemEntry:
+		at := it.at
+		n := min(c.ring.len(), c.b.cfg.MaxBatch)
+		c.entries = c.entries[:0]
+		k := 0
+		for ; k < n; k++ {
+			e := c.ring.at(k)
+			if e.kind != itemEntry || e.req != r {
+				break
+			}
+			var id []byte
+			if e.idLen > 0 {
+				id = append([]byte(nil), e.id[:e.idLen]...)
+			}
+			c.entries = append(c.entries, md.Entry{Action: e.action, Type: e.typ, Symbol: []byte(e.symbol), RptSeq: e.rptSeq,
+				ID: id, Price: e.price, Size: e.size, Orders: e.orders})
+		}
+		c.ring.pop(k)
+		msg := md.IncrementalToFIX(&md.Incremental{Entries: c.entries}, md.ApplFields{MDReqID: r.id})
+		msg.Body.SetInt(TagPublishTime, int(at))
+		c.send(msg)
+		c.nEntries.Add(uint64(k))
+	}
+}
+
+// send hands msg to the session, counting it against MaxInFlight.
+func (c *client) send(msg *quickfix.Message) {
+	if err := c.b.acc.Send(c.id, msg); err != nil {
+		return // the session ended; onLogout cleans up
+	}
+	c.handed++
+	c.messages.Add(1)
+}

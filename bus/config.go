@@ -1,0 +1,224 @@
+package bus
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"fastfeed/feed"
+	"fastfeed/internal/fixsession"
+	"fastfeed/mcast"
+)
+
+// Defaults of Config.
+const (
+	DefaultQueueSize   = 8192            // events queued per client
+	DefaultMaxInFlight = 256             // messages handed to quickfix and not yet written, per client
+	DefaultSlowLimit   = 2 * time.Second // how long a conflated client may stay behind
+	DefaultMaxBatch    = 32              // entries per incremental refresh (X)
+)
+
+// User is a login of the bus and what it may see.
+type User struct {
+	Username string
+	Password string
+	// Entitlements are the instruments the user may see, in the patterns of the
+	// in-process API: a symbol, a prefix "SB*", a channel "G239.1.2.3:30001" or "*".
+	Entitlements []feed.Pattern
+}
+
+// Config configures a Bus.
+type Config struct {
+	// Listen is the TCP address of the FIX acceptor (default fixsession.OMSListen).
+	Listen string
+	// CompID is the acceptor's CompID (default fixsession.OMSCompID).
+	CompID string
+	// Users are the accepted logins with their entitlements.
+	Users []User
+
+	// ChannelOf returns the channel name of a symbol, so that channel patterns (in
+	// requests and entitlements) can be checked; nil means no symbol is on any channel.
+	// MappingChannels builds it from the handler's topic mapping.
+	ChannelOf func(symbol string) string
+
+	// QueueSize bounds each client's queue of events (default DefaultQueueSize). On
+	// overflow the client's pending incrementals are dropped and it gets fresh snapshots.
+	QueueSize int
+	// MaxInFlight bounds the messages handed to a client's quickfix session that its
+	// connection has not yet taken (default DefaultMaxInFlight): quickfix's own send
+	// queue is unbounded, so the bus measures it and stops handing more.
+	MaxInFlight int
+	// SlowLimit: a client conflated at least once that has not caught up (queue empty,
+	// connection taking messages) for this long is logged out (default DefaultSlowLimit).
+	SlowLimit time.Duration
+	// MaxBatch bounds the entries of one incremental refresh (default DefaultMaxBatch).
+	MaxBatch int
+	// HeartBtInt, if non-zero, overrides the heartbeat interval clients ask for.
+	HeartBtInt time.Duration
+
+	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Listen == "" {
+		c.Listen = fixsession.OMSListen
+	}
+	if c.CompID == "" {
+		c.CompID = fixsession.OMSCompID
+	}
+	if len(c.Users) == 0 {
+		return errors.New("bus: no users")
+	}
+	seen := map[string]bool{}
+	for _, u := range c.Users {
+		if u.Username == "" || u.Password == "" {
+			return errors.New("bus: a user has an empty username or password")
+		}
+		if seen[u.Username] {
+			return fmt.Errorf("bus: user %q given twice", u.Username)
+		}
+		seen[u.Username] = true
+		for _, p := range u.Entitlements {
+			if err := checkPattern(string(p)); err != nil {
+				return fmt.Errorf("bus: user %q: entitlement: %w", u.Username, err)
+			}
+		}
+	}
+	if c.QueueSize < 0 || c.MaxInFlight < 0 || c.SlowLimit < 0 || c.MaxBatch < 0 || c.HeartBtInt < 0 {
+		return errors.New("bus: negative QueueSize, MaxInFlight, SlowLimit, MaxBatch or HeartBtInt")
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	// The queue is a power-of-two ring.
+	n := 1
+	for n < c.QueueSize {
+		n <<= 1
+	}
+	c.QueueSize = n
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.SlowLimit == 0 {
+		c.SlowLimit = DefaultSlowLimit
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	if c.ChannelOf == nil {
+		c.ChannelOf = func(string) string { return "" }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// checkPattern reports why p cannot be a subscription pattern.
+func checkPattern(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty pattern")
+	case strings.ContainsAny(p, "\x01 \t\r\n"):
+		return fmt.Errorf("pattern %q holds a space or control character", p)
+	case strings.Contains(p[:len(p)-1], "*"):
+		return fmt.Errorf("pattern %q: '*' only at the end", p)
+	}
+	return nil
+}
+
+// MappingChannels returns a Config.ChannelOf for a handler that follows topics with
+// mapping m on port: the channel of a symbol is the group the mapping gives it. A handler
+// started with --all learns channels from the definitions; they agree when the publisher
+// uses the same mapping.
+func MappingChannels(m mcast.Mapping, port uint16) func(string) string {
+	return func(symbol string) string {
+		return mcast.ChannelName(netip.AddrPortFrom(m.Group(symbol), port))
+	}
+}
+
+// MaxConfigSize is the largest configuration file ParseConfig reads.
+const MaxConfigSize = 1 << 20
+
+// fileConfig is the JSON form of a configuration file.
+type fileConfig struct {
+	Listen      string     `json:"listen"`
+	CompID      string     `json:"comp_id"`
+	QueueSize   int        `json:"queue_size"`
+	MaxInFlight int        `json:"max_in_flight"`
+	SlowLimit   string     `json:"slow_limit"`
+	MaxBatch    int        `json:"max_batch"`
+	Users       []fileUser `json:"users"`
+}
+
+type fileUser struct {
+	Username     string   `json:"username"`
+	Password     string   `json:"password"`
+	Entitlements []string `json:"entitlements"`
+}
+
+// ParseConfig reads a JSON configuration (fixtures/bus.json):
+//
+//	{"listen": "127.0.0.1:9871", "comp_id": "FFFEED", "queue_size": 8192,
+//	 "max_in_flight": 256, "slow_limit": "2s", "max_batch": 32,
+//	 "users": [{"username": "demo", "password": "demo", "entitlements": ["*"]}]}
+//
+// Every field but users is optional; unknown fields are errors.
+func ParseConfig(r io.Reader) (Config, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxConfigSize+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("bus: config: %w", err)
+	}
+	if len(b) > MaxConfigSize {
+		return Config{}, fmt.Errorf("bus: config: larger than %d bytes", MaxConfigSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fc fileConfig
+	if err := dec.Decode(&fc); err != nil {
+		return Config{}, fmt.Errorf("bus: config: %w", err)
+	}
+	if dec.More() {
+		return Config{}, errors.New("bus: config: data after the JSON object")
+	}
+	cfg := Config{Listen: fc.Listen, CompID: fc.CompID, QueueSize: fc.QueueSize, MaxInFlight: fc.MaxInFlight, MaxBatch: fc.MaxBatch}
+	if fc.SlowLimit != "" {
+		if cfg.SlowLimit, err = time.ParseDuration(fc.SlowLimit); err != nil {
+			return Config{}, fmt.Errorf("bus: config: slow_limit: %w", err)
+		}
+	}
+	for _, u := range fc.Users {
+		user := User{Username: u.Username, Password: u.Password}
+		for _, e := range u.Entitlements {
+			user.Entitlements = append(user.Entitlements, feed.Pattern(e))
+		}
+		cfg.Users = append(cfg.Users, user)
+	}
+	check := cfg
+	if err := check.setDefaults(); err != nil {
+		return Config{}, fmt.Errorf("bus: config: %w", err)
+	}
+	return cfg, nil
+}
+
+// LoadConfig reads the configuration file at path (see ParseConfig).
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, err
+	}
+	defer f.Close()
+	cfg, err := ParseConfig(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}

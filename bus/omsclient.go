@@ -1,0 +1,186 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/quickfixgo/quickfix"
+
+	"fastfeed/internal/fixsession"
+	"fastfeed/md"
+)
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	Connect            string // the bus's address (default fixsession.OMSListen)
+	SenderCompID       string // this client's CompID, required
+	TargetCompID       string // the bus's CompID (default fixsession.OMSCompID)
+	Username, Password string
+	// OnMessage, if set, is called after each market-data message is applied, on the
+	// session's goroutine (a slow OnMessage makes a slow client).
+	OnMessage func(kind md.Kind, mdReqID string, books *Books)
+	Logger    *slog.Logger
+}
+
+// Client is a reference OMS client of the bus (a quickfix initiator): it sends
+// MarketDataRequests and rebuilds the books from what it receives, measuring
+// publish-to-client latency from the PublishTime (20010) of each X.
+type Client struct {
+	cfg ClientConfig
+	ini *fixsession.Initiator
+
+	mu       sync.Mutex
+	books    *Books
+	rejects  []md.MarketDataReject
+	logout   string
+	latency  *hdrhistogram.Histogram // ns
+	updates  uint64                  // X entries received
+	errs     []error
+	loggedOn chan struct{}
+	once     sync.Once
+}
+
+// NewClient returns a client; Start connects it.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.Connect == "" {
+		cfg.Connect = fixsession.OMSListen
+	}
+	if cfg.TargetCompID == "" {
+		cfg.TargetCompID = fixsession.OMSCompID
+	}
+	c := &Client{cfg: cfg, books: NewBooks(), latency: hdrhistogram.New(1, int64(10*time.Second), 3), loggedOn: make(chan struct{})}
+	ini, err := fixsession.NewInitiator(fixsession.InitiatorConfig{Connect: cfg.Connect, SenderCompID: cfg.SenderCompID,
+		TargetCompID: cfg.TargetCompID, Username: cfg.Username, Password: cfg.Password, Logger: cfg.Logger}, fixsession.HandlerFuncs{
+		Logon:   func(quickfix.SessionID) { c.once.Do(func() { close(c.loggedOn) }) },
+		Logout:  func(_ quickfix.SessionID, reason string) { c.mu.Lock(); c.logout = reason; c.mu.Unlock() },
+		Message: c.onMessage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: client: %w", err)
+	}
+	c.ini = ini
+	return c, nil
+}
+
+// Start connects and waits until the session has logged on or ctx ends.
+func (c *Client) Start(ctx context.Context) error {
+	if err := c.ini.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	select {
+	case <-c.loggedOn:
+		return nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		reason := c.logout
+		c.mu.Unlock()
+		return fmt.Errorf("bus: client %s: no logon to %s (%s): %w", c.cfg.SenderCompID, c.cfg.Connect, reason, ctx.Err())
+	}
+}
+
+// Close logs out and disconnects.
+func (c *Client) Close() { c.ini.Stop() }
+
+func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
+	now := time.Now().UnixNano()
+	if msg.IsMsgTypeOf(md.MsgTypeMarketDataRequestReject) {
+		rej, err := md.MarketDataRejectFromFIX(msg)
+		c.mu.Lock()
+		if err != nil {
+			c.errs = append(c.errs, err)
+		} else {
+			c.rejects = append(c.rejects, rej)
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Lock()
+	before := c.books.stats.Entries + c.books.stats.Duplicates
+	kind, id, err := c.books.Apply(msg)
+	if err != nil {
+		c.errs = append(c.errs, err)
+		c.mu.Unlock()
+		return nil
+	}
+	if kind == md.KindIncremental {
+		c.updates += c.books.stats.Entries + c.books.stats.Duplicates - before
+		if at, err := msg.Body.GetInt(TagPublishTime); err == nil && at > 0 {
+			d := now - int64(at)
+			if d < 0 {
+				d = 0
+			}
+			_ = c.latency.RecordValue(min(d, c.latency.HighestTrackableValue()))
+		}
+	}
+	c.mu.Unlock()
+	if c.cfg.OnMessage != nil {
+		c.cfg.OnMessage(kind, id, c.books)
+	}
+	return nil
+}
+
+// Subscribe asks for snapshots and then updates of the instruments matching patterns
+// (symbols, prefixes "SB*", channels or "*") under mdReqID.
+func (c *Client) Subscribe(mdReqID string, patterns ...string) error {
+	return c.request(md.MarketDataRequest{MDReqID: mdReqID, SubscriptionType: md.SubscriptionSubscribe, Symbols: patterns})
+}
+
+// Snapshot asks for snapshots only.
+func (c *Client) Snapshot(mdReqID string, patterns ...string) error {
+	return c.request(md.MarketDataRequest{MDReqID: mdReqID, SubscriptionType: md.SubscriptionSnapshot, Symbols: patterns})
+}
+
+// Unsubscribe ends the subscription mdReqID.
+func (c *Client) Unsubscribe(mdReqID string) error {
+	return c.request(md.MarketDataRequest{MDReqID: mdReqID, SubscriptionType: md.SubscriptionUnsubscribe})
+}
+
+func (c *Client) request(r md.MarketDataRequest) error {
+	if err := c.ini.Send(r.ToFIX()); err != nil {
+		return fmt.Errorf("bus: client %s: %w", c.cfg.SenderCompID, err)
+	}
+	return nil
+}
+
+// ClientReport is what a client has received.
+type ClientReport struct {
+	Books    BooksStats
+	Updates  uint64 // X entries received, duplicates included
+	Rejects  []md.MarketDataReject
+	Errors   []error
+	LoggedOn bool
+	Logout   string // Text of the last Logout received
+}
+
+// Report returns what the client has received so far.
+func (c *Client) Report() ClientReport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ClientReport{Books: c.books.stats, Updates: c.updates, Rejects: append([]md.MarketDataReject(nil), c.rejects...),
+		Errors: append([]error(nil), c.errs...), LoggedOn: c.ini.LoggedOn(), Logout: c.logout}
+}
+
+// Books calls fn with the rebuilt books, under the client's lock.
+func (c *Client) Books(fn func(*Books)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fn(c.books)
+}
+
+// Latency returns a copy of the publish-to-client latency histogram of X messages (ns).
+func (c *Client) Latency() *hdrhistogram.Histogram {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return hdrhistogram.Import(c.latency.Export())
+}
+
+// ResetLatency empties the latency histogram (to measure a window).
+func (c *Client) ResetLatency() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.latency.Reset()
+}
