@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"fastfeed/bench"
 	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/gap"
@@ -24,7 +25,7 @@ import (
 type feedFlags struct {
 	topics, iface, fixConnect, serveFIX, dumpBooks, latencyOut, statsOut string
 	groupBase, bGroupBase, defsGroup, source, templates, logLevel        string
-	username, password, compID                                           string
+	username, password, compID, busConfig                                string
 	all, singleGroup                                                     bool
 	groupSize, port, bPort                                               uint
 	duration, gapWait, recoveryTimeout                                   time.Duration
@@ -52,11 +53,12 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.username, "username", fixsession.DemoUsername, "recovery service `user`")
 	fs.StringVar(&f.password, "password", fixsession.DemoPassword, "recovery service `password`")
 	fs.StringVar(&f.compID, "comp-id", "", "SenderCompID for the recovery session (default FFFEED-<pid>)")
-	fs.StringVar(&f.serveFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (not available yet)")
+	fs.StringVar(&f.serveFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (e.g. 127.0.0.1:9871; users and entitlements from --bus-config)")
+	fs.StringVar(&f.busConfig, "bus-config", defaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	fs.StringVar(&f.dumpBooks, "dump-books", "", "write the books to `file` at exit")
 	fs.StringVar(&f.statsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
-	fs.StringVar(&f.latencyOut, "latency-out", "", "write the tick-to-handler latency distribution (HdrHistogram .hgrm, microseconds) to `file` at exit")
+	fs.StringVar(&f.latencyOut, "latency-out", "", "write the tick-to-handler latency distribution (HdrHistogram .hgrm, microseconds) and a per-stage summary to `file` at exit")
 	fs.DurationVar(&f.gapWait, "gap-wait", 0, "how long a hole waits for line B before FIX recovery (default 5ms)")
 	fs.DurationVar(&f.recoveryTimeout, "recovery-timeout", 0, "how long a retransmission may take before snapshots (default 2s)")
 	fs.IntVar(&f.window, "window", 0, "datagrams buffered ahead of a hole per channel (default 4096)")
@@ -115,6 +117,20 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, s := range h.Sockets() {
 		log.Info("joined", "channel", s.Channel, "line", s.Line, "group", s.Group, "rcvbuf_granted", s.ReadBuffer)
 	}
+	if f.serveFIX != "" {
+		b, err := startBus(ctx, h, f, set["bus-config"], cfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			b.Stop()
+			for _, c := range b.Clients() {
+				log.Info("OMS client", "session", c.Session, "username", c.Username, "messages", c.Messages,
+					"entries", c.Entries, "snapshots", c.Snapshots, "rejects", c.Rejects, "conflations", c.Conflations,
+					"dropped", c.Dropped, "logged_out", c.LoggedOut)
+			}
+		}()
+	}
 	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", f.fixConnect)
 	runCtx := ctx
 	if f.duration > 0 {
@@ -141,8 +157,7 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"p99.9_us", us(lat.ValueAtQuantile(99.9)), "p99.99_us", us(lat.ValueAtQuantile(99.99)), "max_us", us(lat.Max()))
 	if f.latencyOut != "" {
 		if werr := writeFile(f.latencyOut, func(w io.Writer) error {
-			_, err := lat.PercentilesPrint(w, 5, 1000)
-			return err
+			return bench.WriteLatency(w, h.StageLatency()) // .hgrm in µs, then a summary per stage
 		}); werr != nil && err == nil {
 			err = werr
 		}
@@ -162,9 +177,6 @@ func (f *feedFlags) config(set map[string]bool) (feed.Config, error) {
 	var cfg feed.Config
 	if f.all == (f.topics != "") {
 		return cfg, errors.New("give exactly one of --topics A,B and --all")
-	}
-	if f.serveFIX != "" {
-		return cfg, errors.New("--serve-fix: OMS distribution is not implemented yet")
 	}
 	cfg.All = f.all
 	if f.topics != "" {

@@ -25,6 +25,10 @@ func commands() map[string]command {
 		"pub":    {"simulate order books and publish them on multicast (FAST)", runPub},
 		"feed":   {"feed handler: join groups, recover gaps, build books", runFeed},
 		"demo":   {"publisher and handler on loopback, live books, recovery and latency", runDemo},
+		"oms":    {"reference OMS client: subscribe to a handler's FIX service, print books", runOMS},
+		"bench":  {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", runBench},
+		"replay": {"replay a pcap/pcapng capture into a handler or onto multicast", runReplay},
+		"record": {"record multicast groups to a pcapng/pcap capture", runRecord},
 	}
 }
 

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"fastfeed/bench"
+	"fastfeed/fast"
+	"fastfeed/internal/netns"
+)
+
+// benchTimeout bounds a whole "fastfeed bench", whatever the flags.
+const benchTimeout = 5 * time.Minute
+
+// runBench runs the benchmark suite (package bench) in a private network namespace and
+// writes bench/results/REPORT.md and its plot.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "short runs (1 s each, microbenchmarks 50 ms): well under a minute, for tests")
+	out := fs.String("out", "bench/results", "`directory` for "+bench.ReportFile+" and "+bench.PlotFile)
+	duration := fs.Duration("duration", 0, "data phase of each end-to-end run (default 5s, 1s with --quick)")
+	rates := fs.String("rates", "10000,100000,max", "end-to-end publishing `rates`, incremental datagrams per second (max: as fast as possible)")
+	instruments := fs.Int("instruments", 256, "simulated instruments, one multicast group each")
+	benchtime := fs.Duration("benchtime", 0, "time of each microbenchmark (default 1s, 50ms with --quick)")
+	blast := fs.Int("blast", 0, "datagrams of the maximum-rate run (default 300000, 100000 with --quick)")
+	noMicro := fs.Bool("no-micro", false, "skip the microbenchmarks")
+	templates := fs.String("templates", defaultTemplates, "FAST template XML `file`")
+	procs := fs.Int("gomaxprocs", 2*runtime.NumCPU(), "GOMAXPROCS of the run: the publisher and the receiver share the process, and with\n"+
+		"as many Ps as CPUs a busy publisher goroutine keeps the receiver waiting for a P after each syscall;\n"+
+		"more Ps leave the arbitration to the kernel, as between two processes")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast}
+	if *quick && cfg.Duration == 0 {
+		cfg.Duration = time.Second
+	}
+	if *quick && cfg.BlastDatagrams == 0 {
+		cfg.BlastDatagrams = 100000
+	}
+	if *benchtime == 0 {
+		*benchtime = time.Second
+		if *quick {
+			*benchtime = 50 * time.Millisecond
+		}
+	}
+	if cfg.Duration < 0 || cfg.Duration > 30*time.Second || *benchtime < 0 || *benchtime > 5*time.Second || *instruments <= 0 || *instruments > 1000 ||
+		*blast < 0 || *blast > 2000000 || *procs < 1 || *procs > 256 {
+		return &usageError{"need 0 < --duration <= 30s, 0 < --benchtime <= 5s, 0 < --instruments <= 1000, 0 < --blast <= 2000000, 1 <= --gomaxprocs <= 256"}
+	}
+	for _, r := range strings.Split(*rates, ",") {
+		r = strings.TrimSpace(r)
+		if r == "max" {
+			cfg.Rates = append(cfg.Rates, 0)
+			continue
+		}
+		v, err := strconv.ParseFloat(r, 64)
+		if err != nil || v <= 0 || v > 10e6 {
+			return &usageError{fmt.Sprintf("--rates: %q is not a rate in 1..10000000 or max", r)}
+		}
+		cfg.Rates = append(cfg.Rates, v)
+	}
+	if len(cfg.Rates) > 6 {
+		return &usageError{"--rates: at most 6 rates"}
+	}
+
+	// Outside a namespace this runs the command again inside one; inside, it brings lo up.
+	handled, code, err := netns.Reexec(ctx, append([]string{"bench"}, args...))
+	if err != nil {
+		return fmt.Errorf("no private network namespace, so no benchmark (it sends multicast): %w", err)
+	}
+	if handled {
+		if code != 0 {
+			return fmt.Errorf("bench exited with status %d", code)
+		}
+		return nil
+	}
+
+	path, err := findTemplates(*templates, *templates != defaultTemplates)
+	if err != nil {
+		return err
+	}
+	if cfg.Templates, err = fast.LoadFile(path); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	// testing.Benchmark reads its benchtime from the testing flags.
+	testing.Init()
+	if err := flag.CommandLine.Set("test.benchtime", benchtime.String()); err != nil {
+		return fmt.Errorf("benchtime: %w", err)
+	}
+	cfg.Progress = progressLine(stderr)
+	runtime.GOMAXPROCS(*procs)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, benchTimeout)
+	defer cancel()
+	res, err := bench.Run(ctx, cfg)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	command := strings.Join(append([]string{"fastfeed", "bench"}, args...), " ")
+	if err := bench.WriteReport(*out, res, command); err != nil {
+		return err
+	}
+	for _, t := range bench.Targets(res) {
+		verdict := "not measured"
+		if t.Measured {
+			verdict = fmt.Sprintf("%.2fx: not met", t.Value)
+			if t.Met {
+				verdict = fmt.Sprintf("%.2fx: met", t.Value)
+			}
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", t.Name, verdict)
+	}
+	fmt.Fprintf(stdout, "wrote %s/%s and %s/%s in %s\n", *out, bench.ReportFile, *out, bench.PlotFile, res.Took.Round(time.Second))
+	return nil
+}
+
+// progressLine returns a Progress that rewrites one line on a terminal and prints a line
+// per step otherwise.
+func progressLine(w io.Writer) func(string) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return func(step string) {
+		if tty {
+			fmt.Fprintf(w, "\r\033[Kbench %s", step)
+			return
+		}
+		fmt.Fprintf(w, "bench %s\n", step)
+	}
+}
