@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -100,12 +99,11 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if f.max {
 		speed = 0
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(f.feed.logLevel)); err != nil {
-		return &usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", f.feed.logLevel)}
-	}
 	bar := newProgressBar(stderr, f.progress)
-	log := slog.New(slog.NewTextHandler(bar, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(bar, f.feed.logLevel)
+	if err != nil {
+		return err
+	}
 
 	f.feed.all = f.feed.topics == ""
 	cfg, err := f.feed.config(set)
