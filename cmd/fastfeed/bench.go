@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"fastfeed/bench"
-	"fastfeed/fast"
 	"fastfeed/internal/netns"
 )
 
@@ -94,11 +93,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 
-	path, err := findTemplates(*templates, *templates != defaultTemplates)
-	if err != nil {
-		return err
-	}
-	if cfg.Templates, err = fast.LoadFile(path); err != nil {
+	if cfg.Templates, err = loadTemplates(*templates, *templates != defaultTemplates); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {

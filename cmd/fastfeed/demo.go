@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"fastfeed/book"
-	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
@@ -56,11 +55,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "fastfeed demo: no private network namespace (%v); using the host's loopback\n", err)
 		}
 	}
-	path, err := findTemplates(*templates, false)
-	if err != nil {
-		return err
-	}
-	ts, err := fast.LoadFile(path)
+	ts, err := loadTemplates(*templates, *templates != defaultTemplates)
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"fastfeed/bench"
-	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
@@ -85,11 +84,7 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return &usageError{err.Error()}
 	}
-	path, err := findTemplates(f.templates, set["templates"])
-	if err != nil {
-		return err
-	}
-	if cfg.Templates, err = fast.LoadFile(path); err != nil {
+	if cfg.Templates, err = loadTemplates(f.templates, set["templates"]); err != nil {
 		return err
 	}
 	cfg.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }

@@ -37,8 +37,9 @@ func startBus(ctx context.Context, h *feed.Handler, f feedFlags, explicit bool, 
 	return b, nil
 }
 
-// findFixture finds a fixture file like findTemplates: the path as given, or relative to
-// the binary's directory.
+// findFixture finds a fixture file: the path as given when explicit, else the path
+// relative to the working directory or to the binary's place (bin/fastfeed in the
+// repository, or beside it).
 func findFixture(path string, explicit bool, what, flagName string) (string, error) {
 	if explicit {
 		return path, nil

@@ -8,17 +8,12 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"time"
 
-	"fastfeed/fast"
 	"fastfeed/internal/fixsession"
 	"fastfeed/mcast"
 	"fastfeed/publisher"
 )
-
-const defaultTemplates = "fixtures/templates.xml"
 
 // pubFlags are the flags of fastfeed pub; a flag given on the command line
 // overrides the config file, which overrides the defaults.
@@ -111,11 +106,7 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		cfg.Instruments = ins
 	}
-	path, err := findTemplates(f.templates, set["templates"])
-	if err != nil {
-		return err
-	}
-	if cfg.Templates, err = fast.LoadFile(path); err != nil {
+	if cfg.Templates, err = loadTemplates(f.templates, set["templates"]); err != nil {
 		return err
 	}
 	p, err := publisher.New(cfg)
@@ -272,24 +263,4 @@ func (f *pubFlags) apply(cfg *publisher.Config, set map[string]bool) error {
 		cfg.B.Port = uint16(f.bPort)
 	}
 	return nil
-}
-
-// findTemplates finds the templates: the path given, else
-// fixtures/templates.xml from the working directory or from the binary's
-// place in the repository (bin/fastfeed).
-func findTemplates(path string, explicit bool) (string, error) {
-	if explicit {
-		return path, nil
-	}
-	candidates := []string{path}
-	if exe, err := os.Executable(); err == nil {
-		dir := filepath.Dir(exe)
-		candidates = append(candidates, filepath.Join(dir, "..", path), filepath.Join(dir, path))
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("FAST templates %s not found in the working directory or beside the binary: give --templates FILE", path)
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"fastfeed/fast"
 	"fastfeed/mcast"
 	"fastfeed/md"
 	"fastfeed/replay"
@@ -71,11 +70,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	cfg := replay.RecordConfig{Joined: func(g netip.AddrPort) { log.Info("joined", "group", g) }}
 	if f.all {
-		path, err := findTemplates(f.templates, set["templates"])
-		if err != nil {
-			return err
-		}
-		ts, err := fast.LoadFile(path)
+		ts, err := loadTemplates(f.templates, set["templates"])
 		if err != nil {
 			return err
 		}

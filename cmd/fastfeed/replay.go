@@ -15,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
@@ -153,11 +152,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer snd.Close()
 		pc.Sender = snd
 	} else {
-		path, err := findTemplates(f.feed.templates, set["templates"])
-		if err != nil {
-			return err
-		}
-		if cfg.Templates, err = fast.LoadFile(path); err != nil {
+		if cfg.Templates, err = loadTemplates(f.feed.templates, set["templates"]); err != nil {
 			return err
 		}
 		var packet int
