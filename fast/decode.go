@@ -251,6 +251,15 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 				}
 				continue
 			}
+			if !f.nullable && !f.Type.isSigned() {
+				if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
+					d.pos += n
+					e := &d.dict.entries[f.slot]
+					e.gen, e.empty, e.typ, e.i = d.dict.gen, false, f.Type, int64(x)
+					v.Int, v.Present = int64(x), true
+					continue
+				}
+			}
 			if err := d.intPresent(f, v); err != nil {
 				return err
 			}
@@ -273,6 +282,26 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					return err
 				}
 				continue
+			}
+			// Fast path: a non-empty string without a leading zero byte.
+			if p := d.pos; p < len(buf) && buf[p] != 0 && buf[p] != stopBit {
+				end := p
+				for end < len(buf) && buf[end]&stopBit == 0 {
+					end++
+				}
+				if end < len(buf) {
+					off := len(d.m.data)
+					d.m.data = append(d.m.data, buf[p:end+1]...)
+					d.m.data[len(d.m.data)-1] &^= stopBit
+					n := uint32(end + 1 - p)
+					e := &d.dict.entries[f.slot]
+					e.gen, e.empty, e.typ = d.dict.gen, false, f.Type
+					e.b = append(e.b[:0], d.m.data[off:]...)
+					e.msg, e.off = d.msgID, uint32(off)
+					v.Off, v.Len, v.Present = uint32(off), n, true
+					d.pos = end + 1
+					continue
+				}
 			}
 			if err := d.vectorPresent(f, v); err != nil {
 				return err
@@ -326,6 +355,34 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					}
 				}
 				*pm = saved
+				// Fast path: exponent present in one byte, mantissa a delta of up to three bytes
+				// from an assigned or undefined previous value (the first entry of a message).
+				if p := d.pos; pm.next(buf) && p+1 < len(buf) && buf[p]&stopBit != 0 && me.gen != d.dict.gen && !mt.hasInit {
+					exp := signExtend7(buf[p])
+					if x.nullable && exp > 0 {
+						exp--
+					}
+					q := p + 1
+					var delta int64
+					switch {
+					case buf[q]&stopBit != 0:
+						delta, q = signExtend7(buf[q]), q+1
+					case q+1 < len(buf) && buf[q+1]&stopBit != 0 && !overlong(buf[q], buf[q+1]):
+						delta, q = signExtend7(buf[q])<<7|int64(buf[q+1]&0x7f), q+2
+					case q+2 < len(buf) && buf[q+1]&stopBit == 0 && buf[q+2]&stopBit != 0 && !overlong(buf[q], buf[q+1]):
+						delta, q = signExtend7(buf[q])<<14|int64(buf[q+1])<<7|int64(buf[q+2]&0x7f), q+3
+					default:
+						q = -1
+					}
+					if q > 0 && (!x.nullable || buf[p] != stopBit) && exp >= -63 && exp <= 63 {
+						ee.gen, ee.empty, ee.typ, ee.i = d.dict.gen, false, x.Type, exp
+						me.gen, me.empty, me.typ, me.i = d.dict.gen, false, mt.Type, delta
+						v.Int, v.Exp, v.Present = delta, int32(exp), true
+						d.pos = q
+						continue
+					}
+				}
+				*pm = saved
 			}
 			if err := d.splitDecimal(f, pm, v); err != nil {
 				return err
@@ -335,7 +392,9 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 		if err := d.field(f, pm, base+i); err != nil {
 			return err
 		}
-		vals = d.m.vals[base : base+len(fs) : base+len(fs)] // a sequence or group may have grown the array
+		if f.Type >= TypeSequence {
+			vals = d.m.vals[base : base+len(fs) : base+len(fs)] // a sequence or group may have grown the array
+		}
 	}
 	return nil
 }
@@ -970,7 +1029,9 @@ func (d *Decoder) enter(f *Field) error {
 
 func (d *Decoder) sequence(f *Field, pm *pmap, idx int) error {
 	var lv Value
-	if err := d.integer(f.Length, pm, &lv); err != nil || !lv.Present {
+	if x, n := shortUint(d.buf, d.pos); f.Length.code == cUint && n > 0 && x <= 1<<32-1 {
+		lv, d.pos = Value{Int: int64(x), Present: true}, d.pos+n // the common length: no operator
+	} else if err := d.integer(f.Length, pm, &lv); err != nil || !lv.Present {
 		return err
 	}
 	n := int(lv.Int)
