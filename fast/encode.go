@@ -33,14 +33,19 @@ func NewEncoder(ts *Templates) *Encoder {
 // Reset makes every dictionary entry undefined.
 func (e *Encoder) Reset() { e.dict.reset() }
 
-// pmapW is a presence map being written: bytes reserved in the output at start.
+// pmapW is a presence map being written: bytes reserved in the output at start. Maps of
+// up to 63 bits (nearly all) collect their bits in a register and are written out by
+// finish; longer ones set bits in the reserved bytes as they go.
 type pmapW struct {
-	start, size, bits int
+	start, size int
+	reg         uint64 // bits so far, the first in the highest position used
+	n           int    // bits so far
+	big         bool   // more than 63 bits possible: bits go straight into the bytes
 }
 
 func (e *Encoder) reserve(bits int) pmapW {
 	size := max(1, (bits+6)/7)
-	p := pmapW{start: len(e.out), size: size}
+	p := pmapW{start: len(e.out), size: size, big: bits > 63}
 	for range size {
 		e.out = append(e.out, 0)
 	}
@@ -48,22 +53,61 @@ func (e *Encoder) reserve(bits int) pmapW {
 }
 
 func (e *Encoder) bit(p *pmapW, set bool) {
-	i := p.bits / 7
-	if i >= p.size { // cannot happen with sizes computed at load time; stay correct anyway
+	if p.big {
+		e.bigBit(p, set)
+		return
+	}
+	p.reg <<= 1
+	if set {
+		p.reg |= 1
+	}
+	p.n++
+}
+
+// bigBit sets bit p.n of a long map in its bytes, inserting a byte if the reserved ones
+// ran out (which the sizes computed at load time prevent; it stays correct anyway). It is
+// kept out of line so that bit stays cheap enough to inline.
+//
+//go:noinline
+func (e *Encoder) bigBit(p *pmapW, set bool) {
+	i := p.n / 7
+	if i >= p.size {
 		e.out = append(e.out, 0)
 		copy(e.out[p.start+p.size+1:], e.out[p.start+p.size:len(e.out)-1])
 		e.out[p.start+p.size] = 0
 		p.size++
 	}
 	if set {
-		e.out[p.start+i] |= 0x40 >> (p.bits % 7)
+		e.out[p.start+i] |= 0x40 >> (p.n % 7)
 	}
-	p.bits++
+	p.n++
 }
 
-// finish sets the stop bit on the last byte that carries a set bit and removes the unused
-// reserved bytes, so the map is never overlong.
+// finish writes the map's bits, sets the stop bit on the last byte that carries a set bit
+// and removes the unused reserved bytes, so the map is never overlong.
 func (e *Encoder) finish(p *pmapW) {
+	if !p.big {
+		if p.n > 7*p.size {
+			// More bits than reserved (not possible with load-time sizes): write them
+			// through the general path.
+			reg, n := p.reg, p.n
+			p.big, p.n = true, 0
+			clear(e.out[p.start : p.start+p.size])
+			for k := n - 1; k >= 0; k-- {
+				e.bigBit(p, reg>>k&1 == 1)
+			}
+		} else {
+			for i := 0; i < p.size; i++ {
+				var b byte
+				if shift := p.n - 7*(i+1); shift >= 0 {
+					b = byte(p.reg>>shift) & 0x7f
+				} else if -shift < 7 {
+					b = byte(p.reg<<(-shift)) & 0x7f
+				}
+				e.out[p.start+i] = b
+			}
+		}
+	}
 	used := 1
 	for i := p.size - 1; i > 0; i-- {
 		if e.out[p.start+i] != 0 {
@@ -181,8 +225,12 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 				if (en.gen == e.dict.gen || !f.hasInit) && e.checkRange(f, v.Int) == nil {
 					// The decoder cannot infer the value: send it.
 					e.bit(p, true)
-					e.writeInt(f, *v)
-					e.dict.setInt(f.slot, f.Type, v.Int, 0)
+					if !f.nullable && !f.Type.isSigned() {
+						e.out = AppendUint(e.out, uint64(v.Int))
+					} else {
+						e.writeInt(f, *v)
+					}
+					en.gen, en.empty, en.typ, en.i, en.e = e.dict.gen, false, f.Type, v.Int, 0
 					continue
 				}
 			}
@@ -230,7 +278,39 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 				e.out = AppendInt(e.out, v.Int)
 				continue
 			}
+		case cSplitDecimal:
+			// Fast path: exponent copy, mantissa delta from an assigned (or, with no initial
+			// value, undefined) previous mantissa.
+			if x, m := f.Exponent, f.Mantissa; v.Present && v.Exp >= -63 && v.Exp <= 63 && x.Op == OpCopy && m.Op == OpDelta &&
+				!x.typeCheck && !m.typeCheck && !m.hasInit {
+				ex, mn := &e.dict.entries[x.slot], &e.dict.entries[m.slot]
+				if mn.gen != e.dict.gen || !mn.empty {
+					base := int64(0)
+					if mn.gen == e.dict.gen {
+						base = mn.i
+					}
+					if d, ok := subDelta(TypeInt64, v.Int, base); ok {
+						if ex.gen == e.dict.gen && !ex.empty && ex.i == int64(v.Exp) {
+							e.bit(p, false)
+						} else if ex.gen == e.dict.gen || !x.hasInit {
+							e.bit(p, true)
+							if x.nullable {
+								e.out = AppendIntNullable(e.out, int64(v.Exp))
+							} else {
+								e.out = AppendInt(e.out, int64(v.Exp))
+							}
+							ex.gen, ex.empty, ex.typ, ex.i = e.dict.gen, false, x.Type, int64(v.Exp)
+						} else {
+							goto general
+						}
+						e.out = AppendInt(e.out, d)
+						mn.gen, mn.empty, mn.typ, mn.i = e.dict.gen, false, m.Type, v.Int
+						continue
+					}
+				}
+			}
 		}
+	general:
 		if err := e.field(f, p, v); err != nil {
 			return err
 		}
@@ -724,7 +804,9 @@ func (e *Encoder) sequence(f *Field, p *pmapW, v Value) error {
 	if !v.Present && !f.Optional {
 		return e.missing(f)
 	}
-	if err := e.integer(f.Length, p, lv); err != nil {
+	if f.Length.code == cUint && v.Present {
+		e.out = AppendUint(e.out, uint64(v.Int)) // the common length: no operator
+	} else if err := e.integer(f.Length, p, lv); err != nil {
 		return err
 	}
 	if !v.Present {

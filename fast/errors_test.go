@@ -2,6 +2,7 @@ package fast
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -221,6 +222,41 @@ func TestResetTemplate(t *testing.T) {
 		_, err := dec.Decode(step.wire, &m)
 		if CodeOf(err) != step.code {
 			t.Fatalf("step %d: %v, want code %q", i, err, step.code)
+		}
+	}
+}
+
+// TestLongPresenceMap round-trips a template whose presence map needs more than 63 bits,
+// which the encoder writes byte by byte instead of through its bit register.
+func TestLongPresenceMap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`<templates xmlns="http://www.fixprotocol.org/ns/fast/td/1.1"><template name="Wide" id="1">`)
+	for i := 0; i < 70; i++ {
+		fmt.Fprintf(&b, `<uInt32 name="F%d" id="%d" presence="optional"><copy/></uInt32>`, i, i+1)
+	}
+	b.WriteString(`</template></templates>`)
+	ts, err := Load(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, dec := NewEncoder(ts), NewDecoder(ts)
+	var in, out Message
+	for round := 0; round < 3; round++ {
+		in.Reset(ts.ByID(1))
+		for i := 0; i < 70; i++ {
+			if (i+round)%3 != 0 {
+				in.Root().SetUint(i, uint64(i*round))
+			}
+		}
+		wire, err := enc.Encode(nil, &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := dec.Decode(wire, &out); err != nil || n != len(wire) {
+			t.Fatalf("round %d: decode %d of %d bytes: %v", round, n, len(wire), err)
+		}
+		if d := equalGroups(in.Root(), out.Root(), "Wide"); d != "" {
+			t.Fatalf("round %d: %s", round, d)
 		}
 	}
 }
