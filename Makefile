@@ -14,9 +14,6 @@ build:
 # Everything the tests need that a fresh machine may lack is installed here.
 deps:
 	@./scripts/deps.sh
-	@# The tcpdump tests preload a tiny initgroups shim, built with cc (see cmd/fastfeed/replay_test.go).
-	@command -v cc >/dev/null 2>&1 || { [ "$$(id -u)" -eq 0 ] && apt-get update -qq >/dev/null && apt-get install -y -qq gcc >/dev/null; } \
-	  || echo "deps: the tcpdump tests need a C compiler (as root: apt-get install gcc)" >&2
 
 vet:
 	$(GO) vet ./...

@@ -4,6 +4,8 @@
 set -euo pipefail
 need=()
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+# The tcpdump tests preload a tiny initgroups shim built with cc (see cmd/fastfeed/replay_test.go).
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
