@@ -10,7 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"fastfeed/internal/jsonstr"
 )
 
 // Named is a book with its instrument's symbol, for WriteDump.
@@ -53,7 +54,7 @@ func AppendDumpLine(dst []byte, symbol string, v View) []byte {
 
 func appendDumpLine(dst []byte, levels []Level, symbol string, v View) ([]byte, []Level) {
 	dst = append(dst, `{"symbol":`...)
-	dst = appendJSONString(dst, symbol)
+	dst = jsonstr.Append(dst, symbol)
 	dst = append(dst, `,"rptseq":`...)
 	dst = strconv.AppendInt(dst, v.RptSeq(), 10)
 	dst = append(dst, `,"stale":`...)
@@ -81,42 +82,6 @@ func appendDumpLine(dst []byte, levels []Level, symbol string, v View) ([]byte, 
 		dst = append(dst, ']')
 	}
 	return append(dst, "}\n"...), levels
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as with encoding/json.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c == '\n':
-				dst = append(dst, '\\', 'n')
-			case c == '\r':
-				dst = append(dst, '\\', 'r')
-			case c == '\t':
-				dst = append(dst, '\\', 't')
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(dst, '"')
 }
 
 // Dump is a parsed book dump: books in symbol order, comparable with
@@ -195,7 +160,7 @@ func (d Dump) WriteTo(w io.Writer) (int64, error) {
 
 func (b DumpBook) appendLine(dst []byte) []byte {
 	dst = append(dst, `{"symbol":`...)
-	dst = appendJSONString(dst, b.Symbol)
+	dst = jsonstr.Append(dst, b.Symbol)
 	dst = append(dst, `,"rptseq":`...)
 	dst = strconv.AppendInt(dst, b.RptSeq, 10)
 	dst = append(dst, `,"stale":`...)
@@ -213,9 +178,9 @@ func (b DumpBook) appendLine(dst []byte) []byte {
 				dst = append(dst, ',')
 			}
 			dst = append(dst, '[')
-			dst = appendJSONString(dst, l.Price)
+			dst = jsonstr.Append(dst, l.Price)
 			dst = append(dst, ',')
-			dst = appendJSONString(dst, l.Size)
+			dst = jsonstr.Append(dst, l.Size)
 			dst = append(dst, ',')
 			dst = strconv.AppendInt(dst, l.Orders, 10)
 			dst = append(dst, ']')

@@ -328,16 +328,3 @@ func FuzzReadDump(f *testing.F) {
 		}
 	})
 }
-
-func TestAppendJSONString(t *testing.T) {
-	for _, s := range []string{"", "SBER", "a\"b\\c", "\n\r\t\x00\x1f\x7f", "é€😀", "SI-12.25", "<&>"} {
-		enc := appendJSONString(nil, s)
-		var back string
-		if err := json.Unmarshal(enc, &back); err != nil || back != s {
-			t.Errorf("appendJSONString(%q) = %s, decodes to %q, %v", s, enc, back, err)
-		}
-	}
-	if got := string(appendJSONString(nil, "a\xffb")); got != `"a\ufffdb"` {
-		t.Errorf("invalid UTF-8 written as %s", got)
-	}
-}

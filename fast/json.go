@@ -3,9 +3,9 @@ package fast
 import (
 	"encoding/hex"
 	"strconv"
-	"unicode/utf8"
 
 	"fastfeed/internal/decfmt"
+	"fastfeed/internal/jsonstr"
 )
 
 // AppendJSON appends the fields of g as a JSON object, the generic view for tools (the
@@ -25,7 +25,7 @@ func AppendJSON(dst []byte, g Group) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		dst = appendJSONString(dst, []byte(f.Name))
+		dst = jsonstr.Append(dst, f.Name)
 		dst = append(dst, ':')
 		switch f.Type {
 		case TypeUint32, TypeUint64:
@@ -37,7 +37,7 @@ func AppendJSON(dst []byte, g Group) []byte {
 			dst = decfmt.Append(dst, v.Int, int(v.Exp))
 			dst = append(dst, '"')
 		case TypeASCII, TypeUnicode:
-			dst = appendJSONString(dst, g.Bytes(i))
+			dst = jsonstr.Append(dst, string(g.Bytes(i))) // tools path: the copy is fine
 		case TypeBytes:
 			dst = append(dst, '"')
 			dst = hex.AppendEncode(dst, g.Bytes(i))
@@ -58,7 +58,7 @@ func AppendJSON(dst []byte, g Group) []byte {
 		case TypeTemplateRef:
 			sub, _ := g.Ref(i)
 			dst = append(dst, `{"template":`...)
-			dst = appendJSONString(dst, []byte(sub.tmpl.Name))
+			dst = jsonstr.Append(dst, sub.tmpl.Name)
 			dst = append(dst, `,"id":`...)
 			dst = strconv.AppendUint(dst, uint64(sub.tmpl.ID), 10)
 			dst = append(dst, `,"fields":`...)
@@ -67,35 +67,4 @@ func AppendJSON(dst []byte, g Group) []byte {
 		}
 	}
 	return append(dst, '}')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string, escaping quotes, backslashes and control
-// characters, and replacing invalid UTF-8 with U+FFFD.
-func appendJSONString(dst, s []byte) []byte {
-	dst = append(dst, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				dst = append(dst, '\\', c)
-			case c < 0x20:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				dst = append(dst, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			dst = append(dst, `\ufffd`...)
-		} else {
-			dst = append(dst, s[i:i+n]...)
-		}
-		i += n
-	}
-	return append(dst, '"')
 }
