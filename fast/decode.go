@@ -308,7 +308,9 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 			}
 			continue
 		case cDecimal, cDecimalNull:
-			// Fast path: one-byte exponent and mantissa of up to three bytes.
+			// Fast path: one-byte exponent and mantissa of up to three bytes. (The 1-3 byte
+			// parse is written out here and in the split-decimal path below: a shared
+			// function cannot be inlined and costs about 4% of a message's decode.)
 			p := d.pos
 			if p+1 < len(buf) && buf[p]&stopBit != 0 {
 				exp := signExtend7(buf[p])
