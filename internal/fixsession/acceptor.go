@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -46,12 +45,9 @@ type Acceptor struct {
 	host   string
 	port   int
 
-	mu      sync.Mutex
-	state   int
-	qf      *quickfix.Acceptor
-	addr    string
-	stopCtx func() bool   // ends the context watch
-	stopped chan struct{} // closed when Stop is done
+	lifecycle
+	qf   *quickfix.Acceptor
+	addr string
 }
 
 // NewAcceptor returns an acceptor for cfg whose sessions report to h.
@@ -70,7 +66,7 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fixsession: acceptor: Listen: %w", err)
 	}
-	a := &Acceptor{cfg: cfg, app: newApp(h, cfg.Logger), stores: newStoreFactory(), host: host, port: port, stopped: make(chan struct{})}
+	a := &Acceptor{cfg: cfg, app: newApp(h, cfg.Logger), stores: newStoreFactory(), host: host, port: port, lifecycle: newLifecycle()}
 	a.app.acceptor = true
 	a.app.compID = cfg.CompID
 	a.app.credentials = cfg.Credentials
@@ -166,27 +162,13 @@ func (a *Acceptor) Addr() string {
 // Stop logs out every session, closes the listener and waits until the sessions have
 // ended. It may be called more than once, but not from a Handler.
 func (a *Acceptor) Stop() {
-	a.mu.Lock()
-	switch a.state {
-	case stateNew:
-		a.state = stateStopped
-		close(a.stopped)
-		a.mu.Unlock()
-		return
-	case stateStopped:
-		a.mu.Unlock()
-		<-a.stopped
+	if !a.beginStop() {
 		return
 	}
-	a.state = stateStopped
-	stopCtx, qf := a.stopCtx, a.qf
-	a.mu.Unlock()
-
-	stopCtx()
 	a.stores.waitRunning()
-	qf.Stop()
+	a.qf.Stop()
 	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
-	close(a.stopped)
+	a.endStop()
 }
 
 // Sessions returns the sessions logged on now.

@@ -369,6 +369,43 @@ const (
 	stateStopped
 )
 
+// lifecycle is the Start/Stop state an Acceptor and an Initiator share. mu also guards
+// the fields of the embedding type that Start sets.
+type lifecycle struct {
+	mu      sync.Mutex
+	state   int
+	stopCtx func() bool   // ends the context watch
+	stopped chan struct{} // closed when Stop is done
+}
+
+func newLifecycle() lifecycle { return lifecycle{stopped: make(chan struct{})} }
+
+// beginStop marks the lifecycle stopped and ends its context watch. It reports whether
+// the caller has a started session to shut down, after which it must call endStop; when
+// it reports false, any Stop already under way has finished.
+func (l *lifecycle) beginStop() bool {
+	l.mu.Lock()
+	switch l.state {
+	case stateNew:
+		l.state = stateStopped
+		close(l.stopped)
+		l.mu.Unlock()
+		return false
+	case stateStopped:
+		l.mu.Unlock()
+		<-l.stopped
+		return false
+	}
+	l.state = stateStopped
+	stopCtx := l.stopCtx
+	l.mu.Unlock()
+	stopCtx()
+	return true
+}
+
+// endStop reports the shutdown done.
+func (l *lifecycle) endStop() { close(l.stopped) }
+
 // seconds rounds d up to whole seconds, at least one: quickfix takes HeartBtInt in seconds.
 func seconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/quickfixgo/quickfix"
@@ -44,11 +43,8 @@ type Initiator struct {
 	stores *storeFactory
 	id     quickfix.SessionID
 
-	mu      sync.Mutex
-	state   int
-	qf      *quickfix.Initiator
-	stopCtx func() bool
-	stopped chan struct{}
+	lifecycle
+	qf *quickfix.Initiator
 }
 
 // NewInitiator returns an initiator for cfg whose session reports to h.
@@ -69,11 +65,11 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 	setDefault(&cfg.LogonTimeout, DefaultLogonTimeout)
 	setDefault(&cfg.LogoutTimeout, DefaultLogoutTimeout)
 	i := &Initiator{
-		cfg:     cfg,
-		app:     newApp(h, cfg.Logger),
-		stores:  newStoreFactory(),
-		id:      quickfix.SessionID{BeginString: BeginString, SenderCompID: cfg.SenderCompID, TargetCompID: cfg.TargetCompID},
-		stopped: make(chan struct{}),
+		cfg:       cfg,
+		app:       newApp(h, cfg.Logger),
+		stores:    newStoreFactory(),
+		id:        quickfix.SessionID{BeginString: BeginString, SenderCompID: cfg.SenderCompID, TargetCompID: cfg.TargetCompID},
+		lifecycle: newLifecycle(),
 	}
 	i.app.username, i.app.password = cfg.Username, cfg.Password
 	return i, nil
@@ -132,25 +128,11 @@ func (i *Initiator) Start(ctx context.Context) error {
 // Stop logs out (waiting up to LogoutTimeout for the answer), disconnects and waits until
 // the session has ended. It may be called more than once, but not from a Handler.
 func (i *Initiator) Stop() {
-	i.mu.Lock()
-	switch i.state {
-	case stateNew:
-		i.state = stateStopped
-		close(i.stopped)
-		i.mu.Unlock()
-		return
-	case stateStopped:
-		i.mu.Unlock()
-		<-i.stopped
+	if !i.beginStop() {
 		return
 	}
-	i.state = stateStopped
-	stopCtx, qf := i.stopCtx, i.qf
-	i.mu.Unlock()
-
-	stopCtx()
-	qf.Stop()
-	close(i.stopped)
+	i.qf.Stop()
+	i.endStop()
 }
 
 // LoggedOn reports whether the session is logged on now.
