@@ -62,15 +62,57 @@ type Config struct {
 }
 
 // Inject are receive-path faults, applied to each datagram as it is read (before line
-// arbitration), with a deterministic generator seeded by Seed.
+// arbitration), with a deterministic generator seeded by Seed. A datagram meets at most
+// one fault: the burst, else loss, else reordering, else delay, else duplication.
 type Inject struct {
 	Loss    float64 // probability that a datagram is dropped
-	Reorder float64 // probability that a datagram is held back and delivered after the next
+	Reorder float64 // probability that a datagram is held back and delivered after 1..Window later ones
+	Window  int     // reordering window in datagrams (default 1)
 	Dup     float64 // probability that a datagram is delivered twice
-	Seed    uint64
+	Delay   float64 // probability that a datagram is held back for DelayBy
+	DelayBy time.Duration
+	// Burst datagrams in a row are dropped after the first BurstAt datagrams.
+	Burst   int
+	BurstAt uint64
+	// Line restricts the faults to one line, 'A' or 'B'; 0 means both. The
+	// definitions channel counts as line A.
+	Line byte
+	Seed uint64
 }
 
-func (in Inject) active() bool { return in.Loss > 0 || in.Reorder > 0 || in.Dup > 0 }
+func (in Inject) active() bool {
+	return in.Loss > 0 || in.Reorder > 0 || in.Dup > 0 || in.Delay > 0 || in.Burst > 0
+}
+
+// faults reports whether datagrams of line are subject to the faults.
+func (in Inject) faults(line gap.Source) bool {
+	return in.Line == 0 || (in.Line == 'A') == (line == gap.LineA)
+}
+
+// Validate reports the first setting out of range.
+func (in Inject) Validate() error {
+	for _, p := range []struct {
+		name string
+		p    float64
+	}{{"loss", in.Loss}, {"reorder", in.Reorder}, {"dup", in.Dup}, {"delay", in.Delay}} {
+		if !(p.p >= 0 && p.p <= 1) {
+			return fmt.Errorf("feed: inject %s probability %v outside 0..1", p.name, p.p)
+		}
+	}
+	switch {
+	case in.Window < 0 || in.Window > heldSlots:
+		return fmt.Errorf("feed: inject reorder window %d outside 1..%d", in.Window, heldSlots)
+	case in.Delay > 0 && in.DelayBy <= 0:
+		return fmt.Errorf("feed: inject delay %v with no delay duration", in.Delay)
+	case in.DelayBy < 0 || in.DelayBy > time.Minute:
+		return fmt.Errorf("feed: inject delay duration %v outside 0..1m", in.DelayBy)
+	case in.Burst < 0:
+		return fmt.Errorf("feed: inject burst %d is negative", in.Burst)
+	case in.Line != 0 && in.Line != 'A' && in.Line != 'B':
+		return fmt.Errorf("feed: inject line %q is neither A nor B", in.Line)
+	}
+	return nil
+}
 
 func (c *Config) validate() error {
 	if c.Templates == nil {
@@ -89,10 +131,8 @@ func (c *Config) validate() error {
 		}
 		seen[t] = true
 	}
-	for name, p := range map[string]float64{"loss": c.Inject.Loss, "reorder": c.Inject.Reorder, "dup": c.Inject.Dup} {
-		if p < 0 || p > 1 {
-			return fmt.Errorf("feed: inject %s probability %v outside 0..1", name, p)
-		}
+	if err := c.Inject.Validate(); err != nil {
+		return err
 	}
 	if c.Port == 0 {
 		c.Port = 30001

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"sort"
 	"strings"
@@ -260,7 +261,7 @@ func (h *Handler) Run(ctx context.Context) error {
 		msgs[i].Buf = make([]byte, 2048)
 	}
 	lastTimers := time.Now().UnixNano()
-	emit := func(g int, b []byte) { h.receive(g, b, h.now) } // made once: no allocation per datagram
+	emit := h.emit // bound once: no allocation per datagram
 	for ctx.Err() == nil {
 		n, err := h.poller.ReadBatch(msgs, time.Millisecond)
 		if err != nil {
@@ -279,7 +280,7 @@ func (h *Handler) Run(ctx context.Context) error {
 				continue
 			}
 			if h.inj != nil {
-				h.inj.apply(m.Group, m.Buf[:m.N], &h.stats, emit)
+				h.inj.apply(m.Group, h.lineOf(m.Group), m.Buf[:m.N], now, &h.stats, emit)
 				continue
 			}
 			h.clock.rx = m.KernelTime
@@ -287,7 +288,7 @@ func (h *Handler) Run(ctx context.Context) error {
 			h.clock.rx = 0
 		}
 		if n == 0 && h.inj != nil {
-			h.inj.flush(emit)
+			h.inj.flush(now, emit)
 		}
 		h.drainRecovery(now)
 		if now-lastTimers >= int64(time.Millisecond) || n == 0 {
@@ -313,7 +314,7 @@ func (h *Handler) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
 	}
 	h.now = at
 	if h.inj != nil {
-		h.inj.apply(i, payload, &h.stats, h.emit)
+		h.inj.apply(i, h.lineOf(i), payload, at, &h.stats, h.emit)
 		return true
 	}
 	h.receive(i, payload, at)
@@ -326,7 +327,7 @@ func (h *Handler) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
 func (h *Handler) Poll(now int64) {
 	h.now = now
 	if h.inj != nil {
-		h.inj.flush(h.emit)
+		h.inj.flush(now, h.emit)
 	}
 	h.drainRecovery(now)
 	h.timers(now)
@@ -363,6 +364,14 @@ func (h *Handler) Recovering() bool {
 // compares it around Receive to report a bad payload with its capture packet number.
 // Call it from the goroutine of Receive and Poll.
 func (h *Handler) DecodeErrors() uint64 { return h.stats.DecodeErrors }
+
+// lineOf returns the line of socket i (the definitions channel's is A).
+func (h *Handler) lineOf(i int) gap.Source {
+	if i < 0 || i >= len(h.sockets) {
+		return gap.LineA
+	}
+	return h.sockets[i].line
+}
 
 // emit hands a datagram that passed the injected faults to receive at h.now.
 func (h *Handler) emit(group int, b []byte) { h.receive(group, b, h.now) }
@@ -406,9 +415,24 @@ func (h *Handler) receive(group int, b []byte, now int64) {
 		h.reset(ch, h.codec.Reset.NewSeqNo)
 		return
 	}
+	// A datagram that does not decode must not take its sequence number: the copy on
+	// the other line, or a retransmission, is the real one. A copy of a number already
+	// applied is left to the tracker undecoded.
+	fresh := int32(seq-ch.tracker.Next()) >= 0
+	if fresh {
+		var err error
+		if kind, err = h.codec.Decode(body); err != nil {
+			h.decodeError(ch, seq, err)
+			return
+		}
+	}
 	switch ch.tracker.Offer(seq, si.line, body, now) {
 	case gap.Deliver:
-		h.apply(ch, seq, body)
+		if fresh {
+			h.applyDecoded(ch, kind)
+		} else {
+			h.apply(ch, seq, body)
+		}
 		h.drain(ch)
 	case gap.Buffered:
 		h.activate(ch)
@@ -449,6 +473,11 @@ func (h *Handler) apply(ch *channel, seq uint32, body []byte) {
 		h.requestSnapshot(ch)
 		return
 	}
+	h.applyDecoded(ch, kind)
+}
+
+// applyDecoded applies the in-sequence message of ch the codec has just decoded.
+func (h *Handler) applyDecoded(ch *channel, kind md.Kind) {
 	h.stats.Messages++
 	switch kind {
 	case md.KindIncremental:
@@ -714,6 +743,7 @@ func (h *Handler) timers(now int64) {
 		switch a.Kind {
 		case gap.Retransmit:
 			h.cfg.Logf("channel %s: %s: requesting retransmission", ch.name, a.Reason)
+			h.stats.Retransmits++
 			h.cfg.Recovery.Retransmit(ch.name, a.Beg, a.End)
 		case gap.Resnapshot:
 			h.cfg.Logf("channel %s: %s: requesting snapshots", ch.name, a.Reason)
@@ -760,9 +790,14 @@ func (h *Handler) recovered(ev recoveryEvent, now int64) {
 	case ev.snapshot:
 		h.applySnapshots(ch, ev.snaps)
 	default:
+		kind, err := h.codec.Decode(ev.payload)
+		if err != nil {
+			h.decodeError(ch, ev.seq, fmt.Errorf("retransmitted: %w", err))
+			return // the number stays missing: the recovery timeout falls back to snapshots
+		}
 		switch ch.tracker.Offer(ev.seq, gap.Recovery, ev.payload, now) {
 		case gap.Deliver:
-			h.apply(ch, ev.seq, ev.payload)
+			h.applyDecoded(ch, kind)
 			h.drain(ch)
 		}
 	}
@@ -871,7 +906,9 @@ func (h *Handler) serveRequests() {
 
 func (h *Handler) finish() {
 	if h.inj != nil {
-		h.inj.flush(func(g int, b []byte) { h.receive(g, b, time.Now().UnixNano()) })
+		h.now = time.Now().UnixNano()
+		h.inj.flush(math.MaxInt64, h.emit) // everything held, delayed or not
+
 	}
 }
 
@@ -885,12 +922,14 @@ func (h *Handler) Stats() Stats {
 		t.Gaps += c.Gaps
 		t.Missing += c.Missing
 		t.RecoveredAB += c.RecoveredAB
+		t.LineBFirst += c.LineBFirst
 		t.RecoveredFIX += c.RecoveredFIX
 		t.Skipped += c.Skipped
 		t.Dropped += c.Dropped
 	}
 	s.Duplicates, s.Gaps, s.Missing = t.Duplicates, t.Gaps, t.Missing
 	s.RecoveredAB, s.RecoveredFIX, s.Skipped, s.Dropped = t.RecoveredAB, t.RecoveredFIX, t.Skipped, t.Dropped
+	s.LineBFirst = t.LineBFirst
 	s.StaleBooks = 0
 	for _, in := range h.bySymbol {
 		if in.stale {

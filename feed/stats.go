@@ -2,14 +2,16 @@ package feed
 
 // Stats are the handler's counters, written as one JSON object by --stats-out.
 type Stats struct {
-	Datagrams       uint64 `json:"datagrams"`     // datagrams read from the sockets (after injected faults)
-	Messages        uint64 `json:"messages"`      // messages applied in sequence
-	Duplicates      uint64 `json:"duplicates"`    // copies dropped (line B, replays)
-	Gaps            uint64 `json:"gaps"`          // holes detected
-	Missing         uint64 `json:"missing"`       // sequence numbers found missing
-	RecoveredAB     uint64 `json:"recovered_ab"`  // missing numbers filled from multicast
-	RecoveredFIX    uint64 `json:"recovered_fix"` // missing numbers filled by FIX retransmission
-	Snapshots       uint64 `json:"snapshots"`     // channel snapshot recoveries started
+	Datagrams       uint64 `json:"datagrams"`           // datagrams read from the sockets (after injected faults)
+	Messages        uint64 `json:"messages"`            // messages applied in sequence
+	Duplicates      uint64 `json:"duplicates"`          // copies dropped (line B, replays)
+	Gaps            uint64 `json:"gaps"`                // holes detected
+	Missing         uint64 `json:"missing"`             // sequence numbers found missing
+	RecoveredAB     uint64 `json:"recovered_ab"`        // missing numbers filled from multicast
+	LineBFirst      uint64 `json:"line_b_first"`        // datagrams taken from line B, ahead of line A's copy
+	RecoveredFIX    uint64 `json:"recovered_fix"`       // missing numbers filled by FIX retransmission
+	Retransmits     uint64 `json:"retransmit_requests"` // FIX retransmission requests sent
+	Snapshots       uint64 `json:"snapshots"`           // channel snapshot recoveries started
 	SnapshotsDone   uint64 `json:"snapshots_applied"`
 	Skipped         uint64 `json:"skipped_seq"` // sequence numbers superseded by a snapshot
 	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
@@ -27,6 +29,7 @@ type Stats struct {
 	InjectedLoss    uint64 `json:"injected_loss"`
 	InjectedDup     uint64 `json:"injected_dup"`
 	InjectedReord   uint64 `json:"injected_reorder"`
+	InjectedDelay   uint64 `json:"injected_delay"`
 	Definitions     uint64 `json:"definitions"`
 	Instruments     uint64 `json:"instruments"`
 	Channels        uint64 `json:"channels"`

@@ -141,6 +141,7 @@ type Counters struct {
 	Gaps         uint64 // holes opened (a hole counts once however it is filled)
 	Missing      uint64 // sequence numbers found missing
 	RecoveredAB  uint64 // missing numbers filled from multicast (the other line, late arrivals)
+	LineBFirst   uint64 // datagrams delivered from line B ahead of line A's copy, no hole open
 	RecoveredFIX uint64 // missing numbers filled by FIX retransmission
 	Snapshots    uint64 // falls back to snapshots
 	Skipped      uint64 // numbers never delivered because a snapshot superseded them
@@ -243,6 +244,8 @@ func (t *Tracker) Offer(seq uint32, src Source, payload []byte, now int64) Verdi
 			} else {
 				t.counters.RecoveredAB++
 			}
+		} else if src == LineB {
+			t.counters.LineBFirst++
 		}
 		t.deliver()
 		return Deliver
