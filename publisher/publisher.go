@@ -430,6 +430,10 @@ func (p *Publisher) loop(ctx context.Context) error {
 			want := int64(maxTickDatagrams)
 			if cfg.Rate > 0 {
 				want = int64(cfg.Rate*(p.now-dataStart).Seconds()) - paced
+				if want > 0 {
+					due := dataStart + time.Duration(float64(paced+1)/cfg.Rate*float64(time.Second)) // the oldest unsent
+					p.st.MaxLag = max(p.st.MaxLag, p.now-due)
+				}
 			}
 			if want > 0 {
 				before := p.st.Incrementals
@@ -766,7 +770,7 @@ func (p *Publisher) stopData(elapsed time.Duration) error {
 	p.log.Info("data stopped",
 		"datagrams", s.Datagrams, "incrementals", s.Incrementals, "splits", s.Splits, "definitions", s.Definitions,
 		"statuses", s.Statuses, "heartbeats", s.Heartbeats, "entries", s.Entries, "events", s.Events, "bytes", s.Bytes,
-		"seconds", fmt.Sprintf("%.3f", elapsed.Seconds()),
+		"seconds", fmt.Sprintf("%.3f", elapsed.Seconds()), "max_lag", s.MaxLag,
 		"incrementals_per_s", fmt.Sprintf("%.0f", float64(s.Incrementals)/secs),
 		"entries_per_s", fmt.Sprintf("%.0f", float64(s.Entries)/secs),
 		"mbit_per_s", fmt.Sprintf("%.2f", float64(s.Bytes)*8/secs/1e6))
@@ -834,16 +838,20 @@ type Stats struct {
 	Heartbeats   uint64
 	Resets       uint64
 	DataTime     time.Duration // length of the data phase, once it ended
+	// MaxLag is the most the paced sending fell behind its schedule (with a rate):
+	// how late the latest datagram due went out. Recovery requests are served on the
+	// sending goroutine between batches; this is what shows whether they stall it.
+	MaxLag time.Duration
 }
 
 // sharedStats is Stats as atomics, published by the loop once per iteration.
 type sharedStats struct {
-	v [11]atomic.Uint64
+	v [12]atomic.Uint64
 }
 
 func (s *sharedStats) publish(st *Stats) {
 	for i, x := range [...]uint64{st.Datagrams, st.Bytes, st.Incrementals, st.Splits, st.Entries, st.Events,
-		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime)} {
+		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime), uint64(st.MaxLag)} {
 		s.v[i].Store(x)
 	}
 }
@@ -853,7 +861,8 @@ func (p *Publisher) Stats() Stats {
 	v := &p.shared.v
 	return Stats{Datagrams: v[0].Load(), Bytes: v[1].Load(), Incrementals: v[2].Load(), Splits: v[3].Load(),
 		Entries: v[4].Load(), Events: v[5].Load(), Definitions: v[6].Load(), Statuses: v[7].Load(),
-		Heartbeats: v[8].Load(), Resets: v[9].Load(), DataTime: time.Duration(v[10].Load())}
+		Heartbeats: v[8].Load(), Resets: v[9].Load(), DataTime: time.Duration(v[10].Load()),
+		MaxLag: time.Duration(v[11].Load())}
 }
 
 // compile-time check that the book types satisfy what the dump needs.

@@ -28,8 +28,11 @@ type feedFlags struct {
 	groupSize, port, bPort                                               uint
 	duration, gapWait, recoveryTimeout                                   time.Duration
 	window, readBuffer                                                   int
-	injectLoss, injectReorder, injectDup                                 float64
-	injectSeed                                                           uint64
+	injectLoss, injectReorder, injectDup, injectDelay                    float64
+	injectSeed, injectBurstAt                                            uint64
+	injectWindow, injectBurst                                            int
+	injectDelayBy                                                        time.Duration
+	injectLine                                                           string
 }
 
 func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,12 @@ func runFeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&f.injectLoss, "inject-loss", 0, "test fault: drop each datagram with `probability` P")
 	fs.Float64Var(&f.injectReorder, "inject-reorder", 0, "test fault: hold back each datagram with `probability` P")
 	fs.Float64Var(&f.injectDup, "inject-dup", 0, "test fault: duplicate each datagram with `probability` P")
+	fs.IntVar(&f.injectWindow, "inject-window", 1, "test fault: a reordered datagram comes after 1..`N` later ones")
+	fs.Float64Var(&f.injectDelay, "inject-delay", 0, "test fault: hold back each datagram for --inject-delay-by with `probability` P")
+	fs.DurationVar(&f.injectDelayBy, "inject-delay-by", 20*time.Millisecond, "test fault: how long a delayed datagram is held (`D`)")
+	fs.IntVar(&f.injectBurst, "inject-burst", 0, "test fault: drop `N` datagrams in a row (after --inject-burst-at)")
+	fs.Uint64Var(&f.injectBurstAt, "inject-burst-at", 1000, "test fault: the burst starts after `K` datagrams")
+	fs.StringVar(&f.injectLine, "inject-line", "", "test fault: apply the faults to line `A` or B only (default both)")
 	fs.Uint64Var(&f.injectSeed, "inject-seed", 1, "seed of the injected faults")
 	fs.StringVar(&f.templates, "templates", defaultTemplates, "FAST template XML `file`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -204,12 +213,18 @@ func (f *feedFlags) config(set map[string]bool) (feed.Config, error) {
 			return cfg, err
 		}
 	}
-	for name, p := range map[string]float64{"--inject-loss": f.injectLoss, "--inject-reorder": f.injectReorder, "--inject-dup": f.injectDup} {
-		if !(p >= 0 && p <= 1) {
-			return cfg, fmt.Errorf("%s %v outside 0..1", name, p)
-		}
+	cfg.Inject = feed.Inject{Loss: f.injectLoss, Reorder: f.injectReorder, Window: f.injectWindow, Dup: f.injectDup,
+		Delay: f.injectDelay, DelayBy: f.injectDelayBy, Burst: f.injectBurst, BurstAt: f.injectBurstAt, Seed: f.injectSeed}
+	switch f.injectLine {
+	case "":
+	case "A", "B":
+		cfg.Inject.Line = f.injectLine[0]
+	default:
+		return cfg, fmt.Errorf("--inject-line %q: want A or B", f.injectLine)
 	}
-	cfg.Inject = feed.Inject{Loss: f.injectLoss, Reorder: f.injectReorder, Dup: f.injectDup, Seed: f.injectSeed}
+	if err := cfg.Inject.Validate(); err != nil {
+		return cfg, fmt.Errorf("--inject-*: %w", err)
+	}
 	if f.window < 0 || f.readBuffer < 0 || f.gapWait < 0 || f.recoveryTimeout < 0 || f.duration < 0 {
 		return cfg, errors.New("--window, --rcvbuf, --gap-wait, --recovery-timeout and --duration must not be negative")
 	}

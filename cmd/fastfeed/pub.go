@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 // overrides the config file, which overrides the defaults.
 type pubFlags struct {
 	config, templates, dumpBooks, fixListen, logLevel  string
+	statsOut                                           string
 	iface, groupBase, defsGroup, bGroupBase, bDefGroup string
 	instruments, payloadLimit, retention, retentionB   int
 	maxRetransmit                                      int
@@ -58,6 +60,7 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&f.maxRetransmit, "max-retransmit", publisher.DefaultMaxRetransmit, "most sequence `numbers` per retransmission request")
 	fs.StringVar(&f.dumpBooks, "dump-books", "", "write the ground-truth books to `file` when the data stops")
 	fs.DurationVar(&f.linger, "linger", 0, "after the data stops, keep heartbeating and serving recovery for `D`")
+	fs.StringVar(&f.statsOut, "stats-out", "", "write the publisher's and recovery service's counters to `file` at exit (one JSON object)")
 	fs.StringVar(&f.fixListen, "fix-listen", publisher.DefaultRecoveryListen, "`address` of the FIX recovery service")
 	fs.StringVar(&f.templates, "templates", defaultTemplates, "FAST template XML `file`")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -122,7 +125,37 @@ func runPub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer rec.Stop()
 	log.Info("FIX recovery service listening", "addr", rec.Addr(), "comp_id", p.Recovery().CompID)
-	return p.Run(ctx)
+	err = p.Run(ctx)
+	if f.statsOut != "" {
+		rec.Stop() // its counters are final once its sessions are gone
+		if werr := writeFile(f.statsOut, func(w io.Writer) error {
+			return json.NewEncoder(w).Encode(newPubStats(p.Stats(), rec.Stats()))
+		}); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// pubStats is what pub --stats-out writes.
+type pubStats struct {
+	Datagrams     uint64  `json:"datagrams"`
+	Incrementals  uint64  `json:"incrementals"`
+	Heartbeats    uint64  `json:"heartbeats"`
+	Resets        uint64  `json:"resets"`
+	Seconds       float64 `json:"seconds"`        // length of the data phase
+	MaxLagMicros  int64   `json:"max_lag_us"`     // the most the paced sending fell behind
+	Logons        uint64  `json:"fix_logons"`     // recovery sessions logged on
+	Requests      uint64  `json:"fix_requests"`   // MarketDataRequests received
+	Retransmitted uint64  `json:"retransmitted"`  // messages sent in answer to retransmission requests
+	Snapshots     uint64  `json:"snapshots_sent"` // W messages sent
+	Rejects       uint64  `json:"fix_rejects"`
+}
+
+func newPubStats(s publisher.Stats, r publisher.RecoveryStats) pubStats {
+	return pubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
+		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects}
 }
 
 // apply puts the flags given on the command line into cfg, checking each.
