@@ -146,7 +146,7 @@ func New(cfg Config) (*Handler, error) {
 		}
 	}
 	if cfg.Recovery != nil {
-		cfg.Recovery.Start(sink{h.recovery})
+		cfg.Recovery.Start(sink{ch: h.recovery, wake: h.wake})
 	}
 	return h, nil
 }
@@ -262,8 +262,10 @@ func (h *Handler) Run(ctx context.Context) error {
 	}
 	lastTimers := time.Now().UnixNano()
 	emit := h.emit // bound once: no allocation per datagram
+	stop := context.AfterFunc(ctx, h.poller.Wake)
+	defer stop()
 	for ctx.Err() == nil {
-		n, err := h.poller.ReadBatch(msgs, time.Millisecond)
+		n, err := h.poller.ReadBatch(msgs, h.pollWait())
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -299,6 +301,29 @@ func (h *Handler) Run(ctx context.Context) error {
 	}
 	h.finish()
 	return ctx.Err()
+}
+
+// Timer granularity of Run: with a hole open, a recovery out or faults holding
+// datagrams, the loop wakes every millisecond; otherwise only for datagrams and for work
+// handed to it (Do, recovery answers, the end of its context), which call wake, and
+// at idleWait at the latest. An idle handler costs next to no CPU.
+const (
+	busyWait = time.Millisecond
+	idleWait = 250 * time.Millisecond
+)
+
+func (h *Handler) pollWait() time.Duration {
+	if len(h.active) > 0 || (h.inj != nil && h.inj.nh > 0) {
+		return busyWait
+	}
+	return idleWait
+}
+
+// wake makes Run look at its requests and recovery answers now.
+func (h *Handler) wake() {
+	if h.poller != nil {
+		h.poller.Wake()
+	}
 }
 
 // Receive hands a Detached handler one datagram as the network would deliver it: dst is
@@ -978,6 +1003,7 @@ func (h *Handler) Do(ctx context.Context, fn func()) error {
 	req := func() { fn(); close(done) }
 	select {
 	case h.requests <- req:
+		h.wake()
 	case <-h.exited:
 		fn()
 		return nil

@@ -42,16 +42,22 @@ type recoveryEvent struct {
 }
 
 // sink queues results for the handler goroutine.
-type sink struct{ ch chan recoveryEvent }
+type sink struct {
+	ch   chan recoveryEvent
+	wake func() // tells the handler's loop to look
+}
 
 func (s sink) Retransmitted(channel string, seq uint32, m []byte) {
 	s.ch <- recoveryEvent{channel: channel, seq: seq, payload: m}
+	s.wake()
 }
 
 func (s sink) Snapshots(channel string, snaps []md.Snapshot) {
 	s.ch <- recoveryEvent{channel: channel, snaps: snaps, snapshot: true}
+	s.wake()
 }
 
 func (s sink) Failed(channel string, snapshot bool, reason string) {
 	s.ch <- recoveryEvent{channel: channel, failed: true, snapshot: snapshot, reason: reason}
+	s.wake()
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -56,8 +57,8 @@ type member struct {
 }
 
 // Poller reads datagrams from any number of group sockets through one epoll
-// set. Join, leave and read from one goroutine; Close may be called from any
-// goroutine and wakes a ReadBatch blocked in wait.
+// set. Join, leave and read from one goroutine; Wake and Close may be called
+// from any goroutine and wake a ReadBatch blocked in wait.
 type Poller struct {
 	iface   netip.Addr
 	rcvbuf  int
@@ -78,6 +79,7 @@ type Poller struct {
 
 	busy   atomic.Bool
 	closed atomic.Bool
+	wakeMu sync.RWMutex // Wake holds it for reading, Close to close wakefd
 }
 
 // refreshEvery is how many reads from the ready queue may pass before the
@@ -418,7 +420,8 @@ func (p *Poller) ReadBatch(ms []Message, timeout time.Duration) (int, error) {
 }
 
 // wait asks epoll for ready sockets, waiting up to timeout, and queues them.
-// It reports whether Close woke it (then with net.ErrClosed).
+// It reports whether Wake or Close woke it with no socket ready (Close with
+// net.ErrClosed).
 func (p *Poller) wait(timeout time.Duration) (bool, error) {
 	var deadline time.Time
 	if timeout > 0 {
@@ -445,11 +448,15 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 			return false, fmt.Errorf("mcast: epoll_wait: %w", err)
 		}
 		p.sinceRefresh = 0
+		woken := false
 		for _, ev := range p.events[:n] {
 			if ev.Fd == wakeTag {
 				if p.closed.Load() {
 					return true, net.ErrClosed
 				}
+				var count [8]byte
+				_, _ = unix.Read(p.wakefd, count[:]) // reset the eventfd; Wake may have written it more than once
+				woken = true
 				continue
 			}
 			m := &p.members[ev.Fd]
@@ -459,7 +466,7 @@ func (p *Poller) wait(timeout time.Duration) (bool, error) {
 				p.rlen++
 			}
 		}
-		return false, nil
+		return woken && p.rlen == 0, nil
 	}
 }
 
@@ -560,7 +567,26 @@ func (p *Poller) Close() error {
 			}
 		}
 	}
+	p.wakeMu.Lock()
 	unix.Close(p.wakefd)
+	p.wakefd = -1
+	p.wakeMu.Unlock()
 	unix.Close(p.epfd)
 	return first
+}
+
+// Wake makes a ReadBatch waiting in another goroutine return at once, with 0
+// and a nil error (or with what became ready meanwhile); a Wake while no
+// ReadBatch waits makes the next one return without waiting. A caller that
+// hands the reading goroutine work (a request, a timer to run) calls Wake so
+// that the reader may wait long when there is nothing to do. It does nothing
+// after Close.
+func (p *Poller) Wake() {
+	p.wakeMu.RLock()
+	defer p.wakeMu.RUnlock()
+	if p.wakefd < 0 || p.closed.Load() {
+		return
+	}
+	one := [8]byte{1}
+	_, _ = unix.Write(p.wakefd, one[:])
 }

@@ -631,3 +631,39 @@ func TestTwoReceivers(t *testing.T) {
 	readN(t, p1, 10, 512, 4)
 	readN(t, p2, 10, 512, 4)
 }
+
+// TestPollerWake checks that Wake ends a long wait at once, that a Wake before the wait
+// is not lost, and that Wake after Close does nothing.
+func TestPollerWake(t *testing.T) {
+	p, err := mcast.NewPoller(mcast.PollerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := []mcast.Message{{Buf: make([]byte, 64)}}
+	p.Wake() // before: the next ReadBatch returns without waiting its hour
+	if n, err := p.ReadBatch(ms, time.Hour); n != 0 || err != nil {
+		t.Fatalf("ReadBatch after Wake: %d, %v", n, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		n, err := p.ReadBatch(ms, time.Hour)
+		if n != 0 && err == nil {
+			err = fmt.Errorf("%d datagrams from nowhere", n)
+		}
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it block (if it has not yet, the Wake still counts)
+	p.Wake()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wake did not end the wait")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.Wake() // no effect, no panic, no write to a closed descriptor
+}
