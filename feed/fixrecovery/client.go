@@ -19,7 +19,8 @@
 // A MarketDataRequestReject (Y) fails its request with Sink.Failed and the reject's Text.
 // So does silence: a request that has gone Config.Timeout without an answer message (the
 // time runs from the request, and again from each answer), a session lost while answers
-// are outstanding, a logon the service refuses (with the Text of its Logout), and a full
+// are outstanding (after the request was sent again once, at the next logon, for what
+// was still missing), a logon the service refuses (with the Text of its Logout), and a full
 // queue. Requests made while the session is not logged on
 // wait, up to Config.MaxQueued of them, and are sent at the next logon; the initiator
 // reconnects by itself.
@@ -110,6 +111,7 @@ type request struct {
 	want     map[string]bool
 
 	deadline time.Time
+	retries  int                    // times sent again after a lost session
 	next     uint32                 // Retransmit: the next sequence number expected
 	snaps    map[string]md.Snapshot // Snapshot: received, by symbol
 	order    []string               // Snapshot: symbols in the order received
@@ -350,6 +352,9 @@ func (c *Client) run(sink feed.Sink, startErr error) {
 	}
 }
 
+// maxRetries is how many times a request cut off by a lost session is sent again.
+const maxRetries = 1
+
 // runner is run's state.
 type runner struct {
 	*Client
@@ -396,6 +401,7 @@ func (r *runner) send(req *request) bool {
 	if req.snapshot {
 		mdr.Symbols = req.symbols
 		req.snaps = make(map[string]md.Snapshot, len(req.symbols))
+		req.order, req.total = req.order[:0], 0 // a request sent again starts over
 	} else {
 		mdr.BegSeqNum, mdr.EndSeqNum = req.beg, req.end
 	}
@@ -479,6 +485,22 @@ func (r *runner) handle(ev event) {
 		}
 		for id, req := range r.active {
 			delete(r.active, id)
+			// A session lost in the middle of an answer is asked again, once, for
+			// what is still missing, at the next logon: a dropped connection is not a
+			// refusal, and a snapshot costs the handler far more than the rest of a
+			// replay.
+			if req.retries < maxRetries && len(r.waiting) < r.cfg.MaxQueued {
+				req.retries++
+				if !req.snapshot && req.next > req.beg {
+					req.beg = req.next
+				}
+				r.seq++
+				req.id = "R" + strconv.FormatUint(r.seq, 10)
+				r.log.Info("recovery request to be sent again at the next logon", "channel", req.channel,
+					"snapshot", req.snapshot, "mdreqid", req.id, "reason", why)
+				r.waiting = append(r.waiting, req)
+				continue
+			}
 			r.fail(req, why)
 		}
 	default:
