@@ -122,6 +122,10 @@ func (b *Bus) Stop() {
 	b.wg.Wait()
 }
 
+// FIXStats returns the counters of the bus's FIX acceptor: connections, and malformed,
+// garbled and rejected messages from clients.
+func (b *Bus) FIXStats() fixsession.AcceptorStats { return b.acc.Stats() }
+
 // Clients returns the counters of every client seen, connected or not, by session.
 func (b *Bus) Clients() []ClientStats {
 	b.mu.RLock()

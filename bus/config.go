@@ -184,15 +184,26 @@ func ParseConfig(r io.Reader) (Config, error) {
 	dec.DisallowUnknownFields()
 	var fc fileConfig
 	if err := dec.Decode(&fc); err != nil {
-		return Config{}, fmt.Errorf("bus: config: %w", err)
+		return Config{}, fmt.Errorf("bus: config: %w", jsonError(b, err, dec.InputOffset()))
 	}
 	if dec.More() {
-		return Config{}, errors.New("bus: config: data after the JSON object")
+		return Config{}, fmt.Errorf("bus: config: line %d: data after the JSON object", lineOf(b, dec.InputOffset()))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"queue_size", fc.QueueSize}, {"max_in_flight", fc.MaxInFlight}, {"max_batch", fc.MaxBatch}} {
+		if f.v < 0 {
+			return Config{}, fmt.Errorf("bus: config: %s: %d is negative", f.name, f.v)
+		}
 	}
 	cfg := Config{Listen: fc.Listen, CompID: fc.CompID, QueueSize: fc.QueueSize, MaxInFlight: fc.MaxInFlight, MaxBatch: fc.MaxBatch}
 	if fc.SlowLimit != "" {
 		if cfg.SlowLimit, err = time.ParseDuration(fc.SlowLimit); err != nil {
 			return Config{}, fmt.Errorf("bus: config: slow_limit: %w", err)
+		}
+		if cfg.SlowLimit < 0 {
+			return Config{}, fmt.Errorf("bus: config: slow_limit: %s is negative", fc.SlowLimit)
 		}
 	}
 	for _, u := range fc.Users {
@@ -207,6 +218,26 @@ func ParseConfig(r io.Reader) (Config, error) {
 		return Config{}, fmt.Errorf("bus: config: %w", err)
 	}
 	return cfg, nil
+}
+
+// jsonError adds to a JSON decoding error of data the line it is on: at the offset
+// the error names, else at off, where the decoder stopped.
+func jsonError(data []byte, err error, off int64) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		off = syn.Offset
+	case errors.As(err, &typ):
+		off = typ.Offset
+	}
+	return fmt.Errorf("line %d: %w", lineOf(data, off), err)
+}
+
+// lineOf returns the 1-based line of data holding byte off.
+func lineOf(data []byte, off int64) int {
+	off = max(0, min(off, int64(len(data))))
+	return 1 + bytes.Count(data[:off], []byte("\n"))
 }
 
 // LoadConfig reads the configuration file at path (see ParseConfig).

@@ -21,6 +21,7 @@ import (
 const (
 	DefaultRecoveryMaxPending = 8
 	DefaultRecoveryTimeout    = 10 * time.Second
+	DefaultRecoveryServing    = 1
 )
 
 // RecoveryOptions tunes a RecoveryService; every zero field takes its
@@ -34,6 +35,11 @@ type RecoveryOptions struct {
 	MaxPending int
 	// Timeout bounds the wait for the publishing loop to serve one request.
 	Timeout time.Duration
+	// Serving is how many requests, of all sessions together, are answered at
+	// once (default 1); the others wait their turn. Answers are sent through
+	// quickfix at a cost of microseconds per message, on the publisher's CPUs:
+	// a storm of requests answered in parallel would starve the multicast.
+	Serving int
 	// HeartBtInt, if set, replaces the heartbeat interval clients ask for.
 	HeartBtInt time.Duration
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
@@ -51,6 +57,9 @@ type RecoveryStats struct {
 	Busy            uint64 // of Rejects: the session had MaxPending requests pending
 	BusinessRejects uint64 // BusinessMessageRejects (j): malformed V without MDReqID, other messages
 	Aligned         uint64 // snapshots brought forward to their channel's common sequence number
+	// FIX counts the connections and the malformed, garbled and rejected messages of the
+	// service's FIX acceptor.
+	FIX fixsession.AcceptorStats
 }
 
 // RecoveryService is the publisher's FIX recovery service (DESIGN.md, "Wire:
@@ -120,6 +129,7 @@ type RecoveryService struct {
 	sessions map[quickfix.SessionID]*recoverySession
 	wg       sync.WaitGroup
 	stopped  chan struct{}
+	serving  chan struct{} // a token per request being answered (RecoveryOptions.Serving)
 
 	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned atomic.Uint64
 }
@@ -146,6 +156,11 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		return nil, fmt.Errorf("publisher: recovery service: MaxPending %d is negative", opts.MaxPending)
 	case opts.Timeout < 0:
 		return nil, fmt.Errorf("publisher: recovery service: Timeout %v is negative", opts.Timeout)
+	case opts.Serving < 0:
+		return nil, fmt.Errorf("publisher: recovery service: Serving %d is negative", opts.Serving)
+	}
+	if opts.Serving == 0 {
+		opts.Serving = DefaultRecoveryServing
 	}
 	if opts.MaxPending == 0 {
 		opts.MaxPending = DefaultRecoveryMaxPending
@@ -167,6 +182,7 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		exps:     make(map[string][2]int8, len(p.cfg.Instruments)),
 		sessions: make(map[quickfix.SessionID]*recoverySession),
 		stopped:  make(chan struct{}),
+		serving:  make(chan struct{}, opts.Serving),
 	}
 	for _, in := range p.cfg.Instruments {
 		s.exps[in.Symbol] = [2]int8{in.PriceExp, in.SizeExp}
@@ -249,6 +265,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Busy:            s.busy.Load(),
 		BusinessRejects: s.businessRejects.Load(),
 		Aligned:         s.aligned.Load(),
+		FIX:             s.acc.Stats(),
 	}
 }
 
@@ -400,11 +417,21 @@ func (s *RecoveryService) work(sess *recoverySession) {
 		case <-sess.ctx.Done():
 			return
 		case req := <-sess.reqs:
+			queued := time.Now()
+			select {
+			case s.serving <- struct{}{}: // this session's turn
+			case <-sess.ctx.Done():
+				return
+			}
+			started := time.Now()
 			if req.BegSeqNum != 0 || req.EndSeqNum != 0 {
 				s.serveRetransmit(sess, codec, &req)
 			} else {
 				s.serveSnapshot(sess, codec, &req)
 			}
+			<-s.serving
+			s.log.Debug("recovery request served", "session", sess.id.String(), "mdreqid", req.MDReqID,
+				"waited", started.Sub(queued), "took", time.Since(started))
 			sess.mu.Lock()
 			delete(sess.pending, req.MDReqID)
 			sess.mu.Unlock()

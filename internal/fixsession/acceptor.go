@@ -31,8 +31,12 @@ type AcceptorConfig struct {
 	// HeartBtInt, if non-zero, replaces the heartbeat interval clients ask for; it is
 	// rounded up to whole seconds.
 	HeartBtInt time.Duration
-	// Logger receives logons, logouts and refusals at Info, and quickfix's messages (the
-	// password hidden) and events at Debug. Nil discards everything.
+	// MaxMessageSize bounds a message from a client, framing included; a longer one
+	// closes its connection. Zero means DefaultMaxMessageSize.
+	MaxMessageSize int
+	// Logger receives logons, logouts and refusals at Info, malformed messages and
+	// session-level Rejects at Warn, and quickfix's messages (the password hidden) and
+	// events at Debug. Nil discards everything.
 	Logger *slog.Logger
 }
 
@@ -46,8 +50,9 @@ type Acceptor struct {
 	port   int
 
 	lifecycle
-	qf   *quickfix.Acceptor
-	addr string
+	qf    *quickfix.Acceptor
+	guard *guard
+	addr  string
 }
 
 // NewAcceptor returns an acceptor for cfg whose sessions report to h.
@@ -59,6 +64,8 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 		return nil, errors.New("fixsession: acceptor: CompID required")
 	case cfg.Credentials == nil:
 		return nil, errors.New("fixsession: acceptor: Credentials required")
+	case cfg.MaxMessageSize < 0:
+		return nil, fmt.Errorf("fixsession: acceptor: negative MaxMessageSize %d", cfg.MaxMessageSize)
 	case cfg.HeartBtInt < 0:
 		return nil, fmt.Errorf("fixsession: acceptor: negative HeartBtInt %v", cfg.HeartBtInt)
 	}
@@ -80,37 +87,44 @@ func (a *Acceptor) Start(ctx context.Context) error {
 	if a.state != stateNew {
 		return errors.New("fixsession: acceptor: Start called twice")
 	}
-	// quickfix v0.9.7 cannot report the port it bound, so port 0 is resolved here by
-	// binding and releasing a free port; another process may take it in between, hence
-	// the retries.
+	ln, err := net.Listen("tcp", net.JoinHostPort(a.host, strconv.Itoa(a.port)))
+	if err != nil {
+		return fmt.Errorf("fixsession: acceptor: %w", err)
+	}
+	// quickfix serves the guard (guard.go) on a loopback port. quickfix v0.9.7 cannot
+	// report the port it bound, so a free port is found by binding and releasing it;
+	// another process may take it in between, hence the retries.
 	for attempt := 1; ; attempt++ {
-		port := a.port
-		if port == 0 {
-			var err error
-			if port, err = freePort(a.host); err != nil {
-				return fmt.Errorf("fixsession: acceptor: %w", err)
-			}
+		port, err := freePort(backendHost)
+		if err == nil {
+			err = a.start(ln, port)
 		}
-		err := a.start(port)
 		if err == nil {
 			break
 		}
-		if a.port != 0 || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("fixsession: acceptor on %s: %w", net.JoinHostPort(a.host, strconv.Itoa(port)), err)
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			ln.Close()
+			return fmt.Errorf("fixsession: acceptor on %s: quickfix on %s: %w", ln.Addr(), net.JoinHostPort(backendHost, strconv.Itoa(port)), err)
 		}
 	}
+	a.addr = net.JoinHostPort(a.host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	a.guard.wg.Add(1)
+	go a.guard.serve()
 	a.state = stateStarted
 	a.stopCtx = context.AfterFunc(ctx, a.Stop)
-	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID)
+	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID, "max_message", a.guard.limit)
 	return nil
 }
 
-func (a *Acceptor) start(port int) error {
+// backendHost is where the quickfix acceptor behind the guard listens.
+const backendHost = "127.0.0.1"
+
+func (a *Acceptor) start(ln net.Listener, port int) error {
 	settings := quickfix.NewSettings()
 	g := settings.GlobalSettings()
 	setBase(g)
 	g.Set(config.SenderCompID, a.cfg.CompID)
-	g.Set(config.SocketAcceptHost, a.host)
+	g.Set(config.SocketAcceptHost, backendHost)
 	g.Set(config.SocketAcceptPort, strconv.Itoa(port))
 	g.Set(config.DynamicSessions, "Y")
 	if a.cfg.HeartBtInt > 0 {
@@ -132,6 +146,8 @@ func (a *Acceptor) start(port int) error {
 		a.stores.forget()
 		return err
 	}
+	gd := newGuard(ln, net.JoinHostPort(backendHost, strconv.Itoa(port)), a.cfg.MaxMessageSize, a.app)
+	qf.SetConnectionValidator(gd)
 	if err := qf.Start(); err != nil {
 		_ = quickfix.UnregisterSession(id)
 		a.stores.forget()
@@ -139,7 +155,7 @@ func (a *Acceptor) start(port int) error {
 	}
 	a.stores.waitRunning()
 	a.qf = qf
-	a.addr = net.JoinHostPort(a.host, strconv.Itoa(port))
+	a.guard = gd
 	return nil
 }
 
@@ -166,10 +182,15 @@ func (a *Acceptor) Stop() {
 		return
 	}
 	a.stores.waitRunning()
-	a.qf.Stop()
+	a.guard.closeListener()
+	a.qf.Stop() // the Logouts go out through the guard
+	a.guard.close()
 	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
 	a.endStop()
 }
+
+// Stats returns the acceptor's counters.
+func (a *Acceptor) Stats() AcceptorStats { return a.app.stats.stats() }
 
 // Sessions returns the sessions logged on now.
 func (a *Acceptor) Sessions() []quickfix.SessionID { return a.app.sessions() }

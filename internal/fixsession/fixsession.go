@@ -22,9 +22,11 @@
 // whole second, so a logon takes up to about two seconds and a Stop right after Start up
 // to one; after a session ends, up to two of its timer goroutines (logon and logout
 // timeouts) and, when a message crossed the Logout, its connection reader stay blocked
-// for the life of the process; and a logged-on counterparty can crash the process with a
-// message whose XmlDataLen (212) overruns it, since quickfix parses it unguarded on the
-// session's goroutine.
+// for the life of the process. quickfix trusts the lengths in what it reads (a message
+// whose XmlDataLen (212) overruns it panics on the session's goroutine) and bounds no
+// message's size, so an Acceptor's clients reach it only through a guard that frames and
+// checks every message first (CheckFrame, FrameReader): a malformed message is counted
+// (AcceptorStats), logged at Warn, and closes its connection.
 package fixsession
 
 import (
@@ -133,6 +135,8 @@ type app struct {
 	// Initiator: what its Logon carries.
 	username, password string
 
+	stats counters // an Acceptor's
+
 	mu       sync.Mutex
 	loggedOn map[quickfix.SessionID]bool
 	reasons  map[quickfix.SessionID]string // Text of the last Logout received
@@ -221,6 +225,7 @@ func (a *app) FromAdmin(msg *quickfix.Message, id quickfix.SessionID) quickfix.M
 	default:
 		return nil
 	}
+	a.stats.logonsRefused.Add(1)
 	a.logger.Info("fix logon refused", "session", id.String(), "username", user, "reason", reason)
 	return quickfix.RejectLogon{Text: reason}
 }
@@ -283,7 +288,36 @@ func (l sessionLog) OnIncoming(b []byte) {
 	l.debug("fix in", b)
 }
 
-func (l sessionLog) OnOutgoing(b []byte) { l.debug("fix out", b) }
+func (l sessionLog) OnOutgoing(b []byte) {
+	if l.session && l.app.acceptor && isReject(b) {
+		l.app.stats.sessionRejects.Add(1)
+		l.app.logger.Warn("fix message rejected", "session", l.id.String(),
+			"ref_seq", field(b, 45), "ref_tag", field(b, 371), "reason", field(b, 373), "text", field(b, 58))
+	}
+	l.debug("fix out", b)
+}
+
+// isReject reports whether b, an outgoing message, is a session-level Reject (3).
+func isReject(b []byte) bool {
+	// MsgType is the third field: "8=FIXT.1.1|9=nn|35=3|".
+	i := bytes.Index(b, []byte("\x0135="))
+	return i >= 0 && i < 32 && bytes.HasPrefix(b[i+4:], []byte("3\x01"))
+}
+
+// field returns the value of the first field tag of a message, empty if none.
+func field(b []byte, tag int) string {
+	key := append([]byte{1}, strconv.Itoa(tag)...)
+	key = append(key, '=')
+	i := bytes.Index(b, key)
+	if i < 0 {
+		return ""
+	}
+	v := b[i+len(key):]
+	if end := bytes.IndexByte(v, 1); end >= 0 {
+		v = v[:end]
+	}
+	return string(v)
+}
 
 func (l sessionLog) OnEvent(s string) { l.debug("fix event", []byte(s)) }
 
