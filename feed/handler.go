@@ -281,6 +281,13 @@ func (h *Handler) Run(ctx context.Context) error {
 				h.cfg.Logf("datagram from %v truncated (longer than %d bytes)", m.Addr, len(m.Buf))
 				continue
 			}
+			if src := h.cfg.Source; src.IsValid() && m.Addr.Addr().Unmap() != src {
+				// Source-specific joins make the kernel filter; this catches a socket
+				// another program joined to the group without the filter.
+				h.stats.ForeignSource++
+				h.cfg.Logf("datagram from %v, not the configured source %v: dropped", m.Addr, src)
+				continue
+			}
 			if h.inj != nil {
 				h.inj.apply(m.Group, h.lineOf(m.Group), m.Buf[:m.N], now, &h.stats, emit)
 				continue
@@ -428,6 +435,12 @@ func (h *Handler) receive(group int, b []byte, now int64) {
 	}
 	switch kind {
 	case md.KindHeartbeat:
+		// Decoded, not only recognised: a corrupt datagram that looks like a heartbeat
+		// must not tell the tracker that numbers up to its preamble were sent.
+		if _, err := h.codec.Decode(body); err != nil {
+			h.decodeError(ch, seq, err)
+			return
+		}
 		h.stats.Heartbeats++
 		ch.tracker.Heartbeat(seq, now)
 		h.activate(ch)

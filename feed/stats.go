@@ -16,9 +16,10 @@ type Stats struct {
 	Skipped         uint64 `json:"skipped_seq"` // sequence numbers superseded by a snapshot
 	StaleBooks      uint64 `json:"stale_books"` // books stale at exit
 	StaleEvents     uint64 `json:"stale_events"`
-	DecodeErrors    uint64 `json:"decode_errors"` // malformed datagrams
-	Filtered        uint64 `json:"filtered"`      // entries of topics not subscribed, sharing a group
-	KernelDrops     uint64 `json:"kernel_drops"`  // datagrams the kernel dropped (SO_RXQ_OVFL)
+	DecodeErrors    uint64 `json:"decode_errors"`  // malformed datagrams
+	ForeignSource   uint64 `json:"foreign_source"` // datagrams from a sender other than Config.Source
+	Filtered        uint64 `json:"filtered"`       // entries of topics not subscribed, sharing a group
+	KernelDrops     uint64 `json:"kernel_drops"`   // datagrams the kernel dropped (SO_RXQ_OVFL)
 	Heartbeats      uint64 `json:"heartbeats"`
 	Resets          uint64 `json:"resets"`
 	Dropped         uint64 `json:"dropped"`         // datagrams too far ahead of sequence

@@ -249,7 +249,7 @@ func (t *Tracker) Offer(seq uint32, src Source, payload []byte, now int64) Verdi
 		}
 		t.deliver()
 		return Deliver
-	case d >= int64(t.cfg.Window) && t.state == Snapshot && d <= 2*int64(t.cfg.Window):
+	case d >= int64(t.cfg.Window) && t.state == Snapshot && d <= 2*int64(t.cfg.Window) && t.continues(seq):
 		// Waiting for a snapshot: keep the newest datagrams, sliding the window forward.
 		// What slides out is older than any snapshot still to come.
 		t.slide(seq - uint32(t.cfg.Window) + 1)
@@ -269,6 +269,15 @@ func (t *Tracker) Offer(seq uint32, src Source, payload []byte, now int64) Verdi
 	}
 	t.store(seq, src, payload)
 	return Buffered
+}
+
+// continues reports whether seq follows the newest datagram buffered closely enough to
+// be the stream moving on, rather than a corrupt or spoofed number: only such a
+// datagram may slide the window (and so drop what is buffered) while waiting for a
+// snapshot. Anything else goes through farAhead, which wants a run of consecutive
+// numbers before it believes a jump.
+func (t *Tracker) continues(seq uint32) bool {
+	return t.holeKnown && diff(t.holeTop, seq) <= max(int64(t.cfg.Window/8), 1)
 }
 
 // farAhead handles a datagram beyond the buffer window.

@@ -184,6 +184,9 @@ func TestTracker(t *testing.T) {
 		{"snapshot wait slides the window", Config{Window: 4, GapWait: time.Millisecond},
 			"A10>buffered A11>buffered A12>buffered A13>buffered A14>buffered A15>buffered snap:12 drain>13,14,15 state:live",
 			Counters{Delivered: 3, Snapshots: 1, Skipped: 3}},
+		{"snapshot wait keeps its window against a bogus number", Config{Window: 8, GapWait: time.Millisecond},
+			"A10>buffered A11>buffered A12>buffered A20>dropped A13>buffered snap:12 drain>13 state:live A14>deliver",
+			Counters{Delivered: 2, Snapshots: 1, Skipped: 3, Dropped: 1}},
 		{"stale snapshot ignored", cfg, "A1>deliver A2>deliver A3>deliver snap:1 A4>deliver",
 			Counters{Delivered: 4}},
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -198,6 +199,9 @@ func (f *feedFlags) config(set map[string]bool) (feed.Config, error) {
 		if cfg.Interface, err = parseAddr("--iface", f.iface, false); err != nil {
 			return cfg, err
 		}
+		if err := localAddr("--iface", cfg.Interface); err != nil {
+			return cfg, err
+		}
 	}
 	if f.source != "" {
 		if cfg.Source, err = parseAddr("--source", f.source, false); err != nil {
@@ -211,6 +215,14 @@ func (f *feedFlags) config(set map[string]bool) (feed.Config, error) {
 	if f.bGroupBase != "" {
 		if cfg.BBase, err = parseAddr("--b-group-base", f.bGroupBase, true); err != nil {
 			return cfg, err
+		}
+	}
+	for _, p := range []struct {
+		flag string
+		p    float64
+	}{{"--inject-loss", f.injectLoss}, {"--inject-reorder", f.injectReorder}, {"--inject-dup", f.injectDup}, {"--inject-delay", f.injectDelay}} {
+		if !(p.p >= 0 && p.p <= 1) {
+			return cfg, fmt.Errorf("%s %v: want a probability, 0..1", p.flag, p.p)
 		}
 	}
 	cfg.Inject = feed.Inject{Loss: f.injectLoss, Reorder: f.injectReorder, Window: f.injectWindow, Dup: f.injectDup,
@@ -260,6 +272,22 @@ func parseAddr(flagName, s string, multicast bool) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("%s %q: not a multicast group", flagName, s)
 	}
 	return a, nil
+}
+
+// localAddr checks that a is the address of one of this host's interfaces.
+func localAddr(flagName string, a netip.Addr) error {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return fmt.Errorf("%s %v: %w", flagName, a, err)
+	}
+	for _, ia := range addrs {
+		if p, ok := ia.(*net.IPNet); ok {
+			if b, ok := netip.AddrFromSlice(p.IP); ok && b.Unmap() == a {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s %v: no interface of this host has this address", flagName, a)
 }
 
 // writeFile writes a file through fn, reporting the path on error.

@@ -241,6 +241,9 @@ func (f *pubFlags) apply(cfg *publisher.Config, set map[string]bool) error {
 		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
 			return fmt.Errorf("--iface %q: want the IPv4 address of an interface", f.iface)
 		}
+		if err := localAddr("--iface", a); err != nil {
+			return err
+		}
 		cfg.Interface = a
 	}
 	if set["group-base"] || set["group-size"] || set["single-group"] {
