@@ -21,6 +21,10 @@ type Decoder struct {
 	depth int
 	tmpl  *Template // template being decoded, for errors
 	msgID uint32    // counts Decode calls, to tell which dictionary values are in m's arena
+
+	// generalOnly turns the fast paths of fields off, for the test that checks they
+	// decode exactly what the general path decodes.
+	generalOnly bool
 }
 
 // NewDecoder returns a decoder for ts with empty dictionaries.
@@ -31,13 +35,38 @@ func NewDecoder(ts *Templates) *Decoder {
 // Reset makes every dictionary entry undefined.
 func (d *Decoder) Reset() { d.dict.reset() }
 
-// pmap is the read cursor of a presence map.
+// pmap is the read cursor of a presence map. A map of up to nine bytes (63 bits: nearly
+// all) is held as a register of the bits not yet read, the next one in the top bit, so that
+// reading a bit is a shift and a sign test; a longer map is read from the input.
 type pmap struct {
-	pos, end int  // current and one-past-last presence map byte in the input
-	mask     byte // current bit within buf[pos]
+	bits     uint64 // short map: unread bits, left-aligned, then zeros
+	pos, end int    // long map: current and one-past-last presence map byte in the input
+	mask     byte   // long map: current bit within buf[pos]
+	long     bool
 }
 
 func (p *pmap) next(buf []byte) bool {
+	if !p.long {
+		set := int64(p.bits) < 0
+		p.bits <<= 1
+		return set
+	}
+	return p.nextLong(buf)
+}
+
+// peek returns the bit next would return, without consuming it.
+func (p *pmap) peek(buf []byte) bool {
+	if !p.long {
+		return int64(p.bits) < 0
+	}
+	q := *p
+	return q.nextLong(buf)
+}
+
+// nextLong is next for a long map, out of line to keep next small where it is inlined.
+//
+//go:noinline
+func (p *pmap) nextLong(buf []byte) bool {
 	if p.pos >= p.end {
 		return false
 	}
@@ -52,6 +81,9 @@ func (p *pmap) next(buf []byte) bool {
 
 // leftover reports whether bits not consumed by the segment are set (R8).
 func (p *pmap) leftover(buf []byte) bool {
+	if !p.long {
+		return p.bits != 0
+	}
 	if p.pos >= p.end {
 		return false
 	}
@@ -78,7 +110,8 @@ func (d *Decoder) Decode(b []byte, m *Message) (int, error) {
 		}
 		d.msgID = 1
 	}
-	t, pm, err := d.header()
+	var pm pmap
+	t, err := d.header(&pm)
 	if err != nil {
 		m.Template = nil
 		return 0, err
@@ -98,11 +131,10 @@ func (d *Decoder) Decode(b []byte, m *Message) (int, error) {
 	return d.pos, nil
 }
 
-// header reads a segment's presence map and template identifier.
-func (d *Decoder) header() (*Template, pmap, error) {
-	pm, err := d.pmap()
-	if err != nil {
-		return nil, pm, err
+// header reads a segment's presence map into *pm and its template identifier.
+func (d *Decoder) header(pm *pmap) (*Template, error) {
+	if err := d.pmap(pm); err != nil {
+		return nil, err
 	}
 	var id uint64
 	tidAt := d.pos
@@ -110,40 +142,51 @@ func (d *Decoder) header() (*Template, pmap, error) {
 		var n int
 		id, n = ConsumeUint(d.buf[d.pos:])
 		if n < 0 {
-			return nil, pm, d.intErr(n, nil)
+			return nil, d.intErr(n, nil)
 		}
 		if id > math.MaxUint32 {
-			return nil, pm, d.errf(D2, nil, "template identifier "+strconv.FormatUint(id, 10)+" exceeds uInt32")
+			return nil, d.errf(D2, nil, "template identifier "+strconv.FormatUint(id, 10)+" exceeds uInt32")
 		}
 		d.pos += n
 		d.dict.setInt(d.ts.tidKey, TypeUint32, int64(id), 0)
 	} else {
 		st, e := d.dict.state(d.ts.tidKey)
 		if st != assigned {
-			return nil, pm, d.errf(D5, nil, "template identifier absent and no previous one")
+			return nil, d.errf(D5, nil, "template identifier absent and no previous one")
 		}
 		id = uint64(e.i)
 	}
 	t := d.ts.ByID(uint32(id))
 	if t == nil {
 		d.pos = tidAt // point at the identifier
-		return nil, pm, d.errf(D9, nil, "unknown template identifier "+strconv.FormatUint(id, 10))
+		return nil, d.errf(D9, nil, "unknown template identifier "+strconv.FormatUint(id, 10))
 	}
-	return t, pm, nil
+	return t, nil
 }
 
-func (d *Decoder) pmap() (pmap, error) {
+// pmap reads a presence map into *pm. It fills in *pm rather than returning a pmap: copying
+// a struct just written field by field stalls on store forwarding, which cost more than
+// reading the map.
+func (d *Decoder) pmap(pm *pmap) error {
 	start := d.pos
+	var acc uint64
 	for i := start; i < len(d.buf); i++ {
-		if d.buf[i]&stopBit != 0 {
-			if i > start && d.buf[i] == stopBit {
-				return pmap{}, d.errf(R7, nil, "overlong presence map")
+		c := d.buf[i]
+		acc = acc<<7 | uint64(c&0x7f)
+		if c&stopBit != 0 {
+			if i > start && c == stopBit {
+				return d.errf(R7, nil, "overlong presence map")
 			}
 			d.pos = i + 1
-			return pmap{pos: start, end: i + 1, mask: 0x40}, nil
+			if n := i + 1 - start; n <= 9 {
+				pm.bits, pm.long = acc<<(64-7*n), false
+				return nil
+			}
+			pm.bits, pm.long, pm.pos, pm.end, pm.mask = 0, true, start, i+1, 0x40
+			return nil
 		}
 	}
-	return pmap{}, d.errf(Truncated, nil, "input ends inside a presence map")
+	return d.errf(Truncated, nil, "input ends inside a presence map")
 }
 
 func (d *Decoder) errf(code Code, f *Field, msg string) error {
@@ -170,48 +213,80 @@ func (d *Decoder) intErr(n int, f *Field) error {
 // fields decodes a list of instructions into the values starting at base. The values are
 // zero (absent) on entry, so a decoder only writes what is present.
 func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
+	if d.generalOnly {
+		for i, f := range fs {
+			if err := d.field(f, pm, base+i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	vals := d.m.vals[base : base+len(fs) : base+len(fs)]
 	buf := d.buf
+	// The read position lives in a local for the whole loop, so that it can stay in a
+	// register: through d, every field waited for the store of the previous one. It is
+	// written back around every call that reads or moves it.
+	pos := d.pos
 	for i, f := range fs {
 		v := &vals[i]
 		switch f.code {
 		case cConstNum:
 			v.Int, v.Exp, v.Present = f.initInt, f.initExp, true
 			continue
+		case cConstBytes:
+			// As vector does for a mandatory constant; the initial value was checked at
+			// load time, so there is nothing to validate.
+			off := len(d.m.data)
+			d.m.data = append(d.m.data, f.initBytes...)
+			v.Off, v.Len, v.Present = uint32(off), uint32(len(f.initBytes)), true
+			continue
 		case cUint:
-			if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
+			if x, n := shortUint(buf, pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
 				v.Int, v.Present = int64(x), true
-				d.pos += n
+				pos += n
 				continue
 			}
 		case cInt:
-			if p := d.pos; p < len(buf) && buf[p]&stopBit != 0 {
+			if p := pos; p < len(buf) && buf[p]&stopBit != 0 {
 				v.Int, v.Present = signExtend7(buf[p]), true
-				d.pos++
+				pos++
+				continue
+			}
+			// Longer values out of line (shortInt is too big to inline), still cheaper
+			// than the general path.
+			if x, n := shortInt(buf, pos); n > 0 && (f.Type == TypeInt64 || (x >= -1<<31 && x <= 1<<31-1)) {
+				v.Int, v.Present = x, true
+				pos += n
 				continue
 			}
 		case cUintNull:
-			if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32) {
+			if x, n := shortUint(buf, pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32) {
 				if x != 0 {
 					v.Int, v.Present = int64(x-1), true
 				}
-				d.pos += n
+				pos += n
 				continue
 			}
 		case cIntNull:
-			if p := d.pos; p < len(buf) && buf[p]&stopBit != 0 {
-				if x := signExtend7(buf[p]); x > 0 {
+			x, n := int64(0), 0
+			if p := pos; p < len(buf) && buf[p]&stopBit != 0 {
+				x, n = signExtend7(buf[p]), 1
+			} else {
+				x, n = shortInt(buf, pos)
+			}
+			if n > 0 && (f.Type == TypeInt64 || (x >= -1<<31 && x <= 1<<31)) {
+				if x > 0 {
 					v.Int, v.Present = x-1, true
 				} else if x < 0 {
 					v.Int, v.Present = x, true
 				}
-				d.pos++
+				pos += n
 				continue
 			}
 		case cASCII, cASCIINull:
-			if p := d.pos; p < len(buf) && buf[p] != 0 {
+			if p := pos; p < len(buf) && buf[p] != 0 {
 				if buf[p] == stopBit {
-					d.pos++
+					pos++
 					if f.code == cASCII {
 						v.Off, v.Present = uint32(len(d.m.data)), true
 					}
@@ -226,7 +301,7 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					d.m.data = append(d.m.data, buf[p:end+1]...)
 					d.m.data[len(d.m.data)-1] &^= stopBit
 					v.Off, v.Len, v.Present = uint32(off), uint32(end+1-p), true
-					d.pos = end + 1
+					pos = end + 1
 					continue
 				}
 			}
@@ -239,6 +314,7 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 						x++
 						if (f.Type == TypeUint32 && uint64(x) > 1<<32-1) || (f.Type == TypeInt32 && x > 1<<31-1) ||
 							(f.Type == TypeUint64 && x == 0) || (f.Type == TypeInt64 && x == -1<<63) {
+							d.pos = pos
 							return d.errf(D2, f, "increment overflows "+f.Type.String())
 						}
 						e.i = x
@@ -246,23 +322,27 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					v.Int, v.Present = x, true
 					continue
 				}
+				d.pos = pos
 				if err := d.fromDict(f, v); err != nil {
 					return err
 				}
+				pos = d.pos
 				continue
 			}
 			if !f.nullable && !f.Type.isSigned() {
-				if x, n := shortUint(buf, d.pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
-					d.pos += n
+				if x, n := shortUint(buf, pos); n > 0 && (f.Type == TypeUint64 || x <= 1<<32-1) {
+					pos += n
 					e := &d.dict.entries[f.slot]
 					e.gen, e.empty, e.typ, e.i = d.dict.gen, false, f.Type, int64(x)
 					v.Int, v.Present = int64(x), true
 					continue
 				}
 			}
+			d.pos = pos
 			if err := d.intPresent(f, v); err != nil {
 				return err
 			}
+			pos = d.pos
 			continue
 		case cCopyASCII:
 			if !pm.next(buf) {
@@ -278,13 +358,15 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					v.Off, v.Len, v.Present = uint32(off), uint32(len(e.b)), true
 					continue
 				}
+				d.pos = pos
 				if err := d.vectorFromDict(f, v); err != nil {
 					return err
 				}
+				pos = d.pos
 				continue
 			}
 			// Fast path: a non-empty string without a leading zero byte.
-			if p := d.pos; p < len(buf) && buf[p] != 0 && buf[p] != stopBit {
+			if p := pos; p < len(buf) && buf[p] != 0 && buf[p] != stopBit {
 				end := p
 				for end < len(buf) && buf[end]&stopBit == 0 {
 					end++
@@ -299,24 +381,26 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 					e.b = append(e.b[:0], d.m.data[off:]...)
 					e.msg, e.off = d.msgID, uint32(off)
 					v.Off, v.Len, v.Present = uint32(off), n, true
-					d.pos = end + 1
+					pos = end + 1
 					continue
 				}
 			}
+			d.pos = pos
 			if err := d.vectorPresent(f, v); err != nil {
 				return err
 			}
+			pos = d.pos
 			continue
 		case cDecimal, cDecimalNull:
 			// Fast path: one-byte exponent and mantissa of up to three bytes. (The 1-3 byte
 			// parse is written out here and in the split-decimal path below: a shared
 			// function cannot be inlined and costs about 4% of a message's decode.)
-			p := d.pos
+			p := pos
 			if p+1 < len(buf) && buf[p]&stopBit != 0 {
 				exp := signExtend7(buf[p])
 				if f.code == cDecimalNull {
 					if exp == 0 {
-						d.pos++
+						pos++
 						continue
 					}
 					if exp > 0 {
@@ -337,7 +421,7 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 				}
 				if q > 0 && exp >= -63 && exp <= 63 {
 					v.Int, v.Exp, v.Present = mant, int32(exp), true
-					d.pos = q
+					pos = q
 					continue
 				}
 			}
@@ -345,21 +429,20 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 			// Fast path: exponent copied from an assigned value, mantissa a one-byte delta
 			// from an assigned value.
 			if x, mt := f.Exponent, f.Mantissa; x.Op == OpCopy && mt.Op == OpDelta && !x.typeCheck && !mt.typeCheck {
-				saved := *pm
 				ee, me := &d.dict.entries[x.slot], &d.dict.entries[mt.slot]
-				if p := d.pos; !pm.next(buf) && p < len(buf) && buf[p]&stopBit != 0 &&
+				if p := pos; !pm.peek(buf) && p < len(buf) && buf[p]&stopBit != 0 &&
 					ee.gen == d.dict.gen && !ee.empty && me.gen == d.dict.gen && !me.empty {
 					if m, ok := addDelta(TypeInt64, me.i, signExtend7(buf[p])); ok {
+						pm.next(buf)
 						me.i = m
 						v.Int, v.Exp, v.Present = m, int32(ee.i), true
-						d.pos++
+						pos++
 						continue
 					}
 				}
-				*pm = saved
 				// Fast path: exponent present in one byte, mantissa a delta of up to three bytes
 				// from an assigned or undefined previous value (the first entry of a message).
-				if p := d.pos; pm.next(buf) && p+1 < len(buf) && buf[p]&stopBit != 0 && me.gen != d.dict.gen && !mt.hasInit {
+				if p := pos; pm.peek(buf) && p+1 < len(buf) && buf[p]&stopBit != 0 && me.gen != d.dict.gen && !mt.hasInit {
 					exp := signExtend7(buf[p])
 					if x.nullable && exp > 0 {
 						exp--
@@ -377,28 +460,58 @@ func (d *Decoder) fields(fs []*Field, pm *pmap, base int) error {
 						q = -1
 					}
 					if q > 0 && (!x.nullable || buf[p] != stopBit) && exp >= -63 && exp <= 63 {
+						pm.next(buf)
 						ee.gen, ee.empty, ee.typ, ee.i = d.dict.gen, false, x.Type, exp
 						me.gen, me.empty, me.typ, me.i = d.dict.gen, false, mt.Type, delta
 						v.Int, v.Exp, v.Present = delta, int32(exp), true
-						d.pos = q
+						pos = q
 						continue
 					}
 				}
-				*pm = saved
 			}
+			d.pos = pos
 			if err := d.splitDecimal(f, pm, v); err != nil {
 				return err
 			}
+			pos = d.pos
 			continue
 		}
+		d.pos = pos
 		if err := d.field(f, pm, base+i); err != nil {
 			return err
 		}
+		pos = d.pos
 		if f.Type >= TypeSequence {
 			vals = d.m.vals[base : base+len(fs) : base+len(fs)] // a sequence or group may have grown the array
 		}
 	}
+	d.pos = pos
 	return nil
+}
+
+// shortInt parses a signed integer of at most nine bytes (63 bits and the sign, so it
+// cannot overflow) at buf[p:]. It returns n == 0 for anything else (longer, overlong,
+// truncated), which the general path then reports.
+func shortInt(buf []byte, p int) (int64, int) {
+	if p >= len(buf) {
+		return 0, 0
+	}
+	x := -int64(buf[p] >> 6 & 1) // the sign, from the first data bit
+	for i := p; i < len(buf) && i < p+9; i++ {
+		c := buf[i]
+		x = x<<7 | int64(c&0x7f)
+		if c&stopBit != 0 {
+			n := i + 1 - p
+			if n > 1 {
+				// Overlong if the value fits in one byte less.
+				if y := x >> (7*n - 8); y == 0 || y == -1 {
+					return 0, 0
+				}
+			}
+			return x, n
+		}
+	}
+	return 0, 0
 }
 
 // shortUint parses an unsigned integer of at most nine bytes (63 bits, so it cannot
@@ -1065,8 +1178,8 @@ func (d *Decoder) segment(f *Field, outer *pmap, base int) error {
 	if !f.segPmap {
 		return d.fields(f.Fields, outer, base)
 	}
-	pm, err := d.pmap()
-	if err != nil {
+	var pm pmap
+	if err := d.pmap(&pm); err != nil {
 		return err
 	}
 	if err := d.fields(f.Fields, &pm, base); err != nil {
@@ -1099,7 +1212,8 @@ func (d *Decoder) templateRef(f *Field, idx int) error {
 	if err := d.enter(f); err != nil {
 		return err
 	}
-	t, pm, err := d.header()
+	var pm pmap
+	t, err := d.header(&pm)
 	if err != nil {
 		return err
 	}

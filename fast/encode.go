@@ -23,6 +23,10 @@ type Encoder struct {
 	m     *Message
 	depth int
 	tmpl  *Template
+
+	// generalOnly turns the fast paths of fields off, for the test that checks they
+	// write exactly what the general path writes.
+	generalOnly bool
 }
 
 // NewEncoder returns an encoder for ts with empty dictionaries.
@@ -43,13 +47,20 @@ type pmapW struct {
 	big         bool   // more than 63 bits possible: bits go straight into the bytes
 }
 
-func (e *Encoder) reserve(bits int) pmapW {
-	size := max(1, (bits+6)/7)
-	p := pmapW{start: len(e.out), size: size, big: bits > 63}
-	for range size {
+// reserve starts the map p of at most bits bits. It fills in *p rather than returning a
+// pmapW: copying a struct just written field by field stalls on store forwarding, which
+// cost more than the rest of a sequence element's map.
+func (e *Encoder) reserve(p *pmapW, bits int) {
+	p.start, p.reg, p.n = len(e.out), 0, 0
+	if bits <= 7 { // the common one-byte map, without the loop below
+		p.size, p.big = 1, false
+		e.out = append(e.out, 0)
+		return
+	}
+	p.size, p.big = (bits+6)/7, bits > 63
+	for range p.size {
 		e.out = append(e.out, 0)
 	}
-	return p
 }
 
 func (e *Encoder) bit(p *pmapW, set bool) {
@@ -122,6 +133,16 @@ func (e *Encoder) finish(p *pmapW) {
 	}
 }
 
+// end is finish with the common case, a one-byte map, inline at the call: its bits,
+// left-aligned, and the stop bit.
+func (e *Encoder) end(p *pmapW) {
+	if p.size == 1 && p.n <= 7 {
+		e.out[p.start] = byte(p.reg<<(7-p.n)) | stopBit
+		return
+	}
+	e.finish(p)
+}
+
 func (e *Encoder) errf(code Code, f *Field, msg string) error {
 	er := &Error{Code: code, Offset: -1, Msg: msg}
 	if e.tmpl != nil {
@@ -152,7 +173,8 @@ func (e *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
 
 // message writes a presence map, the template identifier and the fields of t.
 func (e *Encoder) message(t *Template, base int) error {
-	p := e.reserve(t.pmapBits)
+	var p pmapW
+	e.reserve(&p, t.pmapBits)
 	if st, en := e.dict.state(e.ts.tidKey); st == assigned && uint32(en.i) == t.ID {
 		e.bit(&p, false)
 	} else {
@@ -163,7 +185,7 @@ func (e *Encoder) message(t *Template, base int) error {
 	if err := e.fields(t.Fields, &p, base); err != nil {
 		return err
 	}
-	e.finish(&p)
+	e.end(&p)
 	if t.Reset {
 		e.dict.reset()
 	}
@@ -171,6 +193,14 @@ func (e *Encoder) message(t *Template, base int) error {
 }
 
 func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
+	if p.big || e.generalOnly {
+		return e.fieldsGeneral(fs, p, base)
+	}
+	// The output slice and the presence map bits live in locals for the whole loop, so
+	// that the fast paths below work in registers rather than through e and p; they are
+	// written back around every call of the general path.
+	out := e.out
+	reg, n := p.reg, p.n
 	vals := e.m.vals[base : base+len(fs) : base+len(fs)]
 	for i, f := range fs {
 		v := &vals[i]
@@ -187,59 +217,78 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 			}
 		case cUint:
 			if v.Present && (f.Type == TypeUint64 || uint64(v.Int) <= 1<<32-1) {
-				e.out = AppendUint(e.out, uint64(v.Int))
+				out = appendUint(out, uint64(v.Int))
 				continue
 			}
 		case cInt:
 			if v.Present && (f.Type == TypeInt64 || (v.Int >= -1<<31 && v.Int <= 1<<31-1)) {
-				e.out = AppendInt(e.out, v.Int)
+				out = AppendInt(out, v.Int)
 				continue
 			}
 		case cASCII, cASCIINull:
 			if v.Present {
 				b := e.m.data[v.Off : v.Off+v.Len]
 				if isASCII(b) {
-					e.out = AppendASCII(e.out, b, f.code == cASCIINull)
+					out = AppendASCII(out, b, f.code == cASCIINull)
 					continue
 				}
 			} else if f.code == cASCIINull {
-				e.out = append(e.out, stopBit)
+				out = append(out, stopBit)
 				continue
 			}
 		case cUintNull:
 			if !v.Present {
-				e.out = append(e.out, stopBit)
+				out = append(out, stopBit)
 				continue
 			}
 			if uint64(v.Int) < 0x7f {
-				e.out = append(e.out, byte(v.Int+1)|stopBit)
+				out = append(out, byte(v.Int+1)|stopBit)
 				continue
 			}
-		case cCopyInt:
+			if f.Type == TypeUint64 || uint64(v.Int) <= 1<<32-1 {
+				out = AppendUintNullable(out, uint64(v.Int))
+				continue
+			}
+		case cIntNull:
+			if !v.Present {
+				out = append(out, stopBit)
+				continue
+			}
+			if f.Type == TypeInt64 || (v.Int >= -1<<31 && v.Int <= 1<<31-1) {
+				out = AppendIntNullable(out, v.Int)
+				continue
+			}
+		case cCopyInt, cIncInt:
 			if v.Present && !f.typeCheck {
 				en := &e.dict.entries[f.slot]
-				if en.gen == e.dict.gen && !en.empty && en.i == v.Int {
-					e.bit(p, false)
-					continue
+				if en.gen == e.dict.gen && !en.empty {
+					if f.code == cCopyInt && en.i == v.Int {
+						reg <<= 1
+						n++
+						continue
+					}
+					if f.code == cIncInt && en.i+1 == v.Int && en.i+1 > en.i && !(f.Type == TypeUint64 && v.Int == 0) && inRange(f.Type, v.Int) {
+						en.i = v.Int
+						reg <<= 1
+						n++
+						continue
+					}
 				}
-				if (en.gen == e.dict.gen || !f.hasInit) && e.checkRange(f, v.Int) == nil {
+				if (en.gen == e.dict.gen || !f.hasInit) && inRange(f.Type, v.Int) {
 					// The decoder cannot infer the value: send it.
-					e.bit(p, true)
-					if !f.nullable && !f.Type.isSigned() {
-						e.out = AppendUint(e.out, uint64(v.Int))
-					} else {
-						e.writeInt(f, *v)
+					reg = reg<<1 | 1
+					n++
+					switch {
+					case !f.nullable && !f.Type.isSigned():
+						out = appendUint(out, uint64(v.Int))
+					case !f.nullable:
+						out = AppendInt(out, v.Int)
+					case f.Type.isSigned():
+						out = AppendIntNullable(out, v.Int)
+					default:
+						out = AppendUintNullable(out, uint64(v.Int))
 					}
 					en.gen, en.empty, en.typ, en.i, en.e = e.dict.gen, false, f.Type, v.Int, 0
-					continue
-				}
-			}
-		case cIncInt:
-			if v.Present {
-				if en := &e.dict.entries[f.slot]; en.gen == e.dict.gen && !en.empty && !f.typeCheck && en.i+1 == v.Int && en.i+1 > en.i && !(f.Type == TypeUint64 && v.Int == 0) &&
-					(f.Type != TypeUint32 || uint64(v.Int) <= 1<<32-1) && (f.Type != TypeInt32 || v.Int <= 1<<31-1) {
-					en.i = v.Int
-					e.bit(p, false)
 					continue
 				}
 			}
@@ -247,20 +296,22 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 			if v.Present && !f.typeCheck {
 				b := e.m.data[v.Off : v.Off+v.Len]
 				en := &e.dict.entries[f.slot]
-				if en.gen == e.dict.gen && !en.empty && string(en.b) == string(b) {
-					e.bit(p, false)
+				if en.gen == e.dict.gen && !en.empty && equalShort(en.b, b) {
+					reg <<= 1
+					n++
 					continue
 				}
 				if (en.gen == e.dict.gen || !f.hasInit) && isASCII(b) {
-					e.bit(p, true)
-					e.out = AppendASCII(e.out, b, f.nullable)
+					reg = reg<<1 | 1
+					n++
+					out = AppendASCII(out, b, f.nullable)
 					e.dict.setBytes(f.slot, f.Type, b)
 					continue
 				}
 			}
 		case cDecimalNull:
 			if !v.Present {
-				e.out = append(e.out, stopBit)
+				out = append(out, stopBit)
 				continue
 			}
 			if v.Exp >= -63 && v.Exp <= 63 {
@@ -268,14 +319,14 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 				if exp >= 0 {
 					exp++
 				}
-				e.out = AppendInt(e.out, exp)
-				e.out = AppendInt(e.out, v.Int)
+				out = AppendInt(out, exp)
+				out = AppendInt(out, v.Int)
 				continue
 			}
 		case cDecimal:
 			if v.Present && v.Exp >= -63 && v.Exp <= 63 {
-				e.out = AppendInt(e.out, int64(v.Exp))
-				e.out = AppendInt(e.out, v.Int)
+				out = AppendInt(out, int64(v.Exp))
+				out = AppendInt(out, v.Int)
 				continue
 			}
 		case cSplitDecimal:
@@ -289,21 +340,23 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 					if mn.gen == e.dict.gen {
 						base = mn.i
 					}
-					if d, ok := subDelta(TypeInt64, v.Int, base); ok {
+					if d, ok := subInt64(v.Int, base); ok {
 						if ex.gen == e.dict.gen && !ex.empty && ex.i == int64(v.Exp) {
-							e.bit(p, false)
+							reg <<= 1
+							n++
 						} else if ex.gen == e.dict.gen || !x.hasInit {
-							e.bit(p, true)
+							reg = reg<<1 | 1
+							n++
 							if x.nullable {
-								e.out = AppendIntNullable(e.out, int64(v.Exp))
+								out = AppendIntNullable(out, int64(v.Exp))
 							} else {
-								e.out = AppendInt(e.out, int64(v.Exp))
+								out = AppendInt(out, int64(v.Exp))
 							}
 							ex.gen, ex.empty, ex.typ, ex.i = e.dict.gen, false, x.Type, int64(v.Exp)
 						} else {
 							goto general
 						}
-						e.out = AppendInt(e.out, d)
+						out = AppendInt(out, d)
 						mn.gen, mn.empty, mn.typ, mn.i = e.dict.gen, false, m.Type, v.Int
 						continue
 					}
@@ -311,11 +364,79 @@ func (e *Encoder) fields(fs []*Field, p *pmapW, base int) error {
 			}
 		}
 	general:
-		if err := e.field(f, p, v); err != nil {
+		e.out, p.reg, p.n = out, reg, n
+		if f.Type == TypeSequence {
+			// Straight to sequence: the one general case of every message of a feed.
+			if err := e.sequence(f, p, *v); err != nil {
+				return err
+			}
+		} else if err := e.field(f, p, v); err != nil {
+			return err
+		}
+		out, reg, n = e.out, p.reg, p.n
+	}
+	e.out, p.reg, p.n = out, reg, n
+	return nil
+}
+
+// fieldsGeneral encodes fields by the general path only: for the rare presence maps of
+// more than 63 bits, whose bits go straight into the output, and for tests.
+func (e *Encoder) fieldsGeneral(fs []*Field, p *pmapW, base int) error {
+	vals := e.m.vals[base : base+len(fs) : base+len(fs)]
+	for i, f := range fs {
+		if err := e.field(f, p, &vals[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// appendUint is AppendUint with the one-byte case inline. Every call in Encoder.fields
+// costs more than the call itself: Go keeps no register across a call, so the loop's
+// state is stored before it and loaded again after.
+func appendUint(b []byte, v uint64) []byte {
+	if v < 1<<7 {
+		return append(b, byte(v)|stopBit)
+	}
+	return AppendUint(b, v)
+}
+
+// subInt64 is subDelta for int64, small enough to inline in Encoder.fields.
+func subInt64(value, base int64) (int64, bool) {
+	d := value - base
+	// Overflow iff the operands have different signs and the result's sign differs
+	// from value's.
+	return d, (value^base)&(value^d) >= 0
+}
+
+// equalShort compares two short strings (symbols, entry types) without the call of
+// runtime.memequal that comparing them as strings makes, which costs more than the
+// comparison itself at these lengths.
+func equalShort(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if len(a) > 16 {
+		return string(a) == string(b)
+	}
+	b = b[:len(a)] // no bounds check in the loop
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// inRange reports whether x fits in the integer type t.
+func inRange(t Type, x int64) bool {
+	switch t {
+	case TypeUint32:
+		return uint64(x) <= math.MaxUint32
+	case TypeInt32:
+		return x >= math.MinInt32 && x <= math.MaxInt32
+	}
+	return true
 }
 
 // field encodes one instruction by the general path.
@@ -816,6 +937,21 @@ func (e *Encoder) sequence(f *Field, p *pmapW, v Value) error {
 		return err
 	}
 	k := len(f.Fields)
+	if f.segPmap && f.segBits <= 7 {
+		// Elements with a one-byte presence map (the usual case): segment written out,
+		// one call less per element.
+		var ep pmapW
+		for j := 0; j < int(v.Int); j++ {
+			ep = pmapW{start: len(e.out), size: 1}
+			e.out = append(e.out, 0)
+			if err := e.fields(f.Fields, &ep, int(v.Off)+j*k); err != nil {
+				return err
+			}
+			e.end(&ep)
+		}
+		e.depth--
+		return nil
+	}
 	for j := 0; j < int(v.Int); j++ {
 		if err := e.segment(f, p, int(v.Off)+j*k); err != nil {
 			return err
@@ -829,11 +965,12 @@ func (e *Encoder) segment(f *Field, outer *pmapW, base int) error {
 	if !f.segPmap {
 		return e.fields(f.Fields, outer, base)
 	}
-	p := e.reserve(f.segBits)
+	var p pmapW
+	e.reserve(&p, f.segBits)
 	if err := e.fields(f.Fields, &p, base); err != nil {
 		return err
 	}
-	e.finish(&p)
+	e.end(&p)
 	return nil
 }
 

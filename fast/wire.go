@@ -4,6 +4,11 @@ package fast
 // Append* writes a value, Consume* reads one and returns the number of bytes used, or a
 // negative error code (see the err* constants). No state, no allocation.
 
+import (
+	"math/bits"
+	"slices"
+)
+
 const stopBit = 0x80
 
 // Negative byte counts returned by the Consume functions.
@@ -23,14 +28,22 @@ func AppendUint(b []byte, v uint64) []byte {
 	case v < 1<<21:
 		return append(b, byte(v>>14), byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
 	}
-	n := 1
-	for x := v >> 7; x != 0; x >>= 7 {
-		n++
+	return appendGroups(b, v, (bits.Len64(v)+6)/7)
+}
+
+// appendGroups appends the low n 7-bit groups of v, most significant first, with the stop
+// bit on the last. The capacity is made once and the bytes written by index: a loop of
+// appends re-checks the capacity for every byte of a nine-byte timestamp.
+func appendGroups(b []byte, v uint64, n int) []byte {
+	l := len(b)
+	b = slices.Grow(b, n)[:l+n]
+	o := b[l:]
+	o[n-1] = byte(v)&0x7f | stopBit
+	for i := n - 2; i >= 0; i-- {
+		v >>= 7
+		o[i] = byte(v) & 0x7f
 	}
-	for i := n - 1; i > 0; i-- {
-		b = append(b, byte(v>>(7*uint(i)))&0x7f)
-	}
-	return append(b, byte(v)&0x7f|stopBit)
+	return b
 }
 
 // AppendUintNullable appends v as a nullable unsigned integer (v+1; 0 is NULL). The value
@@ -48,30 +61,51 @@ func AppendNull(b []byte) []byte { return append(b, stopBit) }
 // AppendInt appends v as a stop-bit encoded signed integer (two's complement, sign in the
 // first data bit).
 func AppendInt(b []byte, v int64) []byte {
-	if v >= -64 && v < 64 {
+	// One-byte values here, small enough for this function to be inlined at every call;
+	// the rest out of line.
+	if v >= -1<<6 && v < 1<<6 {
 		return append(b, byte(v)&0x7f|stopBit)
+	}
+	return appendIntLong(b, v)
+}
+
+// appendIntLong appends a signed integer of two bytes or more.
+func appendIntLong(b []byte, v int64) []byte {
+	if v >= -1<<13 && v < 1<<13 {
+		return append(b, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
 	}
 	// Number of 7-bit groups needed so that the top group's bit 6 carries the sign.
 	n := 1
 	for x := v >> 6; x != 0 && x != -1; x >>= 7 {
 		n++
 	}
-	for i := n - 1; i > 0; i-- {
-		b = append(b, byte(v>>(7*uint(i)))&0x7f)
+	return appendIntGroups(b, v, n)
+}
+
+// appendIntGroups is appendGroups with an arithmetic shift, so that the top group of a
+// ten-byte negative value carries the sign.
+func appendIntGroups(b []byte, v int64, n int) []byte {
+	l := len(b)
+	b = slices.Grow(b, n)[:l+n]
+	o := b[l:]
+	o[n-1] = byte(v)&0x7f | stopBit
+	for i := n - 2; i >= 0; i-- {
+		v >>= 7
+		o[i] = byte(v) & 0x7f
 	}
-	return append(b, byte(v)&0x7f|stopBit)
+	return b
 }
 
 // AppendIntNullable appends v as a nullable signed integer: non-negative values are
 // incremented by one, and 0 is NULL. math.MaxInt64 is encoded as 2^63.
 func AppendIntNullable(b []byte, v int64) []byte {
-	if v < 0 {
-		return AppendInt(b, v)
+	if v >= 0 {
+		if v == 1<<63-1 {
+			return append(b, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, stopBit)
+		}
+		v++
 	}
-	if v == 1<<63-1 {
-		return append(b, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, stopBit)
-	}
-	return AppendInt(b, v+1)
+	return AppendInt(b, v)
 }
 
 // ConsumeUint parses a stop-bit encoded unsigned integer of at most 64 bits.
