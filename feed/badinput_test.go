@@ -266,3 +266,49 @@ func delta(b, a Stats) Stats {
 		Messages:     b.Messages - a.Messages,
 	}
 }
+
+// TestBogusWhileWaitingForSnapshot: a valid-looking datagram with a number 5000 ahead
+// arrives while the channel waits for its first snapshot (a late join). It must be
+// dropped, not slide the buffer window past what the snapshot will resume from: that
+// left a hole no request could fill, and the handler asked forever.
+func TestBogusWhileWaitingForSnapshot(t *testing.T) {
+	s := newScript(t)
+	rec := &boundedRecovery{s: s}
+	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port, Detached: true, Recovery: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sber := mcast.ChannelName(channelOf("SBER"))
+	var now int64 = 1e9
+	hand := func(d []byte) {
+		t.Helper()
+		if !h.Receive(channelOf("SBER"), d, now) {
+			t.Fatal("Receive refused SBER's channel")
+		}
+		now += 1000
+	}
+	var seqs []uint32
+	for i := range 8 {
+		seqs = append(seqs, s.update("SBER", md.New, md.Bid, int64(10000+i), 10))
+	}
+	hand(s.sent[sber][seqs[1]]) // seq 1 lost: a late join, waiting for a snapshot
+	hand(s.bogus(t, "SBER", seqs[1]+5000))
+	for _, seq := range seqs[2:] {
+		hand(s.sent[sber][seq])
+	}
+	for i := 0; i < 20 || h.Recovering(); i++ {
+		if i > 3000 {
+			t.Fatalf("recovery did not end: %d retransmits, %d snapshots", len(rec.retransmits), rec.snapshots)
+		}
+		time.Sleep(time.Millisecond)
+		now += int64(time.Millisecond)
+		h.Poll(now)
+	}
+	if d := book.DiffDumps(h.Dump(), s.truthDump("SBER")); d != "" {
+		t.Fatalf("books differ from the ground truth:\n%s", d)
+	}
+	if st := h.Stats(); st.Dropped != 1 || st.SnapshotsDone != 1 {
+		t.Errorf("want the bogus datagram dropped and one snapshot recovery: %+v", st)
+	}
+	h.Close()
+}
