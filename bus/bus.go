@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -210,13 +209,6 @@ func (b *Bus) onMessage(id quickfix.SessionID, msg *quickfix.Message) error {
 // application message the session has handed to its connection.
 func (b *Bus) tap(out bool, session, text string) {
 	if out {
-		// quickfix v0.9.7 hands a queued message to its connection writer with a
-		// non-blocking send and, when the writer is busy, retries in a loop that never
-		// blocks: the writer goroutine, readied by the last hand-off, then waits for
-		// the spinning session goroutine to be preempted (up to 10 ms per message).
-		// Yielding here, on the session goroutine right after a hand-off, lets the
-		// writer run at once.
-		runtime.Gosched()
 		if !isAppMessage(text) {
 			return
 		}

@@ -432,7 +432,12 @@ func (p *Publisher) loop(ctx context.Context) error {
 				want = int64(cfg.Rate*(p.now-dataStart).Seconds()) - paced
 				if want > 0 {
 					due := dataStart + time.Duration(float64(paced+1)/cfg.Rate*float64(time.Second)) // the oldest unsent
-					p.st.MaxLag = max(p.st.MaxLag, p.now-due)
+					if lag := p.now - due; lag > p.st.MaxLag {
+						p.st.MaxLag = lag
+						if lag > 50*time.Millisecond {
+							p.log.Warn("sending behind schedule", "lag", lag, "queued_requests", len(p.queue))
+						}
+					}
 				}
 			}
 			if want > 0 {

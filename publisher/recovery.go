@@ -429,6 +429,7 @@ func (s *RecoveryService) work(sess *recoverySession) {
 			} else {
 				s.serveSnapshot(sess, codec, &req)
 			}
+			_ = s.flush(sess) // the whole answer written before the next session's turn
 			<-s.serving
 			s.log.Debug("recovery request served", "session", sess.id.String(), "mdreqid", req.MDReqID,
 				"waited", started.Sub(queued), "took", time.Since(started))
@@ -473,7 +474,28 @@ func (s *RecoveryService) serveRetransmit(sess *recoverySession, codec *md.Codec
 			return // the session is gone
 		}
 		s.retransmitted.Add(1)
+		if (i+1)%flushEvery == 0 && s.flush(sess) != nil {
+			return
+		}
 	}
+}
+
+// flushEvery is how many answer messages may wait in a session's quickfix queue.
+const flushEvery = 64
+
+// flush waits until sess has handed what was sent to its connection, at most
+// RecoveryOptions.Timeout: answers are written one session at a time, so that
+// quickfix's sending loops (which spin while their writer is busy) do not pile up and
+// starve the multicast. A client too slow to take its answer in time is logged and
+// left to its queue.
+func (s *RecoveryService) flush(sess *recoverySession) error {
+	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
+	defer cancel()
+	err := s.acc.Flush(ctx, sess.id)
+	if err != nil && sess.ctx.Err() == nil {
+		s.log.Warn("recovery client slow to take its answer", "session", sess.id.String(), "err", err)
+	}
+	return err
 }
 
 // retransmission converts a retained datagram to its FIX form for the

@@ -382,6 +382,20 @@ func (r *runner) issue(req *request) {
 		r.fail(req, fmt.Sprintf("invalid range %d..%d", req.beg, req.end))
 		return
 	}
+	if req.snapshot {
+		// The handler gave up replaying this channel: a retransmission of it still
+		// waiting for the session would only be refused for the requests it takes up.
+		kept := r.waiting[:0]
+		for _, w := range r.waiting {
+			if !w.snapshot && w.channel == req.channel {
+				r.fail(w, "superseded by a snapshot request")
+				continue
+			}
+			kept = append(kept, w)
+		}
+		clear(r.waiting[len(kept):])
+		r.waiting = kept
+	}
 	r.seq++
 	req.id = "R" + strconv.FormatUint(r.seq, 10)
 	req.deadline = time.Now().Add(r.cfg.Timeout)

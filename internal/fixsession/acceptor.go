@@ -202,6 +202,16 @@ func (a *Acceptor) Send(id quickfix.SessionID, msg *quickfix.Message) error {
 	return a.app.send(id, msg)
 }
 
+// Flush waits until session id has handed every message given to Send so far to its
+// connection, or ctx ends, or the session does. quickfix v0.9.7 queues what Send gives
+// it without bound and hands it to the connection's writer from the session's
+// goroutine, retrying in a loop that never blocks while the writer is busy: many
+// sessions with long queues spin and starve the process. A sender of many messages
+// (a retransmission) calls Flush every so often to keep the queue short.
+func (a *Acceptor) Flush(ctx context.Context, id quickfix.SessionID) error {
+	return a.app.flush(ctx, id)
+}
+
 // Logout sends session id a Logout (5) with reason as its Text (58); the session ends when
 // the client answers. A quickfix initiator then reconnects after its reconnect interval.
 func (a *Acceptor) Logout(id quickfix.SessionID, reason string) error {
