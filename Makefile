@@ -4,7 +4,7 @@ BIN       ?= bin/fastfeed
 FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build test vet race bench fuzz demo clean deps
+.PHONY: all build test vet race bench fuzz demo clean deps soak
 
 all: build
 
@@ -20,8 +20,17 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
+# The fault scenarios (cmd/fastfeed/scenario*.go) write their table to bin/scenarios.md;
+# it is printed after the tests.
 test: deps vet
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@mkdir -p bin && rm -f bin/scenarios.md
+	FASTFEED_SCENARIO_TABLE=$(CURDIR)/bin/scenarios.md $(GO) test -race -count=1 -timeout 15m ./...
+	@if [ -f bin/scenarios.md ]; then echo; echo "Fault scenarios (every handler's books against the publisher's ground truth):"; cat bin/scenarios.md; fi
+
+# Longer local runs of the same scenarios: make soak SOAK=30m
+SOAK ?= 10m
+soak: build
+	$(BIN) soak --duration $(SOAK)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...

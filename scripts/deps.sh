@@ -6,6 +6,10 @@ need=()
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 # The tcpdump tests preload a tiny initgroups shim built with cc (see cmd/fastfeed/replay_test.go).
 command -v cc >/dev/null 2>&1 || need+=(gcc)
+# The multi-host scenario builds hosts from network namespaces, veth pairs and a bridge.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

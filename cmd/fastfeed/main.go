@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"bench":  {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", runBench},
 		"replay": {"replay a pcap/pcapng capture into a handler or onto multicast", runReplay},
 		"record": {"record multicast groups to a pcapng/pcap capture", runRecord},
+		"soak":   {"run the fault scenarios round after round; books must equal the ground truth", runSoak},
 	}
 }
 
