@@ -486,14 +486,16 @@ const flushEvery = 64
 // flush waits until sess has handed what was sent to its connection, at most
 // RecoveryOptions.Timeout: answers are written one session at a time, so that
 // quickfix's sending loops (which spin while their writer is busy) do not pile up and
-// starve the multicast. A client too slow to take its answer in time is logged and
-// left to its queue.
+// starve the multicast. A client too slow to take its answer in time is disconnected:
+// while its messages wait, its session's loop spins, and a Logout would wait behind
+// them.
 func (s *RecoveryService) flush(sess *recoverySession) error {
 	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
 	defer cancel()
 	err := s.acc.Flush(ctx, sess.id)
 	if err != nil && sess.ctx.Err() == nil {
-		s.log.Warn("recovery client slow to take its answer", "session", sess.id.String(), "err", err)
+		s.log.Warn("recovery client too slow to take its answer: disconnecting it", "session", sess.id.String(), "err", err)
+		s.acc.Disconnect(sess.id)
 	}
 	return err
 }

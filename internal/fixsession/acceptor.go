@@ -212,6 +212,14 @@ func (a *Acceptor) Flush(ctx context.Context, id quickfix.SessionID) error {
 	return a.app.flush(ctx, id)
 }
 
+// Disconnect closes session id's connection without a Logout, as a network failure
+// would; quickfix drops what it had queued for it. It is for a client that does not read:
+// a Logout would wait behind what it does not take. It reports whether there was a
+// connection to close.
+func (a *Acceptor) Disconnect(id quickfix.SessionID) bool {
+	return a.guard.disconnect(id.TargetCompID)
+}
+
 // Logout sends session id a Logout (5) with reason as its Text (58); the session ends when
 // the client answers. A quickfix initiator then reconnects after its reconnect interval.
 func (a *Acceptor) Logout(id quickfix.SessionID, reason string) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,11 +60,12 @@ type guard struct {
 	limit   int
 	app     *app
 
-	mu     sync.Mutex
-	closed bool
-	conns  map[net.Conn]struct{} // client and backend connections alive
-	ports  map[int]bool          // local ports of the backend connections
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	conns    map[net.Conn]struct{} // client and backend connections alive
+	ports    map[int]bool          // local ports of the backend connections
+	bySender map[string][]net.Conn // client and backend connections by the client's SenderCompID
+	wg       sync.WaitGroup
 }
 
 func newGuard(ln net.Listener, backend string, limit int, a *app) *guard {
@@ -71,7 +73,7 @@ func newGuard(ln net.Listener, backend string, limit int, a *app) *guard {
 		limit = DefaultMaxMessageSize
 	}
 	return &guard{ln: ln, backend: backend, limit: limit, app: a,
-		conns: make(map[net.Conn]struct{}), ports: make(map[int]bool)}
+		conns: make(map[net.Conn]struct{}), ports: make(map[int]bool), bySender: make(map[string][]net.Conn)}
 }
 
 // Validate implements quickfix.ConnectionValidator: quickfix takes only connections the
@@ -208,6 +210,9 @@ func (g *guard) inbound(client, back net.Conn, remote string) bool {
 			}
 			_ = client.SetReadDeadline(time.Time{})
 			first = false
+			sender := field(msg, 49)
+			g.register(sender, client, back)
+			defer g.unregister(sender, client, back)
 		}
 		if _, err := back.Write(msg); err != nil {
 			return false
@@ -219,6 +224,36 @@ func (g *guard) inbound(client, back net.Conn, remote string) bool {
 func (g *guard) refuse(remote string, offset int64, err error) {
 	g.app.stats.malformed.Add(1)
 	g.app.logger.Warn("fix message refused, connection closed", "remote", remote, "stream_offset", offset, "error", err)
+}
+
+// register records the connections of a client that sent its Logon as sender.
+func (g *guard) register(sender string, cs ...net.Conn) {
+	g.mu.Lock()
+	g.bySender[sender] = append(g.bySender[sender], cs...)
+	g.mu.Unlock()
+}
+
+func (g *guard) unregister(sender string, cs ...net.Conn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	kept := slices.DeleteFunc(g.bySender[sender], func(c net.Conn) bool { return slices.Contains(cs, c) })
+	if len(kept) == 0 {
+		delete(g.bySender, sender)
+		return
+	}
+	g.bySender[sender] = kept
+}
+
+// disconnect closes the connections of the client with SenderCompID sender, as a
+// network failure would: quickfix's session sees its connection end.
+func (g *guard) disconnect(sender string) bool {
+	g.mu.Lock()
+	cs := slices.Clone(g.bySender[sender])
+	g.mu.Unlock()
+	for _, c := range cs {
+		c.Close()
+	}
+	return len(cs) > 0
 }
 
 // closeListener stops accepting connections.
