@@ -10,11 +10,13 @@
 //
 // [Run] runs the suite: the codec and book microbenchmarks of [Micro] (the same functions
 // the package's Go benchmarks run, so "go test -bench . ./bench/" gives benchstat input),
-// then the end-to-end runs, each rate through the handler and through the baseline, with
-// the sender, the receiver and loopback multicast in one process: paced rates are
-// published by package publisher (simulator, encoder, sendmmsg); the maximum rate is a
-// blast of datagrams encoded in advance, handed to sendmmsg as fast as the kernel takes
-// them. It opens multicast sockets: call it inside a private network namespace
-// (internal/netns), as "fastfeed bench" does. [WriteReport] writes REPORT.md and the SVG latency-percentile
+// then the end-to-end runs, each rate through the handler and through the baseline, over
+// loopback multicast: paced rates are published by package publisher (simulator, encoder,
+// sendmmsg); the maximum rate is a blast of datagrams encoded in advance, handed to
+// sendmmsg as fast as the kernel takes them. The sender runs in the receiver's process or,
+// with [Config.Spawn], in a child process running [RunSender], as a publisher is deployed:
+// the receiver then shares the CPUs with the sender but not its Go scheduler. It opens
+// multicast sockets: call it inside a private network namespace (internal/netns), as
+// "fastfeed bench" does. [WriteReport] writes REPORT.md and the SVG latency-percentile
 // plot (x: percentile on HdrHistogram's 1/(1-p) log scale; y: latency in µs, log scale).
 package bench

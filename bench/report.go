@@ -108,10 +108,19 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	e := r.Env
 	p("Machine: %s, %d CPUs, %s/%s, Linux %s, %s. Publisher, receiver and loopback multicast share the machine, ",
 		orUnknown(e.CPU), e.NumCPU, e.OS, e.Arch, orUnknown(e.Kernel), e.GoVersion)
-	p("in one process (GOMAXPROCS %d) inside a private network namespace. Load average before the run: %s ", e.GOMAXPROCS, orUnknown(e.LoadAvg))
+	if r.SenderProcess {
+		p("the sender in a child process and the receiver in the bench's (GOMAXPROCS %d), inside a private network namespace. ", e.GOMAXPROCS)
+	} else {
+		p("in one process (GOMAXPROCS %d) inside a private network namespace. ", e.GOMAXPROCS)
+	}
+	p("Load average before the run: %s ", orUnknown(e.LoadAvg))
 	p("(the machine is shared: other work competes for the CPUs, and its noise is in these figures).\n\n")
-	p("Paced runs (10k, 100k, ...): the publisher (market simulator, FAST encoder, sendmmsg; same process) publishes %d instruments, one multicast group each, ",
-		r.Instruments)
+	where := "same process"
+	if r.SenderProcess {
+		where = "its own process"
+	}
+	p("Paced runs (10k, 100k, ...): the publisher (market simulator, FAST encoder, sendmmsg; %s) publishes %d instruments, one multicast group each, ",
+		where, r.Instruments)
 	p("for %s at the target rate; the first %s are left out of the histograms (warm-up); *msgs/s* is what was achieved, the publisher sharing the CPUs. ", r.Duration, r.Warmup)
 	p("*max*: %d datagrams of one book entry each, over the same %d groups, encoded in advance and handed to sendmmsg in batches of %d as fast as the kernel takes them, no warm-up. ",
 		r.Blast, r.Instruments, blastBatch)

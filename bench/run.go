@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -40,6 +40,12 @@ type Config struct {
 	Port uint16
 	// NoMicro skips the microbenchmarks.
 	NoMicro bool
+	// Spawn, if set, runs the sender of each end-to-end run in a child process, as a
+	// publisher is deployed, so that the receiver's process (its Go scheduler, its
+	// garbage collector) is its own: Spawn returns the command, not yet started, that
+	// runs RunSender with args inside the caller's network namespace; its standard
+	// output is left unset for Run to read. Nil: the sender runs in this process.
+	Spawn func(ctx context.Context, args []string) (*exec.Cmd, error)
 	// Progress, if set, is told which step starts: "[3/9] handler at 100000 msgs/s".
 	Progress func(step string)
 }
@@ -89,8 +95,10 @@ type Results struct {
 	Warmup      time.Duration
 	Instruments int
 	Blast       int // datagrams of the maximum-rate run
-	Micro       []MicroResult
-	Rates       []RateResult
+	// SenderProcess reports that the senders ran in child processes (Config.Spawn).
+	SenderProcess bool
+	Micro         []MicroResult
+	Rates         []RateResult
 }
 
 // Env describes the machine.
@@ -145,7 +153,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams}
+	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
+		SenderProcess: cfg.Spawn != nil}
 	var micro []Benchmark
 	if !cfg.NoMicro {
 		var err error
@@ -210,33 +219,15 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	for i, in := range ins {
 		symbols[i] = in.Symbol
 	}
-	// The source: the publisher at a paced rate, or a blast of pre-encoded datagrams.
-	var (
-		send   func(ctx context.Context) error
-		sent   func() (datagrams, entries uint64)
-		groups []netip.AddrPort
-		warmup = cfg.Warmup
-	)
-	if rate > 0 {
-		pub, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: rate,
-			Duration: cfg.Duration, Port: port, NoStatus: true, Seed: 1, SendBuffer: 4 << 20})
-		if err != nil {
-			return m, fmt.Errorf("%s: %w", where, err)
-		}
-		send = pub.Run
-		sent = func() (uint64, uint64) { s := pub.Stats(); return s.Incrementals, s.Entries }
-		for _, c := range pub.Channels() {
-			groups = append(groups, c.Group)
-		}
-	} else {
-		st, err := newStream(cfg.Templates, symbols, port, cfg.BlastDatagrams)
-		if err != nil {
-			return m, err
-		}
-		send, groups = st.send, st.groups
-		sent = func() (uint64, uint64) { return uint64(len(st.msgs)), uint64(len(st.msgs)) }
+	src, err := newSource(cfg, rate, port)
+	if err != nil {
+		return m, fmt.Errorf("%s: %w", where, err)
+	}
+	warmup := cfg.Warmup
+	if rate == 0 {
 		warmup = 0 // the books are built by the blast's first datagrams
 	}
+	groups := src.groups
 	var recv receiver
 	if kind == "handler" {
 		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port})
@@ -261,21 +252,27 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	wg.Add(1)
 	go func() { defer wg.Done(); recvErr = recv.run(rctx) }()
 
-	start := time.Now()
+	var start time.Time
 	warmed := make(chan struct{})
-	go func() {
-		defer close(warmed)
-		if warmup == 0 {
-			return
-		}
-		select {
-		case <-time.After(warmup):
-			recv.resetLatency(rctx)
-		case <-rctx.Done():
-		}
-	}()
-	sendErr := send(ctx)
-	m.Sent, m.Entries = sent()
+	started := func() { // the sender is about to send: its process, if any, has started
+		start = time.Now()
+		go func() {
+			defer close(warmed)
+			if warmup == 0 {
+				return
+			}
+			select {
+			case <-time.After(warmup):
+				recv.resetLatency(rctx)
+			case <-rctx.Done():
+			}
+		}()
+	}
+	sendErr := src.send(ctx, started)
+	if sendErr != nil && start.IsZero() {
+		close(warmed)
+	}
+	m.Sent, m.Entries = src.sent()
 	// Wait for the receiver to take what is in flight: until it has everything or it has
 	// received nothing new for 300 ms.
 	last, lastAt := uint64(0), time.Now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -35,15 +36,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	blast := fs.Int("blast", 0, "datagrams of the maximum-rate run (default 300000, 100000 with --quick)")
 	noMicro := fs.Bool("no-micro", false, "skip the microbenchmarks")
 	templates := fs.String("templates", defaultTemplates, "FAST template XML `file`")
-	procs := fs.Int("gomaxprocs", 2*runtime.NumCPU(), "GOMAXPROCS of the run: the publisher and the receiver share the process, and with\n"+
+	procs := fs.Int("gomaxprocs", 2*runtime.NumCPU(), "GOMAXPROCS of the receiving process (with --one-process, the publisher shares it, and with\n"+
 		"as many Ps as CPUs a busy publisher goroutine keeps the receiver waiting for a P after each syscall;\n"+
-		"more Ps leave the arbitration to the kernel, as between two processes")
+		"more Ps leave the arbitration to the kernel, as between two processes)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to `file`")
+	oneProcess := fs.Bool("one-process", false, "run the senders in the bench's process, sharing its Go scheduler with the receiver\n"+
+		"(default: each run's sender is a child process, as a publisher is deployed)")
+	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return &usageError{err.Error()}
+	}
+	if *senderRole {
+		return runBenchSender(ctx, args, *templates, fs.Args(), stdout)
 	}
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
@@ -105,6 +112,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("benchtime: %w", err)
 	}
 	cfg.Progress = progressLine(stderr)
+	if !*oneProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("sender process: %w", err)
+		}
+		prefix := []string{"bench", "--sender"}
+		if *templates != defaultTemplates {
+			prefix = append(prefix, "--templates", *templates)
+		}
+		cfg.Spawn = func(ctx context.Context, args []string) (*exec.Cmd, error) {
+			cmd, err := netns.Command(ctx, exe, append(append(prefix, "--"), args...)...)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stderr = stderr
+			return cmd, nil
+		}
+	}
 	runtime.GOMAXPROCS(*procs)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -141,6 +166,26 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "wrote %s/%s and %s/%s in %s\n", *out, bench.ReportFile, *out, bench.PlotFile, res.Took.Round(time.Second))
 	return nil
+}
+
+// runBenchSender is "fastfeed bench --sender -- args": the sender child of a run
+// (bench.RunSender), inside the parent's network namespace.
+func runBenchSender(ctx context.Context, all []string, templates string, args []string, stdout io.Writer) error {
+	handled, code, err := netns.Reexec(ctx, append([]string{"bench"}, all...))
+	if err != nil {
+		return fmt.Errorf("no private network namespace, so no sender (it sends multicast): %w", err)
+	}
+	if handled {
+		if code != 0 {
+			return fmt.Errorf("sender exited with status %d", code)
+		}
+		return nil
+	}
+	ts, err := loadTemplates(templates, templates != defaultTemplates)
+	if err != nil {
+		return err
+	}
+	return bench.RunSender(ctx, ts, args, stdout)
 }
 
 // progressLine returns a Progress that rewrites one line on a terminal and prints a line
