@@ -82,16 +82,12 @@ func appendIntLong(b []byte, v int64) []byte {
 	return appendIntGroups(b, v, n)
 }
 
-// appendIntGroups is appendGroups with an arithmetic shift, so that the top group of a
-// ten-byte negative value carries the sign.
+// appendIntGroups is appendGroups for a signed value: the groups are the same bits, except
+// that the top group of a ten-byte negative value is all sign (an arithmetic shift).
 func appendIntGroups(b []byte, v int64, n int) []byte {
-	l := len(b)
-	b = slices.Grow(b, n)[:l+n]
-	o := b[l:]
-	o[n-1] = byte(v)&0x7f | stopBit
-	for i := n - 2; i >= 0; i-- {
-		v >>= 7
-		o[i] = byte(v) & 0x7f
+	b = appendGroups(b, uint64(v), n)
+	if n == 10 && v < 0 {
+		b[len(b)-10] = 0x7f
 	}
 	return b
 }

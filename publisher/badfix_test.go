@@ -1,9 +1,7 @@
 package publisher
 
 import (
-	"bytes"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"fastfeed/internal/fixsession"
@@ -11,31 +9,13 @@ import (
 	"fastfeed/internal/netns"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent use: a log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestRecoveryServiceMalformedFIX sends the recovery service every kind of malformed FIX
 // of fixtest.Cases from raw TCP clients, in this private network namespace, while a
 // good client stays logged on: each is refused, dropped or rejected, counted in
 // RecoveryStats.FIX and logged, and the process and the good session survive.
 func TestRecoveryServiceMalformedFIX(t *testing.T) {
 	netns.Require(t)
-	var logs syncBuffer
+	var logs fixtest.LogBuffer
 	p := newPublisher(t, Config{Instruments: generate(t, 2),
 		Recovery: RecoveryConfig{Listen: "127.0.0.1:0", Users: []User{{fixsession.DemoUsername, fixsession.DemoPassword}}}})
 	svc := startService(t, p, RecoveryOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})

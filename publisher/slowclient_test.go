@@ -24,7 +24,7 @@ func TestRecoveryServiceDisconnectsSlowReader(t *testing.T) {
 	if err := p.Run(context.Background()); err != nil { // the data, then requests are served from the final state
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs fixtest.LogBuffer
 	svc := startService(t, p, RecoveryOptions{Timeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var channel string
 	for _, ci := range p.Channels() {

@@ -354,24 +354,35 @@ func (env *scenarioEnv) pubAndFeeds(ctx context.Context, r *scenarioResult, pubA
 	if err := waitAll(ctx, append([]*proc{p}, hs...)...); err != nil {
 		return nil, pubStats{}, err
 	}
-	want, err := readDumpFile(env.path("pub.jsonl"))
-	if err != nil {
-		return nil, pubStats{}, err
-	}
 	ps, err := pubStatsFile(env.path("pub.json"))
 	if err != nil {
 		return nil, ps, err
 	}
-	var sts []feed.Stats
+	var names []string
 	for i := range hs {
-		name := fmt.Sprintf("feed%d", i)
+		names = append(names, fmt.Sprintf("feed%d", i))
+	}
+	sts, err := env.compareFeeds(r, names...)
+	return sts, ps, err
+}
+
+// compareFeeds compares the books of the named handlers (their dumps and counters are
+// NAME.jsonl and NAME.json in the scratch directory) with the publisher's ground truth
+// pub.jsonl, adding their counters to r.
+func (env *scenarioEnv) compareFeeds(r *scenarioResult, names ...string) ([]feed.Stats, error) {
+	want, err := readDumpFile(env.path("pub.jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	var sts []feed.Stats
+	for _, name := range names {
 		st, err := compare(r, want, name, env.path(name+".jsonl"), env.path(name+".json"))
 		if err != nil {
-			return nil, ps, err
+			return nil, err
 		}
 		sts = append(sts, st)
 	}
-	return sts, ps, nil
+	return sts, nil
 }
 
 // lowPriority, as the first argument of a handler given to pubAndFeeds, runs it at the
@@ -510,14 +521,11 @@ func scenarioPublisherRestart(ctx context.Context, env *scenarioEnv, r *scenario
 	if err := waitAll(ctx, second, h); err != nil {
 		return err
 	}
-	want, err := readDumpFile(env.path("pub.jsonl"))
+	sts, err := env.compareFeeds(r, "feed0")
 	if err != nil {
 		return err
 	}
-	st, err := compare(r, want, "feed0", env.path("feed0.jsonl"), env.path("feed0.json"))
-	if err != nil {
-		return err
-	}
+	st := sts[0]
 	if st.Resets == 0 || st.Gaps != 0 {
 		r.failf("want SequenceResets and no gap: %+v", st)
 	}
@@ -553,14 +561,11 @@ func scenarioHandlerRestart(ctx context.Context, env *scenarioEnv, r *scenarioRe
 	if err := waitAll(ctx, p, h); err != nil {
 		return err
 	}
-	want, err := readDumpFile(env.path("pub.jsonl"))
+	sts, err := env.compareFeeds(r, "feed0")
 	if err != nil {
 		return err
 	}
-	st, err := compare(r, want, "feed0", env.path("feed0.jsonl"), env.path("feed0.json"))
-	if err != nil {
-		return err
-	}
+	st := sts[0]
 	if st.SnapshotsDone == 0 {
 		r.failf("want the restarted handler to join by snapshots: %+v", st)
 	}

@@ -34,6 +34,25 @@ type Target struct {
 	Logs func() string
 }
 
+// LogBuffer is a bytes.Buffer safe for concurrent use: the sink of an acceptor's logger
+// whose lines a test reads (Target.Logs).
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 // Client is a raw FIX client: it frames messages itself, so it can send anything.
 type Client struct {
 	conn           net.Conn
