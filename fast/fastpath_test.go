@@ -296,23 +296,7 @@ func TestDecoderFastPathsEdgeEncodings(t *testing.T) {
 // FuzzDecodeFastPaths decodes arbitrary bytes with the decoder's fast paths on and off, for
 // fastfeed's templates and MOEX ASTS, and requires the same outcome (see decodeBoth).
 func FuzzDecodeFastPaths(f *testing.F) {
-	fixture := loadFixture(f)
-	moex, err := LoadFile(filepath.Join(sharedDir(f), "conformance", "exchange-templates", "moex_asts_FIX50SP2-2017-Mar.xml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	var m Message
-	incremental5(f, fixture, &m)
-	seed, err := NewEncoder(fixture).Encode(nil, &m)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed)
-	moexTrades(f, &m)
-	if seed, err = NewEncoder(moex).Encode(nil, &m); err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed)
+	fixture, moex := fuzzTemplates(f)
 	f.Add([]byte{0xe0, 0x81, 0x7f, 0xc0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeBoth(t, fixture, data)

@@ -11,24 +11,7 @@ import (
 // Decoding must never panic or hang, and every message that decodes must re-encode to bytes
 // that decode to the same values.
 func FuzzDecode(f *testing.F) {
-	fixture := loadFixture(f)
-	moex, err := LoadFile(filepath.Join(sharedDir(f), "conformance", "exchange-templates", "moex_asts_FIX50SP2-2017-Mar.xml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	var m Message
-	incremental5(f, fixture, &m)
-	seed, err := NewEncoder(fixture).Encode(nil, &m)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed)
-	moexTrades(f, &m)
-	seed, err = NewEncoder(moex).Encode(nil, &m)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed)
+	fixture, moex := fuzzTemplates(f)
 	f.Add([]byte{0xc0, 0x81, 0x82, 0x39, 0x45, 0xa3})
 	f.Add([]byte{0xc0, 0x00, 0x81})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -96,4 +79,27 @@ func exchangeTemplatesForFuzz(f *testing.F) []string {
 		f.Fatalf("exchange templates not found: %v", err)
 	}
 	return files
+}
+
+// fuzzTemplates loads fastfeed's templates and MOEX ASTS's for the decoding fuzz targets,
+// and seeds f with a message of each: the 5-entry incremental and the MOEX trades.
+func fuzzTemplates(f *testing.F) (fixture, moex *Templates) {
+	fixture = loadFixture(f)
+	moex, err := LoadFile(filepath.Join(sharedDir(f), "conformance", "exchange-templates", "moex_asts_FIX50SP2-2017-Mar.xml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var m Message
+	incremental5(f, fixture, &m)
+	seed, err := NewEncoder(fixture).Encode(nil, &m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	moexTrades(f, &m)
+	if seed, err = NewEncoder(moex).Encode(nil, &m); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	return fixture, moex
 }
