@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -108,11 +109,10 @@ func (c *Client) onMessage(_ quickfix.SessionID, msg *quickfix.Message) error {
 	}
 	if kind == md.KindIncremental {
 		c.updates += c.books.stats.Entries + c.books.stats.Duplicates - before
-		if at, err := msg.Body.GetInt(TagPublishTime); err == nil && at > 0 {
-			d := now - int64(at)
-			if d < 0 {
-				d = 0
-			}
+		// Not GetInt: quickfix v0.9.7's integer parse panics on an empty value.
+		v, _ := msg.Body.GetBytes(TagPublishTime)
+		if at, err := strconv.ParseInt(string(v), 10, 64); err == nil && at > 0 {
+			d := max(now-at, 0)
 			_ = c.latency.RecordValue(min(d, c.latency.HighestTrackableValue()))
 		}
 	}

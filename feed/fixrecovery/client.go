@@ -318,9 +318,13 @@ func parseAnswer(msg *quickfix.Message) (ev event, ok bool) {
 	case byte(md.KindSnapshot):
 		ev.appl, err = md.SnapshotFromFIX(msg, &ev.snap)
 		if err == nil && msg.Body.Has(tag.TotNumReports) {
-			ev.total, err = msg.Body.GetInt(tag.TotNumReports)
+			// Not GetInt: quickfix v0.9.7's integer parse panics on an empty value.
+			v, _ := msg.Body.GetBytes(tag.TotNumReports)
+			ev.total, err = strconv.Atoi(string(v))
 			if err == nil && ev.total <= 0 {
 				err = fmt.Errorf("TotNumReports %d", ev.total)
+			} else if err != nil {
+				err = fmt.Errorf("TotNumReports (911) %q: not an integer", v)
 			}
 		}
 	default:

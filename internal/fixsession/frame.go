@@ -233,6 +233,10 @@ func checkBody(b []byte, start, end int) error {
 			data, dataLen = next, n
 		} else if first && vend == vstart {
 			return &FrameError{Offset: vstart, Tag: tag, Reason: "MsgType empty"}
+		} else if vend == vstart {
+			// FIX fields carry at least one character, and quickfix v0.9.7 panics
+			// parsing an empty integer (MsgSeqNum among them) on the session goroutine.
+			return &FrameError{Offset: vstart, Tag: tag, Reason: "empty value"}
 		}
 		i = vend + 1
 	}

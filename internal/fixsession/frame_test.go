@@ -226,6 +226,7 @@ func FuzzCheckFrame(f *testing.F) {
 	f.Add(fixMsgWith("", -1, 3, "35=0"))
 	f.Add(cat(fixMsg("35=0"), fixMsg("35=1", "112=x")))
 	f.Add([]byte("8=FIXT.1.1\x019=10485760\x0135=A\x01"))
+	f.Add(fixMsg("35=1", "49=C", "56=S", "34=", "112=x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := CheckFrame(b)
 		var fe *FrameError
@@ -236,10 +237,24 @@ func FuzzCheckFrame(f *testing.F) {
 			func() {
 				defer func() {
 					if p := recover(); p != nil {
-						t.Fatalf("quickfix.ParseMessage panics on a message CheckFrame accepts: %v\n%q", p, b)
+						t.Fatalf("quickfix panics parsing or reading a message CheckFrame accepts: %v\n%q", p, b)
 					}
 				}()
-				_ = quickfix.ParseMessage(quickfix.NewMessage(), bytes.NewBuffer(bytes.Clone(b)))
+				msg := quickfix.NewMessage()
+				if quickfix.ParseMessage(msg, bytes.NewBuffer(bytes.Clone(b))) != nil {
+					return
+				}
+				// The session reads header fields as integers, times and booleans
+				// (MsgSeqNum, SendingTime, PossDupFlag, ...); an application reads
+				// body fields. None of these reads may panic on what was accepted.
+				for _, fm := range []*quickfix.FieldMap{&msg.Header.FieldMap, &msg.Body.FieldMap, &msg.Trailer.FieldMap} {
+					for _, tg := range fm.Tags() {
+						_, _ = fm.GetInt(tg)
+						_, _ = fm.GetTime(tg)
+						var v quickfix.FIXBoolean
+						_ = fm.GetField(tg, &v)
+					}
+				}
 			}()
 		}
 		fr := NewFrameReader(bytes.NewReader(b), 4096)

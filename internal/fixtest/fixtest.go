@@ -271,6 +271,12 @@ func Cases() []Case {
 			Input: func(c *Client, tg Target) []byte {
 				return Frame("35=A", "56="+tg.CompID, "34=1", "52=20260101-00:00:00", "98=0", "108=30", "1137=9")
 			}},
+		{Name: "empty MsgSeqNum", LogOn: true, Want: Closed, Log: "tag 34: empty value",
+			Input: func(c *Client, tg Target) []byte {
+				return Frame("35=1", "49="+c.sender, "56="+tg.CompID, "34=", "52=20260101-00:00:00", "112=x")
+			}},
+		{Name: "empty integer in the body", LogOn: true, Want: Closed, Log: "tag 911: empty value",
+			Input: func(c *Client, _ Target) []byte { return c.Message("35=1", "112=x", "911=") }},
 		{Name: "MsgType not the first body field", LogOn: true, Want: Closed, Log: "MsgType (35) is not the first",
 			Input: func(c *Client, tg Target) []byte {
 				return Frame("49="+c.sender, "35=1", "56="+tg.CompID, "34=2", "52=20260101-00:00:00", "112=x")
