@@ -407,7 +407,8 @@ func (p *Publisher) loop(ctx context.Context) error {
 	hbNext := p.now + hbEvery
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var paced int64 // incrementals sent at the paced rate
+	var paced int64             // incrementals sent at the paced rate
+	var lagLogged time.Duration // the last lag behind schedule logged
 	for {
 		p.clock(epoch)
 		if dataOn && (ctx.Err() != nil || (cfg.Duration > 0 && p.now-dataStart >= cfg.Duration) ||
@@ -434,7 +435,8 @@ func (p *Publisher) loop(ctx context.Context) error {
 					due := dataStart + time.Duration(float64(paced+1)/cfg.Rate*float64(time.Second)) // the oldest unsent
 					if lag := p.now - due; lag > p.st.MaxLag {
 						p.st.MaxLag = lag
-						if lag > 50*time.Millisecond {
+						if lag > max(50*time.Millisecond, 2*lagLogged) { // a growing lag logs a few lines, not one per loop
+							lagLogged = lag
 							p.log.Warn("sending behind schedule", "lag", lag, "queued_requests", len(p.queue))
 						}
 					}

@@ -132,8 +132,7 @@ func (env *scenarioEnv) pubArgs(rate, count int, dump, stats string, more ...str
 
 // feedArgs are a handler's flags for every scenario symbol, stopping after d.
 func (env *scenarioEnv) feedArgs(d time.Duration, dump, stats string, more ...string) []string {
-	return append([]string{"feed", "--topics", strings.Join(scenarioSymbols, ","), "--duration", d.String(),
-		"--dump-books", dump, "--stats-out", stats, "--inject-seed", env.seedArg(7)}, more...)
+	return env.handler(d, append([]string{"--dump-books", dump, "--stats-out", stats}, more...)...)
 }
 
 // runtime scales a handler's running time with the data.
