@@ -383,7 +383,19 @@ func BenchmarkMicro(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, m := range ms {
-		b.Run(m.Name, m.F)
+		b.Run(m.Name, func(b *testing.B) {
+			op, err := m.Setup()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(m.Bytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := op(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -1,8 +1,9 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
-	"testing"
+	"runtime"
 	"time"
 
 	"fastfeed/book"
@@ -10,11 +11,14 @@ import (
 	"fastfeed/md"
 )
 
-// Benchmark is a named microbenchmark. The same functions run under "go test -bench"
-// (BenchmarkMicro) and in "fastfeed bench" (through testing.Benchmark).
+// Benchmark is a named microbenchmark: Setup prepares its state and returns one
+// operation. The same operations run under "go test -bench" (BenchmarkMicro, through
+// testing.B) and in "fastfeed bench" (through [RunMicro], which needs no package
+// testing, so that the shipped binary does not link it).
 type Benchmark struct {
-	Name string
-	F    func(b *testing.B)
+	Name  string
+	Bytes int64 // bytes an operation processes, for MB/s (0: none)
+	Setup func() (op func() error, err error)
 }
 
 // Micro returns the codec and book microbenchmarks, the handler's per-message work in
@@ -31,96 +35,89 @@ func Micro(ts *fast.Templates) ([]Benchmark, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: micro: %w", err)
 	}
+	payload := int64(len(wire) - 4)
 	return []Benchmark{
-		{"DecodeIncremental5", func(b *testing.B) {
-			c, _ := md.NewCodec(ts)
-			b.SetBytes(int64(len(wire) - 4))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := c.Decode(wire[4:]); err != nil {
-					b.Fatal(err)
-				}
-			}
+		{"DecodeIncremental5", payload, func() (func() error, error) {
+			c, err := md.NewCodec(ts)
+			return func() error { _, err := c.Decode(wire[4:]); return err }, err
 		}},
-		{"EncodeIncremental5", func(b *testing.B) {
-			c, _ := md.NewCodec(ts)
+		{"EncodeIncremental5", payload, func() (func() error, error) {
+			c, err := md.NewCodec(ts)
 			buf := make([]byte, 0, 1500)
-			b.SetBytes(int64(len(wire) - 4))
-			b.ReportAllocs()
-			for b.Loop() {
+			return func() error {
 				var err error
-				if buf, err = c.AppendIncremental(buf[:0], inc); err != nil {
-					b.Fatal(err)
-				}
-			}
+				buf, err = c.AppendIncremental(buf[:0], inc)
+				return err
+			}, err
 		}},
-		{"MBPChange/top/depth=20", mbpChange(20, 0)},
-		{"MBPChange/level=10/depth=20", mbpChange(20, 10)},
-		{"MBPNewDelete/level=10/depth=20", func(b *testing.B) {
-			bk := benchMBP(b, 20)
+		{"MBPChange/top/depth=20", 0, mbpChange(20, 0)},
+		{"MBPChange/level=10/depth=20", 0, mbpChange(20, 10)},
+		{"MBPNewDelete/level=10/depth=20", 0, func() (func() error, error) {
+			bk, err := benchMBP(20)
+			if err != nil {
+				return nil, err
+			}
 			if err := bk.Apply(book.Update{Action: book.ActionDelete, Type: book.EntryBid, Price: 9990}); err != nil {
-				b.Fatal(err)
+				return nil, err
 			}
 			add := book.Update{Action: book.ActionNew, Type: book.EntryBid, Price: 9990, Size: 5, Orders: 1}
 			del := book.Update{Action: book.ActionDelete, Type: book.EntryBid, Price: 9990}
-			b.ReportAllocs()
-			for b.Loop() {
+			return func() error {
 				if err := bk.Apply(add); err != nil {
-					b.Fatal(err)
+					return err
 				}
-				if err := bk.Apply(del); err != nil {
-					b.Fatal(err)
-				}
-			}
+				return bk.Apply(del)
+			}, nil
 		}},
-		{"HistogramRecord", func(b *testing.B) {
+		{"HistogramRecord", 0, func() (func() error, error) {
 			h := NewHistogram()
-			b.ReportAllocs()
-			for i := int64(0); b.Loop(); i++ {
+			var i int64
+			return func() error {
+				i++
 				_ = h.RecordValue(1000 + i&0xffff)
-			}
+				return nil
+			}, nil
 		}},
-		{"BaselineHeader", func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
+		{"BaselineHeader", 0, func() (func() error, error) {
+			return func() error {
 				if _, _, ok := Header(wire); !ok {
-					b.Fatal("header not read")
+					return errors.New("header not read")
 				}
-			}
+				return nil
+			}, nil
 		}},
 	}, nil
 }
 
-func mbpChange(depth, level int) func(b *testing.B) {
-	return func(b *testing.B) {
-		bk := benchMBP(b, depth)
+func mbpChange(depth, level int) func() (func() error, error) {
+	return func() (func() error, error) {
+		bk, err := benchMBP(depth)
 		u := book.Update{Action: book.ActionChange, Type: book.EntryBid, Price: 10000 - int64(level), Orders: 2}
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			u.Size = int64(i & 1023)
-			if err := bk.Apply(u); err != nil {
-				b.Fatal(err)
-			}
-		}
+		var i int64
+		return func() error {
+			i++
+			u.Size = i & 1023
+			return bk.Apply(u)
+		}, err
 	}
 }
 
 // benchMBP returns a book with depth levels a side: bids 10000, 9999, ... and asks
 // 10001, 10002, ... (tick 1), as book's benchmarks build it.
-func benchMBP(b *testing.B, depth int) *book.MBP {
+func benchMBP(depth int) (*book.MBP, error) {
 	bk, err := book.NewMBP(book.Config{PriceExp: -2, MaxLevels: depth + 8})
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	for i := range depth {
 		if err := bk.Apply(book.Update{Action: book.ActionNew, Type: book.EntryBid, Price: 10000 - int64(i), Size: 100, Orders: 1}); err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 		if err := bk.Apply(book.Update{Action: book.ActionNew, Type: book.EntryOffer, Price: 10001 + int64(i), Size: 100, Orders: 1}); err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 	}
-	return bk
+	return bk, nil
 }
 
 // sampleIncremental is an incremental of five entries on two instruments.
@@ -149,16 +146,46 @@ type MicroResult struct {
 	N           int
 }
 
-// RunMicro runs m through testing.Benchmark (its benchtime is the test.benchtime flag's,
-// 1 s unless a program that called testing.Init set it).
-func RunMicro(m Benchmark) MicroResult {
-	r := testing.Benchmark(m.F)
-	res := MicroResult{Name: m.Name, N: r.N, AllocsPerOp: r.AllocsPerOp(), BytesPerOp: r.AllocedBytesPerOp()}
-	if r.N > 0 {
-		res.NsPerOp = float64(r.T.Nanoseconds()) / float64(r.N)
+// RunMicro runs m for about benchtime (1 s if 0), the way testing.Benchmark does: more
+// and more operations per run until a run lasts benchtime, and reports the last run.
+// Allocations are counted with runtime.ReadMemStats around the run.
+func RunMicro(m Benchmark, benchtime time.Duration) (MicroResult, error) {
+	if benchtime <= 0 {
+		benchtime = time.Second
 	}
-	if r.Bytes > 0 && r.T > 0 {
-		res.MBPerSec = float64(r.Bytes) * float64(r.N) / 1e6 / r.T.Seconds()
+	res := MicroResult{Name: m.Name}
+	op, err := m.Setup()
+	if err != nil {
+		return res, fmt.Errorf("bench: %s: %w", m.Name, err)
 	}
-	return res
+	var before, after runtime.MemStats
+	n := 1
+	for {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		for range n {
+			if err := op(); err != nil {
+				return res, fmt.Errorf("bench: %s: %w", m.Name, err)
+			}
+		}
+		d := time.Since(start)
+		runtime.ReadMemStats(&after)
+		if d >= benchtime || n >= 1e9 {
+			res.N = n
+			res.NsPerOp = float64(d.Nanoseconds()) / float64(n)
+			res.AllocsPerOp = int64(after.Mallocs-before.Mallocs) / int64(n)
+			res.BytesPerOp = int64(after.TotalAlloc-before.TotalAlloc) / int64(n)
+			if m.Bytes > 0 && d > 0 {
+				res.MBPerSec = float64(m.Bytes) * float64(n) / 1e6 / d.Seconds()
+			}
+			return res, nil
+		}
+		// Aim 20% past benchtime from the rate so far, growing at most 100x a run.
+		next := int64(n) * 100
+		if ns := d.Nanoseconds(); ns > 0 {
+			next = min(next, int64(float64(benchtime.Nanoseconds())*1.2*float64(n)/float64(ns)))
+		}
+		n = int(max(min(next, 1e9), int64(n)+1))
+	}
 }

@@ -184,7 +184,7 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	p("x: percentile on HdrHistogram's log scale of 1/(1-p); y: latency in µs, log scale. Solid: handler (tick-to-handler); dashed: baseline; one color per rate.\n")
 
 	if len(r.Micro) > 0 {
-		p("\n## Microbenchmarks\n\nThe functions of `go test -bench . ./bench/` (BenchmarkMicro), run through testing.Benchmark.\n\n")
+		p("\n## Microbenchmarks\n\nThe functions of `go test -bench . ./bench/` (BenchmarkMicro), run by RunMicro as testing.Benchmark would.\n\n")
 		p("| benchmark | ns/op | MB/s | B/op | allocs/op |\n|---|--:|--:|--:|--:|\n")
 		for _, m := range r.Micro {
 			mbs := "-"

@@ -40,6 +40,8 @@ type Config struct {
 	Port uint16
 	// NoMicro skips the microbenchmarks.
 	NoMicro bool
+	// Benchtime is how long each microbenchmark runs (default 1 s).
+	Benchtime time.Duration
 	// Spawn, if set, runs the sender of each end-to-end run in a child process, as a
 	// publisher is deployed, so that the receiver's process (its Go scheduler, its
 	// garbage collector) is its own: Spawn returns the command, not yet started, that
@@ -172,7 +174,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, err
 		}
 		next("micro " + m.Name)
-		res.Micro = append(res.Micro, RunMicro(m))
+		mr, err := RunMicro(m, cfg.Benchtime)
+		if err != nil {
+			return nil, err
+		}
+		res.Micro = append(res.Micro, mr)
 	}
 	port := cfg.Port
 	for _, rate := range cfg.Rates {

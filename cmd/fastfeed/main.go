@@ -1,9 +1,13 @@
 // Command fastfeed is fastfeed's single binary: the publisher, the feed handler and the
 // tools around them, one subcommand per job. Run "fastfeed help" for the list.
+//
+// This file only dispatches: each subcommand's flags, config file and wiring are in
+// package roles, the fault scenarios in package scenario, the demo in package demo.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,45 +15,47 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"fastfeed/roles"
 )
 
 // command is one subcommand.
 type command struct {
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	run     roles.Func
 }
 
 func commands() map[string]command {
 	return map[string]command{
-		"decode": {"decode FAST messages to JSON lines", runDecode},
-		"pub":    {"simulate order books and publish them on multicast (FAST)", runPub},
-		"feed":   {"feed handler: join groups, recover gaps, build books", runFeed},
-		"demo":   {"publisher and handler on loopback, live books, recovery and latency", runDemo},
-		"oms":    {"reference OMS client: subscribe to a handler's FIX service, print books", runOMS},
-		"bench":  {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", runBench},
-		"replay": {"replay a pcap/pcapng capture into a handler or onto multicast", runReplay},
-		"record": {"record multicast groups to a pcapng/pcap capture", runRecord},
-		"soak":   {"run the fault scenarios round after round; books must equal the ground truth", runSoak},
+		"decode": {"decode FAST messages to JSON lines", roles.Decode},
+		"pub":    {"simulate order books and publish them on multicast (FAST)", roles.Pub},
+		"feed":   {"feed handler: join groups, recover gaps, build books", roles.Feed},
+		"demo":   {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},
+		"oms":    {"reference OMS client: subscribe to a handler's FIX service, print books", roles.OMS},
+		"bench":  {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
+		"replay": {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
+		"record": {"record multicast groups to a pcapng/pcap capture", roles.Record},
+		"soak":   {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
 	}
 }
-
-// usageError is returned for bad command lines; main prints it with the usage and exits 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command line args and returns the exit status: 0, 1 for a failure, 2
+// for a bad command line.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage(stderr, cmds)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
+	}
+	if args[0] == "help" {
+		return help(args[1:], stdout, stderr, cmds)
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -59,15 +65,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.run(ctx, args[1:], stdout, stderr); err != nil {
-		if _, ok := err.(*usageError); ok {
-			fmt.Fprintf(stderr, "fastfeed %s: %v\n", args[0], err)
-			return 2
-		}
-		if err == flag.ErrHelp {
-			return 0
-		}
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	var ue *roles.UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "fastfeed %s: %v\n", args[0], err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "fastfeed %s: %v\n", args[0], err)
+	return 1
+}
+
+// help is "fastfeed help [CMD]": the list of commands, or CMD's flags.
+func help(args []string, stdout, stderr io.Writer, cmds map[string]command) int {
+	if len(args) == 0 {
+		usage(stderr, cmds)
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "fastfeed help: unknown command %q\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	if err := cmd.run(context.Background(), []string{"-h"}, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		return 1
 	}
 	return 0
@@ -84,27 +107,5 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'fastfeed <command> -h' for a command's flags.")
-}
-
-// parseInterspersed parses flags that may come before or after positional arguments, and
-// returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "-" || args[0][0] != '-' {
-			pos = append(pos, args[0])
-			args = args[1:]
-			continue
-		}
-		// "--" ends the flags.
-		return append(pos, args...), nil
-	}
+	fmt.Fprintln(w, "\nRun 'fastfeed help <command>' or 'fastfeed <command> -h' for a command's flags.")
 }

@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"fastfeed/book"
+	"fastfeed/roles"
 )
 
-func readOMSStats(t *testing.T, path string) omsStats {
+func readOMSStats(t *testing.T, path string) roles.OMSStats {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s omsStats
+	var s roles.OMSStats
 	if err := json.Unmarshal(b, &s); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

@@ -1,4 +1,4 @@
-package main
+package scenario
 
 import (
 	"context"
@@ -147,7 +147,7 @@ func (n *hostNet) Close() {
 }
 
 // startOn runs the fastfeed binary on host i of net.
-func (env *scenarioEnv) startOn(ctx context.Context, net *hostNet, i int, name string, args ...string) (*proc, error) {
+func (env *Env) startOn(ctx context.Context, net *hostNet, i int, name string, args ...string) (*proc, error) {
 	full := append(net.prefix(i)[1:], append([]string{env.bin}, args...)...)
 	return env.startCmd(ctx, name, net.prefix(i)[0], full...)
 }
@@ -156,7 +156,7 @@ func (env *scenarioEnv) startOn(ctx context.Context, net *hostNet, i int, name s
 // joined by a bridge; the second handler's link is cut for a second and restored. Both
 // must end with the publisher's books, the second by recovering over FIX across the
 // bridge.
-func scenarioMultiHost(ctx context.Context, env *scenarioEnv, r *scenarioResult) error {
+func scenarioMultiHost(ctx context.Context, env *Env, r *Result) error {
 	net, err := newHostNet(ctx, 3)
 	if err != nil {
 		return err

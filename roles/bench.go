@@ -1,4 +1,4 @@
-package main
+package roles
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"fastfeed/bench"
@@ -22,11 +21,10 @@ import (
 // benchTimeout bounds a whole "fastfeed bench", whatever the flags.
 const benchTimeout = 5 * time.Minute
 
-// runBench runs the benchmark suite (package bench) in a private network namespace and
-// writes bench/results/REPORT.md and its plot.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// Bench is fastfeed bench: the benchmark suite (package bench) in a private network
+// namespace, writing bench/results/REPORT.md and its plot.
+func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", stderr, "usage: fastfeed bench [--quick] [--out DIR] [--rates R,R,max] [--duration D] ...")
 	quick := fs.Bool("quick", false, "short runs (1 s each, microbenchmarks 50 ms): well under a minute, for tests")
 	out := fs.String("out", "bench/results", "`directory` for "+bench.ReportFile+" and "+bench.PlotFile)
 	duration := fs.Duration("duration", 0, "data phase of each end-to-end run (default 5s, 1s with --quick)")
@@ -35,7 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	benchtime := fs.Duration("benchtime", 0, "time of each microbenchmark (default 1s, 50ms with --quick)")
 	blast := fs.Int("blast", 0, "datagrams of the maximum-rate run (default 300000, 100000 with --quick)")
 	noMicro := fs.Bool("no-micro", false, "skip the microbenchmarks")
-	templates := fs.String("templates", defaultTemplates, "FAST template XML `file`")
+	templates := fs.String("templates", DefaultTemplates, "FAST template XML `file`")
 	procs := fs.Int("gomaxprocs", 2*runtime.NumCPU(), "GOMAXPROCS of the receiving process (with --one-process, the publisher shares it, and with\n"+
 		"as many Ps as CPUs a busy publisher goroutine keeps the receiver waiting for a P after each syscall;\n"+
 		"more Ps leave the arbitration to the kernel, as between two processes)")
@@ -47,13 +45,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return &usageError{err.Error()}
+		return &UsageError{err.Error()}
 	}
 	if *senderRole {
-		return runBenchSender(ctx, args, *templates, fs.Args(), stdout)
+		return benchSender(ctx, args, *templates, fs.Args(), stdout)
 	}
 	if fs.NArg() > 0 {
-		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+		return &UsageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	cfg := bench.Config{Instruments: *instruments, NoMicro: *noMicro, Duration: *duration, BlastDatagrams: *blast}
 	if *quick && cfg.Duration == 0 {
@@ -70,7 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if cfg.Duration < 0 || cfg.Duration > 30*time.Second || *benchtime < 0 || *benchtime > 5*time.Second || *instruments <= 0 || *instruments > 1000 ||
 		*blast < 0 || *blast > 2000000 || *procs < 1 || *procs > 256 {
-		return &usageError{"need 0 < --duration <= 30s, 0 < --benchtime <= 5s, 0 < --instruments <= 1000, 0 < --blast <= 2000000, 1 <= --gomaxprocs <= 256"}
+		return &UsageError{"need 0 < --duration <= 30s, 0 < --benchtime <= 5s, 0 < --instruments <= 1000, 0 < --blast <= 2000000, 1 <= --gomaxprocs <= 256"}
 	}
 	for _, r := range strings.Split(*rates, ",") {
 		r = strings.TrimSpace(r)
@@ -80,12 +78,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		v, err := strconv.ParseFloat(r, 64)
 		if err != nil || v <= 0 || v > 10e6 {
-			return &usageError{fmt.Sprintf("--rates: %q is not a rate in 1..10000000 or max", r)}
+			return &UsageError{fmt.Sprintf("--rates: %q is not a rate in 1..10000000 or max", r)}
 		}
 		cfg.Rates = append(cfg.Rates, v)
 	}
 	if len(cfg.Rates) > 6 {
-		return &usageError{"--rates: at most 6 rates"}
+		return &UsageError{"--rates: at most 6 rates"}
 	}
 
 	// Outside a namespace this runs the command again inside one; inside, it brings lo up.
@@ -100,17 +98,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 
-	if cfg.Templates, err = loadTemplates(*templates, *templates != defaultTemplates); err != nil {
+	if cfg.Templates, err = LoadTemplates(*templates, *templates != DefaultTemplates); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
 	}
-	// testing.Benchmark reads its benchtime from the testing flags.
-	testing.Init()
-	if err := flag.CommandLine.Set("test.benchtime", benchtime.String()); err != nil {
-		return fmt.Errorf("benchtime: %w", err)
-	}
+	cfg.Benchtime = *benchtime
 	cfg.Progress = progressLine(stderr)
 	if !*oneProcess {
 		exe, err := os.Executable()
@@ -118,7 +112,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("sender process: %w", err)
 		}
 		prefix := []string{"bench", "--sender"}
-		if *templates != defaultTemplates {
+		if *templates != DefaultTemplates {
 			prefix = append(prefix, "--templates", *templates)
 		}
 		cfg.Spawn = func(ctx context.Context, args []string) (*exec.Cmd, error) {
@@ -168,9 +162,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// runBenchSender is "fastfeed bench --sender -- args": the sender child of a run
+// benchSender is "fastfeed bench --sender -- args": the sender child of a run
 // (bench.RunSender), inside the parent's network namespace.
-func runBenchSender(ctx context.Context, all []string, templates string, args []string, stdout io.Writer) error {
+func benchSender(ctx context.Context, all []string, templates string, args []string, stdout io.Writer) error {
 	handled, code, err := netns.Reexec(ctx, append([]string{"bench"}, all...))
 	if err != nil {
 		return fmt.Errorf("no private network namespace, so no sender (it sends multicast): %w", err)
@@ -181,7 +175,7 @@ func runBenchSender(ctx context.Context, all []string, templates string, args []
 		}
 		return nil
 	}
-	ts, err := loadTemplates(templates, templates != defaultTemplates)
+	ts, err := LoadTemplates(templates, templates != DefaultTemplates)
 	if err != nil {
 		return err
 	}
@@ -191,12 +185,7 @@ func runBenchSender(ctx context.Context, all []string, templates string, args []
 // progressLine returns a Progress that rewrites one line on a terminal and prints a line
 // per step otherwise.
 func progressLine(w io.Writer) func(string) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
+	tty := isTerminal(w)
 	return func(step string) {
 		if tty {
 			fmt.Fprintf(w, "\r\033[Kbench %s", step)

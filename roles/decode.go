@@ -1,11 +1,10 @@
-package main
+package roles
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,43 +16,39 @@ import (
 	"fastfeed/replay"
 )
 
-func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// Decode is fastfeed decode: FAST messages from a file to JSON lines.
+func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("decode", stderr, "usage: fastfeed decode -t TEMPLATES.xml [--framing stream|seq32|len32|pcap] [--skip N] [--summary] FILE|-")
 	templates := fs.String("t", "", "FAST template XML `file` (required)")
 	framingName := fs.String("framing", "stream", "input framing: stream, seq32, len32 or pcap")
 	skip := fs.Int("skip", 0, "decode but do not print the first `N` messages")
 	summary := fs.Bool("summary", false, "print only a summary object: messages, bytes, errors, ns_per_message")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastfeed decode -t TEMPLATES.xml [--framing stream|seq32|len32|pcap] [--skip N] [--summary] FILE|-")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args)
+	c, err := parse(fs, args, parseOpts{positional: -1})
 	if err != nil {
 		return err
 	}
 	if *templates == "" {
-		return &usageError{"-t TEMPLATES.xml is required"}
+		return usagef("-t TEMPLATES.xml is required")
 	}
-	if len(pos) != 1 {
-		return &usageError{"want exactly one input FILE (or - for standard input)"}
+	if len(c.pos) != 1 {
+		return usagef("want exactly one input FILE (or - for standard input)")
 	}
 	if *skip < 0 {
-		return &usageError{"--skip must not be negative"}
+		return usagef("--skip must not be negative")
 	}
 	kind, err := framing.Parse(*framingName)
 	if err != nil {
-		return &usageError{err.Error()}
+		return &UsageError{err.Error()}
 	}
 	ts, err := fast.LoadFile(*templates)
 	if err != nil {
 		return err
 	}
 	var data []byte
-	if pos[0] == "-" {
+	if c.pos[0] == "-" {
 		data, err = io.ReadAll(os.Stdin)
 	} else {
-		data, err = os.ReadFile(pos[0])
+		data, err = os.ReadFile(c.pos[0])
 	}
 	if err != nil {
 		return err

@@ -1,72 +1,78 @@
-package main
+// Package demo is fastfeed's demonstration system as a library: a publisher and a feed
+// handler in one process on loopback, the handler recovering the loss it injects over a
+// real FIX session to the publisher's recovery service, its books, rates, recovery
+// counters and latency drawn in a terminal, and at the end its books compared with the
+// publisher's ground truth. "fastfeed demo" runs it in a private network namespace.
+package demo
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
 	"fastfeed/book"
+	"fastfeed/fast"
 	"fastfeed/feed"
+	"fastfeed/feed/fixrecovery"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
-	"fastfeed/internal/netns"
 	"fastfeed/publisher"
 )
 
-// runDemo runs a publisher and a handler in one process on loopback for a bounded time and
-// shows books, rates, recovery and latency updating in the terminal. It runs in a private
-// network namespace when it can, so nothing reaches a real interface, and on plain
-// loopback (IP_MULTICAST_IF 127.0.0.1) otherwise.
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	duration := fs.Duration("duration", 15*time.Second, "how long the market runs")
-	instruments := fs.Int("instruments", 12, "instruments to simulate")
-	rate := fs.Float64("rate", 5000, "incremental datagrams per second")
-	loss := fs.Float64("loss", 0.01, "receive-path loss injected in the handler, to show recovery")
-	show := fs.Int("show", 6, "instruments shown")
-	templates := fs.String("templates", defaultTemplates, "FAST template XML `file`")
-	hostLoopback := fs.Bool("no-netns", false, "run on the host's loopback instead of a private network namespace")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &usageError{err.Error()}
+// Options configure Run.
+type Options struct {
+	Templates   *fast.Templates // required
+	Duration    time.Duration   // how long the market runs (default 15 s)
+	Instruments int             // instruments simulated (default 12)
+	Rate        float64         // incremental datagrams per second (0: as fast as possible)
+	Loss        float64         // receive-path loss injected in the handler, 0..0.5
+	Show        int             // instruments shown (default 6)
+	Seed        uint64          // the simulator's seed (0: from the clock)
+	Out         io.Writer       // the screen (default os.Stdout); redrawn in place on a terminal
+}
+
+// ErrBooksDiffer is returned when the handler's books end different from the publisher's.
+var ErrBooksDiffer = errors.New("demo: books differ from ground truth")
+
+// Run runs the demo until the data is over and the handler has settled, or ctx ends. It
+// opens multicast sockets on loopback: call it in a private network namespace when one
+// is to be had. It returns nil when every book equals the publisher's ground truth.
+func Run(ctx context.Context, o Options) error {
+	if o.Templates == nil {
+		return errors.New("demo: no templates")
 	}
-	if *duration <= 0 || *duration > time.Hour || *instruments <= 0 || *rate < 0 || *loss < 0 || *loss > 0.5 {
-		return &usageError{"need 0 < --duration <= 1h, --instruments > 0, --rate >= 0, 0 <= --loss <= 0.5"}
+	if o.Duration == 0 {
+		o.Duration = 15 * time.Second
 	}
-	if !*hostLoopback {
-		// Outside a namespace this runs the demo again inside one; inside, it brings lo up.
-		handled, code, err := netns.Reexec(ctx, append([]string{"demo"}, args...))
-		switch {
-		case err == nil && handled:
-			if code != 0 {
-				return fmt.Errorf("demo exited with status %d", code)
-			}
-			return nil
-		case err != nil:
-			fmt.Fprintf(stderr, "fastfeed demo: no private network namespace (%v); using the host's loopback\n", err)
-		}
+	if o.Instruments == 0 {
+		o.Instruments = 12
 	}
-	ts, err := loadTemplates(*templates, *templates != defaultTemplates)
-	if err != nil {
-		return err
+	if o.Show == 0 {
+		o.Show = 6
 	}
-	ins, err := publisher.GenerateInstruments(*instruments)
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.Seed == 0 {
+		o.Seed = uint64(time.Now().UnixNano())
+	}
+	if o.Duration < 0 || o.Instruments < 0 || o.Rate < 0 || !(o.Loss >= 0 && o.Loss <= 0.5) {
+		return fmt.Errorf("demo: need --duration > 0, --instruments > 0, --rate >= 0, 0 <= --loss <= 0.5")
+	}
+	ins, err := publisher.GenerateInstruments(o.Instruments)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: ts, Rate: *rate, Duration: *duration,
-		Linger: time.Hour, Seed: uint64(time.Now().UnixNano()),
+	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: o.Templates, Rate: o.Rate, Duration: o.Duration,
+		Linger: time.Hour, Seed: o.Seed,
 		Recovery: publisher.RecoveryConfig{Users: []publisher.User{{Username: fixsession.DemoUsername, Password: fixsession.DemoPassword}}}})
 	if err != nil {
 		return err
@@ -75,12 +81,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, in := range ins {
 		symbols = append(symbols, in.Symbol)
 	}
-	rec, ready, how, err := demoRecovery(ctx, p)
+	rec, ready, how, err := recovery(ctx, p)
 	if err != nil {
 		return err
 	}
-	h, err := feed.New(feed.Config{Topics: symbols, Templates: ts, Recovery: rec,
-		Gap: gap.Config{GapWait: 2 * time.Millisecond}, Inject: feed.Inject{Loss: *loss, Seed: 42}})
+	h, err := feed.New(feed.Config{Topics: symbols, Templates: o.Templates, Recovery: rec,
+		Gap: gap.Config{GapWait: 2 * time.Millisecond}, Inject: feed.Inject{Loss: o.Loss, Seed: 42}})
 	if err != nil {
 		return err
 	}
@@ -94,13 +100,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pubDone := make(chan error, 1)
 	go func() { pubDone <- p.Run(ctx) }()
 
-	tty := isTerminal(stdout)
+	tty := isTerminal(o.Out)
 	start := time.Now()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	var last feed.Stats
 	lastAt := start
-	shown := symbols[:min(*show, len(symbols))]
+	shown := symbols[:min(o.Show, len(symbols))]
 	dataDone := p.DataDone()
 	var settleUntil time.Time
 	for {
@@ -117,26 +123,47 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		case now := <-tick.C:
 			var screen bytes.Buffer
 			var st feed.Stats
-			if err := h.Do(ctx, func() { st = h.Stats(); renderDemo(&screen, h, shown, st, last, now.Sub(lastAt), now.Sub(start), how) }); err != nil {
+			if err := h.Do(ctx, func() { st = h.Stats(); render(&screen, h, shown, st, last, now.Sub(lastAt), now.Sub(start), how) }); err != nil {
 				return err
 			}
 			last, lastAt = st, now
 			if tty {
-				fmt.Fprint(stdout, "\033[H\033[2J")
-				stdout.Write(screen.Bytes())
+				fmt.Fprint(o.Out, "\033[H\033[2J")
+				o.Out.Write(screen.Bytes())
 			} else if int(now.Sub(start)/time.Second)%3 == 0 {
-				fmt.Fprintf(stdout, "t=%4.1fs datagrams=%d messages=%d gaps=%d recovered_ab=%d recovered_fix=%d snapshots=%d stale=%d\n",
+				fmt.Fprintf(o.Out, "t=%4.1fs datagrams=%d messages=%d gaps=%d recovered_ab=%d recovered_fix=%d snapshots=%d stale=%d\n",
 					now.Sub(start).Seconds(), st.Datagrams, st.Messages, st.Gaps, st.RecoveredAB, st.RecoveredFIX, st.SnapshotsDone, st.StaleBooks)
 			}
 			if !settleUntil.IsZero() && now.After(settleUntil) {
-				return demoVerdict(ctx, stdout, p, h)
+				return verdict(ctx, o.Out, p, h)
 			}
 		}
 	}
 }
 
-// demoVerdict compares the handler's books with the publisher's ground truth.
-func demoVerdict(ctx context.Context, w io.Writer, p *publisher.Publisher, h *feed.Handler) error {
+// recovery starts the publisher's FIX recovery service on a free loopback port and
+// connects the handler to it over a real FIX session, as separate processes would.
+// ready reports when the session has logged on.
+func recovery(ctx context.Context, p *publisher.Publisher) (rec feed.Recovery, ready func() bool, how string, err error) {
+	svc, err := publisher.NewRecoveryService(p, publisher.RecoveryOptions{Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return nil, nil, "", err
+	}
+	go func() { <-ctx.Done(); svc.Stop() }()
+	c, err := fixrecovery.New(fixrecovery.Config{Connect: svc.Addr(), SenderCompID: "FFDEMO",
+		Username: fixsession.DemoUsername, Password: fixsession.DemoPassword, Templates: p.Templates()})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	go func() { <-ctx.Done(); c.Close() }()
+	return c, c.LoggedOn, "FIX session to " + svc.Addr(), nil
+}
+
+// verdict compares the handler's books with the publisher's ground truth.
+func verdict(ctx context.Context, w io.Writer, p *publisher.Publisher, h *feed.Handler) error {
 	var truth bytes.Buffer
 	if err := p.WriteDump(&truth); err != nil {
 		return err
@@ -154,13 +181,13 @@ func demoVerdict(ctx context.Context, w io.Writer, p *publisher.Publisher, h *fe
 		st.Datagrams, st.Messages, st.Gaps, st.RecoveredAB, st.RecoveredFIX, st.SnapshotsDone)
 	if d := book.DiffDumps(got, want); d != "" {
 		fmt.Fprintf(w, "books DIFFER from the publisher's ground truth:\n%s\n", d)
-		return errors.New("demo: books differ from ground truth")
+		return ErrBooksDiffer
 	}
 	fmt.Fprintf(w, "all %d books equal the publisher's ground truth\n", len(got))
 	return nil
 }
 
-func renderDemo(w io.Writer, h *feed.Handler, shown []string, st, last feed.Stats, dt, elapsed time.Duration, how string) {
+func render(w io.Writer, h *feed.Handler, shown []string, st, last feed.Stats, dt, elapsed time.Duration, how string) {
 	fmt.Fprintf(w, "fastfeed demo  %5.1fs   publisher -> FAST/UDP multicast -> handler (%d channels), recovery: %s\n\n",
 		elapsed.Seconds(), st.Channels, how)
 	fmt.Fprintf(w, "%-14s %6s %14s %14s  %-14s %-14s %s\n", "symbol", "rptseq", "bid size", "bid", "ask", "ask size", "")
@@ -197,6 +224,8 @@ func renderDemo(w io.Writer, h *feed.Handler, shown []string, st, last feed.Stat
 		us(lat.ValueAtQuantile(50)), us(lat.ValueAtQuantile(90)), us(lat.ValueAtQuantile(99)), us(lat.ValueAtQuantile(99.9)), us(lat.Max()), lat.TotalCount())
 	fmt.Fprintln(w, strings.Repeat("-", 100))
 }
+
+func us(ns int64) float64 { return float64(ns) / 1000 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)

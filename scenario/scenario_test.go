@@ -1,32 +1,49 @@
-package main
+package scenario
 
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"fastfeed/internal/netns"
 )
 
-// TestScenarios runs every fault scenario (scenario.go) against the built binary, each
+// The scenarios' processes send multicast: the test binary runs in a private network
+// namespace, never on a real interface.
+func TestMain(m *testing.M) { netns.RunTests(m) }
+
+// fastfeedBinary builds the fastfeed command into the test's temporary directory.
+func fastfeedBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fastfeed")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/fastfeed").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestScenarios runs every fault scenario (scenarios.go) against the built binary, each
 // in this test's private network namespace, one after another. The table of results is
 // logged, and written to the file $FASTFEED_SCENARIO_TABLE names (make test prints it).
 func TestScenarios(t *testing.T) {
 	bin := fastfeedBinary(t)
-	var results []scenarioResult
-	for _, s := range scenarios() {
-		if f := os.Getenv("SCENARIO"); f != "" && !strings.Contains(s.name, f) {
+	var results []Result
+	for _, s := range All() {
+		if f := os.Getenv("SCENARIO"); f != "" && !strings.Contains(s.Name, f) {
 			continue
 		}
-		t.Run(s.name, func(t *testing.T) {
-			env := &scenarioEnv{bin: bin, dir: t.TempDir(), scale: 1}
+		t.Run(s.Name, func(t *testing.T) {
+			env := &Env{bin: bin, dir: t.TempDir(), scale: 1}
 			if keep := os.Getenv("FASTFEED_SCENARIO_LOGS"); keep != "" { // keep the logs for a look
-				env.dir = filepath.Join(keep, strings.Map(fileSafe, s.name))
+				env.dir = filepath.Join(keep, strings.Map(fileSafe, s.Name))
 				if err := os.MkdirAll(env.dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
 			}
-			r := runScenario(context.Background(), env, s)
+			r := runOne(context.Background(), env, s)
 			results = append(results, r)
 			if r.Err != nil {
 				t.Fatalf("%v (logs in %s)", r.Err, env.dir)
@@ -37,7 +54,7 @@ func TestScenarios(t *testing.T) {
 		})
 	}
 	var table strings.Builder
-	if err := writeScenarioTable(&table, results); err != nil {
+	if err := WriteTable(&table, results); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("scenarios:\n%s", table.String())
@@ -57,12 +74,12 @@ func fileSafe(r rune) rune {
 }
 
 func TestSumRounds(t *testing.T) {
-	rs := []scenarioResult{
+	rs := []Result{
 		{Name: "a", Handlers: 1, Datagrams: 10, Injected: 1, Gaps: 1, RecoveredFIX: 1, BooksEqual: true, Check: "x"},
 		{Name: "b", Handlers: 2, Datagrams: 5, BooksEqual: true},
 		{Name: "a", Handlers: 1, Datagrams: 20, Injected: 2, Gaps: 2, RecoveredFIX: 2, BooksEqual: false, Check: "y"},
 	}
-	got := sumRounds(rs)
+	got := SumRounds(rs)
 	if len(got) != 2 || got[0].Name != "a" || got[1].Name != "b" {
 		t.Fatalf("rows %+v", got)
 	}
@@ -74,23 +91,11 @@ func TestSumRounds(t *testing.T) {
 		t.Errorf("b: %+v", got[1])
 	}
 	var table strings.Builder
-	if err := writeScenarioTable(&table, got); err != nil {
+	if err := WriteTable(&table, got); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[2], "| a | 1 | 30 | 3 | 3 | 0 | 3 | 0 | NO |") || !strings.Contains(lines[3], "| yes |") {
 		t.Errorf("table:\n%s", table.String())
-	}
-}
-
-// TestSoakCommand runs one short round of one scenario through the command.
-func TestSoakCommand(t *testing.T) {
-	bin := fastfeedBinary(t)
-	code, stdout, stderr := fastfeed(t, context.Background(), bin, "soak", "--duration", "1ms", "--scale", "1", "--only", "publisher restarted")
-	if code != 0 || !strings.Contains(stdout, "every handler's books equal") || !strings.Contains(stdout, "| publisher restarted | 1 |") {
-		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
-	}
-	if code, _, stderr := fastfeed(t, context.Background(), bin, "soak", "--only", "no such scenario"); code == 0 || !strings.Contains(stderr, "matches no scenario") {
-		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
