@@ -4,7 +4,7 @@ BIN       ?= bin/fastfeed
 FUZZTIME  ?= 20s
 BENCHTIME ?= 1s
 
-.PHONY: all build test vet race bench fuzz demo clean deps soak
+.PHONY: all build test vet race bench fuzz demo clean deps soak cross
 
 all: build
 
@@ -20,12 +20,20 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-# The fault scenarios (cmd/fastfeed/scenario*.go) write their table to bin/scenarios.md;
-# it is printed after the tests.
+# The fault scenarios (package scenario) write their table to bin/scenarios.md; it is
+# printed after the tests. Then everything is built for macOS and Windows too.
 test: deps vet
 	@mkdir -p bin && rm -f bin/scenarios.md
 	FASTFEED_SCENARIO_TABLE=$(CURDIR)/bin/scenarios.md $(GO) test -race -count=1 -timeout 15m ./...
 	@if [ -f bin/scenarios.md ]; then echo; echo "Fault scenarios (every handler's books against the publisher's ground truth):"; cat bin/scenarios.md; fi
+	@$(MAKE) --no-print-directory cross
+
+# What needs no Linux socket builds on macOS and Windows; the shipped binary links no
+# package testing.
+cross:
+	GOOS=darwin $(GO) build ./...
+	GOOS=windows $(GO) build ./...
+	@if $(GO) list -deps ./cmd/fastfeed | grep -qx testing; then echo "cmd/fastfeed links package testing"; exit 1; fi
 
 # Longer local runs of the same scenarios: make soak SOAK=30m
 SOAK ?= 10m

@@ -150,7 +150,7 @@ func (n *Network) Mapping(start mcast.Mapping, set map[string]bool) (mcast.Mappi
 	}
 	base, size, single := start.Base(), start.Size(), start.Single()
 	if set["group-base"] {
-		a, err := ParseAddr("--group-base", n.GroupBase, true)
+		a, err := ParseAddr("--group-base", n.GroupBase, false)
 		if err != nil {
 			return mcast.Mapping{}, err
 		}
@@ -165,13 +165,20 @@ func (n *Network) Mapping(start mcast.Mapping, set map[string]bool) (mcast.Mappi
 	if set["single-group"] {
 		single = n.SingleGroup
 	}
+	var m mcast.Mapping
+	var err error
 	if single {
-		return mcast.SingleGroupMapping(base)
+		m, err = mcast.SingleGroupMapping(base)
+	} else {
+		if size == 1 && !set["group-size"] {
+			size = mcast.DefaultSize // leaving single-group mode
+		}
+		m, err = mcast.NewMapping(base, size)
 	}
-	if size == 1 && !set["group-size"] {
-		size = mcast.DefaultSize // leaving single-group mode
+	if err != nil {
+		return m, fmt.Errorf("--group-base %v --group-size %d --single-group=%v: %w", base, size, single, err)
 	}
-	return mcast.NewMapping(base, size)
+	return m, nil
 }
 
 // PortNumber returns --port, checked.

@@ -95,7 +95,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"paced by the capture's timestamps. Bad records are reported with their packet number and skipped.")
 	var o ReplayOptions
 	o.Register(fs)
-	c, err := parse(fs, args, parseOpts{positional: 1, config: "config"})
+	c, err := parse(fs, args, parseOpts{positional: -1, config: "config"})
 	if err != nil {
 		return err
 	}
