@@ -6,7 +6,7 @@
 //
 // What several roles share is written once: [Common] (--log-level, --templates),
 // [Network] (--iface, --group-base, --group-size, --single-group, --port,
-// --definitions-group and line B's groups) and the --config merge of [Parse]: a
+// --definitions-group and line B's groups) and the --config merge (config.go): a
 // configuration file is a JSON object whose keys are the role's flag names, e.g.
 //
 //	{"topics": ["SBER", "GAZP"], "group-base": "239.1.0.1", "gap-wait": "5ms"}
@@ -22,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 )
 
 // Func is a role's entry point: it parses args, runs the role until it is done or ctx
@@ -63,7 +62,7 @@ type parseOpts struct {
 	config     string // the flag naming a config file to merge ("" : none)
 }
 
-// Parse parses args with fs: flags, positional arguments (up to po.positional, before or
+// parse parses args with fs: flags, positional arguments (up to po.positional, before or
 // after the flags), then the config file named by the po.config flag, if given, merged
 // under the flags given on the command line. A bad command line is a *UsageError; -h
 // returns flag.ErrHelp.
@@ -105,14 +104,4 @@ func parse(fs *flag.FlagSet, args []string, po parseOpts) (*cmdline, error) {
 		}
 	}
 	return c, nil
-}
-
-// Names returns the names of the flags given, sorted (for logs and tests).
-func (c *cmdline) names() []string {
-	var out []string
-	for n := range c.set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
 }
