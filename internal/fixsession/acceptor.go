@@ -34,6 +34,12 @@ type AcceptorConfig struct {
 	// MaxMessageSize bounds a message from a client, framing included; a longer one
 	// closes its connection. Zero means DefaultMaxMessageSize.
 	MaxMessageSize int
+	// SendBuffer, if not 0, sets the kernel's send buffer (SO_SNDBUF) of each client
+	// connection, in bytes: what a client that does not read can hold of the
+	// acceptor's memory beyond its output queue (flow.go), and what Written counts
+	// before the client has read it. 0 leaves the system's default (on Linux, grown by
+	// the kernel up to megabytes).
+	SendBuffer int
 	// Logger receives logons, logouts and refusals at Info, malformed messages and
 	// session-level Rejects at Warn, and quickfix's messages (the password hidden) and
 	// events at Debug. Nil discards everything.
@@ -66,6 +72,8 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 		return nil, errors.New("fixsession: acceptor: Credentials required")
 	case cfg.MaxMessageSize < 0:
 		return nil, fmt.Errorf("fixsession: acceptor: negative MaxMessageSize %d", cfg.MaxMessageSize)
+	case cfg.SendBuffer < 0:
+		return nil, fmt.Errorf("fixsession: acceptor: negative SendBuffer %d", cfg.SendBuffer)
 	case cfg.HeartBtInt < 0:
 		return nil, fmt.Errorf("fixsession: acceptor: negative HeartBtInt %v", cfg.HeartBtInt)
 	}
@@ -147,6 +155,7 @@ func (a *Acceptor) start(ln net.Listener, port int) error {
 		return err
 	}
 	gd := newGuard(ln, net.JoinHostPort(backendHost, strconv.Itoa(port)), a.cfg.MaxMessageSize, a.app)
+	gd.sendBuffer = a.cfg.SendBuffer
 	qf.SetConnectionValidator(gd)
 	if err := qf.Start(); err != nil {
 		_ = quickfix.UnregisterSession(id)

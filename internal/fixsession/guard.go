@@ -66,6 +66,9 @@ type guard struct {
 	ports    map[int]bool          // local ports of the backend connections
 	bySender map[string][]net.Conn // client and backend connections by the client's SenderCompID
 	wg       sync.WaitGroup
+
+	out        outRegistry // output queues of logged-on clients (flow.go)
+	sendBuffer int         // SO_SNDBUF of client connections, 0: the system's
 }
 
 func newGuard(ln net.Listener, backend string, limit int, a *app) *guard {
@@ -155,13 +158,13 @@ func (g *guard) relay(client net.Conn) {
 	g.mu.Unlock()
 	defer g.untrack(back, port)
 
+	q := g.clientQueue(client)
 	out := make(chan struct{})
 	go func() {
 		defer close(out)
-		_, _ = io.Copy(client, back) // quickfix's output, unchanged
-		client.Close()
+		g.outbound(client, back, q) // quickfix's output, unchanged (flow.go)
 	}()
-	if g.inbound(client, back, remote) {
+	if g.inbound(client, back, remote, q) {
 		// The client ended its side cleanly: quickfix sees the end of the stream, ends
 		// the session and closes, which ends the copy.
 		if tc, ok := back.(*net.TCPConn); ok {
@@ -176,8 +179,9 @@ func (g *guard) relay(client net.Conn) {
 }
 
 // inbound forwards client's messages that pass the checks to back. It reports whether
-// the client's stream ended cleanly, between messages.
-func (g *guard) inbound(client, back net.Conn, remote string) bool {
+// the client's stream ended cleanly, between messages. Once a Logon passed, q, the
+// client's output queue, is found by its SenderCompID.
+func (g *guard) inbound(client, back net.Conn, remote string, q *outQueue) bool {
 	fr := NewFrameReader(client, g.limit)
 	_ = client.SetReadDeadline(time.Now().Add(firstMessageTimeout))
 	for first := true; ; {
@@ -213,6 +217,8 @@ func (g *guard) inbound(client, back net.Conn, remote string) bool {
 			sender := field(msg, 49)
 			g.register(sender, client, back)
 			defer g.unregister(sender, client, back)
+			g.out.attach(sender, q)
+			defer g.out.detach(sender, q)
 		}
 		if _, err := back.Write(msg); err != nil {
 			return false
