@@ -22,7 +22,14 @@ const (
 	DefaultRecoveryMaxPending = 8
 	DefaultRecoveryTimeout    = 10 * time.Second
 	DefaultRecoveryServing    = 1
+	DefaultRecoveryMinRate    = 32 << 10 // bytes per second
+	DefaultRecoveryRateWindow = 10 * time.Second
+	DefaultRecoveryInFlight   = 64 << 10 // bytes
+	DefaultRecoverySendBuffer = 64 << 10 // bytes
 )
+
+// answerSlice is how many messages of an answer a session sends in one turn.
+const answerSlice = 64
 
 // RecoveryOptions tunes a RecoveryService; every zero field takes its
 // default. The address, CompID and logins come from the publisher's
@@ -35,11 +42,26 @@ type RecoveryOptions struct {
 	MaxPending int
 	// Timeout bounds the wait for the publishing loop to serve one request.
 	Timeout time.Duration
-	// Serving is how many requests, of all sessions together, are answered at
-	// once (default 1); the others wait their turn. Answers are sent through
-	// quickfix at a cost of microseconds per message, on the publisher's CPUs:
-	// a storm of requests answered in parallel would starve the multicast.
+	// Serving is how many sessions at once take a turn (default 1): fetch an
+	// answer from the publishing loop or send a slice of 64 of its messages. The
+	// others wait theirs, in the order they asked (round robin). Answers are sent
+	// through quickfix at a cost of microseconds per message, on the publisher's
+	// CPUs: a storm of requests answered in parallel would starve the multicast.
 	Serving int
+	// InFlight bounds the bytes of answers written by the service and not yet
+	// taken by a client's socket, per session: a session with more waits, without
+	// its turn, until its client reads.
+	InFlight int
+	// MinRate, in bytes per second, is the least a client must take of its
+	// answers while it is behind (InFlight bytes waiting for it), measured over
+	// RateWindow of such time; a slower client is sent a Logout giving the reason,
+	// its connection closed, and counted (TooSlow).
+	MinRate int
+	// RateWindow is the time over which MinRate is measured.
+	RateWindow time.Duration
+	// SendBuffer is the kernel's send buffer (SO_SNDBUF) of each client
+	// connection, in bytes; the kernel doubles it.
+	SendBuffer int
 	// HeartBtInt, if set, replaces the heartbeat interval clients ask for.
 	HeartBtInt time.Duration
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
@@ -57,6 +79,7 @@ type RecoveryStats struct {
 	Busy            uint64 // of Rejects: the session had MaxPending requests pending
 	BusinessRejects uint64 // BusinessMessageRejects (j): malformed V without MDReqID, other messages
 	Aligned         uint64 // snapshots brought forward to their channel's common sequence number
+	TooSlow         uint64 // sessions logged out for taking their answers slower than MinRate
 	// FIX counts the connections and the malformed, garbled and rejected messages of the
 	// service's FIX acceptor.
 	FIX fixsession.AcceptorStats
@@ -105,12 +128,20 @@ type RecoveryStats struct {
 // the publishing loop, which serves them between send ticks: the multicast is
 // never blocked by a client. A session holds at most
 // RecoveryOptions.MaxPending requests queued or in service; a request beyond
-// that is refused at once, so a client that asks faster than it is served
-// gets rejects, not a growing queue. Limitation: the answers go to the
-// session's quickfix send queue, which in v0.9.7 has no bound and gives no
-// back pressure, and fixsession does not tell when they have been written;
-// so a client that keeps asking while it stops reading makes that queue grow
-// (by at most Config.MaxRetransmit messages per request served).
+// that is refused at once (281=2), so a client that asks faster than it is
+// served gets rejects, not a growing queue.
+//
+// Sessions are served fairly: a worker takes a turn (RecoveryOptions.Serving
+// at once, handed out in the order asked, so round robin) to fetch an answer
+// or to send a slice of 64 of its messages, and between slices waits, without
+// a turn, until less than RecoveryOptions.InFlight bytes of its answers wait
+// for its client's socket (fixsession's Acceptor.WaitRoom). A slow client
+// therefore delays nobody else, holds at most InFlight bytes (plus a slice and
+// the kernel's buffers) of the service's memory, and costs no CPU while it
+// does not read. A client that takes its answers slower than
+// RecoveryOptions.MinRate, measured over RecoveryOptions.RateWindow of the
+// time it is behind, is cut off: the answer's rest is dropped, a Logout whose
+// Text gives the rate goes out, and the connection closes (TooSlow).
 //
 // Create it with NewRecoveryService, Start it once and Stop it when done; the
 // publisher may run before, during or after it (requests before Publisher.Run
@@ -129,9 +160,9 @@ type RecoveryService struct {
 	sessions map[quickfix.SessionID]*recoverySession
 	wg       sync.WaitGroup
 	stopped  chan struct{}
-	serving  chan struct{} // a token per request being answered (RecoveryOptions.Serving)
+	turns    *turns // RecoveryOptions.Serving turns, round robin
 
-	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned atomic.Uint64
+	logons, requests, retransmitted, snapshots, rejects, busy, businessRejects, aligned, tooSlow atomic.Uint64
 }
 
 // recoverySession is one logged-on client.
@@ -143,6 +174,10 @@ type recoverySession struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // MDReqIDs queued or in service
+
+	// The worker's measure of how fast the client takes its answers while behind.
+	behind time.Duration // time spent waiting for room, this window
+	took   uint64        // bytes the client's socket took meanwhile
 }
 
 // NewRecoveryService returns the recovery service of p. It opens nothing
@@ -158,6 +193,26 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		return nil, fmt.Errorf("publisher: recovery service: Timeout %v is negative", opts.Timeout)
 	case opts.Serving < 0:
 		return nil, fmt.Errorf("publisher: recovery service: Serving %d is negative", opts.Serving)
+	case opts.InFlight < 0:
+		return nil, fmt.Errorf("publisher: recovery service: InFlight %d is negative", opts.InFlight)
+	case opts.MinRate < 0:
+		return nil, fmt.Errorf("publisher: recovery service: MinRate %d is negative", opts.MinRate)
+	case opts.RateWindow < 0:
+		return nil, fmt.Errorf("publisher: recovery service: RateWindow %v is negative", opts.RateWindow)
+	case opts.SendBuffer < 0:
+		return nil, fmt.Errorf("publisher: recovery service: SendBuffer %d is negative", opts.SendBuffer)
+	}
+	if opts.InFlight == 0 {
+		opts.InFlight = DefaultRecoveryInFlight
+	}
+	if opts.MinRate == 0 {
+		opts.MinRate = DefaultRecoveryMinRate
+	}
+	if opts.RateWindow == 0 {
+		opts.RateWindow = DefaultRecoveryRateWindow
+	}
+	if opts.SendBuffer == 0 {
+		opts.SendBuffer = DefaultRecoverySendBuffer
 	}
 	if opts.Serving == 0 {
 		opts.Serving = DefaultRecoveryServing
@@ -182,7 +237,7 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		exps:     make(map[string][2]int8, len(p.cfg.Instruments)),
 		sessions: make(map[quickfix.SessionID]*recoverySession),
 		stopped:  make(chan struct{}),
-		serving:  make(chan struct{}, opts.Serving),
+		turns:    newTurns(opts.Serving),
 	}
 	for _, in := range p.cfg.Instruments {
 		s.exps[in.Symbol] = [2]int8{in.PriceExp, in.SizeExp}
@@ -192,6 +247,7 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		CompID:      rc.CompID,
 		Credentials: p.Authenticate,
 		HeartBtInt:  opts.HeartBtInt,
+		SendBuffer:  opts.SendBuffer,
 		Logger:      opts.Logger,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {
@@ -265,6 +321,7 @@ func (s *RecoveryService) Stats() RecoveryStats {
 		Busy:            s.busy.Load(),
 		BusinessRejects: s.businessRejects.Load(),
 		Aligned:         s.aligned.Load(),
+		TooSlow:         s.tooSlow.Load(),
 		FIX:             s.acc.Stats(),
 	}
 }
@@ -404,7 +461,8 @@ func (s *RecoveryService) reject(sess *recoverySession, reqID string, reason byt
 	_ = s.acc.Send(sess.id, rej.ToFIX()) // fails only once the session is gone
 }
 
-// work serves sess's requests, one at a time, until the session ends.
+// work serves sess's requests, one at a time, until the session ends or is
+// cut off.
 func (s *RecoveryService) work(sess *recoverySession) {
 	defer s.wg.Done()
 	codec, err := md.NewCodec(s.p.Templates())
@@ -418,26 +476,131 @@ func (s *RecoveryService) work(sess *recoverySession) {
 			return
 		case req := <-sess.reqs:
 			queued := time.Now()
-			select {
-			case s.serving <- struct{}{}: // this session's turn
-			case <-sess.ctx.Done():
-				return
-			}
-			started := time.Now()
-			if req.BegSeqNum != 0 || req.EndSeqNum != 0 {
-				s.serveRetransmit(sess, codec, &req)
-			} else {
-				s.serveSnapshot(sess, codec, &req)
-			}
-			_ = s.flush(sess) // the whole answer written before the next session's turn
-			<-s.serving
+			ok := s.serve(sess, codec, &req)
 			s.log.Debug("recovery request served", "session", sess.id.String(), "mdreqid", req.MDReqID,
-				"waited", started.Sub(queued), "took", time.Since(started))
+				"took", time.Since(queued), "complete", ok)
 			sess.mu.Lock()
 			delete(sess.pending, req.MDReqID)
 			sess.mu.Unlock()
+			if !ok {
+				return
+			}
 		}
 	}
+}
+
+// serve answers req, a slice per turn, waiting for room between slices. It
+// reports false once the session is gone or cut off.
+func (s *RecoveryService) serve(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) bool {
+	var ans *answer
+	for first := true; first || ans != nil && ans.next < len(ans.msgs); first = false {
+		if err := s.waitRoom(sess); err != nil {
+			return false
+		}
+		if err := s.turns.acquire(sess.ctx); err != nil {
+			return false
+		}
+		if first {
+			ans = s.prepare(sess, codec, req)
+		}
+		ok := ans == nil || s.sendSlice(sess, ans)
+		s.turns.release()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// answer is an answer being sent: msgs[i] converts its i-th message.
+type answer struct {
+	reqID string
+	msgs  []func() (*quickfix.Message, error)
+	next  int            // the next message to send
+	sent  *atomic.Uint64 // counts the messages sent
+}
+
+// sendSlice sends the next answerSlice messages of ans. It reports false once
+// the session is gone.
+func (s *RecoveryService) sendSlice(sess *recoverySession, ans *answer) bool {
+	end := min(ans.next+answerSlice, len(ans.msgs))
+	for ; ans.next < end; ans.next++ {
+		msg, err := ans.msgs[ans.next]()
+		ans.msgs[ans.next] = nil // let what is sent go
+		if err != nil {
+			s.log.Error("recovery service: retained datagram", "err", err)
+			s.reject(sess, ans.reqID, md.RejectInsufficientBandwidth, "internal error: "+err.Error())
+			ans.next = len(ans.msgs)
+			return true
+		}
+		if err := s.acc.Send(sess.id, msg); err != nil {
+			return false // the session is gone
+		}
+		ans.sent.Add(1)
+	}
+	return true
+}
+
+// errTooSlow ends the service of a session cut off for reading too slowly.
+var errTooSlow = errors.New("recovery client too slow to take its answer")
+
+// waitRoom waits until less than RecoveryOptions.InFlight bytes of sess's
+// answers wait for its client, measuring meanwhile how fast the client takes
+// them: one that takes less than MinRate over RateWindow of such waiting is
+// cut off (errTooSlow).
+func (s *RecoveryService) waitRoom(sess *recoverySession) error {
+	if s.acc.InFlight(sess.id) == 0 { // the client took all it was given: a new measure
+		sess.behind, sess.took = 0, 0
+	}
+	for {
+		start, w0 := time.Now(), s.acc.Written(sess.id)
+		ctx, cancel := context.WithTimeout(sess.ctx, s.opts.RateWindow-sess.behind)
+		err := s.acc.WaitRoom(ctx, sess.id, s.opts.InFlight)
+		cancel()
+		sess.behind += time.Since(start)
+		sess.took += s.acc.Written(sess.id) - w0
+		switch {
+		case sess.ctx.Err() != nil:
+			return sess.ctx.Err()
+		case err != nil && !errors.Is(err, context.DeadlineExceeded):
+			return err // the session ended
+		}
+		if sess.behind >= s.opts.RateWindow {
+			rate := float64(sess.took) / sess.behind.Seconds()
+			if rate < float64(s.opts.MinRate) {
+				s.cutOff(sess, rate)
+				return errTooSlow
+			}
+			sess.behind, sess.took = 0, 0
+		}
+		if err == nil {
+			return nil
+		}
+	}
+}
+
+// cutOff logs out a session too slow to take its answers, and closes its
+// connection without waiting for what it did not read.
+func (s *RecoveryService) cutOff(sess *recoverySession, rate float64) {
+	s.tooSlow.Add(1)
+	reason := fmt.Sprintf("too slow: took %.1f KiB/s of its recovery answers over %v, the minimum is %.1f KiB/s",
+		rate/1024, sess.behind.Round(time.Millisecond), float64(s.opts.MinRate)/1024)
+	s.log.Warn("recovery client too slow to take its answer: logged out", "session", sess.id.String(),
+		"bytes_per_s", int64(rate), "window", sess.behind.Round(time.Millisecond), "min_bytes_per_s", s.opts.MinRate,
+		"in_flight", s.acc.InFlight(sess.id))
+	if err := s.acc.LogoutAndClose(sess.id, reason); err != nil {
+		s.log.Debug("recovery service: logout", "session", sess.id.String(), "err", err)
+	}
+	sess.cancel()
+}
+
+// prepare fetches the answer to req from the publishing loop; nil if req was
+// refused (a reject sent) or the session ended.
+func (s *RecoveryService) prepare(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) *answer {
+	if req.BegSeqNum != 0 || req.EndSeqNum != 0 {
+		return s.prepareRetransmit(sess, codec, req)
+	}
+	return s.prepareSnapshot(sess, codec, req)
 }
 
 // rejectReason maps an error of the hooks to an MDReqRejReason.
@@ -452,7 +615,7 @@ func rejectReason(err error) byte {
 	}
 }
 
-func (s *RecoveryService) serveRetransmit(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) {
+func (s *RecoveryService) prepareRetransmit(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) *answer {
 	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
 	dgs, err := s.p.Retransmit(ctx, req.ApplID, req.BegSeqNum, req.EndSeqNum)
 	cancel()
@@ -460,44 +623,16 @@ func (s *RecoveryService) serveRetransmit(sess *recoverySession, codec *md.Codec
 		if sess.ctx.Err() == nil {
 			s.reject(sess, req.MDReqID, rejectReason(err), err.Error())
 		}
-		return
+		return nil
 	}
+	ans := &answer{reqID: req.MDReqID, msgs: make([]func() (*quickfix.Message, error), len(dgs)), sent: &s.retransmitted}
+	channel, reqID, beg := req.ApplID, req.MDReqID, req.BegSeqNum
 	for i, d := range dgs {
-		dgs[i] = nil // let what is sent go
-		msg, err := retransmission(codec, d, req.BegSeqNum+uint32(i), req.ApplID, req.MDReqID)
-		if err != nil {
-			s.log.Error("recovery service: retained datagram", "err", err)
-			s.reject(sess, req.MDReqID, md.RejectInsufficientBandwidth, "internal error: "+err.Error())
-			return
-		}
-		if err := s.acc.Send(sess.id, msg); err != nil {
-			return // the session is gone
-		}
-		s.retransmitted.Add(1)
-		if (i+1)%flushEvery == 0 && s.flush(sess) != nil {
-			return
+		ans.msgs[i] = func() (*quickfix.Message, error) {
+			return retransmission(codec, d, beg+uint32(i), channel, reqID)
 		}
 	}
-}
-
-// flushEvery is how many answer messages may wait in a session's quickfix queue.
-const flushEvery = 64
-
-// flush waits until sess has handed what was sent to its connection, at most
-// RecoveryOptions.Timeout: answers are written one session at a time, so that
-// quickfix's sending loops (which spin while their writer is busy) do not pile up and
-// starve the multicast. A client too slow to take its answer in time is disconnected:
-// while its messages wait, its session's loop spins, and a Logout would wait behind
-// them.
-func (s *RecoveryService) flush(sess *recoverySession) error {
-	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
-	defer cancel()
-	err := s.acc.Flush(ctx, sess.id)
-	if err != nil && sess.ctx.Err() == nil {
-		s.log.Warn("recovery client too slow to take its answer: disconnecting it", "session", sess.id.String(), "err", err)
-		s.acc.Disconnect(sess.id)
-	}
-	return err
+	return ans
 }
 
 // retransmission converts a retained datagram to its FIX form for the
@@ -522,29 +657,30 @@ func retransmission(codec *md.Codec, d []byte, want uint32, channel, reqID strin
 	return nil, fmt.Errorf("retained datagram %d of %s is a %v, not a sequenced message", seq, channel, kind)
 }
 
-func (s *RecoveryService) serveSnapshot(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) {
+func (s *RecoveryService) prepareSnapshot(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) *answer {
 	ctx, cancel := context.WithTimeout(sess.ctx, s.opts.Timeout)
 	defer cancel()
-	symbols := dedup(req.Symbols)
-	snaps, err := s.p.Snapshot(ctx, req.ApplID, symbols)
+	snaps, err := s.p.Snapshot(ctx, req.ApplID, dedup(req.Symbols))
 	if err == nil {
 		err = s.align(ctx, codec, snaps)
 	}
-	if err != nil {
-		if sess.ctx.Err() == nil {
-			s.reject(sess, req.MDReqID, rejectReason(err), err.Error())
+	if err == nil {
+		reqID := req.MDReqID
+		ans := &answer{reqID: reqID, msgs: make([]func() (*quickfix.Message, error), len(snaps)), sent: &s.snapshots}
+		for i := range snaps {
+			ans.msgs[i] = func() (*quickfix.Message, error) {
+				channel, _ := s.p.ChannelOf(string(snaps[i].Symbol))
+				msg := md.SnapshotToFIX(&snaps[i], md.ApplFields{ApplID: channel, MDReqID: reqID})
+				msg.Body.SetInt(tag.TotNumReports, len(snaps))
+				return msg, nil
+			}
 		}
-		return
+		return ans
 	}
-	for i := range snaps {
-		channel, _ := s.p.ChannelOf(string(snaps[i].Symbol))
-		msg := md.SnapshotToFIX(&snaps[i], md.ApplFields{ApplID: channel, MDReqID: req.MDReqID})
-		msg.Body.SetInt(tag.TotNumReports, len(snaps))
-		if err := s.acc.Send(sess.id, msg); err != nil {
-			return
-		}
-		s.snapshots.Add(1)
+	if sess.ctx.Err() == nil {
+		s.reject(sess, req.MDReqID, rejectReason(err), err.Error())
 	}
+	return nil
 }
 
 func dedup(symbols []string) []string {

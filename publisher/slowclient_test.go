@@ -25,7 +25,7 @@ func TestRecoveryServiceDisconnectsSlowReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs fixtest.LogBuffer
-	svc := startService(t, p, RecoveryOptions{Timeout: 300 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	svc := startService(t, p, RecoveryOptions{RateWindow: 500 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	var channel string
 	for _, ci := range p.Channels() {
 		if !ci.Definitions {
