@@ -46,6 +46,7 @@ type outQueue struct {
 	mu      sync.Mutex
 	msgs    [][]byte // whole messages; msgs[0][head:] is not yet written
 	head    int
+	writing bool   // a piece of msgs[0] is being written
 	queued  int    // bytes of msgs not yet written
 	written uint64 // bytes the client's socket took
 	dropped int    // messages dropped because the connection was ending
@@ -109,7 +110,7 @@ func (q *outQueue) beginClose() {
 	}
 	q.closing = true
 	keep := 0
-	if q.head > 0 { // finish the message begun: the Logout must start on a message boundary
+	if q.head > 0 || q.writing { // finish the message begun: the Logout must start on a message boundary
 		keep = 1
 	}
 	for i := keep; i < len(q.msgs); i++ {
@@ -151,9 +152,11 @@ func (q *outQueue) write() {
 		}
 		msg := q.msgs[0]
 		piece := msg[q.head:min(len(msg), q.head+writePiece)]
+		q.writing = true
 		q.mu.Unlock()
 		n, err := q.conn.Write(piece)
 		q.mu.Lock()
+		q.writing = false
 		q.head += n
 		q.queued -= n
 		q.written += uint64(n)
