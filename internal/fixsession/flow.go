@@ -237,7 +237,9 @@ func readFrames(r io.Reader, q *outQueue) {
 			q.push(bytes.Clone(buf[start : start+size]))
 			start += size
 		}
-		n = copy(buf, buf[start:n])
+		if start > 0 { // move an incomplete message to the front
+			n = copy(buf, buf[start:n])
+		}
 		if err != nil {
 			if n > 0 {
 				q.push(bytes.Clone(buf[:n]))
