@@ -24,6 +24,8 @@ type PubOptions struct {
 	Config, DumpBooks, FixListen, StatsOut, BDefGroup string
 	Instruments, PayloadLimit, Retention, RetentionB  int
 	MaxRetransmit                                     int
+	FixMinRate, FixInFlight, FixMaxPending            int
+	FixRateWindow                                     time.Duration
 	Count                                             int64
 	Rate                                              float64
 	Seed                                              uint64
@@ -58,6 +60,10 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Linger, "linger", 0, "after the data stops, keep heartbeating and serving recovery for `D`")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the publisher's and recovery service's counters to `file` at exit (one JSON object)")
 	fs.StringVar(&o.FixListen, "fix-listen", publisher.DefaultRecoveryListen, "`address` of the FIX recovery service")
+	fs.IntVar(&o.FixMaxPending, "fix-max-pending", publisher.DefaultRecoveryMaxPending, "most recovery `requests` of one session queued or in service; beyond, MarketDataRequestReject 281=2")
+	fs.IntVar(&o.FixInFlight, "fix-in-flight", publisher.DefaultRecoveryInFlight, "most `bytes` of recovery answers waiting for one client's socket; more waits for the client")
+	fs.IntVar(&o.FixMinRate, "fix-min-rate", publisher.DefaultRecoveryMinRate, "a recovery client taking its answers slower than this many `bytes` per second, while behind, is logged out")
+	fs.DurationVar(&o.FixRateWindow, "fix-rate-window", publisher.DefaultRecoveryRateWindow, "measure --fix-min-rate over `D` of a client being behind")
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -124,7 +130,7 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rec, err := publisher.NewRecoveryService(p, publisher.RecoveryOptions{})
+	rec, err := publisher.NewRecoveryService(p, o.RecoveryOptions())
 	if err != nil {
 		return err
 	}
@@ -145,6 +151,13 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// RecoveryOptions returns the recovery service's options from the --fix-* flags,
+// checked by PublisherConfig.
+func (o *PubOptions) RecoveryOptions() publisher.RecoveryOptions {
+	return publisher.RecoveryOptions{MaxPending: o.FixMaxPending, InFlight: o.FixInFlight,
+		MinRate: o.FixMinRate, RateWindow: o.FixRateWindow}
+}
+
 // PubStats is what pub --stats-out writes.
 type PubStats struct {
 	Datagrams     uint64  `json:"datagrams"`
@@ -158,13 +171,14 @@ type PubStats struct {
 	Retransmitted uint64  `json:"retransmitted"`  // messages sent in answer to retransmission requests
 	Snapshots     uint64  `json:"snapshots_sent"` // W messages sent
 	Rejects       uint64  `json:"fix_rejects"`
+	TooSlow       uint64  `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
 }
 
 // NewPubStats gathers the publisher's and the recovery service's counters.
 func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
-		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects}
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow}
 }
 
 // apply puts the flags given (in set) into cfg, checking each.
@@ -190,6 +204,14 @@ func (o *PubOptions) apply(cfg *publisher.Config, set map[string]bool) error {
 		return fmt.Errorf("--retention-bytes %d: want at least %d", o.RetentionB, publisher.MinRetentionBytes)
 	case set["max-retransmit"] && o.MaxRetransmit < 1:
 		return fmt.Errorf("--max-retransmit %d: want at least 1", o.MaxRetransmit)
+	case o.FixMaxPending < 1:
+		return fmt.Errorf("--fix-max-pending %d: want at least 1", o.FixMaxPending)
+	case o.FixInFlight < 1:
+		return fmt.Errorf("--fix-in-flight %d: want at least 1 byte", o.FixInFlight)
+	case o.FixMinRate < 1:
+		return fmt.Errorf("--fix-min-rate %d: want at least 1 byte per second", o.FixMinRate)
+	case o.FixRateWindow < 100*time.Millisecond:
+		return fmt.Errorf("--fix-rate-window %v: want at least 100ms", o.FixRateWindow)
 	case set["instruments"] && (o.Instruments < 1 || o.Instruments > publisher.MaxInstruments):
 		return fmt.Errorf("--instruments %d: want 1..%d", o.Instruments, publisher.MaxInstruments)
 	}
