@@ -493,7 +493,7 @@ func (s *RecoveryService) work(sess *recoverySession) {
 // reports false once the session is gone or cut off.
 func (s *RecoveryService) serve(sess *recoverySession, codec *md.Codec, req *md.MarketDataRequest) bool {
 	var ans *answer
-	for first := true; first || ans != nil && ans.next < len(ans.msgs); first = false {
+	for first := true; first || ans != nil && ans.next < ans.n; first = false {
 		if err := s.waitRoom(sess); err != nil {
 			return false
 		}
@@ -512,10 +512,11 @@ func (s *RecoveryService) serve(sess *recoverySession, codec *md.Codec, req *md.
 	return true
 }
 
-// answer is an answer being sent: msgs[i] converts its i-th message.
+// answer is an answer being sent: msg(i) makes its i-th message, of n.
 type answer struct {
 	reqID string
-	msgs  []func() (*quickfix.Message, error)
+	n     int
+	msg   func(i int) (*quickfix.Message, error)
 	next  int            // the next message to send
 	sent  *atomic.Uint64 // counts the messages sent
 }
@@ -523,14 +524,13 @@ type answer struct {
 // sendSlice sends the next answerSlice messages of ans. It reports false once
 // the session is gone.
 func (s *RecoveryService) sendSlice(sess *recoverySession, ans *answer) bool {
-	end := min(ans.next+answerSlice, len(ans.msgs))
+	end := min(ans.next+answerSlice, ans.n)
 	for ; ans.next < end; ans.next++ {
-		msg, err := ans.msgs[ans.next]()
-		ans.msgs[ans.next] = nil // let what is sent go
+		msg, err := ans.msg(ans.next)
 		if err != nil {
 			s.log.Error("recovery service: retained datagram", "err", err)
 			s.reject(sess, ans.reqID, md.RejectInsufficientBandwidth, "internal error: "+err.Error())
-			ans.next = len(ans.msgs)
+			ans.next = ans.n
 			return true
 		}
 		if err := s.acc.Send(sess.id, msg); err != nil {
@@ -625,14 +625,12 @@ func (s *RecoveryService) prepareRetransmit(sess *recoverySession, codec *md.Cod
 		}
 		return nil
 	}
-	ans := &answer{reqID: req.MDReqID, msgs: make([]func() (*quickfix.Message, error), len(dgs)), sent: &s.retransmitted}
 	channel, reqID, beg := req.ApplID, req.MDReqID, req.BegSeqNum
-	for i, d := range dgs {
-		ans.msgs[i] = func() (*quickfix.Message, error) {
-			return retransmission(codec, d, beg+uint32(i), channel, reqID)
-		}
-	}
-	return ans
+	return &answer{reqID: reqID, n: len(dgs), sent: &s.retransmitted, msg: func(i int) (*quickfix.Message, error) {
+		d := dgs[i]
+		dgs[i] = nil // let what is sent go
+		return retransmission(codec, d, beg+uint32(i), channel, reqID)
+	}}
 }
 
 // retransmission converts a retained datagram to its FIX form for the
@@ -666,16 +664,12 @@ func (s *RecoveryService) prepareSnapshot(sess *recoverySession, codec *md.Codec
 	}
 	if err == nil {
 		reqID := req.MDReqID
-		ans := &answer{reqID: reqID, msgs: make([]func() (*quickfix.Message, error), len(snaps)), sent: &s.snapshots}
-		for i := range snaps {
-			ans.msgs[i] = func() (*quickfix.Message, error) {
-				channel, _ := s.p.ChannelOf(string(snaps[i].Symbol))
-				msg := md.SnapshotToFIX(&snaps[i], md.ApplFields{ApplID: channel, MDReqID: reqID})
-				msg.Body.SetInt(tag.TotNumReports, len(snaps))
-				return msg, nil
-			}
-		}
-		return ans
+		return &answer{reqID: reqID, n: len(snaps), sent: &s.snapshots, msg: func(i int) (*quickfix.Message, error) {
+			channel, _ := s.p.ChannelOf(string(snaps[i].Symbol))
+			msg := md.SnapshotToFIX(&snaps[i], md.ApplFields{ApplID: channel, MDReqID: reqID})
+			msg.Body.SetInt(tag.TotNumReports, len(snaps))
+			return msg, nil
+		}}
 	}
 	if sess.ctx.Err() == nil {
 		s.reject(sess, req.MDReqID, rejectReason(err), err.Error())

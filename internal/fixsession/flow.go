@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -172,6 +173,27 @@ func (q *outQueue) write() {
 			q.done = true
 		}
 		q.broadcast()
+	}
+}
+
+// ended reports whether quickfix's side of the connection, or the client's, has ended.
+func (q *outQueue) ended() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.eof || q.done
+}
+
+// waitInput waits while the queue is full: the guard reads no more of a client's
+// messages while it does not take the answers to those already read, so a client that
+// does not read cannot make the acceptor queue more (Rejects, Heartbeats) for it.
+func (q *outQueue) waitInput() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.queued >= maxQueued && !q.done && !q.closing && !q.eof {
+		ch := q.changed
+		q.mu.Unlock()
+		<-ch
+		q.mu.Lock()
 	}
 }
 
@@ -348,13 +370,21 @@ func (r *outRegistry) detach(sender string, q *outQueue) {
 	r.bySender[sender] = qs
 }
 
-// lookup returns the queue of sender's oldest connection: quickfix serves one connection
-// per session, the first; a later one's Logon is refused.
+// lookup returns the queue of sender's oldest connection whose quickfix side has not
+// ended: quickfix serves one connection per session, the first (a later one's Logon is
+// refused, and quickfix closes it); a connection whose session ended may still be
+// writing its last output when the client connects again.
 func (r *outRegistry) lookup(sender string) *outQueue {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if qs := r.bySender[sender]; len(qs) > 0 {
-		return qs[0]
+	qs := slices.Clone(r.bySender[sender])
+	r.mu.Unlock()
+	for _, q := range qs {
+		if !q.ended() {
+			return q
+		}
+	}
+	if len(qs) > 0 {
+		return qs[len(qs)-1]
 	}
 	return nil
 }

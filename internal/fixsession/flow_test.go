@@ -233,3 +233,41 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		}
 	}
 }
+
+// TestOutRegistry checks which connection's queue a session's calls reach: the oldest
+// whose quickfix side goes on, not one that ended and is still writing its last output,
+// nor a later duplicate.
+func TestOutRegistry(t *testing.T) {
+	var r outRegistry
+	conns := make([]net.Conn, 0, 6)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	mk := func() *outQueue {
+		a, b := net.Pipe()
+		conns = append(conns, a, b)
+		return newOutQueue(a)
+	}
+	old, live, dup := mk(), mk(), mk()
+	if r.lookup("C") != nil {
+		t.Fatal("a queue for an unknown sender")
+	}
+	r.attach("C", old)
+	r.attach("C", live)
+	r.attach("C", dup)
+	if r.lookup("C") != old {
+		t.Fatal("lookup is not the oldest connection")
+	}
+	old.finish() // its session ended; it still writes what it has
+	if r.lookup("C") != live {
+		t.Fatal("lookup is not the oldest connection still going")
+	}
+	r.detach("C", old)
+	r.detach("C", live)
+	r.detach("C", dup)
+	if r.lookup("C") != nil || len(r.bySender) != 0 {
+		t.Fatal("queues left after detach")
+	}
+}

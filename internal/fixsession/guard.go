@@ -220,6 +220,7 @@ func (g *guard) inbound(client, back net.Conn, remote string, q *outQueue) bool 
 			g.out.attach(sender, q)
 			defer g.out.detach(sender, q)
 		}
+		q.waitInput() // a client that does not read is not read either (flow.go)
 		if _, err := back.Write(msg); err != nil {
 			return false
 		}
