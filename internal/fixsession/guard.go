@@ -20,11 +20,12 @@ import (
 // the Acceptor listens on the public address itself and puts a guard in front of a
 // quickfix acceptor listening on an ephemeral loopback port: per client connection, the
 // guard reads whole messages with a FrameReader, forwards only those that pass
-// CheckFrame (the first one a Logon), and copies quickfix's output back unchanged. On a
-// malformed message it counts it, logs what and where, and closes the connection; a
-// message whose only fault is its CheckSum is dropped, counted and logged, and the
-// connection goes on (the FIX rule for garbled messages). quickfix accepts connections
-// only from the guard's own local ports, so nothing local bypasses the checks.
+// CheckFrame (the first one a Logon), and queues quickfix's output and writes it back
+// unchanged (flow.go). On a malformed message it counts it, logs what and where, and
+// closes the connection; a message whose only fault is its CheckSum is dropped, counted
+// and logged, and the connection goes on (the FIX rule for garbled messages). quickfix
+// accepts connections only from the guard's own local ports, so nothing local bypasses
+// the checks.
 
 // AcceptorStats counts what an Acceptor did with its clients.
 type AcceptorStats struct {
