@@ -75,7 +75,6 @@ func TestTrailerLayout(t *testing.T) {
 	}
 }
 
-
 // TestOpenRefuses flips every bit of a sealed datagram, truncates it, moves it to another
 // channel and opens it with another key: each is refused with its error.
 func TestOpenRefuses(t *testing.T) {
@@ -148,7 +147,7 @@ func TestParseKey(t *testing.T) {
 	}
 	// Upper and lower case hex and spacing give the same key.
 	a := testKey.Seal(nil, lineA, datagram(1, 10))
-	b := mustKey(strings.ToUpper(hexKey[:20]) + "\n" + hexKey[20:]).Seal(nil, lineA, datagram(1, 10))
+	b := mustKey(strings.ToUpper(hexKey[:20])+"\n"+hexKey[20:]).Seal(nil, lineA, datagram(1, 10))
 	if !bytes.Equal(a, b) {
 		t.Error("the same hex key in other spelling seals differently")
 	}
