@@ -9,6 +9,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/gap"
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 )
 
 // Config configures a Handler.
@@ -33,6 +34,11 @@ type Config struct {
 	// Source, when valid, restricts every join to that sender (source-specific
 	// multicast): datagrams from anyone else are never delivered.
 	Source netip.Addr
+
+	// Key, when set, authenticates every datagram (package mcast/dgauth): one whose
+	// trailer does not check is dropped before the sequence tracker and counted
+	// (Stats.AuthFailures). Nil: datagrams carry no trailer and the network is trusted.
+	Key *dgauth.Key
 
 	// ReadBuffer is each socket's SO_RCVBUF request (default 8 MiB).
 	ReadBuffer int

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 	"fastfeed/book"
 	"fastfeed/gap"
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 	"fastfeed/md"
 )
 
@@ -49,7 +51,8 @@ type channel struct {
 	instruments []*instrument
 	polling     bool // in the list of channels whose timers run
 	lat         *Latencies
-	snapWaiting int // instruments whose snapshot has not arrived
+	snapWaiting int      // instruments whose snapshot has not arrived
+	copies      copyRing // digests of the copies taken of the last sequence numbers (auth.go)
 }
 
 // Handler is a feed handler. Create it with New, start it with Run.
@@ -87,6 +90,12 @@ type Handler struct {
 	event    Event        // the event being delivered to subscribers
 	bids     []book.Level // scratch for snapshots
 	asks     []book.Level
+
+	key     *dgauth.Key  // checks every datagram's trailer; nil: the network is trusted (auth.go)
+	digest  uint64       // the tag's digest of the datagram authenticated last
+	seed    maphash.Seed // of the copy digests without a key
+	authLog rateLog
+	copyLog rateLog
 }
 
 type socketInfo struct {
@@ -123,6 +132,10 @@ func New(cfg Config) (*Handler, error) {
 		requests: make(chan func(), 16),
 		exited:   make(chan struct{}),
 		stages:   newLatencies(overallDigits),
+		seed:     maphash.MakeSeed(),
+	}
+	if cfg.Key != nil {
+		h.key = cfg.Key.Clone() // the caller's may be used on another goroutine
 	}
 	h.latency = h.stages[StageTotal]
 	if cfg.Inject.active() {
@@ -415,6 +428,10 @@ func (h *Handler) receive(group int, b []byte, now int64) {
 		return
 	}
 	si := h.sockets[group]
+	b, ok := h.authenticate(si, b)
+	if !ok {
+		return
+	}
 	if len(b) < 4 {
 		h.stats.DecodeErrors++
 		h.cfg.Logf("datagram of %d bytes: shorter than the sequence preamble", len(b))
@@ -464,8 +481,13 @@ func (h *Handler) receive(group int, b []byte, now int64) {
 			return
 		}
 	}
+	sum := h.datagramDigest(b)
+	if !h.sameCopy(ch, si.line, seq, sum, now) {
+		return
+	}
 	switch ch.tracker.Offer(seq, si.line, body, now) {
 	case gap.Deliver:
+		ch.copies.add(seq, sum)
 		if fresh {
 			h.applyDecoded(ch, kind)
 		} else {
@@ -473,6 +495,7 @@ func (h *Handler) receive(group int, b []byte, now int64) {
 		}
 		h.drain(ch)
 	case gap.Buffered:
+		ch.copies.add(seq, sum)
 		h.activate(ch)
 	}
 }
@@ -712,6 +735,7 @@ func (h *Handler) learn(d *md.Definition) {
 func (h *Handler) reset(ch *channel, newSeqNo uint32) {
 	h.stats.Resets++
 	ch.tracker.Reset(newSeqNo)
+	ch.copies.clear()
 	for _, in := range ch.instruments {
 		if in.book != nil {
 			in.book.Clear()

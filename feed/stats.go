@@ -18,6 +18,8 @@ type Stats struct {
 	StaleEvents     uint64 `json:"stale_events"`
 	DecodeErrors    uint64 `json:"decode_errors"`  // malformed datagrams
 	ForeignSource   uint64 `json:"foreign_source"` // datagrams from a sender other than Config.Source
+	AuthFailures    uint64 `json:"auth_failures"`  // datagrams whose trailer did not check (Config.Key)
+	ABMismatch      uint64 `json:"ab_mismatch"`    // copies of a sequence number that differ from the copy taken
 	Filtered        uint64 `json:"filtered"`       // entries of topics not subscribed, sharing a group
 	KernelDrops     uint64 `json:"kernel_drops"`   // datagrams the kernel dropped (SO_RXQ_OVFL)
 	Heartbeats      uint64 `json:"heartbeats"`

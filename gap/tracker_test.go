@@ -21,6 +21,7 @@ import (
 //	fail>snap         recovery failed
 //	@15ms             set the clock (applies to later steps)
 //	state:gap         expect the state
+//	need:             the caller needs a snapshot (NeedSnapshot)
 func run(t *testing.T, cfg Config, script string) *Tracker {
 	t.Helper()
 	tr := New(cfg)
@@ -109,6 +110,8 @@ func run(t *testing.T, cfg Config, script string) *Tracker {
 				case "start":
 					tr.Start(uint32(n))
 				}
+			case "need":
+				tr.NeedSnapshot(now)
 			case "state":
 				if tr.State().String() != arg {
 					fail("state %v, want %s", tr.State(), arg)
@@ -187,6 +190,9 @@ func TestTracker(t *testing.T) {
 		{"snapshot wait keeps its window against a bogus number", Config{Window: 8, GapWait: time.Millisecond},
 			"A10>buffered A11>buffered A12>buffered A20>dropped A13>buffered snap:12 drain>13 state:live A14>deliver",
 			Counters{Delivered: 2, Snapshots: 1, Skipped: 3, Dropped: 1}},
+		{"snapshot needed by the caller", cfg, "need: A1>deliver A2>deliver need: state:snapshot A3>buffered poll>snap poll>none A4>buffered " +
+			"snap:3 drain>4 state:live A5>deliver",
+			Counters{Delivered: 4, Snapshots: 1, Skipped: 1}},
 		{"stale snapshot ignored", cfg, "A1>deliver A2>deliver A3>deliver snap:1 A4>deliver",
 			Counters{Delivered: 4}},
 	}
