@@ -12,6 +12,7 @@ import (
 	"fastfeed/fast"
 	"fastfeed/internal/decfmt"
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 )
 
 // Defaults of Config. A zero field of Config means its default.
@@ -100,6 +101,10 @@ type Config struct {
 	B                BLine
 	Interface        netip.Addr // IP_MULTICAST_IF; zero means 127.0.0.1 (loopback)
 	SendBuffer       int        // SO_SNDBUF in bytes; 0 keeps the kernel default
+	// Key, when set, seals every datagram (A and B alike) with a trailer that handlers
+	// check (package mcast/dgauth; docs/mcast-auth.md): dgauth.Overhead bytes after
+	// the FAST message, outside PayloadLimit. Nil: no trailer, the wire of DESIGN.md.
+	Key *dgauth.Key
 
 	// Rate is the target of incremental refresh (X) datagrams per second on
 	// line A, all channels together; 0 means as fast as possible.
@@ -205,6 +210,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("publisher: config: count %d is negative", c.Count)
 	case c.PayloadLimit < MinPayloadLimit || c.PayloadLimit > MaxPayloadLimit:
 		return fmt.Errorf("publisher: config: payload limit %d out of range %d..%d", c.PayloadLimit, MinPayloadLimit, MaxPayloadLimit)
+	case c.Key != nil && c.PayloadLimit > MaxPayloadLimit-dgauth.Overhead:
+		return fmt.Errorf("publisher: config: payload limit %d with a datagram key: at most %d (the trailer takes %d bytes)",
+			c.PayloadLimit, MaxPayloadLimit-dgauth.Overhead, dgauth.Overhead)
 	case c.Heartbeat < time.Millisecond:
 		return fmt.Errorf("publisher: config: heartbeat interval %v: want at least 1ms", c.Heartbeat)
 	case c.DefinitionsInterval < time.Millisecond:

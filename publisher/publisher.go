@@ -15,6 +15,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 	"fastfeed/md"
 )
 
@@ -60,6 +61,8 @@ type Publisher struct {
 	w          batchWriter
 	out        []mcast.Message
 	stampAt    []int16 // offset of each queued datagram's SendingTime, or -1 (stamp.go)
+	sealN      []int32 // length before the trailer of each queued datagram to seal, or -1 (auth.go)
+	key        *dgauth.Key
 	nout       int
 	unsentFrom uint64   // arena offset of the oldest queued datagram, if nout > 0
 	err        error    // first send or encoding error; stops the loop
@@ -132,6 +135,7 @@ func New(cfg Config) (*Publisher, error) {
 		insChan:   make([]int32, len(cfg.Instruments)),
 		out:       make([]mcast.Message, sendBatch),
 		stampAt:   make([]int16, sendBatch),
+		sealN:     make([]int32, sendBatch),
 		defCursor: -1,
 		reqs:      make(chan *request, 64),
 		stopped:   make(chan struct{}),
@@ -139,6 +143,9 @@ func New(cfg Config) (*Publisher, error) {
 	}
 	if err := p.buildChannels(); err != nil {
 		return nil, err
+	}
+	if cfg.Key != nil {
+		p.key = cfg.Key.Clone() // the loop's own: a Key is used by one goroutine
 	}
 	p.ret = newRetention(cfg.Retention, cfg.RetentionBytes, p.evicted)
 	p.maxEntries = max(1, cfg.PayloadLimit/minEntryBytes)
@@ -712,10 +719,14 @@ func (p *Publisher) emit(ch int, b []byte, preamble uint32, sequenced bool) {
 	p.scratch = b[:4] // keep any growth
 	binary.LittleEndian.PutUint32(b, preamble)
 	n := len(b)
-	if p.nout > 0 && p.ret.end(n) > p.unsentFrom+uint64(len(p.ret.arena)) {
+	size := n // on the wire: with the trailer, sealed in send (auth.go)
+	if p.key != nil {
+		size += dgauth.Overhead
+	}
+	if p.nout > 0 && p.ret.end(size) > p.unsentFrom+uint64(len(p.ret.arena)) {
 		p.send() // the arena would overwrite datagrams not yet sent
 	}
-	dst, off := p.ret.reserve(n)
+	dst, off := p.ret.reserve(size)
 	copy(dst, b)
 	if p.nout == 0 {
 		p.unsentFrom = off
@@ -726,14 +737,15 @@ func (p *Publisher) emit(ch int, b []byte, preamble uint32, sequenced bool) {
 	}
 	c.lastSend = p.now
 	at := stampOffset(dst, p.wall)
-	p.out[p.nout], p.stampAt[p.nout] = mcast.Message{Buf: dst, Addr: c.a}, at
+	p.out[p.nout], p.stampAt[p.nout], p.sealN[p.nout] = mcast.Message{Buf: dst, Addr: c.a}, at, p.sealLen(n)
 	p.nout++
 	if p.hasB {
-		p.out[p.nout], p.stampAt[p.nout] = mcast.Message{Buf: dst, Addr: c.b}, at
+		// The same bytes: sealed once, with line A's address, through the A copy.
+		p.out[p.nout], p.stampAt[p.nout], p.sealN[p.nout] = mcast.Message{Buf: dst, Addr: c.b}, at, -1
 		p.nout++
 	}
 	p.st.Datagrams++
-	p.st.Bytes += uint64(n)
+	p.st.Bytes += uint64(size)
 	if p.nout+2 > len(p.out) {
 		p.send()
 	}
@@ -745,6 +757,7 @@ func (p *Publisher) send() {
 		return
 	}
 	p.restamp(time.Now().UnixNano()) // SendingTime = now, just before the kernel has them
+	p.seal()                         // after the last change to the bytes
 	n, err := p.w.WriteBatch(p.out[:p.nout])
 	if err != nil {
 		p.fail(fmt.Errorf("publisher: sent %d of %d datagrams: %w", n, p.nout, err))
