@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 	"fastfeed/md"
 )
 
@@ -29,6 +30,10 @@ type RecordConfig struct {
 	// decodes them.
 	Definitions netip.AddrPort
 	Codec       *md.Codec
+	// Key, when set, authenticates the definitions (package mcast/dgauth) before they
+	// are believed: a forged one makes Record join nothing. Every datagram is written to
+	// the capture as received, trailer and all, forged or not; replay checks them.
+	Key *dgauth.Key
 
 	// Joined, if set, is called for each group Record joins itself.
 	Joined func(group netip.AddrPort)
@@ -42,6 +47,9 @@ type RecordStats struct {
 	NoKernelTS  uint64 // datagrams without a kernel timestamp, stamped with the wall clock
 	Joined      int    // groups joined through the definitions channel
 	KernelDrops uint64 // datagrams the kernel dropped (full receive buffers)
+	// AuthFailures counts definitions datagrams whose trailer did not check (Key);
+	// they are written but not believed.
+	AuthFailures uint64
 }
 
 // recordBuf is each datagram's receive buffer: at least the largest UDP payload the
@@ -110,7 +118,18 @@ func Record(ctx context.Context, cfg RecordConfig) (RecordStats, error) {
 			}
 			st.Datagrams++
 			st.Bytes += uint64(len(payload))
-			if m.Group != defsIdx || len(payload) < 4 {
+			if m.Group != defsIdx {
+				continue
+			}
+			if cfg.Key != nil {
+				opened, aerr := cfg.Key.Open(cfg.Definitions, payload)
+				if aerr != nil {
+					st.AuthFailures++
+					continue
+				}
+				payload = opened
+			}
+			if len(payload) < 4 {
 				continue
 			}
 			kind, derr := cfg.Codec.Decode(payload[4:])

@@ -31,6 +31,7 @@ const DefaultBusConfig = "fixtures/bus.json"
 type FeedOptions struct {
 	Common
 	Network
+	McastKey
 	Config, Topics, Source, FixConnect, Username, Password, CompID string
 	ServeFIX, BusConfig, DumpBooks, StatsOut, LatencyOut           string
 	All                                                            bool
@@ -75,6 +76,7 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.Uint64Var(&in.BurstAt, "inject-burst-at", 1000, "test fault: the burst starts after `K` datagrams")
 	fs.StringVar(&in.Line, "inject-line", "", "test fault: apply the faults to line `A` or B only (default both)")
 	fs.Uint64Var(&in.Seed, "inject-seed", 1, "seed of the injected faults")
+	o.McastKey.register(fs, "authenticate every datagram")
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -117,6 +119,9 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+	if cfg.Key, err = o.LoadKey(); err != nil {
+		return err
+	}
 	if o.FixConnect != "" {
 		rec, err := o.recoveryClient(cfg.Templates, log)
 		if err != nil {
@@ -161,6 +166,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("feed handler stopped", "datagrams", st.Datagrams, "messages", st.Messages, "gaps", st.Gaps,
 		"recovered_ab", st.RecoveredAB, "recovered_fix", st.RecoveredFIX, "snapshots", st.SnapshotsDone,
 		"stale_books", st.StaleBooks, "decode_errors", st.DecodeErrors, "kernel_drops", st.KernelDrops)
+	warnForged(log, st)
 	keep := func(werr error) {
 		if werr != nil && err == nil {
 			err = werr

@@ -21,6 +21,7 @@ import (
 type PubOptions struct {
 	Common
 	Network
+	McastKey
 	Config, DumpBooks, FixListen, StatsOut, BDefGroup string
 	Instruments, PayloadLimit, Retention, RetentionB  int
 	MaxRetransmit                                     int
@@ -64,6 +65,7 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.IntVar(&o.FixInFlight, "fix-in-flight", publisher.DefaultRecoveryInFlight, "most `bytes` of recovery answers waiting for one client's socket; more waits for the client")
 	fs.IntVar(&o.FixMinRate, "fix-min-rate", publisher.DefaultRecoveryMinRate, "a recovery client taking its answers slower than this many `bytes` per second, while behind, is logged out")
 	fs.DurationVar(&o.FixRateWindow, "fix-rate-window", publisher.DefaultRecoveryRateWindow, "measure --fix-min-rate over `D` of a client being behind")
+	o.McastKey.register(fs, "seal every datagram")
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -126,9 +128,15 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
 	}
+	if cfg.Key, err = o.LoadKey(); err != nil {
+		return err
+	}
 	p, err := publisher.New(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Key != nil {
+		log.Info("datagrams sealed", "key_file", o.McastKeyFile, "key_id", cfg.Key.ID())
 	}
 	rec, err := publisher.NewRecoveryService(p, o.RecoveryOptions())
 	if err != nil {

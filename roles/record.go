@@ -20,6 +20,7 @@ import (
 type RecordOptions struct {
 	Common
 	Network
+	McastKey
 	Config, Out, Topics, Groups, Format string
 	All                                 bool
 	Duration                            time.Duration
@@ -37,6 +38,7 @@ func (o *RecordOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	o.Network.register(fs, netUsage{"b-port": "-", "b-group-base": "-"})
 	fs.IntVar(&o.ReadBuffer, "rcvbuf", 8<<20, "SO_RCVBUF `bytes` per socket")
+	o.McastKey.register(fs, "with --all, authenticate the definitions (every datagram is recorded as received)")
 	o.Common.register(fs, "FAST template XML `file` (for --all)")
 }
 
@@ -65,6 +67,9 @@ func Record(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return &UsageError{err.Error()}
 	}
 	cfg := replay.RecordConfig{Joined: func(g netip.AddrPort) { log.Info("joined", "group", g) }}
+	if cfg.Key, err = o.LoadKey(); err != nil {
+		return err
+	}
 	if o.All {
 		ts, err := o.LoadTemplates(c.set)
 		if err != nil {
@@ -103,6 +108,9 @@ func Record(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log.Info("recorded", "out", o.Out, "datagrams", st.Datagrams, "bytes", st.Bytes, "groups_joined", st.Joined,
 		"truncated", st.Truncated, "no_kernel_timestamp", st.NoKernelTS, "kernel_drops", st.KernelDrops)
+	if st.AuthFailures > 0 {
+		log.Warn("forged definitions recorded but not followed", "auth_failures", st.AuthFailures)
+	}
 	return err
 }
 

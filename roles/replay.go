@@ -49,6 +49,7 @@ func (o *ReplayOptions) Register(fs *flag.FlagSet) {
 	f.registerGap(fs, "how long (capture time) a hole waits for line B (default 5ms)")
 	fs.DurationVar(&o.Drain, "drain", 10*time.Second, "after the last datagram, wait up to `D` for FIX recovery to end")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress bar on stderr: auto (on a terminal), always or never")
+	f.McastKey.register(fs, "authenticate every datagram of the capture")
 	f.Common.register(fs, "FAST template XML `file`")
 	// The handler's fault injection is feed's only; its defaults are the handler's.
 	f.Inject = InjectOptions{Window: 1, DelayBy: 20 * time.Millisecond, BurstAt: 1000, Seed: 1}
@@ -70,6 +71,8 @@ func (o *ReplayOptions) check(set map[string]bool) (speed float64, err error) {
 		return 0, usagef("--progress %q: want auto, always or never", o.Progress)
 	case o.Drain < 0:
 		return 0, usagef("--drain must not be negative")
+	case o.ToMulticast && o.Feed.McastKeyFile != "":
+		return 0, usagef("--mcast-key checks datagrams for a handler: --to-multicast sends them on as captured")
 	}
 	if o.Max {
 		return 0, nil
@@ -114,6 +117,9 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg, err := o.HandlerConfig(c.set)
 	if err != nil {
 		return &UsageError{err.Error()}
+	}
+	if cfg.Key, err = o.Feed.LoadKey(); err != nil {
+		return err
 	}
 
 	file, err := os.Open(c.pos[0])
@@ -238,6 +244,9 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			"recovered_fix", st.RecoveredFIX, "decode_errors", st.DecodeErrors, "books", st.Instruments, "stale_books", st.StaleBooks)
 	}
 	log.Info("replay done", attrs...)
+	if h != nil {
+		warnForged(log, st)
+	}
 	if o.Feed.DumpBooks != "" && h != nil {
 		if werr := writeFile(o.Feed.DumpBooks, h.WriteDump); werr != nil && err == nil {
 			err = werr
