@@ -2,6 +2,7 @@ package feed
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"time"
 
@@ -30,8 +31,7 @@ func (h *Handler) authenticate(si socketInfo, b []byte) (payload []byte, ok bool
 	if err != nil {
 		h.stats.AuthFailures++
 		if n, ok := h.authLog.allow(h.now); ok {
-			h.cfg.Logf("channel %s line %s: datagram of %d bytes refused: %v (%d more refused since the last report)",
-				name, lineName(si.line), len(b), err, n)
+			h.cfg.Logf("channel %s line %s: datagram of %d bytes refused: %v%s", name, lineName(si.line), len(b), err, more(n))
 		}
 		return nil, false
 	}
@@ -93,13 +93,21 @@ func (h *Handler) sameCopy(ch *channel, line gap.Source, seq uint32, sum uint64,
 	}
 	h.stats.ABMismatch++
 	if n, ok := h.copyLog.allow(now); ok {
-		h.cfg.Logf("channel %s seq %d: the copy from line %s differs from the one taken: books marked stale, snapshots requested (%d more since the last report)",
-			ch.name, seq, lineName(line), n)
+		h.cfg.Logf("channel %s seq %d: the copy from line %s differs from the one taken: books marked stale, snapshots requested%s",
+			ch.name, seq, lineName(line), more(n))
 	}
 	h.staleChannel(ch, "two different copies of one sequence number")
 	ch.tracker.NeedSnapshot(now)
 	h.activate(ch)
 	return false
+}
+
+// more says how many were not logged since the last report, if any.
+func more(suppressed uint64) string {
+	if suppressed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d more since the last report, not logged)", suppressed)
 }
 
 // rateLog lets a cause log once per interval and counts what it suppressed meanwhile.

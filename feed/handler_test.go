@@ -15,6 +15,7 @@ import (
 	"fastfeed/gap"
 	"fastfeed/internal/netns"
 	"fastfeed/mcast"
+	"fastfeed/mcast/dgauth"
 	"fastfeed/md"
 )
 
@@ -44,6 +45,7 @@ type script struct {
 	truth  map[string]*book.MBP
 	sent   map[string]map[uint32][]byte // channel -> seq -> datagram
 	snapAt map[string]md.Snapshot       // symbol -> snapshot taken by takeSnapshot
+	key    *dgauth.Key                  // seals what send sends (sent keeps the datagrams unsealed)
 }
 
 func newScript(t *testing.T) *script {
@@ -109,7 +111,11 @@ func (s *script) send(symbol string, seq uint32, lineB bool) {
 	if lineB {
 		addr = netip.AddrPortFrom(addr.Addr(), port+1)
 	}
-	if err := s.sender.WriteTo(s.sent[ch][seq], addr); err != nil {
+	d := s.sent[ch][seq]
+	if s.key != nil {
+		d = s.key.Seal(nil, channelOf(symbol), d) // line A's address on both lines
+	}
+	if err := s.sender.WriteTo(d, addr); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -122,6 +128,9 @@ func (s *script) heartbeat(symbol string) {
 	payload, err := s.codec.AppendHeartbeat(payload, &md.Heartbeat{LastSeqNum: last})
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	if s.key != nil {
+		payload = s.key.Seal(nil, addr, payload)
 	}
 	if err := s.sender.WriteTo(payload, addr); err != nil {
 		s.t.Fatal(err)
