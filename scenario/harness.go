@@ -56,6 +56,11 @@ func (r *Result) add(st feed.Stats) {
 	r.RecoveredAB += st.RecoveredAB + st.LineBFirst
 	r.RecoveredFIX += st.RecoveredFIX
 	r.Snapshots += st.SnapshotsDone
+	if st.ABMismatch != 0 || st.AuthFailures != 0 {
+		// Nothing forges datagrams in the scenarios: two copies of one number differ
+		// only if the handler compares what it should not.
+		r.failf("handler %d: %d differing copies of one sequence number, %d authentication failures", r.Handlers, st.ABMismatch, st.AuthFailures)
+	}
 }
 
 // failf records a failed check; the first one is kept.
