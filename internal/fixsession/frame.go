@@ -281,6 +281,15 @@ func NewFrameReader(r io.Reader, limit int) *FrameReader {
 	return &FrameReader{r: bufio.NewReaderSize(r, 4096), limit: limit}
 }
 
+// SetLimit sets the size limit of the messages Next reads from now on, or
+// DefaultMaxMessageSize if limit is not positive.
+func (fr *FrameReader) SetLimit(limit int) {
+	if limit <= 0 {
+		limit = DefaultMaxMessageSize
+	}
+	fr.limit = limit
+}
+
 // ErrMessageTooLarge is wrapped by the FrameError of a message whose BodyLength makes it
 // longer than the FrameReader's limit.
 var ErrMessageTooLarge = errors.New("message too large")
