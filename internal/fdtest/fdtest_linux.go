@@ -80,3 +80,14 @@ func Exhaust(t testing.TB, spare int) (release func()) {
 		fs = nil
 	}
 }
+
+// List returns what the process's open files are, one per line, for a failure report.
+func List() string {
+	es, _ := os.ReadDir("/proc/self/fd")
+	var b []byte
+	for _, e := range es {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		b = append(b, e.Name()+" "+l+"\n"...)
+	}
+	return string(b)
+}

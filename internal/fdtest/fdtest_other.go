@@ -16,3 +16,6 @@ func Open(t testing.TB) int { t.Skip("fdtest: Linux only"); return 0 }
 
 // Exhaust skips t (Linux only).
 func Exhaust(t testing.TB, spare int) func() { t.Skip("fdtest: Linux only"); return func() {} }
+
+// List returns "" (Linux only).
+func List() string { return "" }
