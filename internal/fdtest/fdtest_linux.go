@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -81,12 +82,25 @@ func Exhaust(t testing.TB, spare int) (release func()) {
 	}
 }
 
-// List returns what the process's open files are, one per line, for a failure report.
+// List returns what the process's open files are, one per line, for a failure report;
+// a socket with its line of /proc/net/{tcp,udp}.
 func List() string {
+	sockets := map[string]string{}
+	for _, f := range []string{"tcp", "tcp6", "udp", "udp6"} {
+		b, _ := os.ReadFile("/proc/self/net/" + f)
+		for _, line := range strings.Split(string(b), "\n") {
+			if fs := strings.Fields(line); len(fs) > 9 {
+				sockets[fs[9]] = f + " " + strings.Join(fs[1:4], " ")
+			}
+		}
+	}
 	es, _ := os.ReadDir("/proc/self/fd")
 	var b []byte
 	for _, e := range es {
 		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if ino, ok := strings.CutPrefix(l, "socket:["); ok {
+			l += " " + sockets[strings.TrimSuffix(ino, "]")]
+		}
 		b = append(b, e.Name()+" "+l+"\n"...)
 	}
 	return string(b)
