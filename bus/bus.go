@@ -76,7 +76,7 @@ func New(h *feed.Handler, cfg Config) (*Bus, error) {
 		b.users[u.Username] = &u
 	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
-		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt,
+		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),
 	}, fixsession.HandlerFuncs{Logon: b.onLogon, Logout: b.onLogout, Message: b.onMessage})
 	if err != nil {

@@ -81,7 +81,7 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 	case cfg.HeartBtInt < 0:
 		return nil, fmt.Errorf("fixsession: acceptor: negative HeartBtInt %v", cfg.HeartBtInt)
 	}
-	if err := cfg.Limits.check(); err != nil {
+	if err := cfg.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("fixsession: acceptor: Limits: %w", err)
 	}
 	cfg.Limits = cfg.Limits.withDefaults(fdLimit())

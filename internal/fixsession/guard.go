@@ -43,18 +43,18 @@ import (
 
 // AcceptorStats counts what an Acceptor did with its clients.
 type AcceptorStats struct {
-	Connections     uint64 // TCP connections accepted
-	Open            uint64 // client connections open now
-	Refused         uint64 // connections closed at once: Limits.MaxConnections or MaxConnectionsPerSource reached
-	AcceptErrors    uint64 // failed accepts (e.g. EMFILE), each followed by a back-off
-	Malformed       uint64 // messages refused as malformed, their connections closed (framing, lengths, size, a first message not a Logon, garbled before Logon)
-	Garbled         uint64 // messages whose CheckSum (10) was wrong, dropped
-	LogonTimeouts   uint64 // connections closed for sending no Logon within Limits.LogonTimeout
-	LogonsRefused   uint64 // Logons answered with a Logout: a repeated tag, BeginString, TargetCompID or credentials
-	SessionRejects  uint64 // session-level Rejects (3) sent, e.g. for a missing MsgSeqNum or a bad SendingTime
-	BackendRestarts uint64 // quickfix acceptors replaced after their accept loop stopped
-	BackendFailures uint64 // failures to start a replacement (retried at the next connection)
-	LogSuppressed   uint64 // warnings not logged, over Limits.LogLinesPerSecond
+	Connections     uint64 `json:"connections"`      // TCP connections accepted
+	Open            uint64 `json:"open"`             // client connections open now
+	Refused         uint64 `json:"refused"`          // connections closed at once: Limits.MaxConnections or MaxConnectionsPerSource reached
+	AcceptErrors    uint64 `json:"accept_errors"`    // failed accepts (e.g. EMFILE), each followed by a back-off
+	Malformed       uint64 `json:"malformed"`        // messages refused as malformed, their connections closed (framing, lengths, size, a first message not a Logon, garbled before Logon)
+	Garbled         uint64 `json:"garbled"`          // messages whose CheckSum (10) was wrong, dropped
+	LogonTimeouts   uint64 `json:"logon_timeouts"`   // connections closed for sending no Logon within Limits.LogonTimeout
+	LogonsRefused   uint64 `json:"logons_refused"`   // Logons answered with a Logout: a repeated tag, BeginString, TargetCompID or credentials
+	SessionRejects  uint64 `json:"session_rejects"`  // session-level Rejects (3) sent, e.g. for a missing MsgSeqNum or a bad SendingTime
+	BackendRestarts uint64 `json:"backend_restarts"` // quickfix acceptors replaced after their accept loop stopped
+	BackendFailures uint64 `json:"backend_failures"` // failures to start a replacement (retried at the next connection)
+	LogSuppressed   uint64 `json:"log_suppressed"`   // warnings not logged, over Limits.LogLinesPerSecond
 }
 
 // counters are the atomics behind AcceptorStats.

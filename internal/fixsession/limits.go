@@ -48,7 +48,8 @@ type Limits struct {
 	LogLinesPerSecond int
 }
 
-func (l *Limits) check() error {
+// Check reports a limit out of range: negative, or a MaxLogonSize too small for a Logon.
+func (l *Limits) Check() error {
 	switch {
 	case l.MaxConnections < 0, l.MaxConnectionsPerSource < 0, l.MaxLogonSize < 0,
 		l.LogonTimeout < 0, l.MaxGarbledBeforeLogon < 0, l.LogLinesPerSecond < 0:
