@@ -216,6 +216,7 @@ func (a *Acceptor) Stop() {
 	a.guard.closeListener()
 	a.guard.stopAll() // the Logouts go out through the guard
 	a.guard.close()
+	a.app.rl.Close() // reports the warnings suppressed and not yet reported
 	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
 	a.endStop()
 }
