@@ -230,6 +230,7 @@ func (g *guard) relay(client net.Conn, src string) {
 	defer g.release(client, src)
 	remote := client.RemoteAddr().String()
 	fr := NewFrameReader(client, g.limits.MaxLogonSize)
+	defer fr.Release()
 	msg, lg, ok := g.readLogon(client, fr, remote)
 	if !ok {
 		return

@@ -365,6 +365,7 @@ func TestGarbledBeforeLogon(t *testing.T) {
 		t.Fatalf("test message is not garbled: %v", CheckFrame(bad))
 	}
 	flood := bytes.Repeat(bad, 100)
+	heapBefore := heapInUse()
 	const seconds = 3
 	start := time.Now()
 	var conns atomic.Int64
@@ -391,6 +392,11 @@ func TestGarbledBeforeLogon(t *testing.T) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+	heapAfter := heapInUse()
+	t.Logf("heap in use %.1f MB before, %.1f MB after", float64(heapBefore)/1e6, float64(heapAfter)/1e6)
+	if grew := int64(heapAfter) - int64(heapBefore); grew > 16<<20 {
+		t.Errorf("the heap grew by %d MB and stayed", grew>>20)
+	}
 	st := a.Stats()
 	lines := strings.Count(logs.String(), "\n")
 	dropped := strings.Count(logs.String(), "fix message dropped")

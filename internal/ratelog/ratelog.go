@@ -83,7 +83,7 @@ func (r *Logger) Log(level slog.Level, cause, msg string, args ...any) {
 		w.suppressed++
 		r.suppressed.Add(1)
 		if w.timer == nil && !r.closed {
-			w.timer = time.AfterFunc(time.Until(w.start.Add(time.Second)), func() { r.summarize(cause, level) })
+			w.timer = time.AfterFunc(w.start.Add(time.Second).Sub(now), func() { r.summarize(cause, level) })
 		}
 		r.mu.Unlock()
 		return
