@@ -26,7 +26,10 @@
 // whose XmlDataLen (212) overruns it panics on the session's goroutine) and bounds no
 // message's size, so an Acceptor's clients reach it only through a guard that frames and
 // checks every message first (CheckFrame, FrameReader): a malformed message is counted
-// (AcceptorStats), logged at Warn, and closes its connection.
+// (AcceptorStats), logged at Warn, and closes its connection. The guard reads a
+// connection's Logon within Limits (size, deadline, garbled messages) before quickfix sees
+// the connection, refuses a Logon that repeats a tag, and caps connections; Identity says
+// who a logged-on session authenticated as.
 package fixsession
 
 import (
