@@ -109,18 +109,6 @@ func waitUntil(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logOn logs on as sender with the demo login on a new connection from src and returns
 // it once the acceptor's Logon arrived.
 func logOn(t *testing.T, a *Acceptor, sender string, src int) net.Conn {
@@ -222,7 +210,7 @@ func TestHugeBodyLengthBeforeLogon(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "200 refusals", func() bool { return a.Stats().Malformed >= 200 })
+	waitFor(t, func() bool { return a.Stats().Malformed >= 200 }, "200 refusals")
 	<-sampling
 	after := heapInUse()
 	st := a.Stats()
@@ -231,7 +219,7 @@ func TestHugeBodyLengthBeforeLogon(t *testing.T) {
 	if st.Malformed != 200 || st.Refused != 0 {
 		t.Errorf("Malformed %d, Refused %d; want 200 and 0", st.Malformed, st.Refused)
 	}
-	waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+	waitFor(t, func() bool { return a.Stats().Open == 0 }, "no connection open")
 	if grew := int64(peak.Load()) - int64(before); grew > 32<<20 {
 		t.Errorf("the heap grew by %d MB at its peak", grew>>20)
 	}
@@ -273,7 +261,7 @@ func TestMiBLogonRefusedUnparsed(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "20 refusals", func() bool { return a.Stats().Malformed >= 20 })
+	waitFor(t, func() bool { return a.Stats().Malformed >= 20 }, "20 refusals")
 	st := a.Stats()
 	if st.Malformed != 20 || st.LogonsRefused != 0 {
 		t.Errorf("Malformed %d, LogonsRefused %d: want 20 refused by the guard, none by quickfix", st.Malformed, st.LogonsRefused)
@@ -313,7 +301,7 @@ func TestIdleLogonsBounded(t *testing.T) {
 	})
 	wg.Go(func() { closedByPeer(t, slow, 10*time.Second) })
 	wg.Wait()
-	waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+	waitFor(t, func() bool { return a.Stats().Open == 0 }, "no connection open")
 	if st := a.Stats(); st.LogonTimeouts != idle+1 || st.Malformed != 0 {
 		t.Errorf("LogonTimeouts %d, Malformed %d; want %d and 0", st.LogonTimeouts, st.Malformed, idle+1)
 	}
@@ -330,13 +318,13 @@ func TestConnectionCaps(t *testing.T) {
 		conns = append(conns, mustDial(t, a.Addr(), 0))
 		_ = i
 	}
-	waitFor(t, "5 open", func() bool { return a.Stats().Open == 5 })
+	waitFor(t, func() bool { return a.Stats().Open == 5 }, "5 open")
 	extra := mustDial(t, a.Addr(), 0) // the 6th from source 0
 	closedByPeer(t, extra, 5*time.Second)
 	for i := range 7 { // sources 1..7: 7 more, 12 in all
 		conns = append(conns, mustDial(t, a.Addr(), 1+i))
 	}
-	waitFor(t, "12 open", func() bool { return a.Stats().Open == 12 })
+	waitFor(t, func() bool { return a.Stats().Open == 12 }, "12 open")
 	over := mustDial(t, a.Addr(), 20)
 	closedByPeer(t, over, 5*time.Second)
 	if st := a.Stats(); st.Refused != 2 {
@@ -350,7 +338,7 @@ func TestConnectionCaps(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+	waitFor(t, func() bool { return a.Stats().Open == 0 }, "no connection open")
 	logOn(t, a, "AFTERCAP", 0)
 }
 
@@ -391,7 +379,7 @@ func TestGarbledBeforeLogon(t *testing.T) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+	waitFor(t, func() bool { return a.Stats().Open == 0 }, "no connection open")
 	heapAfter := heapInUse()
 	t.Logf("heap in use %.1f MB before, %.1f MB after", float64(heapBefore)/1e6, float64(heapAfter)/1e6)
 	if grew := int64(heapAfter) - int64(heapBefore); grew > 16<<20 {
@@ -449,10 +437,10 @@ func TestDescriptorExhaustion(t *testing.T) {
 			}
 			conns = append(conns, c)
 		}
-		waitFor(t, "every connection accepted or refused", func() bool {
+		waitFor(t, func() bool {
 			st := a.Stats()
 			return st.Connections == 400 && st.Open+st.Refused == 400
-		})
+		}, "every connection accepted or refused")
 		st := a.Stats()
 		if int(st.Open) != lim.MaxConnections || st.Refused != uint64(400-lim.MaxConnections) {
 			t.Errorf("Open %d, Refused %d; want %d and %d", st.Open, st.Refused, lim.MaxConnections, 400-lim.MaxConnections)
@@ -462,7 +450,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 		for _, c := range conns {
 			c.Close()
 		}
-		waitFor(t, "no connection open", func() bool { return a.Stats().Open == 0 })
+		waitFor(t, func() bool { return a.Stats().Open == 0 }, "no connection open")
 		c := logOn(t, a, "AFTER400", 0)
 		c.Close()
 		// io.Copy between TCP connections splices through pipes that Go caches until
@@ -484,7 +472,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		waitFor(t, "accept errors", func() bool { return a.Stats().AcceptErrors >= 5 })
+		waitFor(t, func() bool { return a.Stats().AcceptErrors >= 5 }, "accept errors")
 		release()
 		if _, err := c.Write(rawLogon("AFTEREMFILE", "553=demo", "554=demo")); err != nil {
 			t.Fatal(err)
