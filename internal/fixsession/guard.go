@@ -236,6 +236,11 @@ func (g *guard) relay(client net.Conn, src string) {
 		return
 	}
 	fr.SetLimit(g.limit)
+	// The output queue is found by SenderCompID from the session's first callback on,
+	// which may come as soon as quickfix has the Logon.
+	q := g.clientQueue(client)
+	g.out.attach(lg.sender, q)
+	defer g.out.detach(lg.sender, q)
 	back, port, be := g.connect(msg, remote)
 	if back == nil {
 		return
@@ -244,9 +249,6 @@ func (g *guard) relay(client net.Conn, src string) {
 	defer g.untrack(back, port)
 	g.register(lg.sender, client, back)
 	defer g.unregister(lg.sender, client, back)
-	q := g.clientQueue(client)
-	g.out.attach(lg.sender, q)
-	defer g.out.detach(lg.sender, q)
 
 	out := make(chan struct{})
 	go func() {
