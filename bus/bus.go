@@ -41,10 +41,9 @@ type Bus struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.RWMutex
-	clients   map[string]*client // by session ID string
-	usernames map[string]string  // session ID string -> Username of its Logon
-	ended     []ClientStats      // clients gone
+	mu      sync.RWMutex
+	clients map[string]*client // by session ID string
+	ended   []ClientStats      // clients gone
 }
 
 // ClientStats are one client's counters.
@@ -71,13 +70,13 @@ func New(h *feed.Handler, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	b := &Bus{cfg: cfg, h: h, users: map[string]*User{}, log: cfg.Logger,
-		clients: map[string]*client{}, usernames: map[string]string{}}
+		clients: map[string]*client{}}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		b.users[u.Username] = &u
 	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
-		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt,
+		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),
 	}, fixsession.HandlerFuncs{Logon: b.onLogon, Logout: b.onLogout, Message: b.onMessage})
 	if err != nil {
@@ -137,13 +136,13 @@ func (b *Bus) Clients() []ClientStats {
 	return out
 }
 
-// onLogon starts a client's writer.
+// onLogon starts a client's writer, entitled as the user its Logon authenticated as.
 func (b *Bus) onLogon(id quickfix.SessionID) {
 	key := id.String()
+	ident, _ := b.acc.Identity(id)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	user := b.users[b.usernames[key]]
-	delete(b.usernames, key)
+	user := b.users[ident.Username]
 	if user == nil || b.ctx.Err() != nil {
 		go b.acc.Logout(id, "no user for the session") //nolint:errcheck // best effort
 		return
@@ -205,39 +204,23 @@ func (b *Bus) onMessage(id quickfix.SessionID, msg *quickfix.Message) error {
 	}
 }
 
-// tap handles the session log records the bus reads: the Username of a Logon, and each
-// application message the session has handed to its connection.
+// tap handles the session log records the bus reads: each application message a
+// session has handed to its connection. (Who a session is comes from
+// fixsession.Acceptor.Identity, never from log text.)
 func (b *Bus) tap(out bool, session, text string) {
-	if out {
-		if !isAppMessage(text) {
-			return
+	if !out || !isAppMessage(text) {
+		return
+	}
+	b.mu.RLock()
+	c := b.clients[session]
+	b.mu.RUnlock()
+	if c != nil {
+		c.written.Add(1)
+		select {
+		case c.outWake <- struct{}{}:
+		default:
 		}
-		b.mu.RLock()
-		c := b.clients[session]
-		b.mu.RUnlock()
-		if c != nil {
-			c.written.Add(1)
-			select {
-			case c.outWake <- struct{}{}:
-			default:
-			}
-		}
-		return
 	}
-	if !strings.Contains(text, "|35=A|") {
-		return
-	}
-	i := strings.Index(text, "|553=")
-	if i < 0 {
-		return
-	}
-	user := text[i+len("|553="):]
-	if j := strings.IndexByte(user, '|'); j >= 0 {
-		user = user[:j]
-	}
-	b.mu.Lock()
-	b.usernames[session] = user
-	b.mu.Unlock()
 }
 
 func isAppMessage(text string) bool {
@@ -264,7 +247,7 @@ func (t logTap) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (t logTap) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelDebug && (r.Message == "fix out" || r.Message == "fix in") {
+	if r.Level == slog.LevelDebug && r.Message == "fix out" {
 		var text, session string
 		r.Attrs(func(a slog.Attr) bool {
 			switch a.Key {
@@ -276,7 +259,7 @@ func (t logTap) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 		if session != "" {
-			t.b.tap(r.Message == "fix out", session, text)
+			t.b.tap(true, session, text)
 		}
 	}
 	if t.next.Enabled(ctx, r.Level) {

@@ -504,6 +504,10 @@ func TestParseConfig(t *testing.T) {
 		{"bad duration", `{"users":[{"username":"a","password":"b"}],"slow_limit":"soon"}`, "slow_limit"},
 		{"trailing", `{"users":[{"username":"a","password":"b"}]} {}`, "after the JSON"},
 		{"negative", `{"users":[{"username":"a","password":"b"}],"queue_size":-1}`, "negative"},
+		{"FIX limits", `{"users":[{"username":"a","password":"b"}],"fix_max_connections":10,"fix_max_connections_per_source":2,"fix_max_logon_size":2048,"fix_logon_timeout":"2s"}`, ""},
+		{"negative FIX cap", `{"users":[{"username":"a","password":"b"}],"fix_max_connections_per_source":-1}`, "fix_max_connections_per_source: -1 is negative"},
+		{"tiny Logon limit", `{"users":[{"username":"a","password":"b"}],"fix_max_logon_size":10}`, "MaxLogonSize 10"},
+		{"bad Logon timeout", `{"users":[{"username":"a","password":"b"}],"fix_logon_timeout":"-1s"}`, "fix_logon_timeout: -1s is not positive"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig(strings.NewReader(tc.in))

@@ -62,6 +62,9 @@ type Config struct {
 	MaxBatch int
 	// HeartBtInt, if non-zero, overrides the heartbeat interval clients ask for.
 	HeartBtInt time.Duration
+	// FIXLimits bounds the FIX connections and what comes before a Logon (zero fields:
+	// fixsession's defaults).
+	FIXLimits fixsession.Limits
 
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
@@ -91,6 +94,9 @@ func (c *Config) setDefaults() error {
 				return fmt.Errorf("bus: user %q: entitlement: %w", u.Username, err)
 			}
 		}
+	}
+	if err := c.FIXLimits.Check(); err != nil {
+		return fmt.Errorf("bus: FIX limits: %w", err)
 	}
 	if c.QueueSize < 0 || c.MaxInFlight < 0 || c.SlowLimit < 0 || c.MaxBatch < 0 || c.HeartBtInt < 0 {
 		return errors.New("bus: negative QueueSize, MaxInFlight, SlowLimit, MaxBatch or HeartBtInt")
@@ -157,6 +163,11 @@ type fileConfig struct {
 	SlowLimit   string     `json:"slow_limit"`
 	MaxBatch    int        `json:"max_batch"`
 	Users       []fileUser `json:"users"`
+
+	FIXMaxConnections          int    `json:"fix_max_connections"`
+	FIXMaxConnectionsPerSource int    `json:"fix_max_connections_per_source"`
+	FIXMaxLogonSize            int    `json:"fix_max_logon_size"`
+	FIXLogonTimeout            string `json:"fix_logon_timeout"`
 }
 
 type fileUser struct {
@@ -169,6 +180,8 @@ type fileUser struct {
 //
 //	{"listen": "127.0.0.1:9871", "comp_id": "FFFEED", "queue_size": 8192,
 //	 "max_in_flight": 256, "slow_limit": "2s", "max_batch": 32,
+//	 "fix_max_connections": 1000, "fix_max_connections_per_source": 64,
+//	 "fix_max_logon_size": 4096, "fix_logon_timeout": "5s",
 //	 "users": [{"username": "demo", "password": "demo", "entitlements": ["*"]}]}
 //
 // Every field but users is optional; unknown fields are errors.
@@ -192,12 +205,24 @@ func ParseConfig(r io.Reader) (Config, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"queue_size", fc.QueueSize}, {"max_in_flight", fc.MaxInFlight}, {"max_batch", fc.MaxBatch}} {
+	}{{"queue_size", fc.QueueSize}, {"max_in_flight", fc.MaxInFlight}, {"max_batch", fc.MaxBatch},
+		{"fix_max_connections", fc.FIXMaxConnections}, {"fix_max_connections_per_source", fc.FIXMaxConnectionsPerSource},
+		{"fix_max_logon_size", fc.FIXMaxLogonSize}} {
 		if f.v < 0 {
 			return Config{}, fmt.Errorf("bus: config: %s: %d is negative", f.name, f.v)
 		}
 	}
-	cfg := Config{Listen: fc.Listen, CompID: fc.CompID, QueueSize: fc.QueueSize, MaxInFlight: fc.MaxInFlight, MaxBatch: fc.MaxBatch}
+	cfg := Config{Listen: fc.Listen, CompID: fc.CompID, QueueSize: fc.QueueSize, MaxInFlight: fc.MaxInFlight, MaxBatch: fc.MaxBatch,
+		FIXLimits: fixsession.Limits{MaxConnections: fc.FIXMaxConnections, MaxConnectionsPerSource: fc.FIXMaxConnectionsPerSource,
+			MaxLogonSize: fc.FIXMaxLogonSize}}
+	if fc.FIXLogonTimeout != "" {
+		if cfg.FIXLimits.LogonTimeout, err = time.ParseDuration(fc.FIXLogonTimeout); err != nil {
+			return Config{}, fmt.Errorf("bus: config: fix_logon_timeout: %w", err)
+		}
+		if cfg.FIXLimits.LogonTimeout <= 0 {
+			return Config{}, fmt.Errorf("bus: config: fix_logon_timeout: %s is not positive", fc.FIXLogonTimeout)
+		}
+	}
 	if fc.SlowLimit != "" {
 		if cfg.SlowLimit, err = time.ParseDuration(fc.SlowLimit); err != nil {
 			return Config{}, fmt.Errorf("bus: config: slow_limit: %w", err)

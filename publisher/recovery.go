@@ -64,6 +64,9 @@ type RecoveryOptions struct {
 	SendBuffer int
 	// HeartBtInt, if set, replaces the heartbeat interval clients ask for.
 	HeartBtInt time.Duration
+	// Limits bounds the FIX connections and what comes before a Logon (zero fields:
+	// fixsession's defaults).
+	Limits fixsession.Limits
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
 	// Debug); nil means the publisher's logger.
 	Logger *slog.Logger
@@ -248,6 +251,7 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		Credentials: p.Authenticate,
 		HeartBtInt:  opts.HeartBtInt,
 		SendBuffer:  opts.SendBuffer,
+		Limits:      opts.Limits,
 		Logger:      opts.Logger,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {

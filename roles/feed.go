@@ -38,6 +38,7 @@ type FeedOptions struct {
 	Duration, GapWait, RecoveryTimeout                             time.Duration
 	Window, ReadBuffer                                             int
 	Inject                                                         InjectOptions
+	FIXLimits                                                      FIXLimitOptions
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -59,6 +60,7 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	o.registerRecovery(fs, "recover gaps over FIX from the recovery service at `address` (e.g. 127.0.0.1:9870)")
 	fs.StringVar(&o.ServeFIX, "serve-fix", "", "serve OMS clients over FIX on `address` (e.g. 127.0.0.1:9871; users and entitlements from --bus-config)")
 	fs.StringVar(&o.BusConfig, "bus-config", DefaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
+	o.FIXLimits.register(fs, "OMS service (overrides --bus-config)")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the books to `file` at exit")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
@@ -115,6 +117,14 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
+	for _, name := range fixLimitFlags {
+		if c.set[name] && o.ServeFIX == "" {
+			return usagef("--%s bounds the OMS service: give --serve-fix too", name)
+		}
+	}
+	if err := o.FIXLimits.Apply(&fixsession.Limits{}, c.set); err != nil {
+		return err
+	}
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
 	}
@@ -137,11 +147,13 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, s := range h.Sockets() {
 		log.Info("joined", "channel", s.Channel, "line", s.Line, "group", s.Group, "rcvbuf_granted", s.ReadBuffer)
 	}
+	var oms *bus.Bus
 	if o.ServeFIX != "" {
-		b, err := o.startBus(ctx, h, c.set["bus-config"], cfg, log)
+		b, err := o.startBus(ctx, h, c.set, cfg, log)
 		if err != nil {
 			return err
 		}
+		oms = b
 		defer func() {
 			b.Stop()
 			for _, c := range b.Clients() {
@@ -185,9 +197,23 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}))
 	}
 	if o.StatsOut != "" {
-		keep(writeFile(o.StatsOut, func(w io.Writer) error { return json.NewEncoder(w).Encode(st) }))
+		keep(writeFile(o.StatsOut, func(w io.Writer) error {
+			out := FeedStats{Stats: st}
+			if oms != nil {
+				fs := oms.FIXStats()
+				out.OMSFIX = &fs
+			}
+			return json.NewEncoder(w).Encode(out)
+		}))
 	}
 	return err
+}
+
+// FeedStats is what feed --stats-out writes: the handler's counters and, with
+// --serve-fix, the OMS service's FIX acceptor's.
+type FeedStats struct {
+	feed.Stats
+	OMSFIX *fixsession.AcceptorStats `json:"oms_fix,omitempty"`
 }
 
 // HandlerConfig returns the handler's configuration from the options, checked; the
@@ -276,8 +302,8 @@ func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fix
 var _ feed.Recovery = (*fixrecovery.Client)(nil)
 
 // startBus starts the OMS distribution service of h on --serve-fix.
-func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, explicit bool, cfg feed.Config, log *slog.Logger) (*bus.Bus, error) {
-	path, err := findFixture(o.BusConfig, explicit || o.BusConfig != DefaultBusConfig, "OMS service configuration", "--bus-config")
+func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, set map[string]bool, cfg feed.Config, log *slog.Logger) (*bus.Bus, error) {
+	path, err := findFixture(o.BusConfig, set["bus-config"] || o.BusConfig != DefaultBusConfig, "OMS service configuration", "--bus-config")
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +312,9 @@ func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, explicit bo
 		return nil, err
 	}
 	bc.Listen = o.ServeFIX
+	if err := o.FIXLimits.Apply(&bc.FIXLimits, set); err != nil {
+		return nil, err
+	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log
 	b, err := bus.New(h, bc)

@@ -32,6 +32,7 @@ type PubOptions struct {
 	Seed                                              uint64
 	NoStatus                                          bool
 	Duration, Linger, Heartbeat, DefsInterval         time.Duration
+	FIXLimits                                         FIXLimitOptions
 }
 
 // Register adds pub's flags to fs.
@@ -66,6 +67,7 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.IntVar(&o.FixMinRate, "fix-min-rate", publisher.DefaultRecoveryMinRate, "a recovery client taking its answers slower than this many `bytes` per second, while behind, is logged out")
 	fs.DurationVar(&o.FixRateWindow, "fix-rate-window", publisher.DefaultRecoveryRateWindow, "measure --fix-min-rate over `D` of a client being behind")
 	o.McastKey.register(fs, "seal every datagram")
+	o.FIXLimits.register(fs, "recovery service")
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -124,6 +126,10 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var limits fixsession.Limits
+	if err := o.FIXLimits.Apply(&limits, c.set); err != nil {
+		return err
+	}
 	cfg.Logger = log
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
@@ -138,7 +144,9 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Key != nil {
 		log.Info("datagrams sealed", "key_file", o.McastKeyFile, "key_id", cfg.Key.ID())
 	}
-	rec, err := publisher.NewRecoveryService(p, o.RecoveryOptions())
+	ro := o.RecoveryOptions()
+	ro.Limits = limits
+	rec, err := publisher.NewRecoveryService(p, ro)
 	if err != nil {
 		return err
 	}
@@ -180,13 +188,15 @@ type PubStats struct {
 	Snapshots     uint64  `json:"snapshots_sent"` // W messages sent
 	Rejects       uint64  `json:"fix_rejects"`
 	TooSlow       uint64  `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
+	// FIXAcceptor counts the recovery service's connections and what its guard refused.
+	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
 }
 
 // NewPubStats gathers the publisher's and the recovery service's counters.
 func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
-		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow}
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX}
 }
 
 // apply puts the flags given (in set) into cfg, checking each.

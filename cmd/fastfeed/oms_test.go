@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"fastfeed/book"
+	"fastfeed/internal/fixsession"
 	"fastfeed/roles"
 )
 
@@ -41,6 +42,7 @@ func TestOMSEntitlements(t *testing.T) {
 	topics := []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}
 	path := func(name string) string { return filepath.Join(dir, name) }
 	h := start(t, ctx, bin, "feed", "--topics", strings.Join(topics, ","), "--serve-fix", "127.0.0.1:9871",
+		"--fix-max-connections", "16", "--fix-max-connections-per-source", "4", "--fix-max-logon-size", "2048", "--fix-logon-timeout", "3s",
 		"--duration", "14s", "--dump-books", path("feed.jsonl"), "--stats-out", path("feed.json"))
 	h.waitFor(t, "feed handler started")
 	// demo is entitled to everything; equities to SBER GAZP LKOH AAPL MSFT NVDA.
@@ -92,5 +94,21 @@ func TestOMSEntitlements(t *testing.T) {
 	}
 	if st := readStats(t, path("feed.json")); st.Gaps != 0 || st.KernelDrops != 0 || st.StaleBooks != 0 {
 		t.Errorf("handler counters %+v", st)
+	}
+	b, err := os.ReadFile(path("feed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oms struct {
+		FIX *fixsession.AcceptorStats `json:"oms_fix"`
+	}
+	if err := json.Unmarshal(b, &oms); err != nil || oms.FIX == nil {
+		t.Fatalf("feed --stats-out without oms_fix (%v): %s", err, b)
+	}
+	if oms.FIX.Connections < 2 || oms.FIX.Refused != 0 || oms.FIX.Malformed != 0 || oms.FIX.LogonsRefused != 0 {
+		t.Errorf("oms_fix %+v, want the 2 clients' connections and nothing refused", *oms.FIX)
+	}
+	if !strings.Contains(h.stderr.String(), "max_connections=16 max_connections_per_source=4 max_logon_size=2048 logon_timeout=3s") {
+		t.Errorf("the OMS service did not log the limits of the command line:\n%s", h.stderr.String())
 	}
 }

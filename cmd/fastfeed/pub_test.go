@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/fast"
+	"fastfeed/internal/fixsession"
 	"fastfeed/internal/netns"
 	"fastfeed/mcast"
 	"fastfeed/md"
@@ -67,9 +69,24 @@ func TestPubCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	code, stdout, stderr := fastfeed(t, ctx, fastfeedBinary(t), "pub", "--instruments", "5", "--rate", "2000", "--duration", "1s", "--dump-books", dump)
+	statsOut := filepath.Join(t.TempDir(), "stats.json")
+	code, stdout, stderr := fastfeed(t, ctx, fastfeedBinary(t), "pub", "--instruments", "5", "--rate", "2000", "--duration", "1s", "--dump-books", dump,
+		"--stats-out", statsOut, "--fix-max-connections", "50", "--fix-max-connections-per-source", "5", "--fix-max-logon-size", "1024", "--fix-logon-timeout", "2s")
 	if code != 0 {
 		t.Fatalf("exit status %d\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "max_connections=50 max_connections_per_source=5 max_logon_size=1024 logon_timeout=2s") {
+		t.Errorf("the recovery service did not log the limits of the command line:\n%s", stderr)
+	}
+	if b, err := os.ReadFile(statsOut); err != nil {
+		t.Error(err)
+	} else {
+		var st struct {
+			FIX *fixsession.AcceptorStats `json:"fix_acceptor"`
+		}
+		if err := json.Unmarshal(b, &st); err != nil || st.FIX == nil || *st.FIX != (fixsession.AcceptorStats{}) {
+			t.Errorf("pub --stats-out: fix_acceptor missing or not zero with no client (%v): %s", err, b)
+		}
 	}
 	if stdout != "" {
 		t.Errorf("stdout: %q", stdout)

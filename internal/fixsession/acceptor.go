@@ -31,9 +31,12 @@ type AcceptorConfig struct {
 	// HeartBtInt, if non-zero, replaces the heartbeat interval clients ask for; it is
 	// rounded up to whole seconds.
 	HeartBtInt time.Duration
-	// MaxMessageSize bounds a message from a client, framing included; a longer one
-	// closes its connection. Zero means DefaultMaxMessageSize.
+	// MaxMessageSize bounds a message from a client after its Logon, framing included;
+	// a longer one closes its connection. Zero means DefaultMaxMessageSize.
 	MaxMessageSize int
+	// Limits bounds connections and what comes before a Logon; zero fields take their
+	// defaults.
+	Limits Limits
 	// SendBuffer, if not 0, sets the kernel's send buffer (SO_SNDBUF) of each client
 	// connection, in bytes: what a client that does not read can hold of the
 	// acceptor's memory beyond its output queue (flow.go), and what Written counts
@@ -41,7 +44,7 @@ type AcceptorConfig struct {
 	// the kernel up to megabytes).
 	SendBuffer int
 	// Logger receives logons, logouts and refusals at Info, malformed messages and
-	// session-level Rejects at Warn, and quickfix's messages (the password hidden) and
+	// session-level Rejects at Warn (rate-limited per cause, Limits.LogLinesPerSecond), and quickfix's messages (the password hidden) and
 	// events at Debug. Nil discards everything.
 	Logger *slog.Logger
 }
@@ -56,9 +59,10 @@ type Acceptor struct {
 	port   int
 
 	lifecycle
-	qf    *quickfix.Acceptor
 	guard *guard
 	addr  string
+
+	beforeDial func() // tests: called before each connection to quickfix
 }
 
 // NewAcceptor returns an acceptor for cfg whose sessions report to h.
@@ -77,11 +81,15 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 	case cfg.HeartBtInt < 0:
 		return nil, fmt.Errorf("fixsession: acceptor: negative HeartBtInt %v", cfg.HeartBtInt)
 	}
+	if err := cfg.Limits.Check(); err != nil {
+		return nil, fmt.Errorf("fixsession: acceptor: Limits: %w", err)
+	}
+	cfg.Limits = cfg.Limits.withDefaults(fdLimit())
 	host, port, err := splitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("fixsession: acceptor: Listen: %w", err)
 	}
-	a := &Acceptor{cfg: cfg, app: newApp(h, cfg.Logger), stores: newStoreFactory(), host: host, port: port, lifecycle: newLifecycle()}
+	a := &Acceptor{cfg: cfg, app: newApp(h, cfg.Logger, cfg.Limits.LogLinesPerSecond), stores: newStoreFactory(), host: host, port: port, lifecycle: newLifecycle()}
 	a.app.acceptor = true
 	a.app.compID = cfg.CompID
 	a.app.credentials = cfg.Credentials
@@ -99,35 +107,50 @@ func (a *Acceptor) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fixsession: acceptor: %w", err)
 	}
-	// quickfix serves the guard (guard.go) on a loopback port. quickfix v0.9.7 cannot
-	// report the port it bound, so a free port is found by binding and releasing it;
-	// another process may take it in between, hence the retries.
-	for attempt := 1; ; attempt++ {
-		port, err := freePort(backendHost)
-		if err == nil {
-			err = a.start(ln, port)
-		}
-		if err == nil {
-			break
-		}
-		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
-			ln.Close()
-			return fmt.Errorf("fixsession: acceptor on %s: quickfix on %s: %w", ln.Addr(), net.JoinHostPort(backendHost, strconv.Itoa(port)), err)
-		}
+	a.guard = newGuard(ln, a.cfg.CompID, a.cfg.MaxMessageSize, a.cfg.Limits, a.app, a.startBackend)
+	a.guard.beforeDial = a.beforeDial
+	a.guard.sendBuffer = a.cfg.SendBuffer
+	be, err := a.startBackend()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("fixsession: acceptor on %s: %w", ln.Addr(), err)
 	}
+	a.guard.setCurrent(be)
 	a.addr = net.JoinHostPort(a.host, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	a.guard.wg.Add(1)
 	go a.guard.serve()
 	a.state = stateStarted
 	a.stopCtx = context.AfterFunc(ctx, a.Stop)
-	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID, "max_message", a.guard.limit)
+	l := a.cfg.Limits
+	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID, "max_message", a.guard.limit,
+		"max_connections", l.MaxConnections, "max_connections_per_source", l.MaxConnectionsPerSource,
+		"max_logon_size", l.MaxLogonSize, "logon_timeout", l.LogonTimeout)
 	return nil
 }
 
 // backendHost is where the quickfix acceptor behind the guard listens.
 const backendHost = "127.0.0.1"
 
-func (a *Acceptor) start(ln net.Listener, port int) error {
+// startBackend starts a quickfix acceptor for the guard on a free loopback port.
+// quickfix v0.9.7 cannot report the port it bound, so a free port is found by binding
+// and releasing it; another process may take it in between, hence the retries.
+func (a *Acceptor) startBackend() (*backend, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := freePort(backendHost)
+		var b *backend
+		if err == nil {
+			b, err = a.start(port)
+		}
+		if err == nil {
+			return b, nil
+		}
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("quickfix on %s: %w", net.JoinHostPort(backendHost, strconv.Itoa(port)), err)
+		}
+	}
+}
+
+func (a *Acceptor) start(port int) (*backend, error) {
 	settings := quickfix.NewSettings()
 	g := settings.GlobalSettings()
 	setBase(g)
@@ -146,26 +169,26 @@ func (a *Acceptor) start(ln net.Listener, port int) error {
 	placeholder.Set(config.TargetCompID, "UNUSED-"+rand.Text()[:12])
 	id, err := settings.AddSession(placeholder)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	qf, err := quickfix.NewAcceptor(a.app, a.stores, settings, logFactory{a.app})
 	if err != nil {
 		_ = quickfix.UnregisterSession(id)
 		a.stores.forget()
-		return err
+		return nil, err
 	}
-	gd := newGuard(ln, net.JoinHostPort(backendHost, strconv.Itoa(port)), a.cfg.MaxMessageSize, a.app)
-	gd.sendBuffer = a.cfg.SendBuffer
-	qf.SetConnectionValidator(gd)
+	qf.SetConnectionValidator(a.guard)
 	if err := qf.Start(); err != nil {
 		_ = quickfix.UnregisterSession(id)
 		a.stores.forget()
-		return err
+		return nil, err
 	}
 	a.stores.waitRunning()
-	a.qf = qf
-	a.guard = gd
-	return nil
+	stop := func() {
+		a.stores.waitRunning()
+		qf.Stop()
+	}
+	return &backend{addr: net.JoinHostPort(backendHost, strconv.Itoa(port)), qf: qf, stop: stop}, nil
 }
 
 func freePort(host string) (int, error) {
@@ -190,16 +213,30 @@ func (a *Acceptor) Stop() {
 	if !a.beginStop() {
 		return
 	}
-	a.stores.waitRunning()
 	a.guard.closeListener()
-	a.qf.Stop() // the Logouts go out through the guard
+	a.guard.stopAll() // the Logouts go out through the guard
 	a.guard.close()
+	a.app.rl.Close() // reports the warnings suppressed and not yet reported
 	a.app.logger.Info("fix acceptor stopped", "addr", a.Addr())
 	a.endStop()
 }
 
 // Stats returns the acceptor's counters.
-func (a *Acceptor) Stats() AcceptorStats { return a.app.stats.stats() }
+func (a *Acceptor) Stats() AcceptorStats {
+	st := a.app.stats.stats()
+	st.LogSuppressed = a.app.rl.Suppressed()
+	return st
+}
+
+// Limits returns the acceptor's limits, defaults filled in.
+func (a *Acceptor) Limits() Limits { return a.cfg.Limits }
+
+// Identity returns who session id authenticated as, from the Logon the session's
+// Credentials check accepted; false if the session is not logged on (or logging on).
+// A Handler's OnLogon may call it: it is what to entitle and log the session by.
+func (a *Acceptor) Identity(id quickfix.SessionID) (Identity, bool) {
+	return a.app.identity(id)
+}
 
 // Sessions returns the sessions logged on now.
 func (a *Acceptor) Sessions() []quickfix.SessionID { return a.app.sessions() }

@@ -26,7 +26,10 @@
 // whose XmlDataLen (212) overruns it panics on the session's goroutine) and bounds no
 // message's size, so an Acceptor's clients reach it only through a guard that frames and
 // checks every message first (CheckFrame, FrameReader): a malformed message is counted
-// (AcceptorStats), logged at Warn, and closes its connection.
+// (AcceptorStats), logged at Warn, and closes its connection. The guard reads a
+// connection's Logon within Limits (size, deadline, garbled messages) before quickfix sees
+// the connection, refuses a Logon that repeats a tag, and caps connections; Identity says
+// who a logged-on session authenticated as.
 package fixsession
 
 import (
@@ -47,6 +50,8 @@ import (
 	"github.com/quickfixgo/quickfix"
 	"github.com/quickfixgo/quickfix/config"
 	"github.com/quickfixgo/tag"
+
+	"fastfeed/internal/ratelog"
 )
 
 // Defaults of fastfeed's FIX services (docs: DESIGN.md, "Wire: FIX TCP").
@@ -137,7 +142,10 @@ type app struct {
 	// Initiator: what its Logon carries.
 	username, password string
 
-	stats counters // an Acceptor's
+	stats counters        // an Acceptor's
+	rl    *ratelog.Logger // warnings about clients, rate-limited
+
+	identities map[quickfix.SessionID]Identity // an Acceptor's sessions that passed Credentials
 
 	mu       sync.Mutex
 	loggedOn map[quickfix.SessionID]bool
@@ -182,16 +190,18 @@ func (a *app) flush(ctx context.Context, id quickfix.SessionID) error {
 	return nil
 }
 
-func newApp(h Handler, logger *slog.Logger) *app {
+func newApp(h Handler, logger *slog.Logger, linesPerSecond int) *app {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &app{
-		h:        h,
-		logger:   logger,
-		loggedOn: make(map[quickfix.SessionID]bool),
-		flow:     make(map[quickfix.SessionID]*flow),
-		reasons:  make(map[quickfix.SessionID]string),
+		h:          h,
+		logger:     logger,
+		rl:         ratelog.New(logger, linesPerSecond),
+		identities: make(map[quickfix.SessionID]Identity),
+		loggedOn:   make(map[quickfix.SessionID]bool),
+		flow:       make(map[quickfix.SessionID]*flow),
+		reasons:    make(map[quickfix.SessionID]string),
 	}
 }
 
@@ -232,6 +242,23 @@ func (a *app) OnLogout(id quickfix.SessionID) {
 	a.mu.Unlock()
 	a.logger.Info("fix logout", "session", id.String(), "reason", reason)
 	a.h.OnLogout(id, reason)
+	a.mu.Lock()
+	delete(a.identities, id)
+	a.mu.Unlock()
+}
+
+// Identity is who a session authenticated as.
+type Identity struct {
+	// Username is the Username (553) of the Logon whose credentials were accepted. The
+	// guard refuses a Logon that repeats a tag, so this is the only Username it had.
+	Username string
+}
+
+func (a *app) identity(id quickfix.SessionID) (Identity, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.identities[id]
+	return v, ok
 }
 
 // ToAdmin adds the credentials to an initiator's Logon.
@@ -266,10 +293,16 @@ func (a *app) FromAdmin(msg *quickfix.Message, id quickfix.SessionID) quickfix.M
 	case !a.credentials(user, pass):
 		reason = reasonBadCredentials
 	default:
+		a.mu.Lock()
+		a.identities[id] = Identity{Username: user}
+		a.mu.Unlock()
 		return nil
 	}
+	a.mu.Lock()
+	delete(a.identities, id)
+	a.mu.Unlock()
 	a.stats.logonsRefused.Add(1)
-	a.logger.Info("fix logon refused", "session", id.String(), "username", user, "reason", reason)
+	a.rl.Info("logon refused", "fix logon refused", "session", id.String(), "username", user, "reason", reason)
 	return quickfix.RejectLogon{Text: reason}
 }
 
@@ -356,7 +389,7 @@ func (l sessionLog) OnOutgoing(b []byte) {
 	}
 	if l.session && l.app.acceptor && isReject(b) {
 		l.app.stats.sessionRejects.Add(1)
-		l.app.logger.Warn("fix message rejected", "session", l.id.String(),
+		l.app.rl.Warn("session reject", "fix message rejected", "session", l.id.String(),
 			"ref_seq", field(b, 45), "ref_tag", field(b, 371), "reason", field(b, 373), "text", field(b, 58))
 	}
 	l.debug("fix out", b)

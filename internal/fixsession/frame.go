@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 )
 
 // DefaultMaxMessageSize bounds a FIX message an Acceptor takes from a client, framing
@@ -273,12 +274,53 @@ type FrameReader struct {
 }
 
 // NewFrameReader returns a FrameReader of r taking messages of at most limit bytes, or
-// DefaultMaxMessageSize if limit is not positive.
+// DefaultMaxMessageSize if limit is not positive. Its buffers come from a pool: Release
+// gives them back.
 func NewFrameReader(r io.Reader, limit int) *FrameReader {
 	if limit <= 0 {
 		limit = DefaultMaxMessageSize
 	}
-	return &FrameReader{r: bufio.NewReaderSize(r, 4096), limit: limit}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	fr := &FrameReader{r: br, limit: limit}
+	if b, ok := bufPool.Get().(*[]byte); ok {
+		fr.buf = (*b)[:0]
+	}
+	return fr
+}
+
+// Buffers of FrameReaders, reused: a client that connects, sends a few bytes and goes,
+// thousands of times a second, costs no garbage beyond its connection.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+	bufPool    sync.Pool // *[]byte of at most maxPooledBuf bytes
+)
+
+const maxPooledBuf = 8 << 10
+
+// Release gives the FrameReader's buffers back for reuse; the FrameReader and the last
+// message Next returned must not be used after it.
+func (fr *FrameReader) Release() {
+	if fr.r == nil {
+		return
+	}
+	fr.r.Reset(nil)
+	readerPool.Put(fr.r)
+	fr.r = nil
+	if cap(fr.buf) > 0 && cap(fr.buf) <= maxPooledBuf {
+		b := fr.buf[:0]
+		bufPool.Put(&b)
+	}
+	fr.buf = nil
+}
+
+// SetLimit sets the size limit of the messages Next reads from now on, or
+// DefaultMaxMessageSize if limit is not positive.
+func (fr *FrameReader) SetLimit(limit int) {
+	if limit <= 0 {
+		limit = DefaultMaxMessageSize
+	}
+	fr.limit = limit
 }
 
 // ErrMessageTooLarge is wrapped by the FrameError of a message whose BodyLength makes it

@@ -66,7 +66,7 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 	setDefault(&cfg.LogoutTimeout, DefaultLogoutTimeout)
 	i := &Initiator{
 		cfg:       cfg,
-		app:       newApp(h, cfg.Logger),
+		app:       newApp(h, cfg.Logger, 0),
 		stores:    newStoreFactory(),
 		id:        quickfix.SessionID{BeginString: BeginString, SenderCompID: cfg.SenderCompID, TargetCompID: cfg.TargetCompID},
 		lifecycle: newLifecycle(),

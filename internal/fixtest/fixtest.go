@@ -72,6 +72,9 @@ func Dial(t testing.TB, tg Target, sender string) *Client {
 	return &Client{conn: conn, fr: fixsession.NewFrameReader(conn, 1<<20), sender: sender, target: tg.CompID}
 }
 
+// Close closes the client's connection.
+func (c *Client) Close() { c.conn.Close() }
+
 // LocalAddr is the client's address, as the acceptor logs it.
 func (c *Client) LocalAddr() string { return c.conn.LocalAddr().String() }
 
@@ -291,6 +294,18 @@ func Cases() []Case {
 		{Name: "wrong password", Want: LoggedOut, Log: "unknown username or password",
 			Input: func(c *Client, tg Target) []byte {
 				return c.Message("35=A", "98=0", "108=30", "1137=9", "553="+tg.Username, "554=wrong"+tg.Password)
+			}},
+		{Name: "Username twice (issue 18)", Want: LoggedOut, Log: "Logon (A) repeats Username (553)",
+			Input: func(c *Client, tg Target) []byte {
+				return c.Message("35=A", "98=0", "108=30", "553="+tg.Username, "553=fx", "554="+tg.Password, "1137=9")
+			}},
+		{Name: "Password twice", Want: LoggedOut, Log: "Logon (A) repeats Password (554)",
+			Input: func(c *Client, tg Target) []byte {
+				return c.Message("35=A", "98=0", "108=30", "58=x", "553="+tg.Username, "554=x", "554="+tg.Password)
+			}},
+		{Name: "Logon over the size limit", Want: Closed, Log: "over the limit of 4096",
+			Input: func(c *Client, tg Target) []byte {
+				return c.Message("35=A", "98=0", "108=30", "553="+tg.Username, "554="+tg.Password, "58="+strings.Repeat("x", 5000))
 			}},
 		{Name: "wrong TargetCompID", Want: LoggedOut, Log: "unknown TargetCompID",
 			Input: func(c *Client, tg Target) []byte {
