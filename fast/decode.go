@@ -118,6 +118,9 @@ func (d *Decoder) Decode(b []byte, m *Message) (int, error) {
 	}
 	d.tmpl = t
 	m.Reset(t)
+	if t.ResetEach {
+		d.dict.reset()
+	}
 	if err := d.fields(t.Fields, &pm, 0); err != nil {
 		return 0, err
 	}
@@ -1221,6 +1224,9 @@ func (d *Decoder) templateRef(f *Field, idx int) error {
 	d.m.vals = grow(d.m.vals, len(t.Fields))
 	d.m.refs = append(d.m.refs, t)
 	d.m.vals[idx] = Value{Int: int64(t.ID), Exp: int32(len(d.m.refs) - 1), Off: uint32(base), Present: true}
+	if t.ResetEach {
+		d.dict.reset()
+	}
 	if err := d.fields(t.Fields, &pm, base); err != nil {
 		return err
 	}

@@ -182,6 +182,9 @@ func (e *Encoder) message(t *Template, base int) error {
 		e.out = AppendUint(e.out, uint64(t.ID))
 		e.dict.setInt(e.ts.tidKey, TypeUint32, int64(t.ID), 0)
 	}
+	if t.ResetEach {
+		e.dict.reset()
+	}
 	if err := e.fields(t.Fields, &p, base); err != nil {
 		return err
 	}

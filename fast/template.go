@@ -113,6 +113,10 @@ type Template struct {
 	// Reset is set for a template marked scp:reset="yes": decoding or encoding it resets
 	// every dictionary, as the FAST session control protocol's Reset message does.
 	Reset bool
+	// ResetEach is set for a template with the reset attribute (reset="Y", "yes" or
+	// "true", an extension of QuickFAST and mFAST): every dictionary entry is reset before
+	// the fields of each of its messages, after its template identifier.
+	ResetEach bool
 	Line  int
 
 	pmapBits int // most presence map bits a message of this template can use, with the identifier
@@ -307,7 +311,7 @@ func (l *loader) load(root *node) (*Templates, error) {
 		return nil, l.errf(root.line, S1, "root element is <%s>, want <templates> in namespace %s", root.name, TemplateNS)
 	}
 	for _, t := range tnodes {
-		if err := l.checkAttrs(t, "name", "ns", "templateNs", "id", "dictionary"); err != nil {
+		if err := l.checkAttrs(t, "name", "ns", "templateNs", "id", "dictionary", "reset"); err != nil {
 			return nil, err
 		}
 		name, _ := t.attr("name")
@@ -342,6 +346,15 @@ func (l *loader) load(root *node) (*Templates, error) {
 		for _, a := range tn.attrs {
 			if a.Name.Space == scpNS && a.Name.Local == "reset" {
 				t.Reset = a.Value == "yes" || a.Value == "Y" || a.Value == "true"
+			}
+		}
+		if v, ok := tn.attr("reset"); ok {
+			switch strings.TrimSpace(v) {
+			case "Y", "y", "yes", "Yes", "YES", "true", "True", "TRUE", "1":
+				t.ResetEach = true
+			case "N", "n", "no", "No", "NO", "false", "False", "FALSE", "0", "":
+			default:
+				return nil, l.errf(tn.line, S1, "template %q: reset %q, want Y, yes, true, N, no or false", name, v)
 			}
 		}
 		c := ctx{dict: rootDict, qualifier: name, refs: []string{name}}

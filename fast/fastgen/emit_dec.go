@@ -1,0 +1,286 @@
+package fastgen
+
+import (
+	"fmt"
+
+	"fastfeed/fast"
+)
+
+func (g *gen) emitDecoder() {
+	g.w(`// Decoder decodes messages of these templates. It keeps the dictionaries between messages,
+// as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
+// Message are valid until the next Decode. A Decoder is not safe for concurrent use.
+type Decoder struct {
+	fastrt.Dec
+	d dictionary
+}
+
+// NewDecoder returns a decoder with every dictionary entry undefined.
+func NewDecoder() *Decoder {
+	c := &Decoder{}
+	c.Gen = 2
+	return c
+}
+
+// Reset makes every dictionary entry undefined.
+func (c *Decoder) Reset() {
+	if c.Dict.Reset() {
+		c.d.clearGen()
+	}
+}
+
+// Decode decodes the message at the start of b into m and returns the number of bytes it
+// used. Errors are *fast.Error values with the byte offset in b, as the interpreter's.
+func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
+	if c.Gen == 0 {
+		c.Gen = 2
+	}
+	c.Begin(b)
+	var pm fastrt.PMap
+	p, err := fastrt.ReadPMap(b, 0, &pm)
+	if err != nil {
+		return 0, err
+	}
+	var id uint64
+	tidAt := p
+	if pm.Next(b) {
+		x, n := fast.ConsumeUint(b[p:])
+		if n < 0 {
+			return 0, fastrt.IntErr(n, p, nil)
+		}
+		if x > 1<<32-1 {
+			return 0, fastrt.Err(fast.D2, p, nil, "template identifier exceeds uInt32")
+		}
+		p += n
+		id = x
+		c.SetInt(&c.d.tid, fast.TypeUint32, int64(x), 0)
+	} else if c.d.tid.G == c.Gen {
+		id = uint64(c.d.tid.I)
+	} else {
+		return 0, fastrt.Err(fast.D5, p, nil, "template identifier absent and no previous one")
+	}
+	switch id {
+`)
+	for _, t := range g.tmpls {
+		g.w("case %d:\n", t.t.ID)
+		g.w("m.ID = %d\n", t.t.ID)
+		if t.t.ResetEach {
+			g.w("c.Reset()\n")
+		}
+		g.w("if p, err = c.d%d(b, p, &m.%s, &pm); err != nil {\nreturn 0, fastrt.SetTemplate(err, %q)\n}\n", t.seg.id, t.seg.typeName, t.t.Name)
+		g.w("if pm.Leftover(b) {\nreturn 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, \"presence map has more bits than the template uses\"), %q)\n}\n", t.t.Name)
+		if t.t.Reset {
+			g.w("c.Reset()\n")
+		}
+		g.w("return p, nil\n")
+	}
+	g.w("}\nreturn 0, fastrt.Err(fast.D9, tidAt, nil, \"unknown template identifier\")\n}\n\n")
+	for _, s := range g.segs {
+		g.decSegment(s)
+	}
+}
+
+func (g *gen) decSegment(s *segment) {
+	g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
+	g.w("var err error\n_ = err\n")
+	if s.owner != nil && s.ownPmap {
+		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
+	}
+	for _, f := range s.fields {
+		g.w("// %s\n", f.f.Name)
+		g.decField(s, f)
+	}
+	if s.owner != nil && s.ownPmap {
+		g.w("if own.Leftover(b) {\nreturn p, fastrt.Err(fast.R8, p, %s, \"presence map has more bits than the segment uses\")\n}\n", s.ownerVar)
+	}
+	g.w("return p, nil\n}\n\n")
+}
+
+// setv writes the assignment of a decoded value and its presence.
+func setv(f *field, val, present string) string {
+	if f.has == "" {
+		return fmt.Sprintf("v.%s = %s\n", f.name, val)
+	}
+	return fmt.Sprintf("v.%s, v.%s = %s, %s\n", f.name, f.has, val, present)
+}
+
+func (g *gen) decField(s *segment, f *field) {
+	ff := f.f
+	T := goType(ff.Type)
+	switch {
+	case f.cval != "":
+		g.w("v.%s = %s\n", f.name, f.cval)
+		return
+	case ff.Type == fast.TypeSequence:
+		g.decSequence(f)
+		return
+	case ff.Type == fast.TypeGroup:
+		g.decGroup(f)
+		return
+	}
+	g.w("{\ndone := false\n")
+	switch {
+	case isInt(ff.Type) && ff.Op == fast.OpNone:
+		g.w("if uint(p) < uint(len(b)) && b[p] >= 0x80 {\n")
+		switch {
+		case !f.in.Nullable && !isSigned(ff.Type):
+			g.w("v.%s = %s(b[p] & 0x7f)\n", f.name, T)
+		case !f.in.Nullable:
+			g.w("v.%s = %s(fastrt.SignExtend7(b[p]))\n", f.name, T)
+		case !isSigned(ff.Type):
+			g.w("if x := b[p] & 0x7f; x != 0 {\n%s} else {\n%s}\n", setv(f, T+"(x-1)", "true"), setv(f, "0", "false"))
+		default:
+			g.w("if x := fastrt.SignExtend7(b[p]); x > 0 {\n%s} else if x < 0 {\n%s} else {\n%s}\n",
+				setv(f, T+"(x-1)", "true"), setv(f, T+"(x)", "true"), setv(f, "0", "false"))
+		}
+		g.w("p++\ndone = true\n")
+		// Longer values: a short parse without overflow checks, then the range.
+		if isSigned(ff.Type) {
+			rng := ""
+			if ff.Type == fast.TypeInt32 {
+				if f.in.Nullable {
+					rng = " && x >= -1<<31 && x <= 1<<31"
+				} else {
+					rng = " && x >= -1<<31 && x <= 1<<31-1"
+				}
+			}
+			g.w("} else if x, n := fastrt.Int(b, p); n > 0%s {\n", rng)
+			if f.in.Nullable {
+				g.w("if x > 0 {\nx--\n}\n")
+			}
+		} else {
+			rng := ""
+			if ff.Type == fast.TypeUint32 {
+				if f.in.Nullable {
+					rng = " && x <= 1<<32"
+				} else {
+					rng = " && x <= 1<<32-1"
+				}
+			}
+			g.w("} else if x, n := fastrt.Uint(b, p); n > 0%s {\n", rng)
+			if f.in.Nullable {
+				g.w("x--\n")
+			}
+		}
+		g.w("%sp += n\ndone = true\n}\n", setv(f, T+"(x)", "true"))
+	case isInt(ff.Type) && (ff.Op == fast.OpCopy || ff.Op == fast.OpIncrement) && !f.in.TypeCheck:
+		g.w("e := %s\n", g.slot(ff))
+		cond := "e.G == c.Gen"
+		if ff.Op == fast.OpIncrement {
+			switch ff.Type {
+			case fast.TypeUint32:
+				cond += " && e.I < 1<<32-1"
+			case fast.TypeInt32:
+				cond += " && e.I < 1<<31-1"
+			case fast.TypeUint64:
+				cond += " && e.I != -1"
+			case fast.TypeInt64:
+				cond += " && e.I != 1<<63-1"
+			}
+		}
+		g.w("if !pm.Peek(b) {\nif %s {\npm.Next(b)\n", cond)
+		if ff.Op == fast.OpIncrement {
+			g.w("e.I++\n")
+		}
+		g.w("%sdone = true\n}\n", setv(f, T+"(e.I)", "true"))
+		if !f.in.Nullable && !isSigned(ff.Type) {
+			g.w("} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {\npm.Next(b)\nx := int64(b[p] & 0x7f)\np++\ne.G, e.T, e.I, e.E = c.Gen, %d, x, 0\n%sdone = true\n", ff.Type, setv(f, T+"(x)", "true"))
+		}
+		g.w("}\n")
+	case ff.Type == fast.TypeDecimal && ff.Op == fast.OpNone && !f.in.Split:
+		g.w("if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {\nexp := fastrt.SignExtend7(b[p])\n")
+		if f.in.Nullable {
+			g.w("if exp == 0 {\n%sp++\ndone = true\n} else if exp > 0 {\nexp--\n}\n", setv(f, "fastrt.Decimal{}", "false"))
+		}
+		g.w("if !done && exp >= -63 && exp <= 63 {\n")
+		g.w("if b[q] >= 0x80 {\n%sp = q + 1\ndone = true\n", setv(f, "fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}", "true"))
+		g.w("} else if m, n := fastrt.Int(b, q); n > 0 {\n%sp = q + n\ndone = true\n}\n}\n}\n", setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}", "true"))
+	case f.in.Split && ff.Exponent.Op == fast.OpCopy && ff.Mantissa.Op == fast.OpDelta && !ff.Exponent.Info().TypeCheck && !ff.Mantissa.Info().TypeCheck:
+		g.w("if ee, me := %s, %s; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {\n", g.slot(ff.Exponent), g.slot(ff.Mantissa))
+		g.w("if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {\npm.Next(b)\nme.I = m\n%sp++\ndone = true\n}\n}\n",
+			setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}", "true"))
+	case ff.Type == fast.TypeASCII && ff.Op == fast.OpNone:
+		g.w("if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
+		g.asciiScan(f, "")
+		g.w("}")
+		if f.in.Nullable {
+			g.w(" else if uint(p) < uint(len(b)) && b[p] == 0x80 {\n%sp++\ndone = true\n}", setv(f, "nil", "false"))
+		}
+		g.w("\n")
+	case ff.Type == fast.TypeASCII && ff.Op == fast.OpCopy && !f.in.TypeCheck:
+		g.w("e := %s\n", g.slot(ff))
+		g.w("if !pm.Peek(b) {\nif e.G == c.Gen {\npm.Next(b)\nif e.Msg == c.Msg {\n%s} else {\n%s}\ndone = true\n}\n",
+			setv(f, "e.Cur", "true"), setv(f, "c.Copy(e.B)", "true"))
+		g.w("} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
+		g.asciiScan(f, fmt.Sprintf("pm.Next(b)\ne.G, e.T, e.Msg, e.Cur = c.Gen, %d, c.Msg, w\ne.B = append(e.B[:0], w...)\n", ff.Type))
+		g.w("}\n")
+	}
+	g.w("if !done {\n")
+	g.decGeneral(f)
+	g.w("}\n}\n")
+}
+
+// asciiScan writes the scan of a non-empty ASCII string at p (b[p] is neither 0 nor 0x80).
+func (g *gen) asciiScan(f *field, onValue string) {
+	g.w("end := p\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n")
+	g.w("if end < len(b) {\nvar w []byte\nif end < len(c.Win) {\nw = c.Win[p : end+1 : end+1]\nw[end-p] &^= 0x80\n} else {\nw = c.Append(b[p : end+1])\n}\n")
+	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
+}
+
+func (g *gen) decGeneral(f *field) {
+	ff := f.f
+	T := goType(ff.Type)
+	present := func(x string) string {
+		if f.has == "" {
+			return ""
+		}
+		return fmt.Sprintf("v.%s = %s\n", f.has, x)
+	}
+	switch {
+	case isInt(ff.Type):
+		g.w("x, ok, np, err := c.Int(b, p, %s, pm, %s)\nif err != nil {\nreturn np, err\n}\n_ = ok\nv.%s = %s(x)\n%sp = np\n", f.fv, g.slot(ff), f.name, T, present("ok"))
+	case ff.Type == fast.TypeDecimal && f.in.Split:
+		g.w("m, e, ok, np, err := c.SplitDecimal(b, p, %s, pm, %s, %s)\nif err != nil {\nreturn np, err\n}\n_ = ok\nv.%s = fastrt.Decimal{Mantissa: m, Exponent: e}\n%sp = np\n",
+			f.fv, g.slot(ff.Exponent), g.slot(ff.Mantissa), f.name, present("ok"))
+	case ff.Type == fast.TypeDecimal:
+		g.w("m, e, ok, np, err := c.Decimal(b, p, %s, pm, %s)\nif err != nil {\nreturn np, err\n}\n_ = ok\nv.%s = fastrt.Decimal{Mantissa: m, Exponent: e}\n%sp = np\n",
+			f.fv, g.slot(ff), f.name, present("ok"))
+	case isVector(ff.Type):
+		g.w("x, ok, np, err := c.Vector(b, p, %s, pm, %s)\nif err != nil {\nreturn np, err\n}\n_ = ok\nv.%s = x\n%sp = np\n", f.fv, g.slot(ff), f.name, present("ok"))
+	}
+}
+
+func (g *gen) decSequence(f *field) {
+	ff := f.f
+	lf := ff.Length
+	in := ff.Info()
+	g.w("{\nn := -1\n")
+	if lf.Op == fast.OpNone && !lf.Info().Nullable {
+		g.w("if uint(p) < uint(len(b)) && b[p] >= 0x80 {\nn = int(b[p] & 0x7f)\np++\n} else {\n")
+	} else {
+		g.w("{\n")
+	}
+	g.w("x, ok, np, err := c.Int(b, p, %s, pm, %s)\nif err != nil {\nreturn np, err\n}\np = np\nif ok {\nn = int(x)\n}\n}\n", g.fvar(lf), g.slot(lf))
+	g.w("if n < 0 {\nv.%s = v.%s[:0]\n", f.name, f.name)
+	if f.has != "" {
+		g.w("v.%s = false\n", f.has)
+	}
+	g.w("} else {\nif err := fastrt.SeqCheck(n, p, len(b), %d, %s); err != nil {\nreturn p, err\n}\n", in.MinBytes, f.fv)
+	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
+	g.w("if cap(v.%s) < n {\nv.%s = make([]%s, n)\n} else {\nv.%s = v.%s[:n]\n}\n", f.name, f.name, f.elem.typeName, f.name, f.name)
+	g.w("for j := range v.%s {\nif p, err = c.d%d(b, p, &v.%s[j], pm); err != nil {\nreturn p, err\n}\n}\nc.Depth--\n", f.name, f.elem.id, f.name)
+	if f.has != "" {
+		g.w("v.%s = true\n", f.has)
+	}
+	g.w("}\n}\n")
+}
+
+func (g *gen) decGroup(f *field) {
+	if f.has != "" {
+		g.w("if v.%s = pm.Next(b); v.%s {\n", f.has, f.has)
+	} else {
+		g.w("{\n")
+	}
+	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
+	g.w("if p, err = c.d%d(b, p, &v.%s, pm); err != nil {\nreturn p, err\n}\nc.Depth--\n}\n", f.elem.id, f.name)
+}

@@ -1,0 +1,210 @@
+package fastgen
+
+import (
+	"fmt"
+
+	"fastfeed/fast"
+)
+
+func (g *gen) emitEncoder() {
+	g.w(`// Encoder encodes messages of these templates, keeping the dictionaries between messages
+// exactly as a Decoder does; call Reset where the feed resets them. Mandatory constants may
+// be left zero (nil). An Encoder is not safe for concurrent use.
+type Encoder struct {
+	fastrt.Enc
+	d dictionary
+}
+
+// NewEncoder returns an encoder with every dictionary entry undefined.
+func NewEncoder() *Encoder {
+	c := &Encoder{}
+	c.Gen = 2
+	return c
+}
+
+// Reset makes every dictionary entry undefined.
+func (c *Encoder) Reset() {
+	if c.Dict.Reset() {
+		c.d.clearGen()
+	}
+}
+
+// Encode appends the encoding of m (the member m.ID names) to dst. On error it returns dst
+// unchanged.
+func (c *Encoder) Encode(dst []byte, m *Message) ([]byte, error) {
+	switch m.ID {
+`)
+	for _, t := range g.tmpls {
+		g.w("case %d:\nreturn c.Encode%s(dst, &m.%s)\n", t.t.ID, t.seg.typeName, t.seg.typeName)
+	}
+	g.w("}\nreturn dst, fastrt.EncErr(fast.Missing, nil, \"unknown template identifier\")\n}\n\n")
+	for _, t := range g.tmpls {
+		s := t.seg
+		g.w("// Encode%s appends the encoding of a %s message to dst.\n", s.typeName, t.t.Name)
+		g.w("func (c *Encoder) Encode%s(dst []byte, v *%s) ([]byte, error) {\n", s.typeName, s.typeName)
+		g.w("if c.Gen == 0 {\nc.Gen = 2\n}\nc.Depth = 0\nvar pm fastrt.PMapW\n")
+		g.reserve("dst", "pm", s.bits, "out :=")
+		g.w("if c.d.tid.G == c.Gen && uint32(c.d.tid.I) == %d {\npm.Bit(out, false)\n} else {\npm.Bit(out, true)\nout = fastrt.AppendUint(out, %d)\nc.SetInt(&c.d.tid, fast.TypeUint32, %d, 0)\n}\n", t.t.ID, t.t.ID, t.t.ID)
+		if t.t.ResetEach {
+			g.w("c.Reset()\n")
+		}
+		g.w("out, err := c.e%d(out, v, &pm)\nif err != nil {\nreturn dst, fastrt.SetTemplate(err, %q)\n}\nout = fastrt.Finish(out, &pm)\n", s.id, t.t.Name)
+		if t.t.Reset {
+			g.w("c.Reset()\n")
+		}
+		g.w("return out, nil\n}\n\n")
+	}
+	for _, s := range g.segs {
+		g.encSegment(s)
+	}
+}
+
+// reserve writes the start of a presence map of bits bits at the end of slice from.
+func (g *gen) reserve(from, pm string, bits int, assign string) {
+	if bits <= 7 {
+		g.w("%s = fastrt.PMapW{Start: len(%s), Size: 1}\n%s append(%s, 0)\n", pm, from, assign, from)
+		return
+	}
+	g.w("%s fastrt.Reserve(%s, &%s, %d)\n", assign, from, pm, bits)
+}
+
+func (g *gen) encSegment(s *segment) {
+	g.w("func (c *Encoder) e%d(out []byte, v *%s, pm *fastrt.PMapW) ([]byte, error) {\n", s.id, s.typeName)
+	g.w("var err error\n_ = err\n")
+	if s.owner != nil && s.ownPmap {
+		g.w("var own fastrt.PMapW\n")
+		g.reserve("out", "own", s.bits, "out =")
+		g.w("pm = &own\n")
+	}
+	for _, f := range s.fields {
+		g.w("// %s\n", f.f.Name)
+		g.encField(f)
+	}
+	if s.owner != nil && s.ownPmap {
+		g.w("out = fastrt.Finish(out, &own)\n")
+	}
+	g.w("return out, nil\n}\n\n")
+}
+
+func (g *gen) encField(f *field) {
+	ff := f.f
+	in := f.in
+	has := "true"
+	if f.has != "" {
+		has = "v." + f.has
+	}
+	switch {
+	case f.cval != "":
+		switch {
+		case isVector(ff.Type):
+			g.w("if v.%s != nil && string(v.%s) != string(%s) {\nreturn out, fastrt.EncErr(fast.Unencodable, %s, \"value differs from the constant\")\n}\n", f.name, f.name, f.cval, f.fv)
+		case ff.Type == fast.TypeDecimal:
+			g.w("if v.%s != (fastrt.Decimal{}) && v.%s != (%s) {\nreturn out, fastrt.EncErr(fast.Unencodable, %s, \"value differs from the constant\")\n}\n", f.name, f.name, f.cval, f.fv)
+		default:
+			g.w("if v.%s != 0 && v.%s != %s {\nreturn out, fastrt.EncErr(fast.Unencodable, %s, \"value differs from the constant\")\n}\n", f.name, f.name, f.cval, f.fv)
+		}
+		return
+	case ff.Type == fast.TypeSequence:
+		g.encSequence(f)
+		return
+	case ff.Type == fast.TypeGroup:
+		if f.has != "" {
+			g.w("pm.Bit(out, v.%s)\nif v.%s {\n", f.has, f.has)
+		} else {
+			g.w("{\n")
+		}
+		g.w("if err := c.Enter(%s); err != nil {\nreturn out, err\n}\n", f.fv)
+		g.w("if out, err = c.e%d(out, &v.%s, pm); err != nil {\nreturn out, err\n}\nc.Depth--\n}\n", f.elem.id, f.name)
+		return
+	}
+	general := g.encGeneral(f)
+	switch {
+	case isInt(ff.Type) && ff.Op == fast.OpNone:
+		app := "fastrt.AppendUint(out, uint64(v.%s))"
+		if isSigned(ff.Type) {
+			app = "fastrt.AppendInt(out, int64(v.%s))"
+		}
+		if !in.Nullable {
+			g.w("out = "+app+"\n", f.name)
+			return
+		}
+		if isSigned(ff.Type) {
+			g.w("if !v.%s {\nout = append(out, 0x80)\n} else if x := int64(v.%s); x >= 0 && x < 0x3f {\nout = append(out, byte(x+1)|0x80)\n} else {\nout = fast.AppendIntNullable(out, x)\n}\n", f.has, f.name)
+		} else {
+			g.w("if !v.%s {\nout = append(out, 0x80)\n} else if x := uint64(v.%s); x < 0x7f {\nout = append(out, byte(x+1)|0x80)\n} else {\nout = fast.AppendUintNullable(out, x)\n}\n", f.has, f.name)
+		}
+	case isInt(ff.Type) && (ff.Op == fast.OpCopy || ff.Op == fast.OpIncrement) && !in.TypeCheck:
+		cond := fmt.Sprintf("e.G == c.Gen && e.I == int64(v.%s)", f.name)
+		if ff.Op == fast.OpIncrement {
+			cond = fmt.Sprintf("e.G == c.Gen && e.I+1 == int64(v.%s) && e.I+1 > e.I", f.name)
+			if ff.Type == fast.TypeUint64 {
+				cond += fmt.Sprintf(" && v.%s != 0", f.name)
+			}
+		}
+		if f.has != "" {
+			cond = "v." + f.has + " && " + cond
+		}
+		g.w("if e := %s; %s {\npm.Bit(out, false)\n", g.slot(ff), cond)
+		if ff.Op == fast.OpIncrement {
+			g.w("e.I++\n")
+		}
+		g.w("} else {\n%s}\n", general)
+	case ff.Type == fast.TypeDecimal && ff.Op == fast.OpNone && !in.Split:
+		if in.Nullable {
+			g.w("if !v.%s {\nout = append(out, 0x80)\n} else ", f.has)
+		}
+		g.w("if x := v.%s; x.Exponent >= -63 && x.Exponent <= 63 {\nexp := int64(x.Exponent)\n", f.name)
+		if in.Nullable {
+			g.w("if exp >= 0 {\nexp++\n}\n")
+		}
+		g.w("out = fastrt.AppendInt(out, exp)\nout = fastrt.AppendInt(out, x.Mantissa)\n} else {\n%s}\n", general)
+	case ff.Type == fast.TypeASCII && ff.Op == fast.OpNone:
+		if in.Nullable {
+			g.w("if !v.%s {\nout = append(out, 0x80)\n} else ", f.has)
+		}
+		g.w("if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok {\nout = o\n} else {\n%s}\n", f.name, in.Nullable, general)
+	case ff.Type == fast.TypeASCII && ff.Op == fast.OpCopy && !in.TypeCheck:
+		cond := fmt.Sprintf("e.G == c.Gen && string(e.B) == string(v.%s)", f.name)
+		if f.has != "" {
+			cond = "v." + f.has + " && " + cond
+		}
+		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else {\n%s}\n", g.slot(ff), cond, general)
+	default:
+		g.w("%s", general)
+	}
+	_ = has
+}
+
+func (g *gen) encGeneral(f *field) string {
+	ff := f.f
+	has := "true"
+	if f.has != "" {
+		has = "v." + f.has
+	}
+	switch {
+	case isInt(ff.Type):
+		return fmt.Sprintf("if out, err = c.Int(out, %s, pm, %s, int64(v.%s), %s); err != nil {\nreturn out, err\n}\n", f.fv, g.slot(ff), f.name, has)
+	case ff.Type == fast.TypeDecimal && f.in.Split:
+		return fmt.Sprintf("if out, err = c.SplitDecimal(out, %s, pm, %s, %s, v.%s.Mantissa, v.%s.Exponent, %s); err != nil {\nreturn out, err\n}\n",
+			f.fv, g.slot(ff.Exponent), g.slot(ff.Mantissa), f.name, f.name, has)
+	case ff.Type == fast.TypeDecimal:
+		return fmt.Sprintf("if out, err = c.Decimal(out, %s, pm, %s, v.%s.Mantissa, v.%s.Exponent, %s); err != nil {\nreturn out, err\n}\n", f.fv, g.slot(ff), f.name, f.name, has)
+	}
+	return fmt.Sprintf("if out, err = c.Vector(out, %s, pm, %s, v.%s, %s); err != nil {\nreturn out, err\n}\n", f.fv, g.slot(ff), f.name, has)
+}
+
+func (g *gen) encSequence(f *field) {
+	ff := f.f
+	lf := ff.Length
+	has := "true"
+	if f.has != "" {
+		has = "v." + f.has
+	}
+	if lf.Op == fast.OpNone && !lf.Info().Nullable {
+		g.w("out = fastrt.AppendUint(out, uint64(len(v.%s)))\n", f.name)
+	} else {
+		g.w("if out, err = c.Int(out, %s, pm, %s, int64(len(v.%s)), %s); err != nil {\nreturn out, err\n}\n", g.fvar(lf), g.slot(lf), f.name, has)
+	}
+	g.w("if %s {\nif err := c.Enter(%s); err != nil {\nreturn out, err\n}\n", has, f.fv)
+	g.w("for j := range v.%s {\nif out, err = c.e%d(out, &v.%s[j], pm); err != nil {\nreturn out, err\n}\n}\nc.Depth--\n}\n", f.name, f.elem.id, f.name)
+}

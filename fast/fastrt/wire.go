@@ -1,0 +1,146 @@
+package fastrt
+
+// Decimal is a decimal value: Mantissa times ten to the power Exponent.
+type Decimal struct {
+	Mantissa int64
+	Exponent int32
+}
+
+// Uint parses an unsigned integer of two to nine bytes at b[p:] (one byte is inline in
+// generated code). It returns n == 0 for anything else: longer, overlong, truncated; the
+// general path then decides.
+func Uint(b []byte, p int) (x uint64, n int) {
+	if uint(p) >= uint(len(b)) || b[p] == 0 {
+		return 0, 0
+	}
+	end := min(len(b), p+9)
+	for i := p; i < end; i++ {
+		c := b[i]
+		x = x<<7 | uint64(c&0x7f)
+		if c&stopBit != 0 {
+			return x, i + 1 - p
+		}
+	}
+	return 0, 0
+}
+
+// Int parses a signed integer of at most nine bytes at b[p:]; n == 0 as for Uint.
+func Int(b []byte, p int) (int64, int) {
+	if uint(p) >= uint(len(b)) {
+		return 0, 0
+	}
+	x := -int64(b[p] >> 6 & 1)
+	end := min(len(b), p+9)
+	for i := p; i < end; i++ {
+		c := b[i]
+		x = x<<7 | int64(c&0x7f)
+		if c&stopBit != 0 {
+			n := i + 1 - p
+			if n > 1 {
+				if y := x >> (7*n - 8); y == 0 || y == -1 {
+					return 0, 0
+				}
+			}
+			return x, n
+		}
+	}
+	return 0, 0
+}
+
+// AppendUint appends a stop-bit unsigned integer.
+func AppendUint(b []byte, v uint64) []byte {
+	switch {
+	case v < 1<<7:
+		return append(b, byte(v)|stopBit)
+	case v < 1<<14:
+		return append(b, byte(v>>7), byte(v)&0x7f|stopBit)
+	case v < 1<<21:
+		return append(b, byte(v>>14), byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
+	case v < 1<<28:
+		return append(b, byte(v>>21), byte(v>>14)&0x7f, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
+	}
+	return appendUintLong(b, v)
+}
+
+func appendUintLong(b []byte, v uint64) []byte {
+	n := 5
+	for x := v >> 35; x != 0; x >>= 7 {
+		n++
+	}
+	l := len(b)
+	if cap(b)-l < n {
+		nb := make([]byte, l, 2*cap(b)+n)
+		copy(nb, b)
+		b = nb
+	}
+	b = b[:l+n]
+	o := b[l:]
+	o[n-1] = byte(v)&0x7f | stopBit
+	for i := n - 2; i >= 0; i-- {
+		v >>= 7
+		o[i] = byte(v) & 0x7f
+	}
+	return b
+}
+
+// AppendInt appends a stop-bit signed integer.
+func AppendInt(b []byte, v int64) []byte {
+	switch {
+	case v >= -1<<6 && v < 1<<6:
+		return append(b, byte(v)&0x7f|stopBit)
+	case v >= -1<<13 && v < 1<<13:
+		return append(b, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
+	case v >= -1<<20 && v < 1<<20:
+		return append(b, byte(v>>14)&0x7f, byte(v>>7)&0x7f, byte(v)&0x7f|stopBit)
+	}
+	return appendIntLong(b, v)
+}
+
+func appendIntLong(b []byte, v int64) []byte {
+	n := 1
+	for x := v >> 6; x != 0 && x != -1; x >>= 7 {
+		n++
+	}
+	l := len(b)
+	if cap(b)-l < n {
+		nb := make([]byte, l, 2*cap(b)+n)
+		copy(nb, b)
+		b = nb
+	}
+	b = b[:l+n]
+	o := b[l:]
+	u := uint64(v)
+	o[n-1] = byte(u)&0x7f | stopBit
+	for i := n - 2; i >= 0; i-- {
+		u = uint64(int64(u) >> 7)
+		o[i] = byte(u) & 0x7f
+	}
+	return b
+}
+
+// AppendASCII appends s as an ASCII string (nullable shifts the empty and NUL strings); ok
+// is false, and nothing appended, if s holds a byte of 0x80 or more.
+func AppendASCII(b []byte, s []byte, nullable bool) ([]byte, bool) {
+	var or byte
+	for _, c := range s {
+		or |= c
+	}
+	if or >= 0x80 {
+		return b, false
+	}
+	switch {
+	case len(s) == 0:
+		if nullable {
+			return append(b, 0x00, stopBit), true
+		}
+		return append(b, stopBit), true
+	case len(s) == 1 && s[0] == 0:
+		if nullable {
+			return append(b, 0x00, 0x00, stopBit), true
+		}
+		return append(b, 0x00, stopBit), true
+	}
+	b = append(b, s...)
+	b[len(b)-1] |= stopBit
+	return b, true
+}
