@@ -1,6 +1,9 @@
 package fast
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -136,6 +139,7 @@ func (t *Template) FieldIndex(name string) int {
 // goroutine uses its own Decoder and Encoder.
 type Templates struct {
 	list   []*Template
+	sum    string // SHA-256 of the source XML, hex
 	byName map[string]*Template
 	byID   map[uint32]*Template
 	dense  []*Template // byID for small IDs, for a lookup without hashing
@@ -175,13 +179,27 @@ func LoadFile(path string) (*Templates, error) {
 // namespace are errors naming their line; elements and attributes of other namespaces are
 // ignored, except scp:reset.
 func Load(r io.Reader) (*Templates, error) {
-	root, err := parseXML(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	root, err := parseXML(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
 	l := &loader{raw: map[string]*node{}, slotIndex: map[string]int32{}}
-	return l.load(root)
+	ts, err := l.load(root)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	ts.sum = hex.EncodeToString(sum[:])
+	return ts, nil
 }
+
+// SourceSHA256 returns the SHA-256 (hex) of the XML the templates were loaded from: a
+// codec generated from the same file (fast/fastgen) has the same semantics.
+func (ts *Templates) SourceSHA256() string { return ts.sum }
 
 // node is a parsed XML element.
 type node struct {

@@ -12,6 +12,7 @@ import (
 type Codec struct {
 	dec *fast.Decoder
 	enc *fast.Encoder
+	g   *genCodec    // generated code for fixtures/templates.xml, nil for other templates
 	in  fast.Message // decoded
 	out fast.Message // being encoded
 
@@ -221,6 +222,7 @@ func NewCodec(ts *fast.Templates) (*Codec, error) {
 			return nil, err
 		}
 	}
+	c.g = newGenCodec(ts)
 	return c, nil
 }
 
@@ -229,6 +231,9 @@ func NewCodec(ts *fast.Templates) (*Codec, error) {
 // It returns an error for malformed FAST (a *fast.Error), for trailing bytes, and for a
 // template the model does not know.
 func (c *Codec) Decode(b []byte) (Kind, error) {
+	if c.g != nil {
+		return c.decodeGen(b)
+	}
 	c.dec.Reset()
 	n, err := c.dec.Decode(b, &c.in)
 	if err != nil {
@@ -385,6 +390,9 @@ func writeEntries(s fast.Seq, entries []Entry, l *entryLayout, incremental bool)
 
 // AppendIncremental appends the FAST encoding of m to dst.
 func (c *Codec) AppendIncremental(dst []byte, m *Incremental) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendIncremental(dst, m)
+	}
 	l := &c.inc
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	if m.Continued {
@@ -396,6 +404,9 @@ func (c *Codec) AppendIncremental(dst []byte, m *Incremental) ([]byte, error) {
 
 // AppendSnapshot appends the FAST encoding of m to dst.
 func (c *Codec) AppendSnapshot(dst []byte, m *Snapshot) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendSnapshot(dst, m)
+	}
 	l := &c.snap
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	g.SetUint(l.lastProcessed, uint64(m.LastMsgSeqNumProcessed))
@@ -410,6 +421,9 @@ func (c *Codec) AppendSnapshot(dst []byte, m *Snapshot) ([]byte, error) {
 
 // AppendDefinition appends the FAST encoding of m to dst.
 func (c *Codec) AppendDefinition(dst []byte, m *Definition) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendDefinition(dst, m)
+	}
 	l := &c.def
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	if m.TotNumReports != 0 {
@@ -443,6 +457,9 @@ func (c *Codec) AppendDefinition(dst []byte, m *Definition) ([]byte, error) {
 
 // AppendStatus appends the FAST encoding of m to dst.
 func (c *Codec) AppendStatus(dst []byte, m *Status) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendStatus(dst, m)
+	}
 	l := &c.stat
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	g.SetBytes(l.symbol, m.Symbol)
@@ -456,6 +473,9 @@ func (c *Codec) AppendStatus(dst []byte, m *Status) ([]byte, error) {
 
 // AppendHeartbeat appends the FAST encoding of m to dst.
 func (c *Codec) AppendHeartbeat(dst []byte, m *Heartbeat) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendHeartbeat(dst, m)
+	}
 	l := &c.hb
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	g.SetUint(l.lastSeq, uint64(m.LastSeqNum))
@@ -464,6 +484,9 @@ func (c *Codec) AppendHeartbeat(dst []byte, m *Heartbeat) ([]byte, error) {
 
 // AppendReset appends the FAST encoding of m to dst.
 func (c *Codec) AppendReset(dst []byte, m *Reset) ([]byte, error) {
+	if c.g != nil {
+		return c.g.appendReset(dst, m)
+	}
 	l := &c.rst
 	g := c.start(l.t, m.Header, l.seqNum, l.sendingTime)
 	g.SetUint(l.newSeqNo, uint64(m.NewSeqNo))
