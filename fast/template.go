@@ -120,7 +120,7 @@ type Template struct {
 	// "true", an extension of QuickFAST and mFAST): every dictionary entry is reset before
 	// the fields of each of its messages, after its template identifier.
 	ResetEach bool
-	Line  int
+	Line      int
 
 	pmapBits int // most presence map bits a message of this template can use, with the identifier
 

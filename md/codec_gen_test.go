@@ -40,7 +40,9 @@ func TestGeneratedMatchesInterpreted(t *testing.T) {
 			return c.AppendStatus(b, &Status{Symbol: []byte("SBER"), TradingStatus: 17, SessionID: []byte("TQBR"), Text: []byte("open")})
 		},
 		func(c *Codec, b []byte) ([]byte, error) { return c.AppendStatus(b, nonASCII) },
-		func(c *Codec, b []byte) ([]byte, error) { return c.AppendHeartbeat(b, &Heartbeat{Header: Header{SeqNum: 4}, LastSeqNum: 4}) },
+		func(c *Codec, b []byte) ([]byte, error) {
+			return c.AppendHeartbeat(b, &Heartbeat{Header: Header{SeqNum: 4}, LastSeqNum: 4})
+		},
 		func(c *Codec, b []byte) ([]byte, error) { return c.AppendReset(b, &Reset{NewSeqNo: 1 << 31}) },
 	}
 	for i, enc := range encoders {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fastfeed/fast"
+	"fastfeed/fast/codecs"
 	"fastfeed/internal/framing"
 	"fastfeed/replay"
 )
@@ -60,7 +61,13 @@ func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
-	d := &decodeRun{ts: ts, dec: fast.NewDecoder(ts), kind: kind, data: data, frames: frames}
+	d := &decodeRun{ts: ts, kind: kind, data: data, frames: frames, codec: "interpreted"}
+	d.newDec = func() framing.Decoder { return fast.NewDecoder(ts) }
+	if _, _, ok := codecs.Lookup(ts, !*summary); ok { // the same file was compiled in
+		d.codec = "generated"
+		d.newDec = func() framing.Decoder { g, _, _ := codecs.Lookup(ts, !*summary); return g }
+	}
+	d.dec = d.newDec()
 	if *summary {
 		return d.summary(stdout)
 	}
@@ -72,7 +79,9 @@ func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // decodeRun decodes one input.
 type decodeRun struct {
 	ts     *fast.Templates
-	dec    *fast.Decoder
+	dec    framing.Decoder
+	newDec func() framing.Decoder
+	codec  string // "generated" or "interpreted"
 	kind   framing.Kind
 	data   []byte
 	frames [][]byte
@@ -144,7 +153,7 @@ func (d *decodeRun) summary(w io.Writer) error {
 		// Warm up caches and the message's buffers once, untimed: the figure is meant to
 		// be the steady state of a running handler.
 		_, _, _ = d.each(func(uint32) error { return nil })
-		d.dec = fast.NewDecoder(d.ts)
+		d.dec = d.newDec()
 	}
 	start := time.Now()
 	messages, bytes, err := d.each(func(uint32) error { return nil })
@@ -160,7 +169,7 @@ func (d *decodeRun) summary(w io.Writer) error {
 	if d.kind != framing.Pcap && err == nil {
 		bytes = len(d.data)
 	}
-	fmt.Fprintf(w, `{"messages":%d,"bytes":%d,"errors":%d,"ns_per_message":%.1f}`+"\n", messages, bytes, errCount, nsPer)
+	fmt.Fprintf(w, `{"messages":%d,"bytes":%d,"errors":%d,"ns_per_message":%.1f,"codec":%q}`+"\n", messages, bytes, errCount, nsPer, d.codec)
 	return err
 }
 

@@ -28,6 +28,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"decode": {"decode FAST messages to JSON lines", roles.Decode},
+		"gen":    {"generate a Go FAST codec for a template file", roles.Gen},
 		"pub":    {"simulate order books and publish them on multicast (FAST)", roles.Pub},
 		"feed":   {"feed handler: join groups, recover gaps, build books", roles.Feed},
 		"demo":   {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},

@@ -58,17 +58,24 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Decoder is what a Reader decodes with: a *fast.Decoder, or a generated codec behind the
+// same interface (fast/codecs).
+type Decoder interface {
+	Decode(b []byte, m *fast.Message) (int, error)
+	Reset()
+}
+
 // Reader decodes the messages of one framed input held in memory.
 type Reader struct {
 	kind  Kind
-	dec   *fast.Decoder
+	dec   Decoder
 	data  []byte
 	pos   int
 	count int
 }
 
 // NewReader returns a Reader of data in framing k (Stream, Seq32 or Len32).
-func NewReader(k Kind, dec *fast.Decoder, data []byte) *Reader {
+func NewReader(k Kind, dec Decoder, data []byte) *Reader {
 	return &Reader{kind: k, dec: dec, data: data}
 }
 
@@ -124,7 +131,7 @@ func (r *Reader) Next(m *fast.Message) (seq uint32, offset int, ok bool, err err
 
 // DecodeDatagram decodes the single seq32-framed message of a datagram payload into m,
 // with dictionaries reset first, as the publisher sends them.
-func DecodeDatagram(dec *fast.Decoder, payload []byte, m *fast.Message) (seq uint32, err error) {
+func DecodeDatagram(dec Decoder, payload []byte, m *fast.Message) (seq uint32, err error) {
 	if len(payload) < 4 {
 		return 0, &Error{Offset: 0, Msg: fmt.Sprintf("%d-byte datagram, the sequence preamble needs 4", len(payload))}
 	}
