@@ -18,6 +18,7 @@ import (
 	"fastfeed/fast/fastgen/internal/gentest/astsgen"
 	"fastfeed/fast/fastgen/internal/gentest/b3"
 	"fastfeed/fast/fastgen/internal/gentest/eurex"
+	"fastfeed/fast/fastgen/internal/gentest/ext"
 	"fastfeed/fast/fastgen/internal/gentest/fixt"
 	"fastfeed/fast/fastgen/internal/gentest/forts"
 	"fastfeed/fast/fastgen/internal/gentest/scp"
@@ -104,6 +105,9 @@ var files = []file{
 	}},
 	{"fixtures", "fixtures/templates.xml", false, fixt.SourceSHA256, func(ts *fast.Templates) *gcodec {
 		return adapt[fixt.Message](ts, fixt.NewDecoder(), fixt.NewEncoder())
+	}},
+	{"extensions", "fast/fastgen/internal/gentest/testdata/extensions.xml", false, ext.SourceSHA256, func(ts *fast.Templates) *gcodec {
+		return adapt[ext.Message](ts, ext.NewDecoder(), ext.NewEncoder())
 	}},
 }
 

@@ -10,3 +10,4 @@ package gentest
 //go:generate go run fastfeed/fast/fastgen/cmd/fastgen -t ../../../../../shared/conformance/exchange-templates/eurex_emdi_EMDSFastTemplates-1.1.xml -pkg eurex -o eurex/eurex.go
 //go:generate go run fastfeed/fast/fastgen/cmd/fastgen -t ../../../../../shared/conformance/exchange-templates/fast_scp_1.1.xml -pkg scp -o scp/scp.go
 //go:generate go run fastfeed/fast/fastgen/cmd/fastgen -t ../../../../fixtures/templates.xml -pkg fixt -o fixt/fixt.go
+//go:generate go run fastfeed/fast/fastgen/cmd/fastgen -t testdata/extensions.xml -pkg ext -o ext/ext.go
