@@ -136,6 +136,7 @@ func BenchmarkDecode(b *testing.B) {
 			dec, _ := w.gen()
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
+			defer cpuMetric(b)()
 			for b.Loop() {
 				if err := dec(wire); err != nil {
 					b.Fatal(err)
@@ -147,6 +148,7 @@ func BenchmarkDecode(b *testing.B) {
 			var m fast.Message
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
+			defer cpuMetric(b)()
 			for b.Loop() {
 				d.Reset()
 				if _, err := d.Decode(wire, &m); err != nil {
@@ -166,6 +168,7 @@ func BenchmarkEncode(b *testing.B) {
 			buf := make([]byte, 0, 1500)
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
+			defer cpuMetric(b)()
 			for b.Loop() {
 				var err error
 				if buf, err = enc(buf[:0]); err != nil {
@@ -178,6 +181,7 @@ func BenchmarkEncode(b *testing.B) {
 			buf := make([]byte, 0, 1500)
 			b.SetBytes(int64(len(wire)))
 			b.ReportAllocs()
+			defer cpuMetric(b)()
 			for b.Loop() {
 				e.Reset()
 				var err error
@@ -190,3 +194,16 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 var _ = os.Getenv
+
+// cpuMetric reports the thread's CPU time per operation as cpu-ns/op (Linux), the figure
+// to compare on a loaded machine; call as defer cpuMetric(b)().
+func cpuMetric(b *testing.B) func() {
+	lockThread()
+	start := threadCPU()
+	return func() {
+		if d := threadCPU() - start; d > 0 && b.N > 0 {
+			b.ReportMetric(float64(d)/float64(b.N), "cpu-ns/op")
+		}
+		unlockThread()
+	}
+}

@@ -84,7 +84,7 @@ func (g *gen) decSegment(s *segment) {
 	g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
 	g.w("var err error\n_ = err\n")
 	if s.owner != nil && s.ownPmap {
-		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
+		g.w("var own fastrt.PMap\nif uint(p) < uint(len(b)) && b[p] >= 0x80 {\nown.Bits = uint64(b[p]&0x7f) << 57\np++\n} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
 	}
 	for _, f := range s.fields {
 		g.w("// %s\n", f.f.Name)
@@ -144,7 +144,9 @@ func (g *gen) decField(s *segment, f *field) {
 					rng = " && x >= -1<<31 && x <= 1<<31-1"
 				}
 			}
-			g.w("} else if x, n := fastrt.Int(b, p); n > 0%s {\n", rng)
+			g.w("}\nif !done {\n")
+			g.parse(true, "p")
+			g.w("if n > 0%s {\n", rng)
 			if f.in.Nullable {
 				g.w("if x > 0 {\nx--\n}\n")
 			}
@@ -157,12 +159,14 @@ func (g *gen) decField(s *segment, f *field) {
 					rng = " && x <= 1<<32-1"
 				}
 			}
-			g.w("} else if x, n := fastrt.Uint(b, p); n > 0%s {\n", rng)
+			g.w("}\nif !done {\n")
+			g.parse(false, "p")
+			g.w("if n > 0%s {\n", rng)
 			if f.in.Nullable {
 				g.w("x--\n")
 			}
 		}
-		g.w("%sp += n\ndone = true\n}\n", setv(f, T+"(x)", "true"))
+		g.w("%sp += n\ndone = true\n}\n}\n", setv(f, T+"(x)", "true"))
 	case isInt(ff.Type) && (ff.Op == fast.OpCopy || ff.Op == fast.OpIncrement) && !f.in.TypeCheck:
 		g.w("e := %s\n", g.slot(ff))
 		cond := "e.G == c.Gen"
@@ -184,7 +188,14 @@ func (g *gen) decField(s *segment, f *field) {
 		}
 		g.w("%sdone = true\n}\n", setv(f, T+"(e.I)", "true"))
 		if !f.in.Nullable && !isSigned(ff.Type) {
+			rng := ""
+			if ff.Type == fast.TypeUint32 {
+				rng = " && x <= 1<<32-1"
+			}
 			g.w("} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {\npm.Next(b)\nx := int64(b[p] & 0x7f)\np++\ne.G, e.T, e.I, e.E = c.Gen, %d, x, 0\n%sdone = true\n", ff.Type, setv(f, T+"(x)", "true"))
+			g.w("} else {\n")
+			g.parse(false, "p")
+			g.w("if n > 0%s {\npm.Next(b)\np += n\ne.G, e.T, e.I, e.E = c.Gen, %d, int64(x), 0\n%sdone = true\n}\n", rng, ff.Type, setv(f, T+"(x)", "true"))
 		}
 		g.w("}\n")
 	case ff.Type == fast.TypeDecimal && ff.Op == fast.OpNone && !f.in.Split:
@@ -194,11 +205,29 @@ func (g *gen) decField(s *segment, f *field) {
 		}
 		g.w("if !done && exp >= -63 && exp <= 63 {\n")
 		g.w("if b[q] >= 0x80 {\n%sp = q + 1\ndone = true\n", setv(f, "fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}", "true"))
-		g.w("} else if m, n := fastrt.Int(b, q); n > 0 {\n%sp = q + n\ndone = true\n}\n}\n}\n", setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}", "true"))
+		g.w("} else {\n")
+		g.parse(true, "q")
+		g.w("if n > 0 {\n%sp = q + n\ndone = true\n}\n}\n}\n}\n", setv(f, "fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}", "true"))
 	case f.in.Split && ff.Exponent.Op == fast.OpCopy && ff.Mantissa.Op == fast.OpDelta && !ff.Exponent.Info().TypeCheck && !ff.Mantissa.Info().TypeCheck:
 		g.w("if ee, me := %s, %s; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {\n", g.slot(ff.Exponent), g.slot(ff.Mantissa))
 		g.w("if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {\npm.Next(b)\nme.I = m\n%sp++\ndone = true\n}\n}\n",
 			setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}", "true"))
+		// The exponent present in one byte, the mantissa a delta from an assigned value or
+		// from an undefined one without initial value (the first entry of a message).
+		if !ff.Mantissa.Info().HasInit {
+			g.w("if ee, me := %s, %s; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {\n", g.slot(ff.Exponent), g.slot(ff.Mantissa))
+			g.w("exp := fastrt.SignExtend7(b[p])\n")
+			if ff.Exponent.Info().Nullable {
+				g.w("if exp > 0 {\nexp--\n}\n")
+			}
+			g.w("base := int64(0)\nif me.G == c.Gen {\nbase = me.I\n}\n")
+			g.w("if q := p + 1; exp >= -63 && exp <= 63 %s {\n", map[bool]string{true: "&& b[p] != 0x80", false: ""}[ff.Exponent.Info().Nullable])
+			g.w("d, dn := int64(0), 0\nif b[q] >= 0x80 {\nd, dn = fastrt.SignExtend7(b[q]), 1\n} else {\n")
+			g.parse(true, "q")
+			g.w("d, dn = x, n\n}\n")
+			g.w("if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {\npm.Next(b)\nee.G, ee.T, ee.I, ee.E = c.Gen, %d, exp, 0\nme.G, me.T, me.I, me.E = c.Gen, %d, m, 0\n%sp = q + dn\ndone = true\n}\n}\n}\n",
+				ff.Exponent.Type, ff.Mantissa.Type, setv(f, "fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}", "true"))
+		}
 	case ff.Type == fast.TypeASCII && ff.Op == fast.OpNone:
 		g.w("if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {\n")
 		g.asciiScan(f, "")
@@ -283,4 +312,19 @@ func (g *gen) decGroup(f *field) {
 	}
 	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
 	g.w("if p, err = c.d%d(b, p, &v.%s, pm); err != nil {\nreturn p, err\n}\nc.Depth--\n}\n", f.elem.id, f.name)
+}
+
+// parse writes the parse of a stop-bit integer at b[at:] into new variables x (int64 or
+// uint64) and n (0 if the short forms do not apply): two to four bytes inline, longer
+// values through fastrt.
+func (g *gen) parse(signed bool, at string) {
+	if signed {
+		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
+		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}\n}\n")
+		g.w("if n == 0 {\nx, n = fastrt.Int(b, %s)\n}\n", at)
+		return
+	}
+	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 4 && q[0] != 0 {\n", at)
+	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}\n}\n")
+	g.w("if n == 0 {\nx, n = fastrt.Uint(b, %s)\n}\n", at)
 }

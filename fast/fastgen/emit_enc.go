@@ -148,6 +148,26 @@ func (g *gen) encField(f *field) {
 		if ff.Op == fast.OpIncrement {
 			g.w("e.I++\n")
 		}
+		// A value the decoder cannot infer: sent, and recorded.
+		send := "e.G == c.Gen"
+		if !in.HasInit {
+			send = "true"
+		}
+		if f.has != "" {
+			send = "v." + f.has + " && (" + send + ")"
+		}
+		var app string
+		switch {
+		case !in.Nullable && !isSigned(ff.Type):
+			app = "fastrt.AppendUint(out, uint64(v.%s))"
+		case !in.Nullable:
+			app = "fastrt.AppendInt(out, int64(v.%s))"
+		case isSigned(ff.Type):
+			app = "fast.AppendIntNullable(out, int64(v.%s))"
+		default:
+			app = "fast.AppendUintNullable(out, uint64(v.%s))"
+		}
+		g.w("} else if e := %s; %s {\npm.Bit(out, true)\nout = "+app+"\ne.G, e.T, e.I, e.E = c.Gen, %d, int64(v.%s), 0\n", g.slot(ff), send, f.name, ff.Type, f.name)
 		g.w("} else {\n%s}\n", general)
 	case ff.Type == fast.TypeDecimal && ff.Op == fast.OpNone && !in.Split:
 		if in.Nullable {
@@ -168,7 +188,34 @@ func (g *gen) encField(f *field) {
 		if f.has != "" {
 			cond = "v." + f.has + " && " + cond
 		}
-		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else {\n%s}\n", g.slot(ff), cond, general)
+		send := "e.G == c.Gen"
+		if !in.HasInit {
+			send = "true"
+		}
+		if f.has != "" {
+			send = "v." + f.has + " && (" + send + ")"
+		}
+		g.w("if e := %s; %s {\npm.Bit(out, false)\n} else if o, ok := fastrt.AppendASCII(out, v.%s, %v); ok && (%s) {\npm.Bit(out, true)\nout = o\ne.G, e.T, e.Msg = c.Gen, %d, 0\ne.B = append(e.B[:0], v.%s...)\n} else {\n%s}\n",
+			g.slot(ff), cond, f.name, in.Nullable, send, ff.Type, f.name, general)
+	case in.Split && ff.Exponent.Op == fast.OpCopy && ff.Mantissa.Op == fast.OpDelta && !ff.Exponent.Info().TypeCheck && !ff.Mantissa.Info().TypeCheck && !ff.Mantissa.Info().HasInit:
+		x := ff.Exponent.Info()
+		cond := fmt.Sprintf("v.%s.Exponent >= -63 && v.%s.Exponent <= 63 && me.G != c.Gen+1", f.name, f.name)
+		if f.has != "" {
+			cond = "v." + f.has + " && " + cond
+		}
+		g.w("if ee, me := %s, %s; %s {\nbase := int64(0)\nif me.G == c.Gen {\nbase = me.I\n}\n", g.slot(ff.Exponent), g.slot(ff.Mantissa), cond)
+		g.w("m, exp := v.%s.Mantissa, int64(v.%s.Exponent)\nd := m - base\nsent := true\n", f.name, f.name)
+		g.w("if (m^base)&(m^d) < 0 {\nsent = false\n} else if ee.G == c.Gen && ee.I == exp {\npm.Bit(out, false)\n}")
+		sendExp := "ee.G == c.Gen"
+		if !x.HasInit {
+			sendExp = "true"
+		}
+		app := "fastrt.AppendInt(out, exp)"
+		if x.Nullable {
+			app = "fast.AppendIntNullable(out, exp)"
+		}
+		g.w(" else if %s {\npm.Bit(out, true)\nout = %s\nee.G, ee.T, ee.I, ee.E = c.Gen, %d, exp, 0\n} else {\nsent = false\n}\n", sendExp, app, ff.Exponent.Type)
+		g.w("if sent {\nout = fastrt.AppendInt(out, d)\nme.G, me.T, me.I, me.E = c.Gen, %d, m, 0\n} else {\n%s}\n} else {\n%s}\n", ff.Mantissa.Type, general, general)
 	default:
 		g.w("%s", general)
 	}

@@ -1388,10 +1388,26 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
@@ -1410,10 +1426,26 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
@@ -1432,10 +1464,27 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			v.HeartBtInt = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.HeartBtInt = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.HeartBtInt = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fHeartBtInt, pm, nil)
@@ -1600,10 +1649,26 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
@@ -1622,10 +1687,26 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
@@ -1694,10 +1775,26 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
@@ -1716,10 +1813,26 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
@@ -1809,11 +1922,27 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
@@ -1833,10 +1962,27 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.RptSeq = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.RptSeq = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq, pm, nil)
@@ -1859,11 +2005,27 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
@@ -1887,11 +2049,27 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RouteFirst, v.HasRouteFirst = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RouteFirst, v.HasRouteFirst = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst, pm, nil)
@@ -1917,13 +2095,30 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesStatus, v.HasTradSesStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, pm, nil)
@@ -1949,13 +2144,30 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus, pm, nil)
@@ -1979,11 +2191,27 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator, pm, nil)
@@ -2013,10 +2241,26 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2158,11 +2402,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
@@ -2186,11 +2446,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
@@ -2214,11 +2490,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
@@ -2248,10 +2540,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2283,10 +2591,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2456,11 +2780,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEffectiveTime, pm, nil)
@@ -2484,11 +2824,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartTime, v.HasStartTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartTime, pm, nil)
@@ -2518,10 +2874,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2553,10 +2925,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2588,10 +2976,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2623,10 +3027,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2658,10 +3078,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2689,13 +3125,30 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, pm, nil)
@@ -2725,10 +3178,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2760,10 +3229,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2795,10 +3280,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2826,13 +3327,30 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOfferNbOr, pm, nil)
@@ -2858,13 +3376,30 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.BidNbOr, v.HasBidNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBidNbOr, pm, nil)
@@ -2894,10 +3429,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2923,11 +3474,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
@@ -2989,13 +3556,30 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSumQtyOfBest, pm, nil)
@@ -3097,10 +3681,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3126,11 +3726,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, pm, nil)
@@ -3154,11 +3770,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator, pm, nil)
@@ -3188,10 +3820,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3219,13 +3867,30 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PriceType, v.HasPriceType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceType, pm, nil)
@@ -3255,10 +3920,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3290,10 +3971,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3325,10 +4022,26 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3354,11 +4067,27 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBuyBackDate, pm, nil)
@@ -3464,10 +4193,26 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
@@ -3486,10 +4231,26 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
@@ -3556,11 +4317,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
@@ -3658,13 +4435,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
@@ -3688,11 +4482,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
@@ -3716,11 +4526,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime2, pm, nil)
@@ -3744,11 +4570,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
@@ -3808,11 +4650,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
@@ -3836,11 +4694,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEffectiveTime2, pm, nil)
@@ -3864,11 +4738,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartTime, v.HasStartTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartTime2, pm, nil)
@@ -3934,10 +4824,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3969,10 +4875,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4148,10 +5070,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4183,10 +5121,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4218,10 +5172,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4253,10 +5223,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4288,10 +5274,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4323,10 +5325,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4354,13 +5372,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, pm, nil)
@@ -4390,10 +5425,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4425,10 +5476,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4460,10 +5527,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4491,13 +5574,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOfferNbOr2, pm, nil)
@@ -4523,13 +5623,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.BidNbOr, v.HasBidNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBidNbOr2, pm, nil)
@@ -4559,10 +5676,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4590,13 +5723,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, pm, nil)
@@ -4698,10 +5848,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4727,11 +5893,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, pm, nil)
@@ -4755,11 +5937,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator2, pm, nil)
@@ -4789,10 +5987,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4820,13 +6034,30 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PriceType, v.HasPriceType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceType2, pm, nil)
@@ -4856,10 +6087,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4891,10 +6138,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4926,10 +6189,26 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4955,11 +6234,27 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBuyBackDate2, pm, nil)
@@ -5101,10 +6396,26 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
@@ -5123,10 +6434,26 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
@@ -5149,11 +6476,27 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
@@ -5173,10 +6516,27 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.RptSeq = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.RptSeq = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, nil)
@@ -5199,11 +6559,27 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
@@ -5227,11 +6603,27 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RouteFirst, v.HasRouteFirst = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RouteFirst, v.HasRouteFirst = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst2, pm, nil)
@@ -5257,13 +6649,30 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesStatus, v.HasTradSesStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus2, pm, nil)
@@ -5356,13 +6765,30 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus2, pm, nil)
@@ -5386,11 +6812,27 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator2, pm, nil)
@@ -5448,7 +6890,10 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -5818,10 +7263,26 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
@@ -5840,10 +7301,26 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
@@ -5866,11 +7343,27 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, pm, nil)
@@ -5890,10 +7383,27 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.RptSeq = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.RptSeq = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, nil)
@@ -5916,11 +7426,27 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment3, pm, nil)
@@ -5944,11 +7470,27 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RouteFirst, v.HasRouteFirst = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RouteFirst, v.HasRouteFirst = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst3, pm, nil)
@@ -5974,13 +7516,30 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesStatus, v.HasTradSesStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus3, pm, nil)
@@ -6073,13 +7632,30 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus3, pm, nil)
@@ -6137,7 +7713,10 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -6433,10 +8012,26 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
@@ -6455,10 +8050,26 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
@@ -6481,11 +8092,27 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, pm, nil)
@@ -6505,10 +8132,27 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.RptSeq = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.RptSeq = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq5, pm, nil)
@@ -6531,11 +8175,27 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment4, pm, nil)
@@ -6559,11 +8219,27 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RouteFirst, v.HasRouteFirst = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RouteFirst, v.HasRouteFirst = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst4, pm, nil)
@@ -6589,13 +8265,30 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesStatus, v.HasTradSesStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus4, pm, nil)
@@ -6688,13 +8381,30 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus4, pm, nil)
@@ -6718,11 +8428,27 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator3, pm, nil)
@@ -6780,7 +8506,10 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -7303,10 +9032,26 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
@@ -7325,10 +9070,26 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
@@ -7351,11 +9112,27 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, pm, nil)
@@ -7375,10 +9152,27 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			v.RptSeq = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.RptSeq = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.RptSeq = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq6, pm, nil)
@@ -7401,11 +9195,27 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment5, pm, nil)
@@ -7429,11 +9239,27 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RouteFirst, v.HasRouteFirst = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RouteFirst, v.HasRouteFirst = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst5, pm, nil)
@@ -7459,13 +9285,30 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesStatus, v.HasTradSesStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus5, pm, nil)
@@ -7558,13 +9401,30 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus5, pm, nil)
@@ -7622,7 +9482,10 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8117,10 +9980,26 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
@@ -8139,10 +10018,26 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
@@ -8209,11 +10104,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
@@ -8347,13 +10258,30 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, nil)
@@ -8383,10 +10311,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8418,10 +10362,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8447,11 +10407,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate7, pm, nil)
@@ -8475,11 +10451,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, nil)
@@ -8503,11 +10495,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartTime, v.HasStartTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartTime3, pm, nil)
@@ -8645,10 +10653,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8680,10 +10704,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8715,10 +10755,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8750,10 +10806,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8785,10 +10857,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8820,10 +10908,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8851,13 +10955,30 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, pm, nil)
@@ -8887,10 +11008,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8922,10 +11059,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -8953,13 +11106,30 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOfferNbOr3, pm, nil)
@@ -8985,13 +11155,30 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.BidNbOr, v.HasBidNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBidNbOr3, pm, nil)
@@ -9021,10 +11208,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9056,10 +11259,26 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9085,11 +11304,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, pm, nil)
@@ -9113,11 +11348,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fVolumeIndicator3, pm, nil)
@@ -9141,11 +11392,27 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate5, pm, nil)
@@ -9323,10 +11590,26 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
@@ -9345,10 +11628,26 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
@@ -9415,11 +11714,27 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, nil)
@@ -9553,13 +11868,30 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
@@ -9589,10 +11921,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9624,10 +11972,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9653,11 +12017,27 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate8, pm, nil)
@@ -9681,11 +12061,27 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime8, pm, nil)
@@ -9709,11 +12105,27 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartTime, v.HasStartTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartTime, v.HasStartTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartTime4, pm, nil)
@@ -9851,10 +12263,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9886,10 +12314,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9921,10 +12365,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9956,10 +12416,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -9991,10 +12467,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -10022,13 +12514,30 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, pm, nil)
@@ -10058,10 +12567,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -10089,13 +12614,30 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOfferNbOr4, pm, nil)
@@ -10121,13 +12663,30 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.BidNbOr, v.HasBidNbOr = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.BidNbOr, v.HasBidNbOr = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBidNbOr4, pm, nil)
@@ -10157,10 +12716,26 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -10186,11 +12761,27 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate6, pm, nil)
@@ -10368,10 +12959,26 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
@@ -10390,10 +12997,26 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
@@ -10450,7 +13073,10 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -10465,11 +13091,27 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, pm, nil)
@@ -10623,13 +13265,30 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq9, pm, nil)
@@ -10972,10 +13631,26 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
@@ -10994,10 +13669,26 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
@@ -11054,7 +13745,10 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -11221,13 +13915,30 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq10, pm, nil)
@@ -11496,10 +14207,26 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
@@ -11518,10 +14245,26 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)
@@ -11588,11 +14331,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, nil)
@@ -11721,13 +14480,30 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
@@ -11751,11 +14527,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate11, pm, nil)
@@ -11779,11 +14571,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime11, pm, nil)
@@ -11807,11 +14615,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime9, pm, nil)
@@ -11877,10 +14701,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -11912,10 +14752,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -11947,10 +14803,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -11982,10 +14854,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12017,10 +14905,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12046,11 +14950,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate7, pm, nil)
@@ -12116,10 +15036,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12147,13 +15083,30 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PriceType, v.HasPriceType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceType5, pm, nil)
@@ -12183,10 +15136,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12218,10 +15187,26 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12247,11 +15232,27 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBuyBackDate5, pm, nil)
@@ -12393,10 +15394,26 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, pm, nil)
@@ -12415,10 +15432,26 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime14, pm, nil)
@@ -12485,11 +15518,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, nil)
@@ -12618,13 +15667,30 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.RptSeq, v.HasRptSeq = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.RptSeq, v.HasRptSeq = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
@@ -12648,11 +15714,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate12, pm, nil)
@@ -12676,11 +15758,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime12, pm, nil)
@@ -12704,11 +15802,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime10, pm, nil)
@@ -12774,10 +15888,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12809,10 +15939,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12844,10 +15990,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12873,11 +16035,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate8, pm, nil)
@@ -12943,10 +16121,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -12974,13 +16168,30 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PriceType, v.HasPriceType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceType6, pm, nil)
@@ -13010,10 +16221,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -13045,10 +16272,26 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -13074,11 +16317,27 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBuyBackDate6, pm, nil)
@@ -13231,6 +16490,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MsgSeqNum = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MsgSeqNum = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, pm, &c.d.s26MsgSeqNum)
@@ -13249,10 +16529,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime15, pm, nil)
@@ -13290,13 +16586,30 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TotNumReports, v.HasTotNumReports = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TotNumReports, v.HasTotNumReports = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
@@ -13386,13 +16699,30 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.Product, v.HasProduct = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.Product, v.HasProduct = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fProduct, pm, nil)
@@ -13444,11 +16774,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
@@ -13472,11 +16818,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate9, pm, nil)
@@ -13542,10 +16904,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -13571,11 +16949,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fCouponPaymentDate, pm, nil)
@@ -13605,10 +16999,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.CouponRate, v.HasCouponRate = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.CouponRate, v.HasCouponRate = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.CouponRate, v.HasCouponRate = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -13634,11 +17044,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlFixingDate, v.HasSettlFixingDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlFixingDate, v.HasSettlFixingDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlFixingDate, pm, nil)
@@ -13668,10 +17094,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -13887,13 +17329,30 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PriceType, v.HasPriceType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PriceType, v.HasPriceType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceType7, pm, nil)
@@ -13987,10 +17446,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14022,10 +17497,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14057,10 +17548,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14092,10 +17599,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14127,10 +17650,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14162,10 +17701,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.FaceValue, v.HasFaceValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.FaceValue, v.HasFaceValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.FaceValue, v.HasFaceValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14197,10 +17752,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14232,10 +17803,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14267,10 +17854,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14296,11 +17899,27 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBuyBackDate7, pm, nil)
@@ -14330,10 +17949,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14365,10 +18000,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.HighLimit, v.HasHighLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.HighLimit, v.HasHighLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.HighLimit, v.HasHighLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14400,10 +18051,26 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 					v.LowLimit, v.HasLowLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LowLimit, v.HasLowLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LowLimit, v.HasLowLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14431,13 +18098,30 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNumOfDaysToMaturity, pm, nil)
@@ -14463,10 +18147,27 @@ func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (i
 			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.InstrAttribType = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.InstrAttribType = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
@@ -14515,10 +18216,26 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 					v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -14656,13 +18373,30 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
@@ -14688,13 +18422,30 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.OrderNote, v.HasOrderNote = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.OrderNote, v.HasOrderNote = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrderNote, pm, nil)
@@ -14728,10 +18479,26 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, pm, nil)
@@ -14750,10 +18517,26 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime16, pm, nil)
@@ -14881,13 +18664,30 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
@@ -14911,11 +18711,27 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator4, pm, nil)
@@ -14949,10 +18765,26 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, pm, nil)
@@ -14971,10 +18803,26 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime17, pm, nil)
@@ -14993,10 +18841,27 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			v.TradSesStatus = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.TradSesStatus = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.TradSesStatus = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus6, pm, nil)
@@ -15094,10 +18959,26 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, pm, nil)
@@ -15116,10 +18997,26 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime18, pm, nil)
@@ -16996,6 +20893,11 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType3, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
 			return out, err
@@ -17014,6 +20916,10 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate3, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -17022,6 +20928,10 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime3, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -17030,6 +20940,10 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime3, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -17050,6 +20964,11 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
 		if out, err = c.Vector(out, fOrderStatus3, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
 			return out, err
@@ -17058,6 +20977,11 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// OrdType
 	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrdType...)
 	} else {
 		if out, err = c.Vector(out, fOrdType3, pm, &c.d.s9OrdType, v.OrdType, v.HasOrdType); err != nil {
 			return out, err
@@ -17070,6 +20994,11 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID3, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -17187,6 +21116,11 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType4, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
 			return out, err
@@ -17205,6 +21139,10 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate4, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -17213,6 +21151,10 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime4, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -17221,6 +21163,10 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime4, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -17237,6 +21183,11 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
 		if out, err = c.Vector(out, fOrderStatus4, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
 			return out, err
@@ -17245,6 +21196,11 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID4, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -17388,6 +21344,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate5, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -17396,6 +21356,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime5, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -17404,6 +21368,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime5, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -17412,6 +21380,11 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// OrderSide
 	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderSide...)
 	} else {
 		if out, err = c.Vector(out, fOrderSide3, pm, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide); err != nil {
 			return out, err
@@ -17440,6 +21413,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// SettlDate
 	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 	} else {
 		if out, err = c.Int(out, fSettlDate3, pm, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate); err != nil {
 			return out, err
@@ -17448,6 +21425,11 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// SettleType
 	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SettleType...)
 	} else {
 		if out, err = c.Vector(out, fSettleType3, pm, &c.d.s16SettleType, v.SettleType, v.HasSettleType); err != nil {
 			return out, err
@@ -17460,6 +21442,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// PriceType
 	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendIntNullable(out, int64(v.PriceType))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 	} else {
 		if out, err = c.Int(out, fPriceType3, pm, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType); err != nil {
 			return out, err
@@ -17476,6 +21462,10 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// BuyBackDate
 	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 	} else {
 		if out, err = c.Int(out, fBuyBackDate3, pm, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate); err != nil {
 			return out, err
@@ -17484,6 +21474,11 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID5, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -17492,6 +21487,11 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// RefOrderID
 	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.RefOrderID...)
 	} else {
 		if out, err = c.Vector(out, fRefOrderID, pm, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID); err != nil {
 			return out, err
@@ -17627,6 +21627,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate6, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -17635,6 +21639,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime6, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -17643,6 +21651,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime6, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -17651,6 +21663,11 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// OrderSide
 	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderSide...)
 	} else {
 		if out, err = c.Vector(out, fOrderSide4, pm, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide); err != nil {
 			return out, err
@@ -17671,6 +21688,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// SettlDate
 	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 	} else {
 		if out, err = c.Int(out, fSettlDate4, pm, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate); err != nil {
 			return out, err
@@ -17679,6 +21700,11 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// SettleType
 	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SettleType...)
 	} else {
 		if out, err = c.Vector(out, fSettleType4, pm, &c.d.s16SettleType, v.SettleType, v.HasSettleType); err != nil {
 			return out, err
@@ -17691,6 +21717,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// PriceType
 	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendIntNullable(out, int64(v.PriceType))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 	} else {
 		if out, err = c.Int(out, fPriceType4, pm, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType); err != nil {
 			return out, err
@@ -17707,6 +21737,10 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// BuyBackDate
 	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 	} else {
 		if out, err = c.Int(out, fBuyBackDate4, pm, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate); err != nil {
 			return out, err
@@ -17715,6 +21749,11 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID6, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -17723,6 +21762,11 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// RefOrderID
 	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.RefOrderID...)
 	} else {
 		if out, err = c.Vector(out, fRefOrderID2, pm, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID); err != nil {
 			return out, err
@@ -18553,6 +22597,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType9, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
 			return out, err
@@ -18571,6 +22620,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// Symbol
 	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Symbol...)
 	} else {
 		if out, err = c.Vector(out, fSymbol9, pm, &c.d.s23Symbol, v.Symbol, v.HasSymbol); err != nil {
 			return out, err
@@ -18587,6 +22641,10 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate9, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -18595,6 +22653,10 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime9, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -18603,6 +22665,10 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime7, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -18623,6 +22689,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
 		if out, err = c.Vector(out, fOrderStatus5, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
 			return out, err
@@ -18631,6 +22702,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// OrdType
 	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrdType...)
 	} else {
 		if out, err = c.Vector(out, fOrdType4, pm, &c.d.s9OrdType, v.OrdType, v.HasOrdType); err != nil {
 			return out, err
@@ -18643,6 +22719,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionID
 	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionID9, pm, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID); err != nil {
 			return out, err
@@ -18651,6 +22732,11 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID9, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -18708,6 +22794,10 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDUpdateAction
 	if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction5, pm, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction); err != nil {
 			return out, err
@@ -18716,6 +22806,11 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType10, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
 			return out, err
@@ -18734,6 +22829,11 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// Symbol
 	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Symbol...)
 	} else {
 		if out, err = c.Vector(out, fSymbol10, pm, &c.d.s23Symbol, v.Symbol, v.HasSymbol); err != nil {
 			return out, err
@@ -18750,6 +22850,10 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate10, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -18758,6 +22862,10 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime10, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err
@@ -18766,6 +22874,10 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime8, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -18782,6 +22894,11 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
 		if out, err = c.Vector(out, fOrderStatus6, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
 			return out, err
@@ -18790,6 +22907,11 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionID
 	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionID10, pm, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID); err != nil {
 			return out, err
@@ -18798,6 +22920,11 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
 		if out, err = c.Vector(out, fTradingSessionSubID10, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
 			return out, err
@@ -19414,6 +23541,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	if e := &c.d.s26MsgSeqNum; e.G == c.Gen && e.I+1 == int64(v.MsgSeqNum) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s26MsgSeqNum; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		if out, err = c.Int(out, fMsgSeqNum15, pm, &c.d.s26MsgSeqNum, int64(v.MsgSeqNum), true); err != nil {
 			return out, err

@@ -3483,10 +3483,26 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
@@ -3505,10 +3521,26 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
@@ -3529,10 +3561,26 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			v.DataLen = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.DataLen = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.DataLen = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fDataLen, pm, nil)
@@ -3574,10 +3622,26 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
@@ -3596,10 +3660,26 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
@@ -3756,10 +3836,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
@@ -3809,10 +3905,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNoRelatedSym = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNoRelatedSym = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym, pm, nil)
@@ -3900,7 +4012,10 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -3952,6 +4067,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID, pm, &c.d.s3SecurityID)
@@ -4092,13 +4228,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator, pm, nil)
@@ -4302,6 +4455,46 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		}
+		if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa)
 			if err != nil {
@@ -4324,11 +4517,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickSizeDenominator, pm, nil)
@@ -4353,6 +4562,46 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		}
+		if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa)
 			if err != nil {
@@ -4375,11 +4624,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinOrderQty, pm, nil)
@@ -4403,11 +4668,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxOrderQty, pm, nil)
@@ -4433,13 +4714,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegModel, v.HasMultiLegModel = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegModel, pm, nil)
@@ -4465,13 +4763,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod, pm, nil)
@@ -4563,10 +4878,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			v.Product = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.Product = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.Product = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fProduct, pm, nil)
@@ -4754,11 +5086,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNoShareIssued, pm, nil)
@@ -4782,11 +5130,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
@@ -4810,11 +5174,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityMonthYear, pm, nil)
@@ -4837,6 +5217,46 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -4899,13 +5319,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExerciseStyle, pm, nil)
@@ -4931,13 +5368,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PutOrCall, v.HasPutOrCall = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PutOrCall, v.HasPutOrCall = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPutOrCall, pm, nil)
@@ -4962,6 +5416,46 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		}
+		if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa)
 			if err != nil {
@@ -4984,11 +5478,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fContractSettlMonth, pm, nil)
@@ -5070,10 +5580,26 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			v.IssueDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.IssueDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.IssueDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIssueDate, pm, nil)
@@ -5096,11 +5622,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.DatedDate, v.HasDatedDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.DatedDate, v.HasDatedDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fDatedDate, pm, nil)
@@ -5124,11 +5666,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartDate, v.HasStartDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartDate, v.HasStartDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartDate, pm, nil)
@@ -5152,11 +5710,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EndDate, v.HasEndDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EndDate, v.HasEndDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEndDate, pm, nil)
@@ -5216,11 +5790,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
@@ -5240,10 +5830,26 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityValidityTimestamp = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityValidityTimestamp = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp, pm, nil)
@@ -5340,13 +5946,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fCorporateActionEventID, pm, nil)
@@ -5403,13 +6026,30 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityMatchType, pm, nil)
@@ -5543,10 +6183,26 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MarketDepth = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
@@ -5565,7 +6221,10 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -5655,7 +6314,10 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -5697,10 +6359,26 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.UnderlyingSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.UnderlyingSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, pm, nil)
@@ -5728,6 +6406,46 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 				done = true
 			}
 		}
+		if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa)
 			if err != nil {
@@ -5749,6 +6467,46 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 				v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -5784,13 +6542,30 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.InstAttribType, v.HasInstAttribType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fInstAttribType, pm, nil)
@@ -5846,7 +6621,10 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -5860,6 +6638,46 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -5885,6 +6703,46 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 				done = true
 			}
 		}
+		if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa)
 			if err != nil {
@@ -5906,6 +6764,46 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -5932,13 +6830,30 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TickRuleType, v.HasTickRuleType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TickRuleType, v.HasTickRuleType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickRuleType, pm, nil)
@@ -5961,7 +6876,10 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -6003,10 +6921,26 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.LegSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSecurityID, pm, nil)
@@ -6079,10 +7013,27 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			v.LegSide = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.LegSide = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.LegSide = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSide, pm, nil)
@@ -6118,13 +7069,30 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.LotType, v.HasLotType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLotType, pm, nil)
@@ -6148,11 +7116,27 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinLotSize, v.HasMinLotSize = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinLotSize, pm, nil)
@@ -6182,10 +7166,26 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
@@ -6235,10 +7235,26 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNoRelatedSym = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNoRelatedSym = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym2, pm, nil)
@@ -6326,7 +7342,10 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -6378,6 +7397,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID2, pm, &c.d.s24SecurityID)
@@ -6518,13 +7558,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator2, pm, nil)
@@ -6728,6 +7785,46 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa)
 			if err != nil {
@@ -6750,11 +7847,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickSizeDenominator2, pm, nil)
@@ -6779,6 +7892,46 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa)
 			if err != nil {
@@ -6801,11 +7954,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinOrderQty2, pm, nil)
@@ -6829,11 +7998,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxOrderQty2, pm, nil)
@@ -6859,13 +8044,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegModel, v.HasMultiLegModel = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegModel2, pm, nil)
@@ -6891,13 +8093,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod2, pm, nil)
@@ -6989,10 +8208,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			v.Product = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.Product = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.Product = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fProduct2, pm, nil)
@@ -7180,11 +8416,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNoShareIssued2, pm, nil)
@@ -7208,11 +8460,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate2, pm, nil)
@@ -7236,11 +8504,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityMonthYear2, pm, nil)
@@ -7263,6 +8547,46 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -7325,13 +8649,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExerciseStyle2, pm, nil)
@@ -7357,13 +8698,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PutOrCall, v.HasPutOrCall = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PutOrCall, v.HasPutOrCall = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPutOrCall2, pm, nil)
@@ -7388,6 +8746,46 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa)
 			if err != nil {
@@ -7410,11 +8808,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fContractSettlMonth2, pm, nil)
@@ -7496,10 +8910,26 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			v.IssueDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.IssueDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.IssueDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIssueDate2, pm, nil)
@@ -7522,11 +8952,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.DatedDate, v.HasDatedDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.DatedDate, v.HasDatedDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fDatedDate2, pm, nil)
@@ -7550,11 +8996,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartDate, v.HasStartDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartDate, v.HasStartDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartDate2, pm, nil)
@@ -7578,11 +9040,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EndDate, v.HasEndDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EndDate, v.HasEndDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEndDate2, pm, nil)
@@ -7642,11 +9120,27 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
@@ -7666,10 +9160,26 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityValidityTimestamp = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityValidityTimestamp = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp2, pm, nil)
@@ -7766,13 +9276,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fCorporateActionEventID2, pm, nil)
@@ -7829,13 +9356,30 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityMatchType2, pm, nil)
@@ -7969,10 +9513,26 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MarketDepth = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
@@ -7991,7 +9551,10 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8081,7 +9644,10 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8123,10 +9689,26 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.UnderlyingSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.UnderlyingSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID2, pm, nil)
@@ -8152,6 +9734,46 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 				v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -8187,13 +9809,30 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.InstAttribType, v.HasInstAttribType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fInstAttribType2, pm, nil)
@@ -8249,7 +9888,10 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8263,6 +9905,46 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -8288,6 +9970,46 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 				done = true
 			}
 		}
+		if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa)
 			if err != nil {
@@ -8309,6 +10031,46 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -8335,13 +10097,30 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TickRuleType, v.HasTickRuleType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TickRuleType, v.HasTickRuleType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickRuleType2, pm, nil)
@@ -8364,7 +10143,10 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8406,10 +10188,26 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.LegSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSecurityID2, pm, nil)
@@ -8482,10 +10280,27 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			v.LegSide = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.LegSide = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.LegSide = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSide2, pm, nil)
@@ -8521,13 +10336,30 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.LotType, v.HasLotType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLotType2, pm, nil)
@@ -8551,11 +10383,27 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinLotSize, v.HasMinLotSize = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinLotSize2, pm, nil)
@@ -8585,10 +10433,26 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
@@ -8638,10 +10502,26 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNoRelatedSym = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNoRelatedSym = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym3, pm, nil)
@@ -8729,7 +10609,10 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -8781,6 +10664,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID3, pm, &c.d.s43SecurityID)
@@ -8921,13 +10825,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator3, pm, nil)
@@ -9131,6 +11052,46 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa)
 			if err != nil {
@@ -9153,11 +11114,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickSizeDenominator3, pm, nil)
@@ -9182,6 +11159,46 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa)
 			if err != nil {
@@ -9204,11 +11221,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinOrderQty, v.HasMinOrderQty = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinOrderQty3, pm, nil)
@@ -9232,11 +11265,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxOrderQty3, pm, nil)
@@ -9262,13 +11311,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegModel, v.HasMultiLegModel = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegModel3, pm, nil)
@@ -9294,13 +11360,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod3, pm, nil)
@@ -9392,10 +11475,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			v.Product = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.Product = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.Product = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fProduct3, pm, nil)
@@ -9583,11 +11683,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.NoShareIssued, v.HasNoShareIssued = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNoShareIssued3, pm, nil)
@@ -9611,11 +11727,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate3, pm, nil)
@@ -9639,11 +11771,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityMonthYear3, pm, nil)
@@ -9666,6 +11814,46 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -9728,13 +11916,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExerciseStyle3, pm, nil)
@@ -9760,13 +11965,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.PutOrCall, v.HasPutOrCall = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.PutOrCall, v.HasPutOrCall = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPutOrCall3, pm, nil)
@@ -9791,6 +12013,46 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		}
+		if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa)
 			if err != nil {
@@ -9813,11 +12075,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fContractSettlMonth3, pm, nil)
@@ -9899,10 +12177,26 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			v.IssueDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.IssueDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.IssueDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIssueDate3, pm, nil)
@@ -9925,11 +12219,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.DatedDate, v.HasDatedDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.DatedDate, v.HasDatedDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fDatedDate3, pm, nil)
@@ -9953,11 +12263,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartDate, v.HasStartDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartDate, v.HasStartDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartDate3, pm, nil)
@@ -9981,11 +12307,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EndDate, v.HasEndDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EndDate, v.HasEndDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEndDate3, pm, nil)
@@ -10045,11 +12387,27 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate3, pm, nil)
@@ -10069,10 +12427,26 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			v.SecurityValidityTimestamp = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityValidityTimestamp = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityValidityTimestamp = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp3, pm, nil)
@@ -10169,13 +12543,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fCorporateActionEventID3, pm, nil)
@@ -10232,13 +12623,30 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityMatchType3, pm, nil)
@@ -10372,10 +12780,26 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MarketDepth = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
@@ -10394,7 +12818,10 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -10484,7 +12911,10 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -10526,10 +12956,26 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.UnderlyingSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.UnderlyingSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID3, pm, nil)
@@ -10555,6 +13001,46 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 				v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -10590,13 +13076,30 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.InstAttribType, v.HasInstAttribType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.InstAttribType, v.HasInstAttribType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fInstAttribType3, pm, nil)
@@ -10652,7 +13155,10 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -10666,6 +13172,46 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -10691,6 +13237,46 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 				done = true
 			}
 		}
+		if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa)
 			if err != nil {
@@ -10712,6 +13298,46 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -10738,13 +13364,30 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TickRuleType, v.HasTickRuleType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TickRuleType, v.HasTickRuleType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickRuleType3, pm, nil)
@@ -10767,7 +13410,10 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -10809,10 +13455,26 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.LegSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSecurityID3, pm, nil)
@@ -10885,10 +13547,27 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			v.LegSide = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.LegSide = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.LegSide = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSide3, pm, nil)
@@ -10924,13 +13603,30 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.LotType, v.HasLotType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.LotType, v.HasLotType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLotType3, pm, nil)
@@ -10954,11 +13650,27 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MinLotSize, v.HasMinLotSize = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MinLotSize, v.HasMinLotSize = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinLotSize3, pm, nil)
@@ -10988,10 +13700,26 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
@@ -11010,10 +13738,26 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
@@ -11032,10 +13776,26 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			v.TotNoRelatedSym = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNoRelatedSym = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNoRelatedSym = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym4, pm, nil)
@@ -11123,7 +13883,10 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -11175,6 +13938,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID4, pm, &c.d.s62SecurityID)
@@ -11377,10 +14161,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.RoundLot = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RoundLot = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RoundLot = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRoundLot, pm, nil)
@@ -11403,11 +14203,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MinTradeVol, v.HasMinTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MinTradeVol, v.HasMinTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinTradeVol, pm, nil)
@@ -11432,6 +14248,43 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				done = true
 			}
 		}
+		if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa)
 			if err != nil {
@@ -11449,10 +14302,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.TickSizeDenominator = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TickSizeDenominator = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TickSizeDenominator = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTickSizeDenominator4, pm, nil)
@@ -11471,10 +14340,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.MinOrderQty = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MinOrderQty = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MinOrderQty = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMinOrderQty4, pm, nil)
@@ -11493,10 +14378,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.MaxOrderQty = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MaxOrderQty = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MaxOrderQty = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxOrderQty4, pm, nil)
@@ -11736,11 +14637,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate4, pm, nil)
@@ -11764,11 +14681,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityMonthYear4, pm, nil)
@@ -11791,6 +14724,46 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -11852,6 +14825,43 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				done = true
 			}
 		}
+		if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa)
 			if err != nil {
@@ -11873,11 +14883,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fContractSettlMonth4, pm, nil)
@@ -11959,10 +14985,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.IssueDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.IssueDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.IssueDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIssueDate4, pm, nil)
@@ -11981,10 +15023,26 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			v.DatedDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.DatedDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.DatedDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fDatedDate4, pm, nil)
@@ -12007,11 +15065,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.StartDate, v.HasStartDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.StartDate, v.HasStartDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fStartDate4, pm, nil)
@@ -12035,11 +15109,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EndDate, v.HasEndDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EndDate, v.HasEndDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEndDate4, pm, nil)
@@ -12099,11 +15189,27 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlDate, v.HasSettlDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlDate, v.HasSettlDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlDate4, pm, nil)
@@ -12282,10 +15388,26 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			v.MarketDepth = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MarketDepth = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MarketDepth = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth4, pm, nil)
@@ -12304,7 +15426,10 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -12431,10 +15556,26 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			v.UnderlyingSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.UnderlyingSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.UnderlyingSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID4, pm, nil)
@@ -12457,7 +15598,10 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -12499,10 +15643,26 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.LegSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSecurityID4, pm, nil)
@@ -12621,10 +15781,26 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
@@ -12643,10 +15819,26 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
@@ -12717,7 +15909,10 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -12892,6 +16087,27 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, &c.d.s76MDEntryTime)
@@ -12979,10 +16195,26 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
@@ -13001,10 +16233,26 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
@@ -13027,11 +16275,27 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate, pm, nil)
@@ -13089,7 +16353,10 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -13110,6 +16377,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, &c.d.s79MDUpdateAction)
@@ -13187,6 +16475,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID6, pm, &c.d.s81SecurityID)
@@ -13216,6 +16525,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, &c.d.s82RptSeq)
@@ -13336,6 +16666,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, &c.d.s85MDEntryTime)
@@ -13632,11 +16983,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID2, pm, nil)
@@ -13660,11 +17027,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag, pm, nil)
@@ -13758,11 +17141,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettPriceType, v.HasSettPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettPriceType, v.HasSettPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettPriceType, pm, nil)
@@ -13786,11 +17185,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate, pm, nil)
@@ -13814,11 +17229,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod, pm, nil)
@@ -13912,11 +17343,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType, pm, nil)
@@ -13940,11 +17387,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty, pm, nil)
@@ -13968,11 +17431,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate, pm, nil)
@@ -13996,11 +17475,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination, pm, nil)
@@ -14024,11 +17519,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBCertIndicator, pm, nil)
@@ -14052,11 +17563,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBContractInfo, pm, nil)
@@ -14080,11 +17607,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBGraceDate, pm, nil)
@@ -14108,11 +17651,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol, pm, nil)
@@ -14173,11 +17732,27 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq, pm, nil)
@@ -14200,7 +17775,10 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -14245,11 +17823,27 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType, pm, nil)
@@ -14282,10 +17876,26 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
@@ -14304,10 +17914,26 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
@@ -14330,11 +17956,27 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate2, pm, nil)
@@ -14392,7 +18034,10 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -14413,6 +18058,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, &c.d.s101MDUpdateAction)
@@ -14490,6 +18156,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID7, pm, &c.d.s103SecurityID)
@@ -14519,6 +18206,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, &c.d.s104RptSeq)
@@ -14639,6 +18347,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, &c.d.s107MDEntryTime)
@@ -14893,11 +18622,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID3, pm, nil)
@@ -14921,11 +18666,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag2, pm, nil)
@@ -15019,11 +18780,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettPriceType, v.HasSettPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettPriceType, v.HasSettPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettPriceType2, pm, nil)
@@ -15047,11 +18824,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate2, pm, nil)
@@ -15075,11 +18868,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod2, pm, nil)
@@ -15173,11 +18982,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType2, pm, nil)
@@ -15201,11 +19026,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty2, pm, nil)
@@ -15229,11 +19070,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate2, pm, nil)
@@ -15257,11 +19114,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination2, pm, nil)
@@ -15285,11 +19158,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBCertIndicator2, pm, nil)
@@ -15313,11 +19202,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBContractInfo2, pm, nil)
@@ -15341,11 +19246,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBGraceDate2, pm, nil)
@@ -15369,11 +19290,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol2, pm, nil)
@@ -15434,11 +19371,27 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq2, pm, nil)
@@ -15461,7 +19414,10 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -15506,11 +19462,27 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType2, pm, nil)
@@ -15543,10 +19515,26 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
@@ -15565,10 +19553,26 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
@@ -15591,11 +19595,27 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate3, pm, nil)
@@ -15653,7 +19673,10 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -15674,6 +19697,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, pm, &c.d.s120MDUpdateAction)
@@ -15751,6 +19795,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID8, pm, &c.d.s122SecurityID)
@@ -15780,6 +19845,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, &c.d.s123RptSeq)
@@ -15900,6 +19986,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, &c.d.s126MDEntryTime)
@@ -16154,11 +20261,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID4, pm, nil)
@@ -16182,11 +20305,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag3, pm, nil)
@@ -16280,11 +20419,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettPriceType, v.HasSettPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettPriceType, v.HasSettPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettPriceType3, pm, nil)
@@ -16308,11 +20463,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate3, pm, nil)
@@ -16336,11 +20507,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod3, pm, nil)
@@ -16434,11 +20621,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType3, pm, nil)
@@ -16462,11 +20665,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty3, pm, nil)
@@ -16490,11 +20709,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate3, pm, nil)
@@ -16518,11 +20753,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination3, pm, nil)
@@ -16546,11 +20797,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol3, pm, nil)
@@ -16611,11 +20878,27 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq3, pm, nil)
@@ -16638,7 +20921,10 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -16683,11 +20969,27 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType3, pm, nil)
@@ -16720,10 +21022,26 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
@@ -16742,10 +21060,26 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
@@ -16768,11 +21102,27 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate4, pm, nil)
@@ -16830,7 +21180,10 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -16851,6 +21204,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, pm, &c.d.s139MDUpdateAction)
@@ -16928,6 +21302,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID9, pm, &c.d.s141SecurityID)
@@ -16957,6 +21352,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq5, pm, &c.d.s142RptSeq)
@@ -17077,6 +21493,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime5, pm, &c.d.s145MDEntryTime)
@@ -17331,11 +21768,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID5, pm, nil)
@@ -17465,11 +21918,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettPriceType, v.HasSettPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettPriceType, v.HasSettPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettPriceType4, pm, nil)
@@ -17493,11 +21962,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate4, pm, nil)
@@ -17521,11 +22006,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod4, pm, nil)
@@ -17619,11 +22120,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType4, pm, nil)
@@ -17647,11 +22164,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty4, pm, nil)
@@ -17675,11 +22208,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate4, pm, nil)
@@ -17703,11 +22252,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination4, pm, nil)
@@ -17731,11 +22296,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol4, pm, nil)
@@ -17796,11 +22377,27 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq4, pm, nil)
@@ -17823,7 +22420,10 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -17868,11 +22468,27 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType4, pm, nil)
@@ -17905,10 +22521,26 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
@@ -17927,10 +22559,26 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
@@ -17949,10 +22597,26 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradeDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradeDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate5, pm, nil)
@@ -18009,7 +22673,10 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -18030,6 +22697,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, &c.d.s158MDUpdateAction)
@@ -18166,6 +22854,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID10, pm, &c.d.s161SecurityID)
@@ -18195,6 +22904,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq6, pm, &c.d.s162RptSeq)
@@ -18301,6 +23031,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime6, pm, &c.d.s164MDEntryTime)
@@ -18569,11 +23320,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag, pm, nil)
@@ -18695,11 +23462,27 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlePriceType, pm, nil)
@@ -18802,10 +23585,26 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
@@ -18824,10 +23623,26 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)
@@ -18846,10 +23661,26 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradeDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradeDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate6, pm, nil)
@@ -18906,7 +23737,10 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -18927,6 +23761,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, &c.d.s175MDUpdateAction)
@@ -19063,6 +23918,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID11, pm, &c.d.s178SecurityID)
@@ -19092,6 +23968,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, &c.d.s179RptSeq)
@@ -19198,6 +24095,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryTime = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryTime = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, &c.d.s181MDEntryTime)
@@ -19466,11 +24384,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag2, pm, nil)
@@ -19592,11 +24526,27 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SettlePriceType, v.HasSettlePriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSettlePriceType2, pm, nil)
@@ -19699,10 +24649,26 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, pm, nil)
@@ -19721,10 +24687,26 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime14, pm, nil)
@@ -19783,11 +24765,27 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID12, pm, nil)
@@ -19897,11 +24895,27 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
@@ -19925,11 +24939,27 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID8, pm, nil)
@@ -19953,11 +24983,27 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, pm, nil)
@@ -19977,10 +25023,26 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.TransactTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.TransactTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTransactTime, pm, nil)
@@ -19999,10 +25061,26 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradeDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradeDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate7, pm, nil)
@@ -20025,11 +25103,27 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent, pm, nil)
@@ -20059,10 +25153,26 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, pm, nil)
@@ -20081,10 +25191,26 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime15, pm, nil)
@@ -20179,11 +25305,27 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID13, pm, nil)
@@ -20293,11 +25435,27 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
@@ -20321,11 +25479,27 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID9, pm, nil)
@@ -20349,11 +25523,27 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime2, pm, nil)
@@ -20373,10 +25563,26 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.TransactTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.TransactTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTransactTime2, pm, nil)
@@ -20395,10 +25601,26 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradeDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradeDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate8, pm, nil)
@@ -20421,11 +25643,27 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent2, pm, nil)
@@ -20455,10 +25693,26 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, pm, nil)
@@ -20477,10 +25731,26 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime16, pm, nil)
@@ -20499,10 +25769,26 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			v.TradeDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradeDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradeDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate9, pm, nil)
@@ -20597,11 +25883,27 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID14, pm, nil)
@@ -20711,11 +26013,27 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus3, pm, nil)
@@ -20739,11 +26057,27 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime3, pm, nil)
@@ -20763,10 +26097,26 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			v.TransactTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.TransactTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.TransactTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTransactTime3, pm, nil)
@@ -20789,11 +26139,27 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent3, pm, nil)
@@ -20821,10 +26187,26 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, pm, nil)
@@ -20845,10 +26227,26 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime17, pm, nil)
@@ -20867,10 +26265,26 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
@@ -20893,11 +26307,27 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
@@ -20921,11 +26351,27 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate10, pm, nil)
@@ -20997,13 +26443,30 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth5, pm, nil)
@@ -21023,10 +26486,26 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
@@ -21045,10 +26524,26 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID15, pm, nil)
@@ -21109,7 +26604,10 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -21664,10 +27162,26 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, pm, nil)
@@ -21688,10 +27202,26 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime18, pm, nil)
@@ -21710,10 +27240,26 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
@@ -21736,11 +27282,27 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, pm, nil)
@@ -21764,11 +27326,27 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate11, pm, nil)
@@ -21840,13 +27418,30 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth6, pm, nil)
@@ -21866,10 +27461,26 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq9, pm, nil)
@@ -21888,10 +27499,26 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID16, pm, nil)
@@ -21952,7 +27579,10 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -22022,11 +27652,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq5, pm, nil)
@@ -22352,11 +27998,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID10, pm, nil)
@@ -22380,11 +28042,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent4, pm, nil)
@@ -22570,11 +28248,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate5, pm, nil)
@@ -22598,11 +28292,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod5, pm, nil)
@@ -22682,11 +28392,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType5, pm, nil)
@@ -22710,11 +28436,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty5, pm, nil)
@@ -22738,11 +28480,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate5, pm, nil)
@@ -22766,11 +28524,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination5, pm, nil)
@@ -22794,11 +28568,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBCertIndicator3, pm, nil)
@@ -22822,11 +28612,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBContractInfo3, pm, nil)
@@ -22850,11 +28656,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBGraceDate3, pm, nil)
@@ -22878,11 +28700,27 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol5, pm, nil)
@@ -22956,7 +28794,10 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -23001,11 +28842,27 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType5, pm, nil)
@@ -23036,10 +28893,26 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum19, pm, nil)
@@ -23060,10 +28933,26 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime19, pm, nil)
@@ -23082,10 +28971,26 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, pm, nil)
@@ -23108,11 +29013,27 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports3, pm, nil)
@@ -23136,11 +29057,27 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate12, pm, nil)
@@ -23212,13 +29149,30 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth7, pm, nil)
@@ -23238,10 +29192,26 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq10, pm, nil)
@@ -23260,10 +29230,26 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID17, pm, nil)
@@ -23324,7 +29310,10 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -23394,11 +29383,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq6, pm, nil)
@@ -23682,11 +29687,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID11, pm, nil)
@@ -23710,11 +29731,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent5, pm, nil)
@@ -23900,11 +29937,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate6, pm, nil)
@@ -23928,11 +29981,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod6, pm, nil)
@@ -24012,11 +30081,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType6, pm, nil)
@@ -24040,11 +30125,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty6, pm, nil)
@@ -24068,11 +30169,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate6, pm, nil)
@@ -24096,11 +30213,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination6, pm, nil)
@@ -24124,11 +30257,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBCertIndicator4, pm, nil)
@@ -24152,11 +30301,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBContractInfo4, pm, nil)
@@ -24180,11 +30345,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fBTBGraceDate4, pm, nil)
@@ -24208,11 +30389,27 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol6, pm, nil)
@@ -24286,7 +30483,10 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -24331,11 +30531,27 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType6, pm, nil)
@@ -24366,10 +30582,26 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum20, pm, nil)
@@ -24390,10 +30622,26 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime20, pm, nil)
@@ -24412,10 +30660,26 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, pm, nil)
@@ -24438,11 +30702,27 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports4, pm, nil)
@@ -24466,11 +30746,27 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate13, pm, nil)
@@ -24542,13 +30838,30 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth8, pm, nil)
@@ -24568,10 +30881,26 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
@@ -24590,10 +30919,26 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID18, pm, nil)
@@ -24654,7 +30999,10 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -24724,11 +31072,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq7, pm, nil)
@@ -25012,11 +31376,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID12, pm, nil)
@@ -25040,11 +31420,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent6, pm, nil)
@@ -25230,11 +31626,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate7, pm, nil)
@@ -25258,11 +31670,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod7, pm, nil)
@@ -25342,11 +31770,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType7, pm, nil)
@@ -25370,11 +31814,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty7, pm, nil)
@@ -25398,11 +31858,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate7, pm, nil)
@@ -25426,11 +31902,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination7, pm, nil)
@@ -25454,11 +31946,27 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol7, pm, nil)
@@ -25532,7 +32040,10 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -25577,11 +32088,27 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType7, pm, nil)
@@ -25612,10 +32139,26 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum21, pm, nil)
@@ -25636,10 +32179,26 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime21, pm, nil)
@@ -25658,10 +32217,26 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, pm, nil)
@@ -25684,11 +32259,27 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports5, pm, nil)
@@ -25712,11 +32303,27 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate14, pm, nil)
@@ -25788,13 +32395,30 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth9, pm, nil)
@@ -25814,10 +32438,26 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
@@ -25836,10 +32476,26 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID19, pm, nil)
@@ -25900,7 +32556,10 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -25970,11 +32629,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq8, pm, nil)
@@ -26258,11 +32933,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID13, pm, nil)
@@ -26286,11 +32977,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent7, pm, nil)
@@ -26476,11 +33183,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate8, pm, nil)
@@ -26504,11 +33227,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod8, pm, nil)
@@ -26588,11 +33327,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType8, pm, nil)
@@ -26616,11 +33371,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty8, pm, nil)
@@ -26644,11 +33415,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate8, pm, nil)
@@ -26672,11 +33459,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination8, pm, nil)
@@ -26700,11 +33503,27 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol8, pm, nil)
@@ -26778,7 +33597,10 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -26823,11 +33645,27 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType8, pm, nil)
@@ -26858,10 +33696,26 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum22, pm, nil)
@@ -26882,10 +33736,26 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime22, pm, nil)
@@ -26904,10 +33774,26 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed6, pm, nil)
@@ -26930,11 +33816,27 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports6, pm, nil)
@@ -26958,11 +33860,27 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate15, pm, nil)
@@ -27034,13 +33952,30 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth10, pm, nil)
@@ -27060,10 +33995,26 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq13, pm, nil)
@@ -27082,10 +34033,26 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID20, pm, nil)
@@ -27146,7 +34113,10 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -27216,11 +34186,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.IndexSeq, v.HasIndexSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.IndexSeq, v.HasIndexSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fIndexSeq9, pm, nil)
@@ -27504,11 +34490,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID14, pm, nil)
@@ -27532,11 +34534,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent8, pm, nil)
@@ -27722,11 +34740,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastTradeDate, v.HasLastTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastTradeDate9, pm, nil)
@@ -27750,11 +34784,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod9, pm, nil)
@@ -27834,11 +34884,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType9, pm, nil)
@@ -27862,11 +34928,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty9, pm, nil)
@@ -27890,11 +34972,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.ExpireDate, v.HasExpireDate = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.ExpireDate, v.HasExpireDate = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExpireDate9, pm, nil)
@@ -27918,11 +35016,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.EarlyTermination, v.HasEarlyTermination = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEarlyTermination9, pm, nil)
@@ -27946,11 +35060,27 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaxTradeVol9, pm, nil)
@@ -28024,7 +35154,10 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -28069,11 +35202,27 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingPxType9, pm, nil)
@@ -28104,10 +35253,26 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum23, pm, nil)
@@ -28128,10 +35293,26 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime23, pm, nil)
@@ -28150,10 +35331,26 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed7, pm, nil)
@@ -28176,11 +35373,27 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports7, pm, nil)
@@ -28204,11 +35417,27 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradeDate, v.HasTradeDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradeDate, v.HasTradeDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeDate16, pm, nil)
@@ -28280,13 +35509,30 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MarketDepth, v.HasMarketDepth = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MarketDepth, v.HasMarketDepth = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth11, pm, nil)
@@ -28306,10 +35552,26 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq14, pm, nil)
@@ -28328,10 +35590,26 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID21, pm, nil)
@@ -28392,7 +35670,10 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -28722,11 +36003,27 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag4, pm, nil)
@@ -28963,10 +36260,26 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum24, pm, nil)
@@ -28985,10 +36298,26 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime24, pm, nil)
@@ -29263,11 +36592,27 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen, pm, nil)
@@ -29375,7 +36720,10 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -29396,6 +36744,27 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID22, pm, &c.d.s307SecurityID)
@@ -29450,7 +36819,10 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -29510,11 +36882,27 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEncodedTextLen, pm, nil)
@@ -29561,10 +36949,26 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum25, pm, nil)
@@ -29583,10 +36987,26 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime25, pm, nil)
@@ -29861,11 +37281,27 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen2, pm, nil)
@@ -29973,7 +37409,10 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -29994,6 +37433,27 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID23, pm, &c.d.s315SecurityID)
@@ -30048,7 +37508,10 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -30108,11 +37571,27 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEncodedTextLen2, pm, nil)
@@ -30159,10 +37638,26 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum26, pm, nil)
@@ -30181,10 +37676,26 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime26, pm, nil)
@@ -30207,11 +37718,27 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime3, pm, nil)
@@ -30526,7 +38053,10 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -30547,6 +38077,27 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.SecurityID = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.SecurityID = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID24, pm, &c.d.s321SecurityID)
@@ -30601,7 +38152,10 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -30665,7 +38219,10 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -30725,11 +38282,27 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEncodedTextLen3, pm, nil)
@@ -30798,10 +38371,26 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int,
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum27, pm, nil)
@@ -30820,10 +38409,26 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int,
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime27, pm, nil)
@@ -30852,10 +38457,26 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int,
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum28, pm, nil)
@@ -30874,10 +38495,26 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int,
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime28, pm, nil)
@@ -30906,10 +38543,26 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum29, pm, nil)
@@ -30928,10 +38581,26 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime29, pm, nil)
@@ -30974,10 +38643,26 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum30, pm, nil)
@@ -30996,10 +38681,26 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime30, pm, nil)
@@ -31022,10 +38723,26 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			v.HeartbeatInt = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.HeartbeatInt = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.HeartbeatInt = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fHeartbeatInt, pm, nil)
@@ -31056,10 +38773,26 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum31, pm, nil)
@@ -31078,10 +38811,26 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime31, pm, nil)
@@ -31146,10 +38895,26 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum32, pm, nil)
@@ -31168,10 +38933,26 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime32, pm, nil)
@@ -31204,10 +38985,26 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.NewSeqNo = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.NewSeqNo = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
@@ -32130,6 +39927,11 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	// MDReqID
 	if e := &c.d.s1MDReqID; e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID, pm, &c.d.s1MDReqID, v.MDReqID, true); err != nil {
 			return out, err
@@ -32138,6 +39940,11 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	// MDReqRejReason
 	if e := &c.d.s2MDReqRejReason; e.G == c.Gen && string(e.B) == string(v.MDReqRejReason) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqRejReason, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqRejReason...)
 	} else {
 		if out, err = c.Vector(out, fMDReqRejReason, pm, &c.d.s2MDReqRejReason, v.MDReqRejReason, true); err != nil {
 			return out, err
@@ -32221,6 +40028,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	// SecurityID
 	if e := &c.d.s3SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s3SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID, pm, &c.d.s3SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -32354,8 +40165,37 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		c.Depth--
 	}
 	// MinPriceIncrement
-	if out, err = c.SplitDecimal(out, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickSizeDenominator
 	if !v.HasTickSizeDenominator {
@@ -32366,8 +40206,37 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceDivisor
-	if out, err = c.SplitDecimal(out, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
-		return out, err
+	if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			return out, err
+		}
 	}
 	// MinOrderQty
 	if !v.HasMinOrderQty {
@@ -32492,8 +40361,37 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StrikePrice
-	if out, err = c.SplitDecimal(out, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
-		return out, err
+	if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			return out, err
+		}
 	}
 	// StrikeCurrency
 	if !v.HasStrikeCurrency {
@@ -32522,8 +40420,37 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ContractMultiplier
-	if out, err = c.SplitDecimal(out, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
-		return out, err
+	if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			return out, err
+		}
 	}
 	// ContractSettlMonth
 	if !v.HasContractSettlMonth {
@@ -32706,6 +40633,11 @@ func (c *Encoder) e6(out []byte, v *MDSecurityList149RelatedSymSecurityAltIDs, p
 	// SecurityAltIDSource
 	if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
 		if out, err = c.Vector(out, fSecurityAltIDSource, pm, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
 			return out, err
@@ -32741,12 +40673,70 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange, "value differs from the constant")
 	}
 	// IndexPct
-	if out, err = c.SplitDecimal(out, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
-		return out, err
+	if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			return out, err
+		}
 	}
 	// IndexTheoreticalQty
-	if out, err = c.SplitDecimal(out, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty); err != nil {
-		return out, err
+	if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; v.HasIndexTheoreticalQty && v.IndexTheoreticalQty.Exponent >= -63 && v.IndexTheoreticalQty.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.IndexTheoreticalQty.Mantissa, int64(v.IndexTheoreticalQty.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if true {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty); err != nil {
+			return out, err
+		}
 	}
 	out = fastrt.Finish(out, &own)
 	return out, nil
@@ -32784,16 +40774,103 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 	out = append(out, 0)
 	pm = &own
 	// StartTickPriceRange
-	if out, err = c.SplitDecimal(out, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// EndTickPriceRange
-	if out, err = c.SplitDecimal(out, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// TickIncrement
-	if out, err = c.SplitDecimal(out, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickRuleType
 	if !v.HasTickRuleType {
@@ -32831,6 +40908,10 @@ func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt
 	// LegRatioQty
 	if e := &c.d.s15LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s15LegRatioQty; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
 		if out, err = c.Int(out, fLegRatioQty, pm, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true); err != nil {
 			return out, err
@@ -32941,6 +41022,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	// SecurityID
 	if e := &c.d.s24SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s24SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID2, pm, &c.d.s24SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -33074,8 +41159,37 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		c.Depth--
 	}
 	// MinPriceIncrement
-	if out, err = c.SplitDecimal(out, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickSizeDenominator
 	if !v.HasTickSizeDenominator {
@@ -33086,8 +41200,37 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceDivisor
-	if out, err = c.SplitDecimal(out, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
-		return out, err
+	if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			return out, err
+		}
 	}
 	// MinOrderQty
 	if !v.HasMinOrderQty {
@@ -33212,8 +41355,37 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StrikePrice
-	if out, err = c.SplitDecimal(out, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
-		return out, err
+	if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			return out, err
+		}
 	}
 	// StrikeCurrency
 	if !v.HasStrikeCurrency {
@@ -33242,8 +41414,37 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ContractMultiplier
-	if out, err = c.SplitDecimal(out, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
-		return out, err
+	if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			return out, err
+		}
 	}
 	// ContractSettlMonth
 	if !v.HasContractSettlMonth {
@@ -33426,6 +41627,11 @@ func (c *Encoder) e16(out []byte, v *MDSecurityList148RelatedSymSecurityAltIDs, 
 	// SecurityAltIDSource
 	if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
 		if out, err = c.Vector(out, fSecurityAltIDSource2, pm, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
 			return out, err
@@ -33461,8 +41667,37 @@ func (c *Encoder) e17(out []byte, v *MDSecurityList148RelatedSymUnderlyings, pm 
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange2, "value differs from the constant")
 	}
 	// IndexPct
-	if out, err = c.SplitDecimal(out, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
-		return out, err
+	if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			return out, err
+		}
 	}
 	out = fastrt.Finish(out, &own)
 	return out, nil
@@ -33500,16 +41735,103 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 	out = append(out, 0)
 	pm = &own
 	// StartTickPriceRange
-	if out, err = c.SplitDecimal(out, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// EndTickPriceRange
-	if out, err = c.SplitDecimal(out, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// TickIncrement
-	if out, err = c.SplitDecimal(out, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickRuleType
 	if !v.HasTickRuleType {
@@ -33547,6 +41869,10 @@ func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt
 	// LegRatioQty
 	if e := &c.d.s34LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s34LegRatioQty; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
 		if out, err = c.Int(out, fLegRatioQty2, pm, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true); err != nil {
 			return out, err
@@ -33657,6 +41983,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	// SecurityID
 	if e := &c.d.s43SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s43SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID3, pm, &c.d.s43SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -33790,8 +42120,37 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		c.Depth--
 	}
 	// MinPriceIncrement
-	if out, err = c.SplitDecimal(out, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickSizeDenominator
 	if !v.HasTickSizeDenominator {
@@ -33802,8 +42161,37 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceDivisor
-	if out, err = c.SplitDecimal(out, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
-		return out, err
+	if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			return out, err
+		}
 	}
 	// MinOrderQty
 	if !v.HasMinOrderQty {
@@ -33928,8 +42316,37 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StrikePrice
-	if out, err = c.SplitDecimal(out, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
-		return out, err
+	if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			return out, err
+		}
 	}
 	// StrikeCurrency
 	if !v.HasStrikeCurrency {
@@ -33958,8 +42375,37 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		out = fast.AppendIntNullable(out, x)
 	}
 	// ContractMultiplier
-	if out, err = c.SplitDecimal(out, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
-		return out, err
+	if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			return out, err
+		}
 	}
 	// ContractSettlMonth
 	if !v.HasContractSettlMonth {
@@ -34142,6 +42588,11 @@ func (c *Encoder) e26(out []byte, v *MDSecurityList141RelatedSymSecurityAltIDs, 
 	// SecurityAltIDSource
 	if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
 		if out, err = c.Vector(out, fSecurityAltIDSource3, pm, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
 			return out, err
@@ -34177,8 +42628,37 @@ func (c *Encoder) e27(out []byte, v *MDSecurityList141RelatedSymUnderlyings, pm 
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange3, "value differs from the constant")
 	}
 	// IndexPct
-	if out, err = c.SplitDecimal(out, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
-		return out, err
+	if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			return out, err
+		}
 	}
 	out = fastrt.Finish(out, &own)
 	return out, nil
@@ -34216,16 +42696,103 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 	out = append(out, 0)
 	pm = &own
 	// StartTickPriceRange
-	if out, err = c.SplitDecimal(out, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// EndTickPriceRange
-	if out, err = c.SplitDecimal(out, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
-		return out, err
+	if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			return out, err
+		}
 	}
 	// TickIncrement
-	if out, err = c.SplitDecimal(out, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
-		return out, err
+	if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			return out, err
+		}
 	}
 	// TickRuleType
 	if !v.HasTickRuleType {
@@ -34263,6 +42830,10 @@ func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt
 	// LegRatioQty
 	if e := &c.d.s53LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s53LegRatioQty; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
 		if out, err = c.Int(out, fLegRatioQty3, pm, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true); err != nil {
 			return out, err
@@ -34367,6 +42938,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	// SecurityID
 	if e := &c.d.s62SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s62SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID4, pm, &c.d.s62SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -34457,8 +43032,37 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MinPriceIncrement
-	if out, err = c.SplitDecimal(out, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
-		return out, err
+	if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fastrt.AppendInt(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
+			return out, err
+		}
 	}
 	// TickSizeDenominator
 	out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
@@ -34539,8 +43143,37 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// StrikePrice
-	if out, err = c.SplitDecimal(out, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
-		return out, err
+	if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			return out, err
+		}
 	}
 	// StrikeCurrency
 	if !v.HasStrikeCurrency {
@@ -34553,8 +43186,37 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		}
 	}
 	// ContractMultiplier
-	if out, err = c.SplitDecimal(out, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true); err != nil {
-		return out, err
+	if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if ee.G == c.Gen {
+			pm.Bit(out, true)
+			out = fastrt.AppendInt(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true); err != nil {
+			return out, err
+		}
 	}
 	// ContractSettlMonth
 	if !v.HasContractSettlMonth {
@@ -34697,6 +43359,11 @@ func (c *Encoder) e36(out []byte, v *MDSecurityList111RelatedSymbolsSecurityAltI
 	// SecurityAltIDSource
 	if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
 		if out, err = c.Vector(out, fSecurityAltIDSource4, pm, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
 			return out, err
@@ -34754,6 +43421,10 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	// LegRatioQty
 	if e := &c.d.s64LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s64LegRatioQty; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
 		if out, err = c.Int(out, fLegRatioQty4, pm, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true); err != nil {
 			return out, err
@@ -34827,6 +43498,10 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	// MDUpdateAction
 	if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction, pm, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction); err != nil {
 			return out, err
@@ -34839,6 +43514,11 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	// MDEntryType
 	if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType, pm, &c.d.s72MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -34851,6 +43531,10 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	// SecurityID
 	if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s73SecurityID; v.HasSecurityID && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID5, pm, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID); err != nil {
 			return out, err
@@ -34860,6 +43544,10 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	if e := &c.d.s74RptSeq; v.HasRptSeq && e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s74RptSeq; v.HasRptSeq && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq, pm, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq); err != nil {
 			return out, err
@@ -34872,6 +43560,10 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	// MDEntryTime
 	if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s76MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime, pm, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -34945,6 +43637,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s79MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction2, pm, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -34953,6 +43649,11 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType2, pm, &c.d.s80MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -34969,6 +43670,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s81SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s81SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID6, pm, &c.d.s81SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -34978,6 +43683,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s82RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s82RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq2, pm, &c.d.s82RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -35012,6 +43721,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s85MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s85MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime2, pm, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -35024,6 +43737,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate, pm, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -35032,6 +43749,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate, pm, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -35040,6 +43761,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime, pm, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -35064,6 +43789,11 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency5, pm, &c.d.s93Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -35349,6 +44079,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s101MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction3, pm, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -35357,6 +44091,11 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType3, pm, &c.d.s102MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -35373,6 +44112,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s103SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s103SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID7, pm, &c.d.s103SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -35382,6 +44125,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s104RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s104RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq3, pm, &c.d.s104RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -35416,6 +44163,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s107MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s107MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime3, pm, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -35428,6 +44179,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate2, pm, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -35436,6 +44191,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate2, pm, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -35444,6 +44203,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime2, pm, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -35456,6 +44219,11 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency6, pm, &c.d.s112Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -35741,6 +44509,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s120MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction4, pm, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -35749,6 +44521,11 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType4, pm, &c.d.s121MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -35765,6 +44542,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s122SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s122SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID8, pm, &c.d.s122SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -35774,6 +44555,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s123RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s123RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq4, pm, &c.d.s123RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -35808,6 +44593,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s126MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s126MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime4, pm, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -35820,6 +44609,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate3, pm, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -35828,6 +44621,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate3, pm, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -35836,6 +44633,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime3, pm, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -35848,6 +44649,11 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency7, pm, &c.d.s131Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -36109,6 +44915,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s139MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction5, pm, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -36117,6 +44927,11 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType5, pm, &c.d.s140MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -36133,6 +44948,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s141SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s141SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID9, pm, &c.d.s141SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -36142,6 +44961,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s142RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s142RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq5, pm, &c.d.s142RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -36176,6 +44999,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s145MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s145MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime5, pm, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -36188,6 +45015,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate4, pm, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -36196,6 +45027,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate4, pm, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -36204,6 +45039,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime4, pm, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -36216,6 +45055,11 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency8, pm, &c.d.s150Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -36473,6 +45317,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction6, pm, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -36482,6 +45330,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
 		if out, err = c.Int(out, fMDPriceLevel2, pm, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
 			return out, err
@@ -36490,6 +45342,11 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType6, pm, &c.d.s160MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -36516,6 +45373,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s161SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s161SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID10, pm, &c.d.s161SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -36525,6 +45386,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s162RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s162RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq6, pm, &c.d.s162RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -36555,6 +45420,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s164MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s164MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime6, pm, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -36567,6 +45436,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate5, pm, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -36575,6 +45448,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate5, pm, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -36583,6 +45460,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime5, pm, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -36595,6 +45476,11 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency9, pm, &c.d.s169Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -36740,6 +45626,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDUpdateAction
 	if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction7, pm, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -36749,6 +45639,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
 		if out, err = c.Int(out, fMDPriceLevel3, pm, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
 			return out, err
@@ -36757,6 +45651,11 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDEntryType
 	if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType7, pm, &c.d.s177MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -36783,6 +45682,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// SecurityID
 	if e := &c.d.s178SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s178SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID11, pm, &c.d.s178SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -36792,6 +45695,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	if e := &c.d.s179RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s179RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq7, pm, &c.d.s179RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -36822,6 +45729,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDEntryTime
 	if e := &c.d.s181MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s181MDEntryTime; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime7, pm, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true); err != nil {
 			return out, err
@@ -36834,6 +45745,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDEntryDate
 	if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate6, pm, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -36842,6 +45757,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDInsertDate
 	if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate6, pm, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -36850,6 +45769,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// MDInsertTime
 	if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime6, pm, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -36862,6 +45785,11 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	// Currency
 	if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Currency...)
 	} else {
 		if out, err = c.Vector(out, fCurrency10, pm, &c.d.s186Currency, v.Currency, v.HasCurrency); err != nil {
 			return out, err
@@ -37301,6 +46229,11 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID2, pm, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -37367,6 +46300,10 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate7, pm, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -37375,6 +46312,10 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime7, pm, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -37387,6 +46328,10 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate7, pm, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -37395,6 +46340,11 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime8, pm, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -37465,6 +46415,10 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders8, pm, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -37542,6 +46496,11 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID3, pm, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -37624,6 +46583,10 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate8, pm, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -37632,6 +46595,11 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime9, pm, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -37640,6 +46608,10 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate8, pm, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -37648,6 +46620,10 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime8, pm, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -37746,6 +46722,10 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders9, pm, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -37953,6 +46933,11 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID4, pm, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -38035,6 +47020,10 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate9, pm, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -38043,6 +47032,11 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime10, pm, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -38051,6 +47045,10 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate9, pm, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -38059,6 +47057,10 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime9, pm, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -38145,6 +47147,10 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders10, pm, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -38352,6 +47358,11 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID5, pm, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -38434,6 +47445,10 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate10, pm, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -38442,6 +47457,11 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime11, pm, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -38450,6 +47470,10 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate10, pm, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -38458,6 +47482,10 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime10, pm, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -38544,6 +47572,10 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders11, pm, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -38727,6 +47759,11 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID6, pm, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -38809,6 +47846,10 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate11, pm, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -38817,6 +47858,11 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime12, pm, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -38825,6 +47871,10 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate11, pm, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -38833,6 +47883,10 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime11, pm, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -38919,6 +47973,10 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders12, pm, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -39102,6 +48160,11 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID7, pm, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -39184,6 +48247,10 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate12, pm, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -39192,6 +48259,11 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime13, pm, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -39200,6 +48272,10 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate12, pm, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -39208,6 +48284,10 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime12, pm, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -39294,6 +48374,10 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders13, pm, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -39477,6 +48561,11 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	// MDReqID
 	if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
 		if out, err = c.Vector(out, fMDReqID8, pm, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
 			return out, err
@@ -39543,6 +48632,10 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	// MDInsertDate
 	if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertDate13, pm, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
 			return out, err
@@ -39551,6 +48644,10 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	// MDInsertTime
 	if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
 		if out, err = c.Int(out, fMDInsertTime13, pm, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
 			return out, err
@@ -39563,6 +48660,10 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	// MDEntryDate
 	if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryDate13, pm, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
 			return out, err
@@ -39571,6 +48672,11 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	// MDEntryTime
 	if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryTime14, pm, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
 			return out, err
@@ -39645,6 +48751,10 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	// NumberOfOrders
 	if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
 		if out, err = c.Int(out, fNumberOfOrders14, pm, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
 			return out, err
@@ -39704,6 +48814,10 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s301OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime, pm, &c.d.s301OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -39712,6 +48826,11 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// NewsSource
 	if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
 		if out, err = c.Vector(out, fNewsSource, pm, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
 			return out, err
@@ -39720,6 +48839,11 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// NewsID
 	if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.NewsID...)
 	} else {
 		if out, err = c.Vector(out, fNewsID, pm, &c.d.s303NewsID, v.NewsID, v.HasNewsID); err != nil {
 			return out, err
@@ -39728,6 +48852,11 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// LanguageCode
 	if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
 		if out, err = c.Vector(out, fLanguageCode, pm, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
 			return out, err
@@ -39736,6 +48865,11 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// Headline
 	if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Headline...)
 	} else {
 		if out, err = c.Vector(out, fHeadline, pm, &c.d.s305Headline, v.Headline, v.HasHeadline); err != nil {
 			return out, err
@@ -39744,6 +48878,11 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	// URLLink
 	if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.URLLink...)
 	} else {
 		if out, err = c.Vector(out, fURLLink, pm, &c.d.s306URLLink, v.URLLink, v.HasURLLink); err != nil {
 			return out, err
@@ -39804,6 +48943,10 @@ func (c *Encoder) e80(out []byte, v *MDNewsMessage143RelatedSym, pm *fastrt.PMap
 	// SecurityID
 	if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s307SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID22, pm, &c.d.s307SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -39835,6 +48978,11 @@ func (c *Encoder) e81(out []byte, v *MDNewsMessage143LinesOfText, pm *fastrt.PMa
 	// Text
 	if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Text...)
 	} else {
 		if out, err = c.Vector(out, fText2, pm, &c.d.s308Text, v.Text, true); err != nil {
 			return out, err
@@ -39874,6 +49022,10 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s309OrigTime; v.HasOrigTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
 		if out, err = c.Int(out, fOrigTime2, pm, &c.d.s309OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
 			return out, err
@@ -39882,6 +49034,11 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// NewsSource
 	if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
 		if out, err = c.Vector(out, fNewsSource2, pm, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
 			return out, err
@@ -39890,6 +49047,11 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// NewsID
 	if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.NewsID...)
 	} else {
 		if out, err = c.Vector(out, fNewsID2, pm, &c.d.s311NewsID, v.NewsID, v.HasNewsID); err != nil {
 			return out, err
@@ -39898,6 +49060,11 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// LanguageCode
 	if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
 		if out, err = c.Vector(out, fLanguageCode2, pm, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
 			return out, err
@@ -39906,6 +49073,11 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// Headline
 	if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Headline...)
 	} else {
 		if out, err = c.Vector(out, fHeadline2, pm, &c.d.s313Headline, v.Headline, v.HasHeadline); err != nil {
 			return out, err
@@ -39914,6 +49086,11 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	// URLLink
 	if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.URLLink...)
 	} else {
 		if out, err = c.Vector(out, fURLLink2, pm, &c.d.s314URLLink, v.URLLink, v.HasURLLink); err != nil {
 			return out, err
@@ -39974,6 +49151,10 @@ func (c *Encoder) e83(out []byte, v *MDNewsMessage137RelatedSym, pm *fastrt.PMap
 	// SecurityID
 	if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s315SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID23, pm, &c.d.s315SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -40005,6 +49186,11 @@ func (c *Encoder) e84(out []byte, v *MDNewsMessage137LinesOfText, pm *fastrt.PMa
 	// Text
 	if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Text...)
 	} else {
 		if out, err = c.Vector(out, fText3, pm, &c.d.s316Text, v.Text, true); err != nil {
 			return out, err
@@ -40052,6 +49238,11 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	// NewsSource
 	if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
 		if out, err = c.Vector(out, fNewsSource3, pm, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
 			return out, err
@@ -40060,6 +49251,11 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	// LanguageCode
 	if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
 		if out, err = c.Vector(out, fLanguageCode3, pm, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
 			return out, err
@@ -40068,6 +49264,11 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	// Headline
 	if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Headline...)
 	} else {
 		if out, err = c.Vector(out, fHeadline3, pm, &c.d.s319Headline, v.Headline, v.HasHeadline); err != nil {
 			return out, err
@@ -40076,6 +49277,11 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	// URLLink
 	if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.URLLink...)
 	} else {
 		if out, err = c.Vector(out, fURLLink3, pm, &c.d.s320URLLink, v.URLLink, v.HasURLLink); err != nil {
 			return out, err
@@ -40139,6 +49345,10 @@ func (c *Encoder) e86(out []byte, v *MDNewsMessage120RelatedSym, pm *fastrt.PMap
 	// SecurityID
 	if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s321SecurityID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SecurityID))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
 		if out, err = c.Int(out, fSecurityID24, pm, &c.d.s321SecurityID, int64(v.SecurityID), true); err != nil {
 			return out, err
@@ -40195,6 +49405,11 @@ func (c *Encoder) e88(out []byte, v *MDNewsMessage120LinesOfText, pm *fastrt.PMa
 	// text
 	if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Text...)
 	} else {
 		if out, err = c.Vector(out, fText4, pm, &c.d.s322Text, v.Text, true); err != nil {
 			return out, err

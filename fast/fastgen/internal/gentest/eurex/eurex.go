@@ -203,10 +203,26 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 			v.PartitionID = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.PartitionID = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.PartitionID = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPartitionID, pm, nil)
@@ -225,10 +241,26 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 			v.SenderCompID = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.SenderCompID = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.SenderCompID = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSenderCompID, pm, nil)
@@ -327,6 +359,27 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.SenderCompID = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.SenderCompID = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSenderCompID2, pm, &c.d.s2SenderCompID)
@@ -400,6 +453,27 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MarketSegmentID = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MarketSegmentID = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketSegmentID, pm, &c.d.s5MarketSegmentID)
@@ -443,6 +517,27 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.ProductComplex = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.ProductComplex = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fProductComplex, pm, &c.d.s7ProductComplex)
@@ -522,7 +617,10 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -543,6 +641,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDEntryType = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDEntryType = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryType, pm, &c.d.s9MDEntryType)
@@ -565,11 +684,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TrdType, v.HasTrdType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TrdType, v.HasTrdType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTrdType, pm, nil)
@@ -607,11 +742,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionSubID, pm, nil)
@@ -649,11 +800,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
@@ -677,11 +844,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradeCondition, v.HasTradeCondition = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradeCondition, v.HasTradeCondition = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeCondition, pm, nil)
@@ -792,11 +975,27 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradeVolume, v.HasTradeVolume = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradeVolume, v.HasTradeVolume = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeVolume, pm, nil)
@@ -929,6 +1128,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	if e := &c.d.s1MsgSeqNum; v.HasMsgSeqNum && e.G == c.Gen && e.I+1 == int64(v.MsgSeqNum) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s1MsgSeqNum; v.HasMsgSeqNum && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MsgSeqNum))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		if out, err = c.Int(out, fMsgSeqNum, pm, &c.d.s1MsgSeqNum, int64(v.MsgSeqNum), v.HasMsgSeqNum); err != nil {
 			return out, err
@@ -937,6 +1140,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	// SenderCompID
 	if e := &c.d.s2SenderCompID; e.G == c.Gen && e.I == int64(v.SenderCompID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s2SenderCompID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		if out, err = c.Int(out, fSenderCompID2, pm, &c.d.s2SenderCompID, int64(v.SenderCompID), true); err != nil {
 			return out, err
@@ -946,6 +1153,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	if e := &c.d.s3LastMsgSeqNumProcessed; v.HasLastMsgSeqNumProcessed && e.G == c.Gen && e.I+1 == int64(v.LastMsgSeqNumProcessed) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s3LastMsgSeqNumProcessed; v.HasLastMsgSeqNumProcessed && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.LastMsgSeqNumProcessed))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.LastMsgSeqNumProcessed), 0
 	} else {
 		if out, err = c.Int(out, fLastMsgSeqNumProcessed, pm, &c.d.s3LastMsgSeqNumProcessed, int64(v.LastMsgSeqNumProcessed), v.HasLastMsgSeqNumProcessed); err != nil {
 			return out, err
@@ -954,6 +1165,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	// RefreshIndicator
 	if e := &c.d.s4RefreshIndicator; v.HasRefreshIndicator && e.G == c.Gen && e.I == int64(v.RefreshIndicator) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s4RefreshIndicator; v.HasRefreshIndicator && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.RefreshIndicator))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RefreshIndicator), 0
 	} else {
 		if out, err = c.Int(out, fRefreshIndicator, pm, &c.d.s4RefreshIndicator, int64(v.RefreshIndicator), v.HasRefreshIndicator); err != nil {
 			return out, err
@@ -962,6 +1177,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	// MarketSegmentID
 	if e := &c.d.s5MarketSegmentID; e.G == c.Gen && e.I == int64(v.MarketSegmentID) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s5MarketSegmentID; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		if out, err = c.Int(out, fMarketSegmentID, pm, &c.d.s5MarketSegmentID, int64(v.MarketSegmentID), true); err != nil {
 			return out, err
@@ -978,6 +1197,10 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	// ProductComplex
 	if e := &c.d.s7ProductComplex; e.G == c.Gen && e.I == int64(v.ProductComplex) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s7ProductComplex; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		if out, err = c.Int(out, fProductComplex, pm, &c.d.s7ProductComplex, int64(v.ProductComplex), true); err != nil {
 			return out, err
@@ -1019,6 +1242,10 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 	// MDEntryType
 	if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s9MDEntryType; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDEntryType))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryType, pm, &c.d.s9MDEntryType, int64(v.MDEntryType), true); err != nil {
 			return out, err
@@ -1080,6 +1307,10 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 	if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
 		if out, err = c.Int(out, fMDPriceLevel, pm, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
 			return out, err
@@ -1088,6 +1319,10 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 	// MDEntryTime
 	if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
+		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
 	} else {
 		if out, err = c.Int(out, fMDEntryTime, pm, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
 			return out, err

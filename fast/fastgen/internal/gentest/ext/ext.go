@@ -566,6 +566,27 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.A = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.A = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fA, pm, &c.d.s1A)
@@ -668,6 +689,27 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.A = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.A = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fA2, pm, &c.d.s1A)
@@ -987,10 +1029,26 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 			v.A = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.A = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.A = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fA3, pm, nil)
@@ -1045,7 +1103,10 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -1066,6 +1127,27 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.A = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.A = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fA4, pm, &c.d.s1A)
@@ -1124,7 +1206,10 @@ func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, e
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -1161,7 +1246,10 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -1230,11 +1318,27 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.V, v.HasV = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.V, v.HasV = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fV2, pm, nil)
@@ -1292,7 +1396,10 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -1313,6 +1420,27 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
 			v.W = uint64(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+				v.W = uint64(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fW, pm, &c.d.s16W)
@@ -3048,6 +3176,10 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s1A; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.A))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		if out, err = c.Int(out, fA, pm, &c.d.s1A, int64(v.A), true); err != nil {
 			return out, err
@@ -3057,6 +3189,10 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	if e := &c.d.s2B; v.HasB && e.G == c.Gen && e.I+1 == int64(v.B) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s2B; v.HasB && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = fast.AppendIntNullable(out, int64(v.B))
+		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
 		if out, err = c.Int(out, fB, pm, &c.d.s2B, int64(v.B), v.HasB); err != nil {
 			return out, err
@@ -3065,6 +3201,11 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	// S
 	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.S...)
 	} else {
 		if out, err = c.Vector(out, fS, pm, &c.d.s3S, v.S, true); err != nil {
 			return out, err
@@ -3079,6 +3220,10 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s1A; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.A))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		if out, err = c.Int(out, fA2, pm, &c.d.s1A, int64(v.A), true); err != nil {
 			return out, err
@@ -3088,6 +3233,10 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	if e := &c.d.s2B; v.HasB && e.G == c.Gen && e.I+1 == int64(v.B) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s2B; v.HasB && (e.G == c.Gen) {
+		pm.Bit(out, true)
+		out = fast.AppendIntNullable(out, int64(v.B))
+		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
 		if out, err = c.Int(out, fB2, pm, &c.d.s2B, int64(v.B), v.HasB); err != nil {
 			return out, err
@@ -3096,6 +3245,11 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	// S
 	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.S...)
 	} else {
 		if out, err = c.Vector(out, fS2, pm, &c.d.s3S, v.S, true); err != nil {
 			return out, err
@@ -3226,6 +3380,10 @@ func (c *Encoder) e4(out []byte, v *GroupsG2, pm *fastrt.PMapW) ([]byte, error) 
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s1A; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.A))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		if out, err = c.Int(out, fA4, pm, &c.d.s1A, int64(v.A), true); err != nil {
 			return out, err
@@ -3286,6 +3444,11 @@ func (c *Encoder) e6(out []byte, v *GroupsG2InnerG3, pm *fastrt.PMapW) ([]byte, 
 	// Z
 	if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Z...)
 	} else {
 		if out, err = c.Vector(out, fZ, pm, &c.d.s14Z, v.Z, true); err != nil {
 			return out, err
@@ -3332,6 +3495,10 @@ func (c *Encoder) e8(out []byte, v *GroupsOuterNested, pm *fastrt.PMapW) ([]byte
 	// W
 	if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s16W; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.W))
+		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 	} else {
 		if out, err = c.Int(out, fW, pm, &c.d.s16W, int64(v.W), true); err != nil {
 			return out, err
@@ -3347,6 +3514,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F0
 	if e := &c.d.s17F0; v.HasF0 && e.G == c.Gen && e.I == int64(v.F0) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s17F0; v.HasF0 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F0))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F0), 0
 	} else {
 		if out, err = c.Int(out, fF0, pm, &c.d.s17F0, int64(v.F0), v.HasF0); err != nil {
 			return out, err
@@ -3355,6 +3526,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F1
 	if e := &c.d.s18F1; v.HasF1 && e.G == c.Gen && e.I == int64(v.F1) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s18F1; v.HasF1 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F1))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F1), 0
 	} else {
 		if out, err = c.Int(out, fF1, pm, &c.d.s18F1, int64(v.F1), v.HasF1); err != nil {
 			return out, err
@@ -3363,6 +3538,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F2
 	if e := &c.d.s19F2; v.HasF2 && e.G == c.Gen && e.I == int64(v.F2) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s19F2; v.HasF2 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F2))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F2), 0
 	} else {
 		if out, err = c.Int(out, fF2, pm, &c.d.s19F2, int64(v.F2), v.HasF2); err != nil {
 			return out, err
@@ -3371,6 +3550,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F3
 	if e := &c.d.s20F3; v.HasF3 && e.G == c.Gen && e.I == int64(v.F3) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s20F3; v.HasF3 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F3))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F3), 0
 	} else {
 		if out, err = c.Int(out, fF3, pm, &c.d.s20F3, int64(v.F3), v.HasF3); err != nil {
 			return out, err
@@ -3379,6 +3562,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F4
 	if e := &c.d.s21F4; v.HasF4 && e.G == c.Gen && e.I == int64(v.F4) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s21F4; v.HasF4 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F4))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F4), 0
 	} else {
 		if out, err = c.Int(out, fF4, pm, &c.d.s21F4, int64(v.F4), v.HasF4); err != nil {
 			return out, err
@@ -3387,6 +3574,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F5
 	if e := &c.d.s22F5; v.HasF5 && e.G == c.Gen && e.I == int64(v.F5) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s22F5; v.HasF5 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F5))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F5), 0
 	} else {
 		if out, err = c.Int(out, fF5, pm, &c.d.s22F5, int64(v.F5), v.HasF5); err != nil {
 			return out, err
@@ -3395,6 +3586,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F6
 	if e := &c.d.s23F6; v.HasF6 && e.G == c.Gen && e.I == int64(v.F6) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s23F6; v.HasF6 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F6))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F6), 0
 	} else {
 		if out, err = c.Int(out, fF6, pm, &c.d.s23F6, int64(v.F6), v.HasF6); err != nil {
 			return out, err
@@ -3403,6 +3598,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F7
 	if e := &c.d.s24F7; v.HasF7 && e.G == c.Gen && e.I == int64(v.F7) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s24F7; v.HasF7 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F7))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F7), 0
 	} else {
 		if out, err = c.Int(out, fF7, pm, &c.d.s24F7, int64(v.F7), v.HasF7); err != nil {
 			return out, err
@@ -3411,6 +3610,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F8
 	if e := &c.d.s25F8; v.HasF8 && e.G == c.Gen && e.I == int64(v.F8) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s25F8; v.HasF8 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F8))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F8), 0
 	} else {
 		if out, err = c.Int(out, fF8, pm, &c.d.s25F8, int64(v.F8), v.HasF8); err != nil {
 			return out, err
@@ -3419,6 +3622,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F9
 	if e := &c.d.s26F9; v.HasF9 && e.G == c.Gen && e.I == int64(v.F9) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s26F9; v.HasF9 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F9))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F9), 0
 	} else {
 		if out, err = c.Int(out, fF9, pm, &c.d.s26F9, int64(v.F9), v.HasF9); err != nil {
 			return out, err
@@ -3427,6 +3634,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F10
 	if e := &c.d.s27F10; v.HasF10 && e.G == c.Gen && e.I == int64(v.F10) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s27F10; v.HasF10 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F10))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F10), 0
 	} else {
 		if out, err = c.Int(out, fF10, pm, &c.d.s27F10, int64(v.F10), v.HasF10); err != nil {
 			return out, err
@@ -3435,6 +3646,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F11
 	if e := &c.d.s28F11; v.HasF11 && e.G == c.Gen && e.I == int64(v.F11) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s28F11; v.HasF11 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F11))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F11), 0
 	} else {
 		if out, err = c.Int(out, fF11, pm, &c.d.s28F11, int64(v.F11), v.HasF11); err != nil {
 			return out, err
@@ -3443,6 +3658,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F12
 	if e := &c.d.s29F12; v.HasF12 && e.G == c.Gen && e.I == int64(v.F12) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s29F12; v.HasF12 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F12))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F12), 0
 	} else {
 		if out, err = c.Int(out, fF12, pm, &c.d.s29F12, int64(v.F12), v.HasF12); err != nil {
 			return out, err
@@ -3451,6 +3670,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F13
 	if e := &c.d.s30F13; v.HasF13 && e.G == c.Gen && e.I == int64(v.F13) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s30F13; v.HasF13 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F13))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F13), 0
 	} else {
 		if out, err = c.Int(out, fF13, pm, &c.d.s30F13, int64(v.F13), v.HasF13); err != nil {
 			return out, err
@@ -3459,6 +3682,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F14
 	if e := &c.d.s31F14; v.HasF14 && e.G == c.Gen && e.I == int64(v.F14) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s31F14; v.HasF14 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F14))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F14), 0
 	} else {
 		if out, err = c.Int(out, fF14, pm, &c.d.s31F14, int64(v.F14), v.HasF14); err != nil {
 			return out, err
@@ -3467,6 +3694,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F15
 	if e := &c.d.s32F15; v.HasF15 && e.G == c.Gen && e.I == int64(v.F15) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s32F15; v.HasF15 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F15))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F15), 0
 	} else {
 		if out, err = c.Int(out, fF15, pm, &c.d.s32F15, int64(v.F15), v.HasF15); err != nil {
 			return out, err
@@ -3475,6 +3706,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F16
 	if e := &c.d.s33F16; v.HasF16 && e.G == c.Gen && e.I == int64(v.F16) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s33F16; v.HasF16 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F16))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F16), 0
 	} else {
 		if out, err = c.Int(out, fF16, pm, &c.d.s33F16, int64(v.F16), v.HasF16); err != nil {
 			return out, err
@@ -3483,6 +3718,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F17
 	if e := &c.d.s34F17; v.HasF17 && e.G == c.Gen && e.I == int64(v.F17) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s34F17; v.HasF17 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F17))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F17), 0
 	} else {
 		if out, err = c.Int(out, fF17, pm, &c.d.s34F17, int64(v.F17), v.HasF17); err != nil {
 			return out, err
@@ -3491,6 +3730,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F18
 	if e := &c.d.s35F18; v.HasF18 && e.G == c.Gen && e.I == int64(v.F18) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s35F18; v.HasF18 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F18))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F18), 0
 	} else {
 		if out, err = c.Int(out, fF18, pm, &c.d.s35F18, int64(v.F18), v.HasF18); err != nil {
 			return out, err
@@ -3499,6 +3742,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F19
 	if e := &c.d.s36F19; v.HasF19 && e.G == c.Gen && e.I == int64(v.F19) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s36F19; v.HasF19 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F19))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F19), 0
 	} else {
 		if out, err = c.Int(out, fF19, pm, &c.d.s36F19, int64(v.F19), v.HasF19); err != nil {
 			return out, err
@@ -3507,6 +3754,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F20
 	if e := &c.d.s37F20; v.HasF20 && e.G == c.Gen && e.I == int64(v.F20) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s37F20; v.HasF20 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F20))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F20), 0
 	} else {
 		if out, err = c.Int(out, fF20, pm, &c.d.s37F20, int64(v.F20), v.HasF20); err != nil {
 			return out, err
@@ -3515,6 +3766,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F21
 	if e := &c.d.s38F21; v.HasF21 && e.G == c.Gen && e.I == int64(v.F21) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s38F21; v.HasF21 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F21))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F21), 0
 	} else {
 		if out, err = c.Int(out, fF21, pm, &c.d.s38F21, int64(v.F21), v.HasF21); err != nil {
 			return out, err
@@ -3523,6 +3778,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F22
 	if e := &c.d.s39F22; v.HasF22 && e.G == c.Gen && e.I == int64(v.F22) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s39F22; v.HasF22 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F22))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F22), 0
 	} else {
 		if out, err = c.Int(out, fF22, pm, &c.d.s39F22, int64(v.F22), v.HasF22); err != nil {
 			return out, err
@@ -3531,6 +3790,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F23
 	if e := &c.d.s40F23; v.HasF23 && e.G == c.Gen && e.I == int64(v.F23) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s40F23; v.HasF23 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F23))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F23), 0
 	} else {
 		if out, err = c.Int(out, fF23, pm, &c.d.s40F23, int64(v.F23), v.HasF23); err != nil {
 			return out, err
@@ -3539,6 +3802,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F24
 	if e := &c.d.s41F24; v.HasF24 && e.G == c.Gen && e.I == int64(v.F24) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s41F24; v.HasF24 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F24))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F24), 0
 	} else {
 		if out, err = c.Int(out, fF24, pm, &c.d.s41F24, int64(v.F24), v.HasF24); err != nil {
 			return out, err
@@ -3547,6 +3814,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F25
 	if e := &c.d.s42F25; v.HasF25 && e.G == c.Gen && e.I == int64(v.F25) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s42F25; v.HasF25 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F25))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F25), 0
 	} else {
 		if out, err = c.Int(out, fF25, pm, &c.d.s42F25, int64(v.F25), v.HasF25); err != nil {
 			return out, err
@@ -3555,6 +3826,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F26
 	if e := &c.d.s43F26; v.HasF26 && e.G == c.Gen && e.I == int64(v.F26) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s43F26; v.HasF26 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F26))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F26), 0
 	} else {
 		if out, err = c.Int(out, fF26, pm, &c.d.s43F26, int64(v.F26), v.HasF26); err != nil {
 			return out, err
@@ -3563,6 +3838,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F27
 	if e := &c.d.s44F27; v.HasF27 && e.G == c.Gen && e.I == int64(v.F27) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s44F27; v.HasF27 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F27))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F27), 0
 	} else {
 		if out, err = c.Int(out, fF27, pm, &c.d.s44F27, int64(v.F27), v.HasF27); err != nil {
 			return out, err
@@ -3571,6 +3850,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F28
 	if e := &c.d.s45F28; v.HasF28 && e.G == c.Gen && e.I == int64(v.F28) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s45F28; v.HasF28 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F28))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F28), 0
 	} else {
 		if out, err = c.Int(out, fF28, pm, &c.d.s45F28, int64(v.F28), v.HasF28); err != nil {
 			return out, err
@@ -3579,6 +3862,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F29
 	if e := &c.d.s46F29; v.HasF29 && e.G == c.Gen && e.I == int64(v.F29) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s46F29; v.HasF29 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F29))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F29), 0
 	} else {
 		if out, err = c.Int(out, fF29, pm, &c.d.s46F29, int64(v.F29), v.HasF29); err != nil {
 			return out, err
@@ -3587,6 +3874,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F30
 	if e := &c.d.s47F30; v.HasF30 && e.G == c.Gen && e.I == int64(v.F30) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s47F30; v.HasF30 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F30))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F30), 0
 	} else {
 		if out, err = c.Int(out, fF30, pm, &c.d.s47F30, int64(v.F30), v.HasF30); err != nil {
 			return out, err
@@ -3595,6 +3886,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F31
 	if e := &c.d.s48F31; v.HasF31 && e.G == c.Gen && e.I == int64(v.F31) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s48F31; v.HasF31 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F31))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F31), 0
 	} else {
 		if out, err = c.Int(out, fF31, pm, &c.d.s48F31, int64(v.F31), v.HasF31); err != nil {
 			return out, err
@@ -3603,6 +3898,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F32
 	if e := &c.d.s49F32; v.HasF32 && e.G == c.Gen && e.I == int64(v.F32) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s49F32; v.HasF32 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F32))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F32), 0
 	} else {
 		if out, err = c.Int(out, fF32, pm, &c.d.s49F32, int64(v.F32), v.HasF32); err != nil {
 			return out, err
@@ -3611,6 +3910,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F33
 	if e := &c.d.s50F33; v.HasF33 && e.G == c.Gen && e.I == int64(v.F33) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s50F33; v.HasF33 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F33))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F33), 0
 	} else {
 		if out, err = c.Int(out, fF33, pm, &c.d.s50F33, int64(v.F33), v.HasF33); err != nil {
 			return out, err
@@ -3619,6 +3922,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F34
 	if e := &c.d.s51F34; v.HasF34 && e.G == c.Gen && e.I == int64(v.F34) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s51F34; v.HasF34 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F34))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F34), 0
 	} else {
 		if out, err = c.Int(out, fF34, pm, &c.d.s51F34, int64(v.F34), v.HasF34); err != nil {
 			return out, err
@@ -3627,6 +3934,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F35
 	if e := &c.d.s52F35; v.HasF35 && e.G == c.Gen && e.I == int64(v.F35) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s52F35; v.HasF35 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F35))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F35), 0
 	} else {
 		if out, err = c.Int(out, fF35, pm, &c.d.s52F35, int64(v.F35), v.HasF35); err != nil {
 			return out, err
@@ -3635,6 +3946,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F36
 	if e := &c.d.s53F36; v.HasF36 && e.G == c.Gen && e.I == int64(v.F36) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s53F36; v.HasF36 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F36))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F36), 0
 	} else {
 		if out, err = c.Int(out, fF36, pm, &c.d.s53F36, int64(v.F36), v.HasF36); err != nil {
 			return out, err
@@ -3643,6 +3958,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F37
 	if e := &c.d.s54F37; v.HasF37 && e.G == c.Gen && e.I == int64(v.F37) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s54F37; v.HasF37 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F37))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F37), 0
 	} else {
 		if out, err = c.Int(out, fF37, pm, &c.d.s54F37, int64(v.F37), v.HasF37); err != nil {
 			return out, err
@@ -3651,6 +3970,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F38
 	if e := &c.d.s55F38; v.HasF38 && e.G == c.Gen && e.I == int64(v.F38) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s55F38; v.HasF38 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F38))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F38), 0
 	} else {
 		if out, err = c.Int(out, fF38, pm, &c.d.s55F38, int64(v.F38), v.HasF38); err != nil {
 			return out, err
@@ -3659,6 +3982,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F39
 	if e := &c.d.s56F39; v.HasF39 && e.G == c.Gen && e.I == int64(v.F39) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s56F39; v.HasF39 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F39))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F39), 0
 	} else {
 		if out, err = c.Int(out, fF39, pm, &c.d.s56F39, int64(v.F39), v.HasF39); err != nil {
 			return out, err
@@ -3667,6 +3994,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F40
 	if e := &c.d.s57F40; v.HasF40 && e.G == c.Gen && e.I == int64(v.F40) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s57F40; v.HasF40 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F40))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F40), 0
 	} else {
 		if out, err = c.Int(out, fF40, pm, &c.d.s57F40, int64(v.F40), v.HasF40); err != nil {
 			return out, err
@@ -3675,6 +4006,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F41
 	if e := &c.d.s58F41; v.HasF41 && e.G == c.Gen && e.I == int64(v.F41) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s58F41; v.HasF41 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F41))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F41), 0
 	} else {
 		if out, err = c.Int(out, fF41, pm, &c.d.s58F41, int64(v.F41), v.HasF41); err != nil {
 			return out, err
@@ -3683,6 +4018,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F42
 	if e := &c.d.s59F42; v.HasF42 && e.G == c.Gen && e.I == int64(v.F42) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s59F42; v.HasF42 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F42))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F42), 0
 	} else {
 		if out, err = c.Int(out, fF42, pm, &c.d.s59F42, int64(v.F42), v.HasF42); err != nil {
 			return out, err
@@ -3691,6 +4030,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F43
 	if e := &c.d.s60F43; v.HasF43 && e.G == c.Gen && e.I == int64(v.F43) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s60F43; v.HasF43 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F43))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F43), 0
 	} else {
 		if out, err = c.Int(out, fF43, pm, &c.d.s60F43, int64(v.F43), v.HasF43); err != nil {
 			return out, err
@@ -3699,6 +4042,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F44
 	if e := &c.d.s61F44; v.HasF44 && e.G == c.Gen && e.I == int64(v.F44) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s61F44; v.HasF44 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F44))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F44), 0
 	} else {
 		if out, err = c.Int(out, fF44, pm, &c.d.s61F44, int64(v.F44), v.HasF44); err != nil {
 			return out, err
@@ -3707,6 +4054,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F45
 	if e := &c.d.s62F45; v.HasF45 && e.G == c.Gen && e.I == int64(v.F45) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s62F45; v.HasF45 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F45))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F45), 0
 	} else {
 		if out, err = c.Int(out, fF45, pm, &c.d.s62F45, int64(v.F45), v.HasF45); err != nil {
 			return out, err
@@ -3715,6 +4066,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F46
 	if e := &c.d.s63F46; v.HasF46 && e.G == c.Gen && e.I == int64(v.F46) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s63F46; v.HasF46 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F46))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F46), 0
 	} else {
 		if out, err = c.Int(out, fF46, pm, &c.d.s63F46, int64(v.F46), v.HasF46); err != nil {
 			return out, err
@@ -3723,6 +4078,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F47
 	if e := &c.d.s64F47; v.HasF47 && e.G == c.Gen && e.I == int64(v.F47) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s64F47; v.HasF47 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F47))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F47), 0
 	} else {
 		if out, err = c.Int(out, fF47, pm, &c.d.s64F47, int64(v.F47), v.HasF47); err != nil {
 			return out, err
@@ -3731,6 +4090,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F48
 	if e := &c.d.s65F48; v.HasF48 && e.G == c.Gen && e.I == int64(v.F48) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s65F48; v.HasF48 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F48))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F48), 0
 	} else {
 		if out, err = c.Int(out, fF48, pm, &c.d.s65F48, int64(v.F48), v.HasF48); err != nil {
 			return out, err
@@ -3739,6 +4102,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F49
 	if e := &c.d.s66F49; v.HasF49 && e.G == c.Gen && e.I == int64(v.F49) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s66F49; v.HasF49 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F49))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F49), 0
 	} else {
 		if out, err = c.Int(out, fF49, pm, &c.d.s66F49, int64(v.F49), v.HasF49); err != nil {
 			return out, err
@@ -3747,6 +4114,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F50
 	if e := &c.d.s67F50; v.HasF50 && e.G == c.Gen && e.I == int64(v.F50) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s67F50; v.HasF50 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F50))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F50), 0
 	} else {
 		if out, err = c.Int(out, fF50, pm, &c.d.s67F50, int64(v.F50), v.HasF50); err != nil {
 			return out, err
@@ -3755,6 +4126,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F51
 	if e := &c.d.s68F51; v.HasF51 && e.G == c.Gen && e.I == int64(v.F51) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s68F51; v.HasF51 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F51))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F51), 0
 	} else {
 		if out, err = c.Int(out, fF51, pm, &c.d.s68F51, int64(v.F51), v.HasF51); err != nil {
 			return out, err
@@ -3763,6 +4138,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F52
 	if e := &c.d.s69F52; v.HasF52 && e.G == c.Gen && e.I == int64(v.F52) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s69F52; v.HasF52 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F52))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F52), 0
 	} else {
 		if out, err = c.Int(out, fF52, pm, &c.d.s69F52, int64(v.F52), v.HasF52); err != nil {
 			return out, err
@@ -3771,6 +4150,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F53
 	if e := &c.d.s70F53; v.HasF53 && e.G == c.Gen && e.I == int64(v.F53) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s70F53; v.HasF53 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F53))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F53), 0
 	} else {
 		if out, err = c.Int(out, fF53, pm, &c.d.s70F53, int64(v.F53), v.HasF53); err != nil {
 			return out, err
@@ -3779,6 +4162,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F54
 	if e := &c.d.s71F54; v.HasF54 && e.G == c.Gen && e.I == int64(v.F54) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s71F54; v.HasF54 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F54))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F54), 0
 	} else {
 		if out, err = c.Int(out, fF54, pm, &c.d.s71F54, int64(v.F54), v.HasF54); err != nil {
 			return out, err
@@ -3787,6 +4174,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F55
 	if e := &c.d.s72F55; v.HasF55 && e.G == c.Gen && e.I == int64(v.F55) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s72F55; v.HasF55 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F55))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F55), 0
 	} else {
 		if out, err = c.Int(out, fF55, pm, &c.d.s72F55, int64(v.F55), v.HasF55); err != nil {
 			return out, err
@@ -3795,6 +4186,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F56
 	if e := &c.d.s73F56; v.HasF56 && e.G == c.Gen && e.I == int64(v.F56) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s73F56; v.HasF56 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F56))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F56), 0
 	} else {
 		if out, err = c.Int(out, fF56, pm, &c.d.s73F56, int64(v.F56), v.HasF56); err != nil {
 			return out, err
@@ -3803,6 +4198,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F57
 	if e := &c.d.s74F57; v.HasF57 && e.G == c.Gen && e.I == int64(v.F57) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s74F57; v.HasF57 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F57))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F57), 0
 	} else {
 		if out, err = c.Int(out, fF57, pm, &c.d.s74F57, int64(v.F57), v.HasF57); err != nil {
 			return out, err
@@ -3811,6 +4210,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F58
 	if e := &c.d.s75F58; v.HasF58 && e.G == c.Gen && e.I == int64(v.F58) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s75F58; v.HasF58 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F58))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F58), 0
 	} else {
 		if out, err = c.Int(out, fF58, pm, &c.d.s75F58, int64(v.F58), v.HasF58); err != nil {
 			return out, err
@@ -3819,6 +4222,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F59
 	if e := &c.d.s76F59; v.HasF59 && e.G == c.Gen && e.I == int64(v.F59) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s76F59; v.HasF59 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F59))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F59), 0
 	} else {
 		if out, err = c.Int(out, fF59, pm, &c.d.s76F59, int64(v.F59), v.HasF59); err != nil {
 			return out, err
@@ -3827,6 +4234,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F60
 	if e := &c.d.s77F60; v.HasF60 && e.G == c.Gen && e.I == int64(v.F60) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s77F60; v.HasF60 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F60))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F60), 0
 	} else {
 		if out, err = c.Int(out, fF60, pm, &c.d.s77F60, int64(v.F60), v.HasF60); err != nil {
 			return out, err
@@ -3835,6 +4246,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F61
 	if e := &c.d.s78F61; v.HasF61 && e.G == c.Gen && e.I == int64(v.F61) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s78F61; v.HasF61 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F61))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F61), 0
 	} else {
 		if out, err = c.Int(out, fF61, pm, &c.d.s78F61, int64(v.F61), v.HasF61); err != nil {
 			return out, err
@@ -3843,6 +4258,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F62
 	if e := &c.d.s79F62; v.HasF62 && e.G == c.Gen && e.I == int64(v.F62) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s79F62; v.HasF62 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F62))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F62), 0
 	} else {
 		if out, err = c.Int(out, fF62, pm, &c.d.s79F62, int64(v.F62), v.HasF62); err != nil {
 			return out, err
@@ -3851,6 +4270,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F63
 	if e := &c.d.s80F63; v.HasF63 && e.G == c.Gen && e.I == int64(v.F63) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s80F63; v.HasF63 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F63))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F63), 0
 	} else {
 		if out, err = c.Int(out, fF63, pm, &c.d.s80F63, int64(v.F63), v.HasF63); err != nil {
 			return out, err
@@ -3859,6 +4282,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F64
 	if e := &c.d.s81F64; v.HasF64 && e.G == c.Gen && e.I == int64(v.F64) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s81F64; v.HasF64 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F64))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F64), 0
 	} else {
 		if out, err = c.Int(out, fF64, pm, &c.d.s81F64, int64(v.F64), v.HasF64); err != nil {
 			return out, err
@@ -3867,6 +4294,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F65
 	if e := &c.d.s82F65; v.HasF65 && e.G == c.Gen && e.I == int64(v.F65) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s82F65; v.HasF65 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F65))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F65), 0
 	} else {
 		if out, err = c.Int(out, fF65, pm, &c.d.s82F65, int64(v.F65), v.HasF65); err != nil {
 			return out, err
@@ -3875,6 +4306,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F66
 	if e := &c.d.s83F66; v.HasF66 && e.G == c.Gen && e.I == int64(v.F66) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s83F66; v.HasF66 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F66))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F66), 0
 	} else {
 		if out, err = c.Int(out, fF66, pm, &c.d.s83F66, int64(v.F66), v.HasF66); err != nil {
 			return out, err
@@ -3883,6 +4318,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F67
 	if e := &c.d.s84F67; v.HasF67 && e.G == c.Gen && e.I == int64(v.F67) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s84F67; v.HasF67 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F67))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F67), 0
 	} else {
 		if out, err = c.Int(out, fF67, pm, &c.d.s84F67, int64(v.F67), v.HasF67); err != nil {
 			return out, err
@@ -3891,6 +4330,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F68
 	if e := &c.d.s85F68; v.HasF68 && e.G == c.Gen && e.I == int64(v.F68) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s85F68; v.HasF68 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F68))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F68), 0
 	} else {
 		if out, err = c.Int(out, fF68, pm, &c.d.s85F68, int64(v.F68), v.HasF68); err != nil {
 			return out, err
@@ -3899,6 +4342,10 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 	// F69
 	if e := &c.d.s86F69; v.HasF69 && e.G == c.Gen && e.I == int64(v.F69) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s86F69; v.HasF69 && (true) {
+		pm.Bit(out, true)
+		out = fast.AppendUintNullable(out, uint64(v.F69))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.F69), 0
 	} else {
 		if out, err = c.Int(out, fF69, pm, &c.d.s86F69, int64(v.F69), v.HasF69); err != nil {
 			return out, err

@@ -287,10 +287,26 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
@@ -309,10 +325,26 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
@@ -335,11 +367,27 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
@@ -397,7 +445,10 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -418,6 +469,27 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.MDUpdateAction = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.MDUpdateAction = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, &c.d.s1MDUpdateAction)
@@ -537,6 +609,27 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
 			v.RptSeq = uint32(x)
 			done = true
+		} else {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				pm.Next(b)
+				p += n
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+				v.RptSeq = uint32(x)
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq, pm, &c.d.s4RptSeq)
@@ -596,6 +689,46 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				done = true
 			}
 		}
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 			if err != nil {
@@ -624,10 +757,26 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -653,11 +802,27 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, nil)
@@ -690,10 +855,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
@@ -712,10 +893,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
@@ -734,10 +931,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
@@ -787,10 +1000,26 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
@@ -813,11 +1042,27 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
@@ -875,7 +1120,10 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 	var err error
 	_ = err
 	var own fastrt.PMap
-	if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+		own.Bits = uint64(b[p]&0x7f) << 57
+		p++
+	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
 		return p, err
 	}
 	pm = &own
@@ -972,6 +1220,43 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 				done = true
 			}
 		}
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
+					p = q + dn
+					done = true
+				}
+			}
+		}
 		if !done {
 			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 			if err != nil {
@@ -992,10 +1277,26 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 					v.MDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -1020,11 +1321,27 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
@@ -1057,10 +1374,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
@@ -1079,10 +1412,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
@@ -1105,11 +1454,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TotNumReports, v.HasTotNumReports = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TotNumReports, v.HasTotNumReports = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
@@ -1164,11 +1529,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID, pm, nil)
@@ -1277,10 +1658,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.MinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -1301,10 +1698,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.PriceExponent = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.PriceExponent = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.PriceExponent = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fPriceExponent, pm, nil)
@@ -1353,11 +1767,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MarketDepth, v.HasMarketDepth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
@@ -1418,10 +1848,26 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
@@ -1440,10 +1886,26 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
@@ -1497,11 +1959,27 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
@@ -1601,10 +2079,26 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
@@ -1623,10 +2117,26 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
@@ -1645,10 +2155,26 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
@@ -1675,10 +2201,26 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
@@ -1697,10 +2239,26 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
@@ -1719,10 +2277,26 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.NewSeqNo = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.NewSeqNo = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
@@ -1972,6 +2546,10 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	// MDUpdateAction
 	if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 		pm.Bit(out, false)
+	} else if e := &c.d.s1MDUpdateAction; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
 		if out, err = c.Int(out, fMDUpdateAction, pm, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
 			return out, err
@@ -1980,6 +2558,11 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	// MDEntryType
 	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType, pm, &c.d.s2MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -1988,6 +2571,11 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	// Symbol
 	if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.Symbol...)
 	} else {
 		if out, err = c.Vector(out, fSymbol, pm, &c.d.s3Symbol, v.Symbol, true); err != nil {
 			return out, err
@@ -1997,6 +2585,10 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	if e := &c.d.s4RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
 		pm.Bit(out, false)
 		e.I++
+	} else if e := &c.d.s4RptSeq; true {
+		pm.Bit(out, true)
+		out = fastrt.AppendUint(out, uint64(v.RptSeq))
+		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
 		if out, err = c.Int(out, fRptSeq, pm, &c.d.s4RptSeq, int64(v.RptSeq), true); err != nil {
 			return out, err
@@ -2013,8 +2605,37 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 		}
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-		return out, err
+	if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.HasMDEntryPx && v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if true {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			return out, err
+		}
 	}
 	// MDEntrySize
 	if !v.HasMDEntrySize {
@@ -2104,6 +2725,11 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 	// MDEntryType
 	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 		pm.Bit(out, false)
+	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+		pm.Bit(out, true)
+		out = o
+		e.G, e.T, e.Msg = c.Gen, 6, 0
+		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
 		if out, err = c.Vector(out, fMDEntryType2, pm, &c.d.s2MDEntryType, v.MDEntryType, true); err != nil {
 			return out, err
@@ -2120,8 +2746,37 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 		}
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true); err != nil {
-		return out, err
+	if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if true {
+			pm.Bit(out, true)
+			out = fastrt.AppendInt(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true); err != nil {
+			return out, err
+		}
 	}
 	// MDEntrySize
 	if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {

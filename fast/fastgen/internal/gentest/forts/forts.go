@@ -680,10 +680,26 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
@@ -702,10 +718,26 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
@@ -728,11 +760,27 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
@@ -796,10 +844,26 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			v.MDUpdateAction = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MDUpdateAction = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MDUpdateAction = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
@@ -853,11 +917,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID, pm, nil)
@@ -955,11 +1035,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID, pm, nil)
@@ -979,10 +1075,26 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq, pm, nil)
@@ -1005,11 +1117,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MarketDepth, v.HasMarketDepth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
@@ -1033,11 +1161,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDPriceLevel, pm, nil)
@@ -1063,13 +1207,30 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntryID, v.HasMDEntryID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryID, pm, nil)
@@ -1099,10 +1260,26 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -1130,13 +1307,30 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntrySize, pm, nil)
@@ -1160,11 +1354,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
@@ -1184,10 +1394,26 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.MDEntryTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
@@ -1212,13 +1438,30 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, nil)
@@ -1280,13 +1523,30 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TrdType, v.HasTrdType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TrdType, v.HasTrdType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTrdType, pm, nil)
@@ -1316,10 +1576,26 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -1347,13 +1623,30 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDFlags, v.HasMDFlags = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDFlags, pm, nil)
@@ -1413,11 +1706,27 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.Revision, v.HasRevision = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.Revision, v.HasRevision = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRevision, pm, nil)
@@ -1485,10 +1794,26 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
@@ -1507,10 +1832,26 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
@@ -1533,11 +1874,27 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
@@ -1557,10 +1914,26 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			v.RptSeq = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RptSeq = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RptSeq = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
@@ -1579,10 +1952,26 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			v.TotNumReports = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNumReports = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNumReports = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
@@ -1601,10 +1990,26 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
@@ -1627,11 +2032,27 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID2, pm, nil)
@@ -1804,11 +2225,27 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID2, pm, nil)
@@ -1834,13 +2271,30 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntryID, v.HasMDEntryID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryID2, pm, nil)
@@ -1864,11 +2318,27 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MarketDepth, v.HasMarketDepth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth2, pm, nil)
@@ -1898,10 +2368,26 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -1927,11 +2413,27 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
@@ -1951,10 +2453,26 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.MDEntryTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
@@ -1979,13 +2497,30 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntrySize2, pm, nil)
@@ -2009,11 +2544,27 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDPriceLevel2, pm, nil)
@@ -2039,13 +2590,30 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
@@ -2107,13 +2675,30 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TrdType, v.HasTrdType = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TrdType, v.HasTrdType = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTrdType2, pm, nil)
@@ -2139,13 +2724,30 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDFlags, v.HasMDFlags = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDFlags2, pm, nil)
@@ -2249,10 +2851,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
@@ -2271,10 +2889,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
@@ -2293,10 +2927,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.TotNumReports = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TotNumReports = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TotNumReports = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, pm, nil)
@@ -2360,10 +3010,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID3, pm, nil)
@@ -2538,10 +3204,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2573,10 +3255,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2602,11 +3300,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
@@ -2699,11 +3413,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.TradingSessionID, v.HasTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID, pm, nil)
@@ -2727,11 +3457,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID3, pm, nil)
@@ -2761,10 +3507,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2871,10 +3633,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2906,10 +3684,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2941,10 +3735,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -2976,10 +3786,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3011,10 +3837,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3046,10 +3888,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3081,10 +3939,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3152,10 +4026,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3187,10 +4077,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3296,10 +4202,26 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 					v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3398,11 +4320,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityDate, v.HasMaturityDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityDate, v.HasMaturityDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
@@ -3426,11 +4364,27 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MaturityTime, v.HasMaturityTime = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MaturityTime, v.HasMaturityTime = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMaturityTime, pm, nil)
@@ -3491,11 +4445,27 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MarketDepth, v.HasMarketDepth = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MarketDepth, v.HasMarketDepth = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMarketDepth3, pm, nil)
@@ -3519,11 +4489,27 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDBookType, v.HasMDBookType = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDBookType, v.HasMDBookType = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDBookType, pm, nil)
@@ -3584,11 +4570,27 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, pm, nil)
@@ -3645,10 +4647,26 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			v.LegSecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.LegSecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.LegSecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLegSecurityID, pm, nil)
@@ -3670,10 +4688,26 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 					v.LegRatioQty = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LegRatioQty = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LegRatioQty = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3700,10 +4734,27 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.InstrAttribType = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.InstrAttribType = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
@@ -3759,10 +4810,27 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			v.EventType = int32(fastrt.SignExtend7(b[p]))
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-			v.EventType = int32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+				v.EventType = int32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEventType, pm, nil)
@@ -3781,10 +4849,26 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			v.EventDate = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.EventDate = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.EventDate = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEventDate, pm, nil)
@@ -3803,10 +4887,26 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 			v.EventTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.EventTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.EventTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fEventTime, pm, nil)
@@ -3837,10 +4937,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
@@ -3859,10 +4975,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
@@ -3881,10 +5013,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID4, pm, nil)
@@ -3915,10 +5063,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Volatility, v.HasVolatility = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3950,10 +5114,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -3985,10 +5165,26 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4022,10 +5218,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
@@ -4044,10 +5256,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
@@ -4066,10 +5294,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			v.SecurityID = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SecurityID = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SecurityID = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID5, pm, nil)
@@ -4125,11 +5369,27 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
@@ -4159,10 +5419,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4194,10 +5470,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4229,10 +5521,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4264,10 +5572,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4299,10 +5623,26 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -4336,10 +5676,26 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, erro
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
@@ -4358,10 +5714,26 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, erro
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
@@ -4392,10 +5764,26 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
@@ -4414,10 +5802,26 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
@@ -4436,10 +5840,26 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			v.NewSeqNo = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.NewSeqNo = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.NewSeqNo = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
@@ -4470,10 +5890,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
@@ -4492,10 +5928,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
@@ -4514,10 +5966,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.TradSesOpenTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.TradSesOpenTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.TradSesOpenTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, pm, nil)
@@ -4536,10 +6004,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.TradSesCloseTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.TradSesCloseTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.TradSesCloseTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesCloseTime, pm, nil)
@@ -4562,11 +6046,27 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingStartTime, pm, nil)
@@ -4590,11 +6090,27 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingEndTime, pm, nil)
@@ -4614,10 +6130,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.TradingSessionID = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradingSessionID = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradingSessionID = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradingSessionID2, pm, nil)
@@ -4640,11 +6172,27 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID4, pm, nil)
@@ -4664,10 +6212,26 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			v.TradSesStatus = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.TradSesStatus = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.TradSesStatus = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, pm, nil)
@@ -4725,13 +6289,30 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 && x >= -1<<31 && x <= 1<<31 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradSesEvent, v.HasTradSesEvent = int32(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 && x >= -1<<31 && x <= 1<<31 {
+				if x > 0 {
+					x--
+				}
+				v.TradSesEvent, v.HasTradSesEvent = int32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradSesEvent, pm, nil)
@@ -4763,10 +6344,26 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
@@ -4785,10 +6382,26 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
@@ -4811,11 +6424,27 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.LastFragment, v.HasLastFragment = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.LastFragment, v.HasLastFragment = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment3, pm, nil)
@@ -4875,11 +6504,27 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.OrigTime, v.HasOrigTime = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.OrigTime, v.HasOrigTime = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
@@ -4939,11 +6584,27 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.Urgency, v.HasUrgency = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.Urgency, v.HasUrgency = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fUrgency, pm, nil)
@@ -5083,10 +6744,26 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
@@ -5105,10 +6782,26 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
@@ -5127,10 +6820,26 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			v.LastFragment = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastFragment = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastFragment = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment4, pm, nil)
@@ -5193,10 +6902,26 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			v.MDUpdateAction = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MDUpdateAction = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MDUpdateAction = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
@@ -5252,13 +6977,30 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntryID, v.HasMDEntryID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryID3, pm, nil)
@@ -5282,11 +7024,27 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID6, pm, nil)
@@ -5312,11 +7070,27 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RptSeq, v.HasRptSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RptSeq, v.HasRptSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, nil)
@@ -5340,11 +7114,27 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate3, pm, nil)
@@ -5364,10 +7154,26 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.MDEntryTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, nil)
@@ -5396,10 +7202,26 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -5427,13 +7249,30 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntrySize3, pm, nil)
@@ -5463,10 +7302,26 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.LastPx, v.HasLastPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -5494,13 +7349,30 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.LastQty, v.HasLastQty = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.LastQty, v.HasLastQty = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastQty, pm, nil)
@@ -5526,13 +7398,30 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradeID, v.HasTradeID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.TradeID, v.HasTradeID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeID, pm, nil)
@@ -5556,11 +7445,27 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID5, pm, nil)
@@ -5586,13 +7491,30 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDFlags, v.HasMDFlags = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDFlags3, pm, nil)
@@ -5616,11 +7538,27 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.Revision, v.HasRevision = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.Revision, v.HasRevision = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRevision2, pm, nil)
@@ -5652,10 +7590,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
@@ -5674,10 +7628,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
@@ -5696,10 +7666,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.LastMsgSeqNumProcessed = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastMsgSeqNumProcessed = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastMsgSeqNumProcessed = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
@@ -5722,11 +7708,27 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.RptSeq, v.HasRptSeq = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.RptSeq, v.HasRptSeq = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, nil)
@@ -5746,10 +7748,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.LastFragment = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.LastFragment = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.LastFragment = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fLastFragment5, pm, nil)
@@ -5768,10 +7786,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.RouteFirst = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.RouteFirst = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.RouteFirst = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fRouteFirst, pm, nil)
@@ -5790,10 +7824,26 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			v.ExchangeTradingSessionID = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.ExchangeTradingSessionID = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.ExchangeTradingSessionID = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID6, pm, nil)
@@ -5816,11 +7866,27 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			x--
-			v.SecurityID, v.HasSecurityID = uint64(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				x--
+				v.SecurityID, v.HasSecurityID = uint64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSecurityID7, pm, nil)
@@ -5923,13 +7989,30 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntryID, v.HasMDEntryID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntryID, v.HasMDEntryID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryID4, pm, nil)
@@ -5953,11 +8036,27 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32 {
-			x--
-			v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32 {
+				x--
+				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryDate4, pm, nil)
@@ -5977,10 +8076,26 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			v.MDEntryTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.MDEntryTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.MDEntryTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, nil)
@@ -6009,10 +8124,26 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -6040,13 +8171,30 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDEntrySize, v.HasMDEntrySize = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDEntrySize4, pm, nil)
@@ -6072,13 +8220,30 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.TradeID, v.HasTradeID = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.TradeID, v.HasTradeID = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fTradeID2, pm, nil)
@@ -6104,13 +8269,30 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			p++
 			done = true
-		} else if x, n := fastrt.Int(b, p); n > 0 {
-			if x > 0 {
-				x--
+		}
+		if !done {
+			x, n := int64(0), 0
+			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+				x = int64(int8(q[0]<<1) >> 1)
+				if q[1] >= 0x80 {
+					x, n = x<<7|int64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+				}
 			}
-			v.MDFlags, v.HasMDFlags = int64(x), true
-			p += n
-			done = true
+			if n == 0 {
+				x, n = fastrt.Int(b, p)
+			}
+			if n > 0 {
+				if x > 0 {
+					x--
+				}
+				v.MDFlags, v.HasMDFlags = int64(x), true
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMDFlags4, pm, nil)
@@ -6142,10 +8324,26 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
@@ -6164,10 +8362,26 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
@@ -6198,10 +8412,26 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			v.MsgSeqNum = uint32(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 && x <= 1<<32-1 {
-			v.MsgSeqNum = uint32(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 && x <= 1<<32-1 {
+				v.MsgSeqNum = uint32(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
@@ -6220,10 +8450,26 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			v.SendingTime = uint64(b[p] & 0x7f)
 			p++
 			done = true
-		} else if x, n := fastrt.Uint(b, p); n > 0 {
-			v.SendingTime = uint64(x)
-			p += n
-			done = true
+		}
+		if !done {
+			x, n := uint64(0), 0
+			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+				if q[1] >= 0x80 {
+					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+				} else if q[2] >= 0x80 {
+					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+				} else if q[3] >= 0x80 {
+					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+				}
+			}
+			if n == 0 {
+				x, n = fastrt.Uint(b, p)
+			}
+			if n > 0 {
+				v.SendingTime = uint64(x)
+				p += n
+				done = true
+			}
 		}
 		if !done {
 			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)

@@ -368,10 +368,26 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pm *fastrt.PMap) (int
 					v.Value = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Value = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Value = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -408,10 +424,26 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pm *fastrt.PMap) (int,
 					v.Value, v.HasValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
 					p = q + 1
 					done = true
-				} else if m, n := fastrt.Int(b, q); n > 0 {
-					v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + n
-					done = true
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					if n > 0 {
+						v.Value, v.HasValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+						p = q + n
+						done = true
+					}
 				}
 			}
 		}
@@ -462,6 +494,46 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pm *fast
 				v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
+			}
+		}
+		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+			exp := fastrt.SignExtend7(b[p])
+			if exp > 0 {
+				exp--
+			}
+			base := int64(0)
+			if me.G == c.Gen {
+				base = me.I
+			}
+			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+				d, dn := int64(0), 0
+				if b[q] >= 0x80 {
+					d, dn = fastrt.SignExtend7(b[q]), 1
+				} else {
+					x, n := int64(0), 0
+					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						x = int64(int8(q[0]<<1) >> 1)
+						if q[1] >= 0x80 {
+							x, n = x<<7|int64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Int(b, q)
+					}
+					d, dn = x, n
+				}
+				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+					pm.Next(b)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+					v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+					p = q + dn
+					done = true
+				}
 			}
 		}
 		if !done {
@@ -1196,8 +1268,37 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 	var err error
 	_ = err
 	// Value
-	if out, err = c.SplitDecimal(out, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
-		return out, err
+	if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; v.HasValue && v.Value.Exponent >= -63 && v.Value.Exponent <= 63 && me.G != c.Gen+1 {
+		base := int64(0)
+		if me.G == c.Gen {
+			base = me.I
+		}
+		m, exp := v.Value.Mantissa, int64(v.Value.Exponent)
+		d := m - base
+		sent := true
+		if (m^base)&(m^d) < 0 {
+			sent = false
+		} else if ee.G == c.Gen && ee.I == exp {
+			pm.Bit(out, false)
+		} else if true {
+			pm.Bit(out, true)
+			out = fast.AppendIntNullable(out, exp)
+			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+		} else {
+			sent = false
+		}
+		if sent {
+			out = fastrt.AppendInt(out, d)
+			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+		} else {
+			if out, err = c.SplitDecimal(out, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+				return out, err
+			}
+		}
+	} else {
+		if out, err = c.SplitDecimal(out, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+			return out, err
+		}
 	}
 	return out, nil
 }
