@@ -1,7 +1,10 @@
 package fastgen
 
 import (
+	"bytes"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"fastfeed/fast"
 )
@@ -67,8 +70,12 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 		if t.t.ResetEach {
 			g.w("c.Reset()\n")
 		}
-		g.w("if p, err = c.d%d(b, p, &m.%s, &pm); err != nil {\nreturn 0, fastrt.SetTemplate(err, %q)\n}\n", t.seg.id, t.seg.typeName, t.t.Name)
-		g.w("if pm.Leftover(b) {\nreturn 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, \"presence map has more bits than the template uses\"), %q)\n}\n", t.t.Name)
+		if regMode(t.seg) {
+			g.w("pmb, pmx := pm.Short(b)\nif p, err = c.d%d(b, p, &m.%s, pmb, pmx); err != nil {\nreturn 0, fastrt.SetTemplate(err, %q)\n}\n", t.seg.id, t.seg.typeName, t.t.Name)
+		} else {
+			g.w("if p, err = c.d%d(b, p, &m.%s, &pm); err != nil {\nreturn 0, fastrt.SetTemplate(err, %q)\n}\n", t.seg.id, t.seg.typeName, t.t.Name)
+			g.w("if pm.Leftover(b) {\nreturn 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, \"presence map has more bits than the template uses\"), %q)\n}\n", t.t.Name)
+		}
 		if t.t.Reset {
 			g.w("c.Reset()\n")
 		}
@@ -80,20 +87,69 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	}
 }
 
+// regMode reports whether a segment keeps its presence map in a register: it has its own
+// map and uses at most 63 bits of it.
+func regMode(s *segment) bool { return s.ownPmap && s.bits <= 63 }
+
 func (g *gen) decSegment(s *segment) {
-	g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
+	reg := regMode(s)
+	if s.owner == nil && reg {
+		g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pmb uint64, pmx bool) (int, error) {\n", s.id, s.typeName)
+		g.w("var pm *fastrt.PMap\n_ = pm\n")
+	} else {
+		g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
+	}
 	g.w("var err error\n_ = err\n")
-	if s.owner != nil && s.ownPmap {
-		g.w("var own fastrt.PMap\nif uint(p) < uint(len(b)) && b[p] >= 0x80 {\nown.Bits = uint64(b[p]&0x7f) << 57\np++\n} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
+	if reg {
+		g.w("var tpm fastrt.PMap\n_ = tpm\n")
+	}
+	if s.owner != nil && reg {
+		g.w("var pmb uint64\npmx := false\nif uint(p) < uint(len(b)) && b[p] >= 0x80 {\npmb = uint64(b[p]&0x7f) << 57\np++\n} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {\nreturn p, err\n}\n")
+	} else if s.owner != nil && s.ownPmap {
+		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
 	}
 	for _, f := range s.fields {
 		g.w("// %s\n", f.f.Name)
+		if !reg {
+			g.decField(s, f)
+			continue
+		}
+		var tmp bytes.Buffer
+		g.buf, tmp = tmp, g.buf
 		g.decField(s, f)
+		g.buf, tmp = tmp, g.buf
+		g.buf.WriteString(toReg(tmp.String()))
 	}
-	if s.owner != nil && s.ownPmap {
+	switch {
+	case s.owner == nil && reg:
+		g.w("if pmb != 0 || pmx {\nreturn p, fastrt.Err(fast.R8, p, nil, \"presence map has more bits than the template uses\")\n}\n")
+	case reg:
+		g.w("if pmb != 0 || pmx {\nreturn p, fastrt.Err(fast.R8, p, %s, \"presence map has more bits than the segment uses\")\n}\n", s.ownerVar)
+	case s.owner != nil && s.ownPmap:
 		g.w("if own.Leftover(b) {\nreturn p, fastrt.Err(fast.R8, p, %s, \"presence map has more bits than the segment uses\")\n}\n", s.ownerVar)
 	}
 	g.w("return p, nil\n}\n\n")
+}
+
+var (
+	reGroupBit = regexp.MustCompile(`if (v\.\w+) = pm\.Next\(b\); (v\.\w+) \{`)
+	reLeft     = regexp.MustCompile(`\bpm\.`)
+	reCall     = regexp.MustCompile(`(?m)^(.*:?= c\.\w+\(b, p, \w+, )pm(, .*)$`)
+)
+
+// toReg rewrites a field's code for a presence map in the register pmb.
+func toReg(code string) string {
+	code = reGroupBit.ReplaceAllString(code, "$1 = int64(pmb) < 0\npmb <<= 1\nif $2 {")
+	code = strings.ReplaceAll(code, "!pm.Peek(b)", "int64(pmb) >= 0")
+	code = strings.ReplaceAll(code, "pm.Peek(b)", "int64(pmb) < 0")
+	code = strings.ReplaceAll(code, "pm.Next(b)\n", "pmb <<= 1\n")
+	code = reCall.ReplaceAllString(code, "tpm.Bits = pmb\n${1}&tpm${2}\npmb = tpm.Bits")
+	code = strings.ReplaceAll(code, "], pm); err != nil", "], nil); err != nil")
+	code = strings.ReplaceAll(code, ", pm); err != nil", ", nil); err != nil")
+	if reLeft.MatchString(code) {
+		panic("fastgen: presence map use left in register mode:\n" + code)
+	}
+	return code
 }
 
 // setv writes the assignment of a decoded value and its presence.

@@ -661,3 +661,29 @@ func SeqCheck(n, p, size, minBytes int, f *Field) error {
 	}
 	return nil
 }
+
+// ReadPMapShort reads a presence map at b[p:] for a segment that uses at most 63 bits:
+// the first 63 bits in a register, and extra reporting whether any later bit is set (which
+// the segment cannot use: R8 when it ends).
+func ReadPMapShort(b []byte, p int) (bits uint64, extra bool, np int, err error) {
+	var pm PMap
+	if np, err = ReadPMap(b, p, &pm); err != nil {
+		return 0, false, p, err
+	}
+	bits, extra = pm.Short(b)
+	return bits, extra, np, nil
+}
+
+// Short returns the unread bits of the map as ReadPMapShort does.
+func (p *PMap) Short(b []byte) (bits uint64, extra bool) {
+	if !p.long {
+		return p.Bits, false
+	}
+	q := *p
+	for i := 0; i < 63; i++ {
+		if q.nextLong(b) {
+			bits |= 1 << (63 - i)
+		}
+	}
+	return bits, q.Leftover(b)
+}

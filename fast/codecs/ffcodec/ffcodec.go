@@ -217,65 +217,57 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 1:
 		m.ID = 1
-		if p, err = c.d0(b, p, &m.MDIncRefresh, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.MDIncRefresh, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh")
 		}
 		return p, nil
 	case 2:
 		m.ID = 2
-		if p, err = c.d2(b, p, &m.MDSnapshotFullRefresh, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.MDSnapshotFullRefresh, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh")
 		}
 		return p, nil
 	case 3:
 		m.ID = 3
-		if p, err = c.d4(b, p, &m.SecurityDefinition, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d4(b, p, &m.SecurityDefinition, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SecurityDefinition")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SecurityDefinition")
 		}
 		return p, nil
 	case 4:
 		m.ID = 4
-		if p, err = c.d5(b, p, &m.SecurityStatus, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d5(b, p, &m.SecurityStatus, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SecurityStatus")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SecurityStatus")
 		}
 		return p, nil
 	case 5:
 		m.ID = 5
-		if p, err = c.d6(b, p, &m.Heartbeat, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d6(b, p, &m.Heartbeat, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Heartbeat")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Heartbeat")
 		}
 		return p, nil
 	case 6:
 		m.ID = 6
-		if p, err = c.d7(b, p, &m.SequenceReset, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d7(b, p, &m.SequenceReset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SequenceReset")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SequenceReset")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// ApplVerID
@@ -309,7 +301,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -347,7 +341,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -390,7 +386,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -407,7 +405,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -431,12 +431,15 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d1(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d1(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -444,26 +447,28 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pm *fastrt.PMap) (int, er
 func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s1MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -484,7 +489,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -492,7 +497,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, &c.d.s1MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s1MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -505,9 +512,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s2MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -528,7 +535,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -537,7 +544,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, &c.d.s2MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s2MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -550,9 +559,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s3Symbol
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Symbol = e.Cur
 				} else {
@@ -573,7 +582,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Symbol = w
@@ -582,7 +591,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol, pm, &c.d.s3Symbol)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, &c.d.s3Symbol)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -595,15 +606,15 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s4RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -624,7 +635,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -632,7 +643,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq, pm, &c.d.s4RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s4RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -667,7 +680,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -680,16 +695,16 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	// MDEntryPx
 	{
 		done := false
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -720,7 +735,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -730,7 +745,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -781,7 +798,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -825,7 +844,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -835,15 +856,19 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// ApplVerID
@@ -877,7 +902,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -915,7 +942,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -953,7 +982,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -984,7 +1015,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1022,7 +1055,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1065,7 +1100,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1082,7 +1119,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1106,12 +1145,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d3(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d3(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -1119,21 +1161,23 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pm *fastrt.PMap)
 func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		e := &c.d.s2MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -1154,7 +1198,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -1163,7 +1207,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, &c.d.s2MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s2MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1198,7 +1244,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1211,16 +1259,16 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 	// MDEntryPx
 	{
 		done := false
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			base := int64(0)
 			if me.G == c.Gen {
@@ -1248,7 +1296,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
@@ -1258,7 +1306,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1301,7 +1351,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1344,7 +1396,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1354,15 +1408,19 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -1396,7 +1454,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1434,7 +1494,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1477,7 +1539,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1509,7 +1573,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1552,7 +1618,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1588,7 +1656,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1624,7 +1694,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1638,7 +1710,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1682,7 +1756,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1721,7 +1797,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceExponent, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceExponent, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1734,7 +1812,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSizeExponent, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSizeExponent, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1747,7 +1827,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDBookType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDBookType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1790,7 +1872,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1822,7 +1906,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fApplID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fApplID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1831,12 +1917,19 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -1870,7 +1963,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1908,7 +2003,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1939,7 +2036,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1982,7 +2081,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2018,7 +2119,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2054,7 +2157,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2064,12 +2169,19 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// MsgSeqNum
@@ -2101,7 +2213,9 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2139,7 +2253,9 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2177,7 +2293,9 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2186,12 +2304,19 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// MsgSeqNum
@@ -2223,7 +2348,9 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2261,7 +2388,9 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2299,7 +2428,9 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2307,6 +2438,9 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, e
 			v.NewSeqNo = uint32(x)
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

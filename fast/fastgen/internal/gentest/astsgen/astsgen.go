@@ -1177,173 +1177,141 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 2101:
 		m.ID = 2101
-		if p, err = c.d0(b, p, &m.A, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.A, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "A")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "A")
 		}
 		return p, nil
 	case 2102:
 		m.ID = 2102
-		if p, err = c.d1(b, p, &m.X5, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.X5, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "5")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "5")
 		}
 		return p, nil
 	case 2103:
 		m.ID = 2103
-		if p, err = c.d2(b, p, &m.WGeneric, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.WGeneric, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "W-Generic")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "W-Generic")
 		}
 		return p, nil
 	case 2104:
 		m.ID = 2104
-		if p, err = c.d4(b, p, &m.XGeneric, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d4(b, p, &m.XGeneric, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-Generic")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-Generic")
 		}
 		return p, nil
 	case 2510:
 		m.ID = 2510
-		if p, err = c.d6(b, p, &m.WOLSFOND, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d6(b, p, &m.WOLSFOND, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "W-OLS-FOND")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "W-OLS-FOND")
 		}
 		return p, nil
 	case 3600:
 		m.ID = 3600
-		if p, err = c.d8(b, p, &m.WOLSCURR, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d8(b, p, &m.WOLSCURR, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "W-OLS-CURR")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "W-OLS-CURR")
 		}
 		return p, nil
 	case 2511:
 		m.ID = 2511
-		if p, err = c.d10(b, p, &m.WTLSFOND, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.WTLSFOND, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "W-TLS-FOND")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "W-TLS-FOND")
 		}
 		return p, nil
 	case 3601:
 		m.ID = 3601
-		if p, err = c.d12(b, p, &m.WTLSCURR, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d12(b, p, &m.WTLSCURR, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "W-TLS-CURR")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "W-TLS-CURR")
 		}
 		return p, nil
 	case 2523:
 		m.ID = 2523
-		if p, err = c.d14(b, p, &m.XMSRFOND, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d14(b, p, &m.XMSRFOND, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-MSR-FOND")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-MSR-FOND")
 		}
 		return p, nil
 	case 3613:
 		m.ID = 3613
-		if p, err = c.d16(b, p, &m.XMSRCURR, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d16(b, p, &m.XMSRCURR, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-MSR-CURR")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-MSR-CURR")
 		}
 		return p, nil
 	case 2520:
 		m.ID = 2520
-		if p, err = c.d18(b, p, &m.XOLRFOND, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d18(b, p, &m.XOLRFOND, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-OLR-FOND")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-OLR-FOND")
 		}
 		return p, nil
 	case 3610:
 		m.ID = 3610
-		if p, err = c.d20(b, p, &m.XOLRCURR, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d20(b, p, &m.XOLRCURR, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-OLR-CURR")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-OLR-CURR")
 		}
 		return p, nil
 	case 2521:
 		m.ID = 2521
-		if p, err = c.d22(b, p, &m.XTLRFOND, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d22(b, p, &m.XTLRFOND, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-TLR-FOND")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-TLR-FOND")
 		}
 		return p, nil
 	case 3611:
 		m.ID = 3611
-		if p, err = c.d24(b, p, &m.XTLRCURR, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d24(b, p, &m.XTLRCURR, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "X-TLR-CURR")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "X-TLR-CURR")
 		}
 		return p, nil
 	case 2115:
 		m.ID = 2115
-		if p, err = c.d26(b, p, &m.D, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d26(b, p, &m.D, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "d")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "d")
 		}
 		return p, nil
 	case 2106:
 		m.ID = 2106
-		if p, err = c.d30(b, p, &m.F, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d30(b, p, &m.F, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "f")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "f")
 		}
 		return p, nil
 	case 2107:
 		m.ID = 2107
-		if p, err = c.d31(b, p, &m.H, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d31(b, p, &m.H, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "h")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "h")
 		}
 		return p, nil
 	case 2108:
 		m.ID = 2108
-		if p, err = c.d32(b, p, &m.X0, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d32(b, p, &m.X0, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "0")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "0")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// BeginString
@@ -1372,7 +1340,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTargetCompID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTargetCompID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1410,7 +1380,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1448,7 +1420,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1487,7 +1461,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fHeartBtInt, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fHeartBtInt, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1522,7 +1498,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fUsername, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fUsername, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1558,7 +1536,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPassword, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPassword, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1590,7 +1570,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fDefaultApplVerID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fDefaultApplVerID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1599,12 +1581,19 @@ func (c *Decoder) d0(b []byte, p int, v *A, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// BeginString
@@ -1633,7 +1622,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTargetCompID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTargetCompID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1671,7 +1662,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1709,7 +1702,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1744,7 +1739,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1754,12 +1751,19 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// BeginString
@@ -1797,7 +1801,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1835,7 +1841,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1870,7 +1878,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1902,7 +1912,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1945,7 +1957,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1985,7 +1999,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2028,7 +2044,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2072,7 +2090,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2121,7 +2141,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2170,7 +2192,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2214,7 +2238,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAuctionIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAuctionIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2265,7 +2291,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2282,7 +2310,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2306,12 +2336,15 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pm *fastrt.PMap) (int, error)
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d3(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d3(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -4175,9 +4208,13 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 	return p, nil
 }
 
-func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -4215,7 +4252,9 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4253,7 +4292,9 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4269,7 +4310,9 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4293,12 +4336,15 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pm *fastrt.PMap) (int, error)
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d5(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d5(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -6378,9 +6424,13 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 	return p, nil
 }
 
-func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// BeginString
@@ -6418,7 +6468,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6456,7 +6508,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6499,7 +6553,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6539,7 +6595,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6582,7 +6640,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6626,7 +6686,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6675,7 +6737,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6711,7 +6775,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6743,7 +6809,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6791,7 +6859,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6835,7 +6905,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAuctionIndicator2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAuctionIndicator2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6852,7 +6924,9 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6876,12 +6950,15 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d7(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d7(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -6889,21 +6966,23 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		e := &c.d.s1MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType, v.HasMDEntryType = e.Cur, true
 				} else {
@@ -6924,7 +7003,7 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType, v.HasMDEntryType = w, true
@@ -6933,7 +7012,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType3, pm, &c.d.s1MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s1MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6969,7 +7050,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6983,15 +7066,17 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate3, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7005,15 +7090,17 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7027,15 +7114,17 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime3, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7049,7 +7138,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7063,7 +7154,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7077,7 +7170,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield3, pm, &c.d.s7Yield)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fYield3, &tpm, &c.d.s7Yield)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7091,9 +7186,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s8OrderStatus
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderStatus, v.HasOrderStatus = e.Cur, true
 				} else {
@@ -7114,7 +7209,7 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderStatus, v.HasOrderStatus = w, true
@@ -7123,7 +7218,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus3, pm, &c.d.s8OrderStatus)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderStatus3, &tpm, &c.d.s8OrderStatus)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7137,9 +7234,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s9OrdType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrdType, v.HasOrdType = e.Cur, true
 				} else {
@@ -7160,7 +7257,7 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrdType, v.HasOrdType = w, true
@@ -7169,7 +7266,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrdType3, pm, &c.d.s9OrdType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrdType3, &tpm, &c.d.s9OrdType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7183,7 +7282,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, pm, &c.d.s10TotalVolume)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, &tpm, &c.d.s10TotalVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7197,9 +7298,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -7220,7 +7321,7 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -7229,7 +7330,9 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7239,15 +7342,19 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// BeginString
@@ -7285,7 +7392,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7323,7 +7432,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7366,7 +7477,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7406,7 +7519,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7449,7 +7564,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7493,7 +7610,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7542,7 +7661,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7578,7 +7699,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7610,7 +7733,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7658,7 +7783,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7675,7 +7802,9 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7699,12 +7828,15 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d9(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d9(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -7712,21 +7844,23 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		e := &c.d.s1MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType, v.HasMDEntryType = e.Cur, true
 				} else {
@@ -7747,7 +7881,7 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType, v.HasMDEntryType = w, true
@@ -7756,7 +7890,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType4, pm, &c.d.s1MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s1MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7792,7 +7928,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7806,15 +7944,17 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate4, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7828,15 +7968,17 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7850,15 +7992,17 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime4, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime4, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7872,7 +8016,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7886,7 +8032,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7900,9 +8048,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s8OrderStatus
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderStatus, v.HasOrderStatus = e.Cur, true
 				} else {
@@ -7923,7 +8071,7 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderStatus, v.HasOrderStatus = w, true
@@ -7932,7 +8080,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus4, pm, &c.d.s8OrderStatus)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderStatus4, &tpm, &c.d.s8OrderStatus)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7946,9 +8096,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -7969,7 +8119,7 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -7978,7 +8128,9 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7988,15 +8140,19 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries4, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType7
 	// BeginString
@@ -8034,7 +8190,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8072,7 +8230,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8115,7 +8275,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8155,7 +8317,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8198,7 +8362,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8242,7 +8408,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8291,7 +8459,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8327,7 +8497,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8359,7 +8531,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8407,7 +8581,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8451,7 +8627,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAuctionIndicator3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAuctionIndicator3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8468,7 +8646,9 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8492,12 +8672,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d11(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d11(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -8505,14 +8688,16 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pm *fastrt.PMap) (int, error
 func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
@@ -8535,7 +8720,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8570,7 +8757,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8584,15 +8773,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate5, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8606,15 +8797,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime5, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8628,15 +8821,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime5, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime5, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8650,9 +8845,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s12OrderSide
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderSide, v.HasOrderSide = e.Cur, true
 				} else {
@@ -8673,7 +8868,7 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderSide, v.HasOrderSide = w, true
@@ -8682,7 +8877,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide3, pm, &c.d.s12OrderSide)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderSide3, &tpm, &c.d.s12OrderSide)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8696,7 +8893,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8710,7 +8909,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8724,7 +8925,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, pm, &c.d.s13AccruedInterestAmt)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, &tpm, &c.d.s13AccruedInterestAmt)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8738,7 +8941,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, pm, &c.d.s14TradeValue)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, &tpm, &c.d.s14TradeValue)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8752,7 +8957,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield4, pm, &c.d.s7Yield)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fYield4, &tpm, &c.d.s7Yield)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8766,15 +8973,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s15SettlDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SettlDate, v.HasSettlDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate3, pm, &c.d.s15SettlDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, &c.d.s15SettlDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8788,9 +8997,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s16SettleType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SettleType, v.HasSettleType = e.Cur, true
 				} else {
@@ -8811,7 +9020,7 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SettleType, v.HasSettleType = w, true
@@ -8820,7 +9029,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType3, pm, &c.d.s16SettleType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettleType3, &tpm, &c.d.s16SettleType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8834,7 +9045,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice3, pm, &c.d.s17Price)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fPrice3, &tpm, &c.d.s17Price)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8848,15 +9061,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s18PriceType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.PriceType, v.HasPriceType = int32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType3, pm, &c.d.s18PriceType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceType3, &tpm, &c.d.s18PriceType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8870,7 +9085,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, pm, &c.d.s19RepoToPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, &tpm, &c.d.s19RepoToPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8884,7 +9101,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, pm, &c.d.s20BuyBackPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, &tpm, &c.d.s20BuyBackPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8898,15 +9117,17 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s21BuyBackDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate3, pm, &c.d.s21BuyBackDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBuyBackDate3, &tpm, &c.d.s21BuyBackDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8920,9 +9141,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -8943,7 +9164,7 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -8952,7 +9173,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8966,9 +9189,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s22RefOrderID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.RefOrderID, v.HasRefOrderID = e.Cur, true
 				} else {
@@ -8989,7 +9212,7 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.RefOrderID, v.HasRefOrderID = w, true
@@ -8998,7 +9221,9 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fRefOrderID, pm, &c.d.s22RefOrderID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fRefOrderID, &tpm, &c.d.s22RefOrderID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9008,15 +9233,19 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries5, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType8
 	// BeginString
@@ -9054,7 +9283,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9092,7 +9323,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9135,7 +9368,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9175,7 +9410,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9218,7 +9455,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9262,7 +9501,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9311,7 +9552,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9347,7 +9590,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9379,7 +9624,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9427,7 +9674,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9444,7 +9693,9 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9468,12 +9719,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d13(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d13(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -9481,14 +9735,16 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pm *fastrt.PMap) (int, error
 func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
@@ -9511,7 +9767,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9546,7 +9804,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9560,15 +9820,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate6, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9582,15 +9844,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime6, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9604,15 +9868,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime6, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime6, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9626,9 +9892,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s12OrderSide
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderSide, v.HasOrderSide = e.Cur, true
 				} else {
@@ -9649,7 +9915,7 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderSide, v.HasOrderSide = w, true
@@ -9658,7 +9924,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide4, pm, &c.d.s12OrderSide)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderSide4, &tpm, &c.d.s12OrderSide)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9672,7 +9940,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9686,7 +9956,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9700,7 +9972,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, pm, &c.d.s14TradeValue)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, &tpm, &c.d.s14TradeValue)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9714,15 +9988,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s15SettlDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SettlDate, v.HasSettlDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate4, pm, &c.d.s15SettlDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, &c.d.s15SettlDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9736,9 +10012,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s16SettleType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SettleType, v.HasSettleType = e.Cur, true
 				} else {
@@ -9759,7 +10035,7 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SettleType, v.HasSettleType = w, true
@@ -9768,7 +10044,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType4, pm, &c.d.s16SettleType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettleType4, &tpm, &c.d.s16SettleType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9782,7 +10060,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice4, pm, &c.d.s17Price)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fPrice4, &tpm, &c.d.s17Price)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9796,15 +10076,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s18PriceType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.PriceType, v.HasPriceType = int32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType4, pm, &c.d.s18PriceType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceType4, &tpm, &c.d.s18PriceType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9818,7 +10100,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, pm, &c.d.s19RepoToPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, &tpm, &c.d.s19RepoToPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9832,7 +10116,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, pm, &c.d.s20BuyBackPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, &tpm, &c.d.s20BuyBackPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9846,15 +10132,17 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s21BuyBackDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate4, pm, &c.d.s21BuyBackDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBuyBackDate4, &tpm, &c.d.s21BuyBackDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9868,9 +10156,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -9891,7 +10179,7 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -9900,7 +10188,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9914,9 +10204,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s22RefOrderID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.RefOrderID, v.HasRefOrderID = e.Cur, true
 				} else {
@@ -9937,7 +10227,7 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.RefOrderID, v.HasRefOrderID = w, true
@@ -9946,7 +10236,9 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fRefOrderID2, pm, &c.d.s22RefOrderID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fRefOrderID2, &tpm, &c.d.s22RefOrderID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9956,15 +10248,19 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries6, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// ApplVerID
@@ -10002,7 +10298,9 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10040,7 +10338,9 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10056,7 +10356,9 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10080,12 +10382,15 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d15(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d15(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -11572,9 +11877,13 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 	return p, nil
 }
 
-func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// ApplVerID
@@ -11612,7 +11921,9 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11650,7 +11961,9 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11666,7 +11979,9 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11690,12 +12005,15 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d17(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d17(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -12941,9 +13259,13 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 	return p, nil
 }
 
-func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType11
 	// ApplVerID
@@ -12981,7 +13303,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13019,7 +13343,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13035,7 +13361,9 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13059,12 +13387,15 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d19(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d19(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -13072,14 +13403,16 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pm *fastrt.PMap) (int, error
 func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
@@ -13114,7 +13447,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13128,9 +13463,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s1MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType, v.HasMDEntryType = e.Cur, true
 				} else {
@@ -13151,7 +13486,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType, v.HasMDEntryType = w, true
@@ -13160,7 +13495,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType9, pm, &c.d.s1MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, &c.d.s1MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13196,7 +13533,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13210,9 +13549,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s23Symbol
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Symbol, v.HasSymbol = e.Cur, true
 				} else {
@@ -13233,7 +13572,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Symbol, v.HasSymbol = w, true
@@ -13242,7 +13581,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol9, pm, &c.d.s23Symbol)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol9, &tpm, &c.d.s23Symbol)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13291,7 +13632,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13305,15 +13648,17 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate9, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13327,15 +13672,17 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime9, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime9, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13349,15 +13696,17 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime7, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime7, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13371,7 +13720,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13385,7 +13736,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13399,7 +13752,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield6, pm, &c.d.s7Yield)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fYield6, &tpm, &c.d.s7Yield)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13413,9 +13768,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s8OrderStatus
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderStatus, v.HasOrderStatus = e.Cur, true
 				} else {
@@ -13436,7 +13791,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderStatus, v.HasOrderStatus = w, true
@@ -13445,7 +13800,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus5, pm, &c.d.s8OrderStatus)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderStatus5, &tpm, &c.d.s8OrderStatus)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13459,9 +13816,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s9OrdType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrdType, v.HasOrdType = e.Cur, true
 				} else {
@@ -13482,7 +13839,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrdType, v.HasOrdType = w, true
@@ -13491,7 +13848,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrdType4, pm, &c.d.s9OrdType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrdType4, &tpm, &c.d.s9OrdType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13505,7 +13864,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, pm, &c.d.s10TotalVolume)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, &tpm, &c.d.s10TotalVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13519,9 +13880,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s24TradingSessionID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
 				} else {
@@ -13542,7 +13903,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionID, v.HasTradingSessionID = w, true
@@ -13551,7 +13912,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID9, pm, &c.d.s24TradingSessionID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID9, &tpm, &c.d.s24TradingSessionID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13565,9 +13928,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -13588,7 +13951,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -13597,7 +13960,9 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13607,15 +13972,19 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries9, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType12
 	// ApplVerID
@@ -13653,7 +14022,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13691,7 +14062,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13707,7 +14080,9 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13731,12 +14106,15 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d21(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d21(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -13744,27 +14122,31 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pm *fastrt.PMap) (int, error
 func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s25MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, pm, &c.d.s25MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s25MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13778,9 +14160,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s1MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType, v.HasMDEntryType = e.Cur, true
 				} else {
@@ -13801,7 +14183,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType, v.HasMDEntryType = w, true
@@ -13810,7 +14192,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType10, pm, &c.d.s1MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, &c.d.s1MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13846,7 +14230,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13860,9 +14246,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s23Symbol
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Symbol, v.HasSymbol = e.Cur, true
 				} else {
@@ -13883,7 +14269,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Symbol, v.HasSymbol = w, true
@@ -13892,7 +14278,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol10, pm, &c.d.s23Symbol)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol10, &tpm, &c.d.s23Symbol)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13941,7 +14329,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13955,15 +14345,17 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s2MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate10, pm, &c.d.s2MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s2MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13977,15 +14369,17 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s3MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime10, pm, &c.d.s3MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime10, &tpm, &c.d.s3MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13999,15 +14393,17 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s4OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime8, pm, &c.d.s4OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime8, &tpm, &c.d.s4OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14021,7 +14417,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, pm, &c.d.s5MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, &tpm, &c.d.s5MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14035,7 +14433,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, pm, &c.d.s6MDEntrySize)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, &tpm, &c.d.s6MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14049,9 +14449,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s8OrderStatus
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.OrderStatus, v.HasOrderStatus = e.Cur, true
 				} else {
@@ -14072,7 +14472,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.OrderStatus, v.HasOrderStatus = w, true
@@ -14081,7 +14481,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus6, pm, &c.d.s8OrderStatus)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderStatus6, &tpm, &c.d.s8OrderStatus)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14095,9 +14497,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s24TradingSessionID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
 				} else {
@@ -14118,7 +14520,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionID, v.HasTradingSessionID = w, true
@@ -14127,7 +14529,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID10, pm, &c.d.s24TradingSessionID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID10, &tpm, &c.d.s24TradingSessionID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14141,9 +14545,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	{
 		done := false
 		e := &c.d.s11TradingSessionSubID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
 				} else {
@@ -14164,7 +14568,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
@@ -14173,7 +14577,9 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, pm, &c.d.s11TradingSessionSubID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, &c.d.s11TradingSessionSubID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14183,15 +14589,19 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fGroupMDEntries10, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType13
 	// ApplVerID
@@ -14229,7 +14639,9 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14267,7 +14679,9 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14283,7 +14697,9 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14307,12 +14723,15 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d23(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d23(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -15376,9 +15795,13 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 	return p, nil
 }
 
-func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType14
 	// ApplVerID
@@ -15416,7 +15839,9 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15454,7 +15879,9 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15470,7 +15897,9 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15494,12 +15923,15 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pm *fastrt.PMap) (int, error
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d25(b, p, &v.GroupMDEntries[j], pm); err != nil {
+				if p, err = c.d25(b, p, &v.GroupMDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -16461,9 +16893,13 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 	return p, nil
 }
 
-func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType15
 	// ApplVerID
@@ -16476,15 +16912,15 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		e := &c.d.s26MsgSeqNum
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.MsgSeqNum = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -16505,7 +16941,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MsgSeqNum = uint32(x)
@@ -16513,7 +16949,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, pm, &c.d.s26MsgSeqNum)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, &c.d.s26MsgSeqNum)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16551,7 +16989,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16564,7 +17004,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMessageEncoding, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMessageEncoding, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16612,7 +17054,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16648,7 +17092,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16662,7 +17108,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16676,7 +17124,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityIDSource, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityIDSource, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16725,7 +17175,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fProduct, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16739,7 +17191,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16753,7 +17207,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16797,7 +17253,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16841,7 +17299,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16877,7 +17337,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettleType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16928,7 +17390,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fOrigIssueAmt, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fOrigIssueAmt, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16972,7 +17436,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fCouponPaymentDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fCouponPaymentDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17023,7 +17489,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fCouponRate, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fCouponRate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17067,7 +17535,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlFixingDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlFixingDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17118,7 +17588,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fDividendNetPx, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fDividendNetPx, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17132,7 +17604,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17146,7 +17620,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17160,7 +17636,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17174,7 +17652,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17199,7 +17679,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 				v.GroupInstrAttrib = v.GroupInstrAttrib[:n]
 			}
 			for j := range v.GroupInstrAttrib {
-				if p, err = c.d27(b, p, &v.GroupInstrAttrib[j], pm); err != nil {
+				if p, err = c.d27(b, p, &v.GroupInstrAttrib[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -17233,7 +17713,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17247,7 +17729,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoMarketSegments, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMarketSegments, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17272,7 +17756,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 				v.MarketSegmentGrp = v.MarketSegmentGrp[:n]
 			}
 			for j := range v.MarketSegmentGrp {
-				if p, err = c.d28(b, p, &v.MarketSegmentGrp[j], pm); err != nil {
+				if p, err = c.d28(b, p, &v.MarketSegmentGrp[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -17306,7 +17790,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17355,7 +17841,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17391,7 +17879,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fStateSecurityID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fStateSecurityID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17405,7 +17895,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedShortSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedShortSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17419,7 +17911,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketCode, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketCode, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17470,7 +17964,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17521,7 +18017,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMktShareLimit, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMktShareLimit, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17572,7 +18070,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMktShareThreshold, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMktShareThreshold, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17623,7 +18123,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMaxOrdersVolume, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMaxOrdersVolume, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17674,7 +18176,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPriceMvmLimit, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fPriceMvmLimit, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17725,7 +18229,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fFaceValue, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fFaceValue, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17776,7 +18282,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBaseSwapPx, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fBaseSwapPx, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17827,7 +18335,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx7, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17878,7 +18388,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx7, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17922,7 +18434,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBuyBackDate7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17973,7 +18487,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNoSharesIssued, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fNoSharesIssued, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18024,7 +18540,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fHighLimit, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fHighLimit, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18075,7 +18593,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fLowLimit, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fLowLimit, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18124,7 +18644,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumOfDaysToMaturity, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumOfDaysToMaturity, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18133,6 +18655,9 @@ func (c *Decoder) d26(b []byte, p int, v *D, pm *fastrt.PMap) (int, error) {
 			v.HasNumOfDaysToMaturity = ok
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -18461,9 +18986,13 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 	return p, nil
 }
 
-func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType16
 	// ApplVerID
@@ -18501,7 +19030,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18539,7 +19070,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18570,7 +19103,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18605,7 +19140,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18641,7 +19178,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18690,7 +19229,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18734,7 +19275,9 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAuctionIndicator4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAuctionIndicator4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18744,12 +19287,19 @@ func (c *Decoder) d30(b []byte, p int, v *F, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType17
 	// ApplVerID
@@ -18787,7 +19337,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18825,7 +19377,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime17, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18864,7 +19418,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18899,7 +19455,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18931,7 +19489,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18940,12 +19500,19 @@ func (c *Decoder) d31(b []byte, p int, v *H, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType18
 	// BeginString
@@ -18981,7 +19548,9 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19019,7 +19588,9 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime18, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19027,6 +19598,9 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pm *fastrt.PMap) (int, error) {
 			v.SendingTime = uint64(x)
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

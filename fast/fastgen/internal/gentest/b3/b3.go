@@ -3181,299 +3181,239 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 140:
 		m.ID = 140
-		if p, err = c.d0(b, p, &m.MDNonFix, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.MDNonFix, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDNonFix")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDNonFix")
 		}
 		return p, nil
 	case 117:
 		m.ID = 117
-		if p, err = c.d1(b, p, &m.MDTcpRequestReject117, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.MDTcpRequestReject117, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDTcpRequestReject_117")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDTcpRequestReject_117")
 		}
 		return p, nil
 	case 149:
 		m.ID = 149
-		if p, err = c.d2(b, p, &m.MDSecurityList149, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.MDSecurityList149, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityList_149")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityList_149")
 		}
 		return p, nil
 	case 148:
 		m.ID = 148
-		if p, err = c.d12(b, p, &m.MDSecurityList148, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d12(b, p, &m.MDSecurityList148, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityList_148")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityList_148")
 		}
 		return p, nil
 	case 141:
 		m.ID = 141
-		if p, err = c.d22(b, p, &m.MDSecurityList141, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d22(b, p, &m.MDSecurityList141, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityList_141")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityList_141")
 		}
 		return p, nil
 	case 111:
 		m.ID = 111
-		if p, err = c.d32(b, p, &m.MDSecurityList111, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d32(b, p, &m.MDSecurityList111, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityList_111")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityList_111")
 		}
 		return p, nil
 	case 81:
 		m.ID = 81
-		if p, err = c.d39(b, p, &m.MDIncRefresh81, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d39(b, p, &m.MDIncRefresh81, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_81")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_81")
 		}
 		return p, nil
 	case 152:
 		m.ID = 152
-		if p, err = c.d41(b, p, &m.MDIncRefresh152, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d41(b, p, &m.MDIncRefresh152, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_152")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_152")
 		}
 		return p, nil
 	case 150:
 		m.ID = 150
-		if p, err = c.d44(b, p, &m.MDIncRefresh150, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d44(b, p, &m.MDIncRefresh150, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_150")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_150")
 		}
 		return p, nil
 	case 145:
 		m.ID = 145
-		if p, err = c.d47(b, p, &m.MDIncRefresh145, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d47(b, p, &m.MDIncRefresh145, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_145")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_145")
 		}
 		return p, nil
 	case 138:
 		m.ID = 138
-		if p, err = c.d50(b, p, &m.MDIncRefresh138, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d50(b, p, &m.MDIncRefresh138, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_138")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_138")
 		}
 		return p, nil
 	case 123:
 		m.ID = 123
-		if p, err = c.d53(b, p, &m.MDIncRefresh123, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d53(b, p, &m.MDIncRefresh123, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_123")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_123")
 		}
 		return p, nil
 	case 126:
 		m.ID = 126
-		if p, err = c.d55(b, p, &m.MDIncRefresh126, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d55(b, p, &m.MDIncRefresh126, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDIncRefresh_126")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDIncRefresh_126")
 		}
 		return p, nil
 	case 142:
 		m.ID = 142
-		if p, err = c.d57(b, p, &m.MDSecurityStatus142, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d57(b, p, &m.MDSecurityStatus142, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityStatus_142")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityStatus_142")
 		}
 		return p, nil
 	case 134:
 		m.ID = 134
-		if p, err = c.d58(b, p, &m.MDSecurityStatus134, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d58(b, p, &m.MDSecurityStatus134, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityStatus_134")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityStatus_134")
 		}
 		return p, nil
 	case 125:
 		m.ID = 125
-		if p, err = c.d59(b, p, &m.MDSecurityStatus125, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d59(b, p, &m.MDSecurityStatus125, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSecurityStatus_125")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSecurityStatus_125")
 		}
 		return p, nil
 	case 127:
 		m.ID = 127
-		if p, err = c.d60(b, p, &m.MDSnapshotFullRefresh127, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d60(b, p, &m.MDSnapshotFullRefresh127, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_127")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_127")
 		}
 		return p, nil
 	case 153:
 		m.ID = 153
-		if p, err = c.d62(b, p, &m.MDSnapshotFullRefresh153, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d62(b, p, &m.MDSnapshotFullRefresh153, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_153")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_153")
 		}
 		return p, nil
 	case 151:
 		m.ID = 151
-		if p, err = c.d65(b, p, &m.MDSnapshotFullRefresh151, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d65(b, p, &m.MDSnapshotFullRefresh151, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_151")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_151")
 		}
 		return p, nil
 	case 147:
 		m.ID = 147
-		if p, err = c.d68(b, p, &m.MDSnapshotFullRefresh147, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d68(b, p, &m.MDSnapshotFullRefresh147, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_147")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_147")
 		}
 		return p, nil
 	case 146:
 		m.ID = 146
-		if p, err = c.d71(b, p, &m.MDSnapshotFullRefresh146, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d71(b, p, &m.MDSnapshotFullRefresh146, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_146")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_146")
 		}
 		return p, nil
 	case 139:
 		m.ID = 139
-		if p, err = c.d74(b, p, &m.MDSnapshotFullRefresh139, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d74(b, p, &m.MDSnapshotFullRefresh139, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_139")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_139")
 		}
 		return p, nil
 	case 128:
 		m.ID = 128
-		if p, err = c.d77(b, p, &m.MDSnapshotFullRefresh128, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d77(b, p, &m.MDSnapshotFullRefresh128, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSnapshotFullRefresh_128")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSnapshotFullRefresh_128")
 		}
 		return p, nil
 	case 143:
 		m.ID = 143
-		if p, err = c.d79(b, p, &m.MDNewsMessage143, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d79(b, p, &m.MDNewsMessage143, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDNewsMessage_143")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDNewsMessage_143")
 		}
 		return p, nil
 	case 137:
 		m.ID = 137
-		if p, err = c.d82(b, p, &m.MDNewsMessage137, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d82(b, p, &m.MDNewsMessage137, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDNewsMessage_137")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDNewsMessage_137")
 		}
 		return p, nil
 	case 120:
 		m.ID = 120
-		if p, err = c.d85(b, p, &m.MDNewsMessage120, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d85(b, p, &m.MDNewsMessage120, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDNewsMessage_120")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDNewsMessage_120")
 		}
 		return p, nil
 	case 144:
 		m.ID = 144
-		if p, err = c.d89(b, p, &m.MDHeartbeat144, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d89(b, p, &m.MDHeartbeat144, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDHeartbeat_144")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDHeartbeat_144")
 		}
 		return p, nil
 	case 129:
 		m.ID = 129
-		if p, err = c.d90(b, p, &m.MDHeartbeat129, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d90(b, p, &m.MDHeartbeat129, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDHeartbeat_129")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDHeartbeat_129")
 		}
 		return p, nil
 	case 101:
 		m.ID = 101
-		if p, err = c.d91(b, p, &m.MDHeartbeat101, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d91(b, p, &m.MDHeartbeat101, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDHeartbeat_101")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDHeartbeat_101")
 		}
 		return p, nil
 	case 118:
 		m.ID = 118
-		if p, err = c.d92(b, p, &m.MDLogon118, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d92(b, p, &m.MDLogon118, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDLogon_118")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDLogon_118")
 		}
 		return p, nil
 	case 119:
 		m.ID = 119
-		if p, err = c.d93(b, p, &m.MDLogout119, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d93(b, p, &m.MDLogout119, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDLogout_119")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDLogout_119")
 		}
 		return p, nil
 	case 122:
 		m.ID = 122
-		if p, err = c.d94(b, p, &m.MDSequenceReset, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d94(b, p, &m.MDSequenceReset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MDSequenceReset")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MDSequenceReset")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// MsgSeqNum
@@ -3505,7 +3445,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3543,7 +3485,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3583,7 +3527,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDataLen, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDataLen, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3596,7 +3542,9 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fData, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fData, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3607,12 +3555,19 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pm *fastrt.PMap) (int, error)
 	}
 	// MessageEncoding
 	v.MessageEncoding = cMessageEncoding
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// MsgSeqNum
@@ -3644,7 +3599,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3682,7 +3639,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3697,9 +3656,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s1MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID = e.Cur
 				} else {
@@ -3720,7 +3679,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID = w
@@ -3729,7 +3688,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID, pm, &c.d.s1MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID, &tpm, &c.d.s1MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3742,9 +3703,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s2MDReqRejReason
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqRejReason = e.Cur
 				} else {
@@ -3765,7 +3726,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqRejReason = w
@@ -3774,7 +3735,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqRejReason, pm, &c.d.s2MDReqRejReason)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqRejReason, &tpm, &c.d.s2MDReqRejReason)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3809,7 +3772,9 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3819,12 +3784,19 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pm *fastrt.PMap)
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// ApplVerID
@@ -3858,7 +3830,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3889,7 +3863,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSendingTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSendingTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3927,7 +3903,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3958,7 +3936,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLastFragment, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLastFragment, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3974,7 +3954,9 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3998,12 +3980,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d3(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d3(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -4011,14 +3996,16 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pm *fastrt.PMap) (in
 func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Symbol
 	{
 		done := false
@@ -4041,7 +4028,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4054,14 +4043,14 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		done := false
 		e := &c.d.s3SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -4082,7 +4071,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -4090,7 +4079,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID, pm, &c.d.s3SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s3SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4110,7 +4101,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoApplIDs, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoApplIDs, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4134,7 +4127,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.ApplIDs = v.ApplIDs[:n]
 			}
 			for j := range v.ApplIDs {
-				if p, err = c.d4(b, p, &v.ApplIDs[j], pm); err != nil {
+				if p, err = c.d4(b, p, &v.ApplIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4145,7 +4138,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoSecurityAltID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoSecurityAltID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4170,7 +4165,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.SecurityAltIDs = v.SecurityAltIDs[:n]
 			}
 			for j := range v.SecurityAltIDs {
-				if p, err = c.d6(b, p, &v.SecurityAltIDs[j], pm); err != nil {
+				if p, err = c.d6(b, p, &v.SecurityAltIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4182,7 +4177,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4207,7 +4204,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d7(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d7(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4254,7 +4251,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4268,7 +4267,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4293,7 +4294,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.InstrAttrib = v.InstrAttrib[:n]
 			}
 			for j := range v.InstrAttrib {
-				if p, err = c.d8(b, p, &v.InstrAttrib[j], pm); err != nil {
+				if p, err = c.d8(b, p, &v.InstrAttrib[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4305,7 +4306,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoTickRules, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoTickRules, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4330,7 +4333,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.TickRules = v.TickRules[:n]
 			}
 			for j := range v.TickRules {
-				if p, err = c.d9(b, p, &v.TickRules[j], pm); err != nil {
+				if p, err = c.d9(b, p, &v.TickRules[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4342,7 +4345,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLegs, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLegs, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4367,7 +4372,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.Legs = v.Legs[:n]
 			}
 			for j := range v.Legs {
-				if p, err = c.d10(b, p, &v.Legs[j], pm); err != nil {
+				if p, err = c.d10(b, p, &v.Legs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4397,7 +4402,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4410,7 +4417,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLotTypeRules, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLotTypeRules, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4435,7 +4444,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				v.Lots = v.Lots[:n]
 			}
 			for j := range v.Lots {
-				if p, err = c.d11(b, p, &v.Lots[j], pm); err != nil {
+				if p, err = c.d11(b, p, &v.Lots[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4446,16 +4455,16 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	// MinPriceIncrement
 	{
 		done := false
-		if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -4486,7 +4495,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -4496,7 +4505,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement, &tpm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4540,7 +4551,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickSizeDenominator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickSizeDenominator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4553,16 +4566,16 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	// PriceDivisor
 	{
 		done := false
-		if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -4593,7 +4606,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -4603,7 +4616,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor, &tpm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4647,7 +4662,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMinOrderQty, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMinOrderQty, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4691,7 +4708,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxOrderQty, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxOrderQty, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4740,7 +4759,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegModel, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegModel, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4789,7 +4810,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4825,7 +4848,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4861,7 +4886,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4901,7 +4928,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fProduct, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4932,7 +4961,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4963,7 +4994,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecuritySubType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecuritySubType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4998,7 +5031,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5034,7 +5069,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fAsset, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fAsset, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5066,7 +5103,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5109,7 +5148,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNoShareIssued, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoShareIssued, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5153,7 +5194,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5197,7 +5240,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityMonthYear, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityMonthYear, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5210,16 +5255,16 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	// StrikePrice
 	{
 		done := false
-		if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -5250,7 +5295,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -5260,7 +5305,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice, &tpm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5296,7 +5343,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fStrikeCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fStrikeCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5345,7 +5394,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExerciseStyle, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExerciseStyle, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5394,7 +5445,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPutOrCall, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPutOrCall, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5407,16 +5460,16 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	// ContractMultiplier
 	{
 		done := false
-		if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -5447,7 +5500,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -5457,7 +5510,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier, &tpm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5501,7 +5556,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fContractSettlMonth, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fContractSettlMonth, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5533,7 +5590,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5564,7 +5623,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCountryOfIssue, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCountryOfIssue, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5602,7 +5663,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIssueDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIssueDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5645,7 +5708,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDatedDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDatedDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5689,7 +5754,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fStartDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fStartDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5733,7 +5800,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEndDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEndDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5769,7 +5838,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5813,7 +5884,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5852,7 +5925,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5887,7 +5962,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5923,7 +6000,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5972,7 +6051,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fCorporateActionEventID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fCorporateActionEventID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6004,7 +6085,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6052,7 +6135,9 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityMatchType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityMatchType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6062,7 +6147,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -6220,14 +6305,16 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityAltID
 	{
 		done := false
@@ -6250,7 +6337,9 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6263,9 +6352,9 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 	{
 		done := false
 		e := &c.d.s4SecurityAltIDSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SecurityAltIDSource = e.Cur
 				} else {
@@ -6286,7 +6375,7 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SecurityAltIDSource = w
@@ -6295,7 +6384,9 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, pm, &c.d.s4SecurityAltIDSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, &c.d.s4SecurityAltIDSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6304,7 +6395,7 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fSecurityAltIDs, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -6313,14 +6404,16 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSymbol
 	{
 		done := false
@@ -6343,7 +6436,9 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6381,7 +6476,9 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6397,16 +6494,16 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 	// IndexPct
 	{
 		done := false
-		if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -6437,7 +6534,7 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -6447,7 +6544,9 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct, &tpm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6460,16 +6559,16 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 	// IndexTheoreticalQty
 	{
 		done := false
-		if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -6500,7 +6599,7 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.IndexTheoreticalQty, v.HasIndexTheoreticalQty = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -6510,7 +6609,9 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexTheoreticalQty, &tpm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6520,7 +6621,7 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -6620,27 +6721,29 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// StartTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -6671,7 +6774,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -6681,7 +6784,9 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange, &tpm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6694,16 +6799,16 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 	// EndTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -6734,7 +6839,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -6744,7 +6849,9 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange, &tpm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6757,16 +6864,16 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 	// TickIncrement
 	{
 		done := false
-		if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -6797,7 +6904,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -6807,7 +6914,9 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement, &tpm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6856,7 +6965,9 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickRuleType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickRuleType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6866,7 +6977,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fTickRules, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -6875,14 +6986,16 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// LegSymbol
 	{
 		done := false
@@ -6905,7 +7018,9 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSymbol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSymbol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6943,7 +7058,9 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSecurityID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSecurityID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6958,15 +7075,17 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 	{
 		done := false
 		e := &c.d.s15LegRatioQty
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.LegRatioQty = int32(e.I)
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegRatioQty, pm, &c.d.s15LegRatioQty)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegRatioQty, &tpm, &c.d.s15LegRatioQty)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6997,7 +7116,9 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSecurityType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSecurityType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7036,7 +7157,9 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSide, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSide, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7047,7 +7170,7 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 	}
 	// LegSecurityExchange
 	v.LegSecurityExchange = cLegSecurityExchange
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLegs, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -7152,9 +7275,13 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 	return p, nil
 }
 
-func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType2
 	// ApplVerID
@@ -7188,7 +7315,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7219,7 +7348,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSendingTime4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSendingTime4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7257,7 +7388,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7288,7 +7421,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLastFragment2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLastFragment2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7304,7 +7439,9 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7328,12 +7465,15 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d13(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d13(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -7341,14 +7481,16 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pm *fastrt.PMap) (i
 func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Symbol
 	{
 		done := false
@@ -7371,7 +7513,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7384,14 +7528,14 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		done := false
 		e := &c.d.s24SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -7412,7 +7556,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -7420,7 +7564,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID2, pm, &c.d.s24SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, &c.d.s24SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7440,7 +7586,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoApplIDs2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoApplIDs2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7464,7 +7612,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.ApplIDs = v.ApplIDs[:n]
 			}
 			for j := range v.ApplIDs {
-				if p, err = c.d14(b, p, &v.ApplIDs[j], pm); err != nil {
+				if p, err = c.d14(b, p, &v.ApplIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7475,7 +7623,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoSecurityAltID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoSecurityAltID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7500,7 +7650,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.SecurityAltIDs = v.SecurityAltIDs[:n]
 			}
 			for j := range v.SecurityAltIDs {
-				if p, err = c.d16(b, p, &v.SecurityAltIDs[j], pm); err != nil {
+				if p, err = c.d16(b, p, &v.SecurityAltIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7512,7 +7662,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7537,7 +7689,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d17(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d17(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7584,7 +7736,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7598,7 +7752,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoInstrAttrib2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoInstrAttrib2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7623,7 +7779,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.InstrAttrib = v.InstrAttrib[:n]
 			}
 			for j := range v.InstrAttrib {
-				if p, err = c.d18(b, p, &v.InstrAttrib[j], pm); err != nil {
+				if p, err = c.d18(b, p, &v.InstrAttrib[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7635,7 +7791,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoTickRules2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoTickRules2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7660,7 +7818,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.TickRules = v.TickRules[:n]
 			}
 			for j := range v.TickRules {
-				if p, err = c.d19(b, p, &v.TickRules[j], pm); err != nil {
+				if p, err = c.d19(b, p, &v.TickRules[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7672,7 +7830,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLegs2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLegs2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7697,7 +7857,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.Legs = v.Legs[:n]
 			}
 			for j := range v.Legs {
-				if p, err = c.d20(b, p, &v.Legs[j], pm); err != nil {
+				if p, err = c.d20(b, p, &v.Legs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7727,7 +7887,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7740,7 +7902,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLotTypeRules2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLotTypeRules2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7765,7 +7929,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				v.Lots = v.Lots[:n]
 			}
 			for j := range v.Lots {
-				if p, err = c.d21(b, p, &v.Lots[j], pm); err != nil {
+				if p, err = c.d21(b, p, &v.Lots[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -7776,16 +7940,16 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	// MinPriceIncrement
 	{
 		done := false
-		if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -7816,7 +7980,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -7826,7 +7990,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement4, &tpm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7870,7 +8036,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickSizeDenominator2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickSizeDenominator2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7883,16 +8051,16 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	// PriceDivisor
 	{
 		done := false
-		if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -7923,7 +8091,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -7933,7 +8101,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor4, &tpm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7977,7 +8147,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMinOrderQty2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMinOrderQty2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8021,7 +8193,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxOrderQty2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxOrderQty2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8070,7 +8244,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegModel2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegModel2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8119,7 +8295,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8155,7 +8333,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8191,7 +8371,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlCurrency2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlCurrency2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8231,7 +8413,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fProduct2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fProduct2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8262,7 +8446,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8293,7 +8479,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecuritySubType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecuritySubType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8328,7 +8516,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8364,7 +8554,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fAsset2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fAsset2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8396,7 +8588,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8439,7 +8633,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNoShareIssued2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoShareIssued2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8483,7 +8679,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8527,7 +8725,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityMonthYear2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityMonthYear2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8540,16 +8740,16 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	// StrikePrice
 	{
 		done := false
-		if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -8580,7 +8780,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -8590,7 +8790,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice4, &tpm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8626,7 +8828,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fStrikeCurrency2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fStrikeCurrency2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8675,7 +8879,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExerciseStyle2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExerciseStyle2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8724,7 +8930,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPutOrCall2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPutOrCall2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8737,16 +8945,16 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	// ContractMultiplier
 	{
 		done := false
-		if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -8777,7 +8985,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -8787,7 +8995,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier4, &tpm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8831,7 +9041,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fContractSettlMonth2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fContractSettlMonth2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8863,7 +9075,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8894,7 +9108,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCountryOfIssue2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCountryOfIssue2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8932,7 +9148,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIssueDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIssueDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8975,7 +9193,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDatedDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDatedDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9019,7 +9239,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fStartDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fStartDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9063,7 +9285,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEndDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEndDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9099,7 +9323,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9143,7 +9369,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9182,7 +9410,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9217,7 +9447,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9253,7 +9485,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9302,7 +9536,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fCorporateActionEventID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fCorporateActionEventID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9334,7 +9570,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9382,7 +9620,9 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityMatchType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityMatchType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9392,7 +9632,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -9550,14 +9790,16 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityAltID
 	{
 		done := false
@@ -9580,7 +9822,9 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9593,9 +9837,9 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 	{
 		done := false
 		e := &c.d.s25SecurityAltIDSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SecurityAltIDSource = e.Cur
 				} else {
@@ -9616,7 +9860,7 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SecurityAltIDSource = w
@@ -9625,7 +9869,9 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource2, pm, &c.d.s25SecurityAltIDSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource2, &tpm, &c.d.s25SecurityAltIDSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9634,7 +9880,7 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fSecurityAltIDs2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -9643,14 +9889,16 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSymbol
 	{
 		done := false
@@ -9673,7 +9921,9 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9711,7 +9961,9 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9727,16 +9979,16 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 	// IndexPct
 	{
 		done := false
-		if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -9767,7 +10019,7 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -9777,7 +10029,9 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct4, &tpm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9787,7 +10041,7 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -9887,27 +10141,29 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// StartTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -9938,7 +10194,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -9948,7 +10204,9 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange4, &tpm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -9961,16 +10219,16 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 	// EndTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -10001,7 +10259,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -10011,7 +10269,9 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange4, &tpm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10024,16 +10284,16 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 	// TickIncrement
 	{
 		done := false
-		if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -10064,7 +10324,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -10074,7 +10334,9 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement4, &tpm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10123,7 +10385,9 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickRuleType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickRuleType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10133,7 +10397,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fTickRules2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -10142,14 +10406,16 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// LegSymbol
 	{
 		done := false
@@ -10172,7 +10438,9 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSymbol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSymbol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10210,7 +10478,9 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSecurityID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSecurityID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10225,15 +10495,17 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 	{
 		done := false
 		e := &c.d.s34LegRatioQty
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.LegRatioQty = int32(e.I)
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegRatioQty2, pm, &c.d.s34LegRatioQty)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegRatioQty2, &tpm, &c.d.s34LegRatioQty)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10264,7 +10536,9 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSecurityType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSecurityType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10303,7 +10577,9 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSide2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSide2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10314,7 +10590,7 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 	}
 	// LegSecurityExchange
 	v.LegSecurityExchange = cLegSecurityExchange2
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLegs2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -10419,9 +10695,13 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 	return p, nil
 }
 
-func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType3
 	// ApplVerID
@@ -10455,7 +10735,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10486,7 +10768,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSendingTime5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSendingTime5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10524,7 +10808,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10555,7 +10841,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLastFragment3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLastFragment3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10571,7 +10859,9 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10595,12 +10885,15 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d23(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d23(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -10608,14 +10901,16 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pm *fastrt.PMap) (i
 func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Symbol
 	{
 		done := false
@@ -10638,7 +10933,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10651,14 +10948,14 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		done := false
 		e := &c.d.s43SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -10679,7 +10976,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -10687,7 +10984,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID3, pm, &c.d.s43SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, &c.d.s43SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10707,7 +11006,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoApplIDs3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoApplIDs3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10731,7 +11032,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.ApplIDs = v.ApplIDs[:n]
 			}
 			for j := range v.ApplIDs {
-				if p, err = c.d24(b, p, &v.ApplIDs[j], pm); err != nil {
+				if p, err = c.d24(b, p, &v.ApplIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10742,7 +11043,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoSecurityAltID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoSecurityAltID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10767,7 +11070,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.SecurityAltIDs = v.SecurityAltIDs[:n]
 			}
 			for j := range v.SecurityAltIDs {
-				if p, err = c.d26(b, p, &v.SecurityAltIDs[j], pm); err != nil {
+				if p, err = c.d26(b, p, &v.SecurityAltIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10779,7 +11082,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10804,7 +11109,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d27(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d27(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10851,7 +11156,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10865,7 +11172,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoInstrAttrib3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoInstrAttrib3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10890,7 +11199,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.InstrAttrib = v.InstrAttrib[:n]
 			}
 			for j := range v.InstrAttrib {
-				if p, err = c.d28(b, p, &v.InstrAttrib[j], pm); err != nil {
+				if p, err = c.d28(b, p, &v.InstrAttrib[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10902,7 +11211,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoTickRules3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoTickRules3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10927,7 +11238,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.TickRules = v.TickRules[:n]
 			}
 			for j := range v.TickRules {
-				if p, err = c.d29(b, p, &v.TickRules[j], pm); err != nil {
+				if p, err = c.d29(b, p, &v.TickRules[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10939,7 +11250,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLegs3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLegs3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -10964,7 +11277,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.Legs = v.Legs[:n]
 			}
 			for j := range v.Legs {
-				if p, err = c.d30(b, p, &v.Legs[j], pm); err != nil {
+				if p, err = c.d30(b, p, &v.Legs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -10994,7 +11307,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11007,7 +11322,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLotTypeRules3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLotTypeRules3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11032,7 +11349,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				v.Lots = v.Lots[:n]
 			}
 			for j := range v.Lots {
-				if p, err = c.d31(b, p, &v.Lots[j], pm); err != nil {
+				if p, err = c.d31(b, p, &v.Lots[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -11043,16 +11360,16 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	// MinPriceIncrement
 	{
 		done := false
-		if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -11083,7 +11400,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -11093,7 +11410,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement7, &tpm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11137,7 +11456,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickSizeDenominator3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickSizeDenominator3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11150,16 +11471,16 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	// PriceDivisor
 	{
 		done := false
-		if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -11190,7 +11511,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.PriceDivisor, v.HasPriceDivisor = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -11200,7 +11521,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor7, &tpm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11244,7 +11567,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMinOrderQty3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMinOrderQty3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11288,7 +11613,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxOrderQty3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxOrderQty3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11337,7 +11664,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegModel3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegModel3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11386,7 +11715,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11422,7 +11753,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11458,7 +11791,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlCurrency3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlCurrency3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11498,7 +11833,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fProduct3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fProduct3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11529,7 +11866,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11560,7 +11899,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecuritySubType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecuritySubType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11595,7 +11936,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityStrategyType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11631,7 +11974,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fAsset3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fAsset3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11663,7 +12008,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11706,7 +12053,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNoShareIssued3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoShareIssued3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11750,7 +12099,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11794,7 +12145,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityMonthYear3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityMonthYear3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11807,16 +12160,16 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	// StrikePrice
 	{
 		done := false
-		if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -11847,7 +12200,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -11857,7 +12210,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice7, &tpm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11893,7 +12248,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fStrikeCurrency3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fStrikeCurrency3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11942,7 +12299,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExerciseStyle3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExerciseStyle3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -11991,7 +12350,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPutOrCall3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPutOrCall3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12004,16 +12365,16 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	// ContractMultiplier
 	{
 		done := false
-		if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -12044,7 +12405,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -12054,7 +12415,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier7, &tpm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12098,7 +12461,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fContractSettlMonth3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fContractSettlMonth3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12130,7 +12495,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12161,7 +12528,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCountryOfIssue3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCountryOfIssue3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12199,7 +12568,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIssueDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIssueDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12242,7 +12613,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDatedDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDatedDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12286,7 +12659,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fStartDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fStartDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12330,7 +12705,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEndDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEndDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12366,7 +12743,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12410,7 +12789,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12449,7 +12830,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12484,7 +12867,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12520,7 +12905,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fGovernanceIndicator3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12569,7 +12956,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fCorporateActionEventID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fCorporateActionEventID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12601,7 +12990,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12649,7 +13040,9 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityMatchType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityMatchType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12659,7 +13052,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -12817,14 +13210,16 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityAltID
 	{
 		done := false
@@ -12847,7 +13242,9 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12860,9 +13257,9 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 	{
 		done := false
 		e := &c.d.s44SecurityAltIDSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SecurityAltIDSource = e.Cur
 				} else {
@@ -12883,7 +13280,7 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SecurityAltIDSource = w
@@ -12892,7 +13289,9 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource3, pm, &c.d.s44SecurityAltIDSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource3, &tpm, &c.d.s44SecurityAltIDSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12901,7 +13300,7 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fSecurityAltIDs3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -12910,14 +13309,16 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSymbol
 	{
 		done := false
@@ -12940,7 +13341,9 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12978,7 +13381,9 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -12994,16 +13399,16 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 	// IndexPct
 	{
 		done := false
-		if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -13034,7 +13439,7 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.IndexPct, v.HasIndexPct = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -13044,7 +13449,9 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct7, &tpm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13054,7 +13461,7 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -13154,27 +13561,29 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// StartTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -13205,7 +13614,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StartTickPriceRange, v.HasStartTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -13215,7 +13624,9 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange7, &tpm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13228,16 +13639,16 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 	// EndTickPriceRange
 	{
 		done := false
-		if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -13268,7 +13679,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.EndTickPriceRange, v.HasEndTickPriceRange = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -13278,7 +13689,9 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange7, &tpm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13291,16 +13704,16 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 	// TickIncrement
 	{
 		done := false
-		if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -13331,7 +13744,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.TickIncrement, v.HasTickIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -13341,7 +13754,9 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement7, &tpm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13390,7 +13805,9 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickRuleType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickRuleType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13400,7 +13817,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fTickRules3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -13409,14 +13826,16 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// LegSymbol
 	{
 		done := false
@@ -13439,7 +13858,9 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13477,7 +13898,9 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSecurityID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSecurityID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13492,15 +13915,17 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 	{
 		done := false
 		e := &c.d.s53LegRatioQty
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.LegRatioQty = int32(e.I)
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegRatioQty3, pm, &c.d.s53LegRatioQty)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegRatioQty3, &tpm, &c.d.s53LegRatioQty)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13531,7 +13956,9 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSecurityType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSecurityType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13570,7 +13997,9 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSide3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSide3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13581,7 +14010,7 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 	}
 	// LegSecurityExchange
 	v.LegSecurityExchange = cLegSecurityExchange3
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLegs3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -13686,9 +14115,13 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 	return p, nil
 }
 
-func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -13722,7 +14155,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13760,7 +14195,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13798,7 +14235,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13829,7 +14268,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLastFragment4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLastFragment4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13845,7 +14286,9 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13869,12 +14312,15 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 				v.RelatedSymbols = v.RelatedSymbols[:n]
 			}
 			for j := range v.RelatedSymbols {
-				if p, err = c.d33(b, p, &v.RelatedSymbols[j], pm); err != nil {
+				if p, err = c.d33(b, p, &v.RelatedSymbols[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -13882,14 +14328,16 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pm *fastrt.PMap) (i
 func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Symbol
 	{
 		done := false
@@ -13912,7 +14360,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13925,14 +14375,14 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	{
 		done := false
 		e := &c.d.s62SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -13953,7 +14403,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -13961,7 +14411,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID4, pm, &c.d.s62SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, &c.d.s62SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -13981,7 +14433,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoApplIds, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoApplIds, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14005,7 +14459,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				v.ApplIds = v.ApplIds[:n]
 			}
 			for j := range v.ApplIds {
-				if p, err = c.d34(b, p, &v.ApplIds[j], pm); err != nil {
+				if p, err = c.d34(b, p, &v.ApplIds[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -14016,7 +14470,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoSecurityAltID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoSecurityAltID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14041,7 +14497,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				v.SecurityAltIDs = v.SecurityAltIDs[:n]
 			}
 			for j := range v.SecurityAltIDs {
-				if p, err = c.d36(b, p, &v.SecurityAltIDs[j], pm); err != nil {
+				if p, err = c.d36(b, p, &v.SecurityAltIDs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -14053,7 +14509,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14078,7 +14536,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d37(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d37(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -14090,7 +14548,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLegs4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLegs4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14115,7 +14575,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				v.Legs = v.Legs[:n]
 			}
 			for j := range v.Legs {
-				if p, err = c.d38(b, p, &v.Legs[j], pm); err != nil {
+				if p, err = c.d38(b, p, &v.Legs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -14145,7 +14605,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14183,7 +14645,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRoundLot, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRoundLot, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14226,7 +14690,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMinTradeVol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMinTradeVol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14239,16 +14705,16 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	// MinPriceIncrement
 	{
 		done := false
-		if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			base := int64(0)
 			if me.G == c.Gen {
@@ -14276,7 +14742,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.MinPriceIncrement = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
@@ -14286,7 +14752,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement10, &tpm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14324,7 +14792,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTickSizeDenominator4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTickSizeDenominator4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14362,7 +14832,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMinOrderQty4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMinOrderQty4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14400,7 +14872,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxOrderQty4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxOrderQty4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14431,7 +14905,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fInstrumentID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fInstrumentID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14462,7 +14938,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14493,7 +14971,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlCurrency4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlCurrency4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14524,7 +15004,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14555,7 +15037,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecuritySubType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecuritySubType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14586,7 +15070,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fAsset4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fAsset4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14617,7 +15103,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14660,7 +15148,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14704,7 +15194,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityMonthYear4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityMonthYear4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14717,16 +15209,16 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	// StrikePrice
 	{
 		done := false
-		if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -14757,7 +15249,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -14767,7 +15259,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice10, &tpm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14803,7 +15297,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fStrikeCurrency4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fStrikeCurrency4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14816,16 +15312,16 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	// ContractMultiplier
 	{
 		done := false
-		if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			base := int64(0)
 			if me.G == c.Gen {
@@ -14853,7 +15349,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.ContractMultiplier = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
@@ -14863,7 +15359,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier10, &tpm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14906,7 +15404,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fContractSettlMonth4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fContractSettlMonth4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14938,7 +15438,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -14969,7 +15471,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCountryOfIssue4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCountryOfIssue4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15007,7 +15511,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIssueDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIssueDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15045,7 +15551,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDatedDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDatedDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15088,7 +15596,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fStartDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fStartDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15132,7 +15642,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEndDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEndDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15168,7 +15680,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15212,7 +15726,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15226,7 +15742,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15258,7 +15776,9 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15267,7 +15787,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSymbols, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -15425,14 +15945,16 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityAltID
 	{
 		done := false
@@ -15455,7 +15977,9 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15468,9 +15992,9 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 	{
 		done := false
 		e := &c.d.s63SecurityAltIDSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.SecurityAltIDSource = e.Cur
 				} else {
@@ -15491,7 +16015,7 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.SecurityAltIDSource = w
@@ -15500,7 +16024,9 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource4, pm, &c.d.s63SecurityAltIDSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource4, &tpm, &c.d.s63SecurityAltIDSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15509,7 +16035,7 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fSecurityAltIDs4, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -15597,14 +16123,16 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// LegSymbol
 	{
 		done := false
@@ -15627,7 +16155,9 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegSymbol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegSymbol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15665,7 +16195,9 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegSecurityID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegSecurityID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15680,15 +16212,17 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 	{
 		done := false
 		e := &c.d.s64LegRatioQty
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.LegRatioQty = int32(e.I)
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLegRatioQty4, pm, &c.d.s64LegRatioQty)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLegRatioQty4, &tpm, &c.d.s64LegRatioQty)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15719,7 +16253,9 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLegType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLegType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15750,7 +16286,9 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fBuyersPerspective, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fBuyersPerspective, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15761,15 +16299,19 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 	}
 	// LegSecurityExchange
 	v.LegSecurityExchange = cLegSecurityExchange4
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLegs4, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -15803,7 +16345,9 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15841,7 +16385,9 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15854,7 +16400,9 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPosDupFlag, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPosDupFlag, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15871,7 +16419,9 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15895,12 +16445,15 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d40(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d40(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -15908,27 +16461,31 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pm *fastrt.PMap) (int,
 func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s71MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, &c.d.s71MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s71MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15942,7 +16499,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDPriceLevel, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -15956,9 +16515,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		e := &c.d.s72MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -15979,7 +16538,7 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -15988,7 +16547,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, &c.d.s72MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s72MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16001,7 +16562,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityIDSource5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityIDSource5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16015,15 +16578,17 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		e := &c.d.s73SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID, v.HasSecurityID = uint64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID5, pm, &c.d.s73SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, &c.d.s73SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16037,16 +16602,18 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		e := &c.d.s74RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq, v.HasRptSeq = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq, pm, &c.d.s74RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s74RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16060,7 +16627,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, pm, nil, &c.d.s75MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, nil, &c.d.s75MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16074,14 +16643,14 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		e := &c.d.s76MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -16102,7 +16671,7 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -16110,7 +16679,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, &c.d.s76MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s76MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16123,7 +16694,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize, pm, &c.d.s77MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s77MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16137,7 +16710,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16151,7 +16726,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, &c.d.s78NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s78NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16165,7 +16742,9 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16175,15 +16754,19 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MsgType
@@ -16217,7 +16800,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16255,7 +16840,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16298,7 +16885,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16315,7 +16904,9 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16339,12 +16930,15 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d42(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d42(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -16352,26 +16946,28 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pm *fastrt.PMap) (int
 func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s79MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -16392,7 +16988,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -16400,7 +16996,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, &c.d.s79MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, &c.d.s79MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16413,9 +17011,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s80MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -16436,7 +17034,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -16445,7 +17043,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, &c.d.s80MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s80MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16462,14 +17062,14 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s81SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -16490,7 +17090,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -16498,7 +17098,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID6, pm, &c.d.s81SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID6, &tpm, &c.d.s81SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16511,15 +17113,15 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s82RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -16540,7 +17142,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -16548,7 +17150,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, &c.d.s82RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, &c.d.s82RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16561,7 +17165,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16575,7 +17181,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, pm, nil, &c.d.s83MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, nil, &c.d.s83MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16589,7 +17197,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate, pm, nil, &c.d.s84MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate, &tpm, nil, &c.d.s84MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16603,7 +17213,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16639,7 +17251,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16653,14 +17267,14 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s85MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -16681,7 +17295,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -16689,7 +17303,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, &c.d.s85MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, &c.d.s85MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16702,7 +17318,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize2, pm, &c.d.s86MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize2, &tpm, &c.d.s86MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16716,15 +17334,17 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s87MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, &c.d.s87MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, &c.d.s87MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16738,15 +17358,17 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s88MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate, pm, &c.d.s88MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate, &tpm, &c.d.s88MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16760,15 +17382,17 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s89MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime, pm, &c.d.s89MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime, &tpm, &c.d.s89MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16782,7 +17406,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16796,7 +17422,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta, pm, nil, &c.d.s90PriceDeltaMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta, &tpm, nil, &c.d.s90PriceDeltaMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16810,7 +17438,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx, pm, nil, &c.d.s91FirstPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx, &tpm, nil, &c.d.s91FirstPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16824,7 +17454,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx, pm, nil, &c.d.s92LastPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx, &tpm, nil, &c.d.s92LastPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16838,9 +17470,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s93Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -16861,7 +17493,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -16870,7 +17502,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency5, pm, &c.d.s93Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency5, &tpm, &c.d.s93Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16884,7 +17518,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay, pm, nil, &c.d.s94NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay, &tpm, nil, &c.d.s94NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16898,7 +17534,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16912,7 +17550,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume, pm, &c.d.s95TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, &c.d.s95TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16926,7 +17566,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -16962,7 +17604,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17006,7 +17650,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17050,7 +17696,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17064,7 +17712,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17078,7 +17728,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17092,7 +17744,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17106,7 +17760,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17120,7 +17776,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17164,7 +17822,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17208,7 +17868,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17252,7 +17914,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17266,7 +17930,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17280,7 +17946,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17294,7 +17962,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice, pm, nil, &c.d.s96LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice, &tpm, nil, &c.d.s96LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17308,7 +17978,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice, pm, nil, &c.d.s97HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice, &tpm, nil, &c.d.s97HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17322,7 +17994,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice, pm, nil, &c.d.s98TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice, &tpm, nil, &c.d.s98TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17366,7 +18040,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17410,7 +18086,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17454,7 +18132,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17498,7 +18178,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17542,7 +18224,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBCertIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBCertIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17586,7 +18270,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBContractInfo, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBContractInfo, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17630,7 +18316,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBGraceDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBGraceDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17674,7 +18362,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17688,7 +18378,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17713,7 +18405,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d43(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d43(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -17755,7 +18447,9 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17765,7 +18459,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -17774,19 +18468,23 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID5, pm, &c.d.s99UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID5, &tpm, &c.d.s99UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17803,7 +18501,9 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx, pm, nil, &c.d.s100UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx, &tpm, nil, &c.d.s100UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17846,7 +18546,9 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17856,15 +18558,19 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings5, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MsgType
@@ -17898,7 +18604,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17936,7 +18644,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17979,7 +18689,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -17996,7 +18708,9 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18020,12 +18734,15 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d45(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d45(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -18033,26 +18750,28 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pm *fastrt.PMap) (int
 func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s101MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -18073,7 +18792,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -18081,7 +18800,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, &c.d.s101MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, &c.d.s101MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18094,9 +18815,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s102MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -18117,7 +18838,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -18126,7 +18847,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType3, pm, &c.d.s102MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s102MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18143,14 +18866,14 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s103SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -18171,7 +18894,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -18179,7 +18902,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID7, pm, &c.d.s103SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, &c.d.s103SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18192,15 +18917,15 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s104RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -18221,7 +18946,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -18229,7 +18954,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq3, pm, &c.d.s104RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, &c.d.s104RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18242,7 +18969,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18256,7 +18985,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx7, pm, nil, &c.d.s105MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx7, &tpm, nil, &c.d.s105MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18270,7 +19001,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate4, pm, nil, &c.d.s106MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate4, &tpm, nil, &c.d.s106MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18284,7 +19017,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18320,7 +19055,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18334,14 +19071,14 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s107MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -18362,7 +19099,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -18370,7 +19107,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime3, pm, &c.d.s107MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s107MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18383,7 +19122,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize3, pm, &c.d.s108MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize3, &tpm, &c.d.s108MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18397,15 +19138,17 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s109MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, &c.d.s109MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, &c.d.s109MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18419,15 +19162,17 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s110MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate2, pm, &c.d.s110MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate2, &tpm, &c.d.s110MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18441,15 +19186,17 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s111MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime2, pm, &c.d.s111MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime2, &tpm, &c.d.s111MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18463,7 +19210,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18477,9 +19226,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s112Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -18500,7 +19249,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -18509,7 +19258,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency6, pm, &c.d.s112Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency6, &tpm, &c.d.s112Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18523,7 +19274,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay4, pm, nil, &c.d.s113NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay4, &tpm, nil, &c.d.s113NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18537,7 +19290,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18551,7 +19306,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume2, pm, &c.d.s114TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume2, &tpm, &c.d.s114TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18565,7 +19322,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18601,7 +19360,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18645,7 +19406,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18689,7 +19452,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18703,7 +19468,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18717,7 +19484,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18731,7 +19500,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18745,7 +19516,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18759,7 +19532,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18803,7 +19578,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18847,7 +19624,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18891,7 +19670,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18905,7 +19686,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18919,7 +19702,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18933,7 +19718,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice4, pm, nil, &c.d.s115LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice4, &tpm, nil, &c.d.s115LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18947,7 +19734,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice4, pm, nil, &c.d.s116HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice4, &tpm, nil, &c.d.s116HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -18961,7 +19750,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice4, pm, nil, &c.d.s117TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice4, &tpm, nil, &c.d.s117TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19005,7 +19796,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19049,7 +19842,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19093,7 +19888,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19137,7 +19934,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19181,7 +19980,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBCertIndicator2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBCertIndicator2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19225,7 +20026,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBContractInfo2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBContractInfo2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19269,7 +20072,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBGraceDate2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBGraceDate2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19313,7 +20118,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19327,7 +20134,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19352,7 +20161,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d46(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d46(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -19394,7 +20203,9 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19404,7 +20215,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -19413,19 +20224,23 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID6, pm, &c.d.s118UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID6, &tpm, &c.d.s118UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19442,7 +20257,9 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx4, pm, nil, &c.d.s119UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx4, &tpm, nil, &c.d.s119UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19485,7 +20302,9 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19495,15 +20314,19 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings6, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MsgType
@@ -19537,7 +20360,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19575,7 +20400,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19618,7 +20445,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19635,7 +20464,9 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19659,12 +20490,15 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d48(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d48(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -19672,26 +20506,28 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pm *fastrt.PMap) (int
 func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s120MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -19712,7 +20548,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -19720,7 +20556,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, pm, &c.d.s120MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, &c.d.s120MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19733,9 +20571,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s121MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -19756,7 +20594,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -19765,7 +20603,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType4, pm, &c.d.s121MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s121MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19782,14 +20622,14 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s122SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -19810,7 +20650,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -19818,7 +20658,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID8, pm, &c.d.s122SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID8, &tpm, &c.d.s122SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19831,15 +20673,15 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s123RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -19860,7 +20702,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -19868,7 +20710,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, &c.d.s123RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, &c.d.s123RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19881,7 +20725,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19895,7 +20741,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx10, pm, nil, &c.d.s124MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx10, &tpm, nil, &c.d.s124MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19909,7 +20757,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate7, pm, nil, &c.d.s125MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate7, &tpm, nil, &c.d.s125MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19923,7 +20773,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19959,7 +20811,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -19973,14 +20827,14 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s126MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -20001,7 +20855,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -20009,7 +20863,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime4, pm, &c.d.s126MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s126MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20022,7 +20878,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize4, pm, &c.d.s127MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize4, &tpm, &c.d.s127MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20036,15 +20894,17 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s128MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate3, pm, &c.d.s128MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s128MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20058,15 +20918,17 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s129MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate3, pm, &c.d.s129MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate3, &tpm, &c.d.s129MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20080,15 +20942,17 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s130MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime3, pm, &c.d.s130MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime3, &tpm, &c.d.s130MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20102,7 +20966,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20116,9 +20982,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s131Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -20139,7 +21005,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -20148,7 +21014,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency7, pm, &c.d.s131Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency7, &tpm, &c.d.s131Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20162,7 +21030,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay7, pm, nil, &c.d.s132NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay7, &tpm, nil, &c.d.s132NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20176,7 +21046,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20190,7 +21062,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume3, pm, &c.d.s133TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume3, &tpm, &c.d.s133TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20204,7 +21078,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20240,7 +21116,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20284,7 +21162,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20328,7 +21208,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20342,7 +21224,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20356,7 +21240,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20370,7 +21256,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20384,7 +21272,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20398,7 +21288,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20442,7 +21334,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20486,7 +21380,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20530,7 +21426,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20544,7 +21442,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20558,7 +21458,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20572,7 +21474,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice7, pm, nil, &c.d.s134LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice7, &tpm, nil, &c.d.s134LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20586,7 +21490,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice7, pm, nil, &c.d.s135HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice7, &tpm, nil, &c.d.s135HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20600,7 +21506,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice7, pm, nil, &c.d.s136TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice7, &tpm, nil, &c.d.s136TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20644,7 +21552,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20688,7 +21598,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20732,7 +21644,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20776,7 +21690,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20820,7 +21736,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20834,7 +21752,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20859,7 +21779,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d49(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d49(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -20901,7 +21821,9 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20911,7 +21833,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries4, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -20920,19 +21842,23 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID7, pm, &c.d.s137UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID7, &tpm, &c.d.s137UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20949,7 +21875,9 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx7, pm, nil, &c.d.s138UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx7, &tpm, nil, &c.d.s138UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -20992,7 +21920,9 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21002,15 +21932,19 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings7, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MsgType
@@ -21044,7 +21978,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21082,7 +22018,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21125,7 +22063,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21142,7 +22082,9 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21166,12 +22108,15 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d51(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d51(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -21179,26 +22124,28 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pm *fastrt.PMap) (int
 func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s139MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -21219,7 +22166,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -21227,7 +22174,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, pm, &c.d.s139MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s139MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21240,9 +22189,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s140MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -21263,7 +22212,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -21272,7 +22221,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType5, pm, &c.d.s140MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, &c.d.s140MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21289,14 +22240,14 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s141SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -21317,7 +22268,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -21325,7 +22276,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID9, pm, &c.d.s141SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID9, &tpm, &c.d.s141SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21338,15 +22291,15 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s142RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -21367,7 +22320,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -21375,7 +22328,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq5, pm, &c.d.s142RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, &c.d.s142RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21388,7 +22343,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21402,7 +22359,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx13, pm, nil, &c.d.s143MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx13, &tpm, nil, &c.d.s143MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21416,7 +22375,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate10, pm, nil, &c.d.s144MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate10, &tpm, nil, &c.d.s144MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21430,7 +22391,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21466,7 +22429,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21480,14 +22445,14 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s145MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -21508,7 +22473,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -21516,7 +22481,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime5, pm, &c.d.s145MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s145MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21529,7 +22496,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize5, pm, &c.d.s146MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize5, &tpm, &c.d.s146MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21543,15 +22512,17 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s147MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate4, pm, &c.d.s147MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s147MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21565,15 +22536,17 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s148MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate4, pm, &c.d.s148MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate4, &tpm, &c.d.s148MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21587,15 +22560,17 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s149MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime4, pm, &c.d.s149MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime4, &tpm, &c.d.s149MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21609,7 +22584,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21623,9 +22600,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s150Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -21646,7 +22623,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -21655,7 +22632,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency8, pm, &c.d.s150Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency8, &tpm, &c.d.s150Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21669,7 +22648,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay10, pm, nil, &c.d.s151NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay10, &tpm, nil, &c.d.s151NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21683,7 +22664,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21697,7 +22680,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume4, pm, &c.d.s152TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume4, &tpm, &c.d.s152TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21711,7 +22696,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21747,7 +22734,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21791,7 +22780,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21827,7 +22818,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21841,7 +22834,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21855,7 +22850,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21869,7 +22866,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21883,7 +22882,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21897,7 +22898,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21941,7 +22944,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -21985,7 +22990,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22029,7 +23036,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22043,7 +23052,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22057,7 +23068,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22071,7 +23084,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice10, pm, nil, &c.d.s153LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice10, &tpm, nil, &c.d.s153LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22085,7 +23100,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice10, pm, nil, &c.d.s154HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice10, &tpm, nil, &c.d.s154HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22099,7 +23116,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice10, pm, nil, &c.d.s155TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice10, &tpm, nil, &c.d.s155TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22143,7 +23162,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22187,7 +23208,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22231,7 +23254,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22275,7 +23300,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22319,7 +23346,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22333,7 +23362,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22358,7 +23389,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d52(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d52(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -22400,7 +23431,9 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22410,7 +23443,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries5, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -22419,19 +23452,23 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID8, pm, &c.d.s156UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID8, &tpm, &c.d.s156UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22448,7 +23485,9 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx10, pm, nil, &c.d.s157UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx10, &tpm, nil, &c.d.s157UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22491,7 +23530,9 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22501,15 +23542,19 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings8, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -22543,7 +23588,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22581,7 +23628,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22619,7 +23668,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22635,7 +23686,9 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22659,12 +23712,15 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d54(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d54(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -22672,26 +23728,28 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pm *fastrt.PMap) (int
 func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s158MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -22712,7 +23770,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -22720,7 +23778,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, &c.d.s158MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, &c.d.s158MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22733,16 +23793,18 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s159MDPriceLevel
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDPriceLevel2, pm, &c.d.s159MDPriceLevel)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel2, &tpm, &c.d.s159MDPriceLevel)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22756,9 +23818,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s160MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -22779,7 +23841,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -22788,7 +23850,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType6, pm, &c.d.s160MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, &c.d.s160MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22823,7 +23887,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22841,14 +23907,14 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s161SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -22869,7 +23935,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -22877,7 +23943,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID10, pm, &c.d.s161SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID10, &tpm, &c.d.s161SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22890,15 +23958,15 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s162RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -22919,7 +23987,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -22927,7 +23995,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq6, pm, &c.d.s162RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, &c.d.s162RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22940,7 +24010,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22954,7 +24026,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx16, pm, nil, &c.d.s163MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx16, &tpm, nil, &c.d.s163MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -22968,7 +24042,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23004,7 +24080,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23018,14 +24096,14 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s164MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -23046,7 +24124,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -23054,7 +24132,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime6, pm, &c.d.s164MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s164MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23067,7 +24147,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize6, pm, &c.d.s165MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize6, &tpm, &c.d.s165MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23081,15 +24163,17 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s166MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate5, pm, &c.d.s166MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s166MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23103,15 +24187,17 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s167MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate5, pm, &c.d.s167MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate5, &tpm, &c.d.s167MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23125,15 +24211,17 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s168MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime5, pm, &c.d.s168MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime5, &tpm, &c.d.s168MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23147,7 +24235,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23161,9 +24251,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s169Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -23184,7 +24274,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -23193,7 +24283,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency9, pm, &c.d.s169Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency9, &tpm, &c.d.s169Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23207,7 +24299,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23221,7 +24315,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay13, pm, nil, &c.d.s170NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay13, &tpm, nil, &c.d.s170NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23235,7 +24331,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23249,7 +24347,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume5, pm, &c.d.s171TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume5, &tpm, &c.d.s171TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23263,7 +24363,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23299,7 +24401,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23343,7 +24447,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23357,7 +24463,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23371,7 +24479,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23385,7 +24495,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23399,7 +24511,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23413,7 +24527,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23427,7 +24543,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23441,7 +24559,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23485,7 +24605,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlePriceType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlePriceType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23499,7 +24621,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23513,7 +24637,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23527,7 +24653,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice13, pm, nil, &c.d.s172LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice13, &tpm, nil, &c.d.s172LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23541,7 +24669,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice13, pm, nil, &c.d.s173HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice13, &tpm, nil, &c.d.s173HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23555,7 +24685,9 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice, pm, nil, &c.d.s174TradingRefPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice, &tpm, nil, &c.d.s174TradingRefPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23565,15 +24697,19 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries6, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -23607,7 +24743,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23645,7 +24783,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23683,7 +24823,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23699,7 +24841,9 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23723,12 +24867,15 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d56(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d56(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -23736,26 +24883,28 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pm *fastrt.PMap) (int
 func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDUpdateAction
 	{
 		done := false
 		e := &c.d.s175MDUpdateAction
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDUpdateAction = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -23776,7 +24925,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDUpdateAction = uint32(x)
@@ -23784,7 +24933,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, &c.d.s175MDUpdateAction)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, &c.d.s175MDUpdateAction)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23797,16 +24948,18 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s176MDPriceLevel
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDPriceLevel3, pm, &c.d.s176MDPriceLevel)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel3, &tpm, &c.d.s176MDPriceLevel)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23820,9 +24973,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s177MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryType = e.Cur
 				} else {
@@ -23843,7 +24996,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryType = w
@@ -23852,7 +25005,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType7, pm, &c.d.s177MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, &c.d.s177MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23887,7 +25042,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23905,14 +25062,14 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s178SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -23933,7 +25090,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -23941,7 +25098,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID11, pm, &c.d.s178SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID11, &tpm, &c.d.s178SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -23954,15 +25113,15 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s179RptSeq
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.RptSeq = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -23983,7 +25142,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.RptSeq = uint32(x)
@@ -23991,7 +25150,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, &c.d.s179RptSeq)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, &c.d.s179RptSeq)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24004,7 +25165,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24018,7 +25181,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx19, pm, nil, &c.d.s180MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx19, &tpm, nil, &c.d.s180MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24032,7 +25197,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24068,7 +25235,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24082,14 +25251,14 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s181MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -24110,7 +25279,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryTime = uint32(x)
@@ -24118,7 +25287,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, &c.d.s181MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, &c.d.s181MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24131,7 +25302,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize7, pm, &c.d.s182MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize7, &tpm, &c.d.s182MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24145,15 +25318,17 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s183MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate6, pm, &c.d.s183MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s183MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24167,15 +25342,17 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s184MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate6, pm, &c.d.s184MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate6, &tpm, &c.d.s184MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24189,15 +25366,17 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s185MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime6, pm, &c.d.s185MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime6, &tpm, &c.d.s185MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24211,7 +25390,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24225,9 +25406,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s186Currency
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Currency, v.HasCurrency = e.Cur, true
 				} else {
@@ -24248,7 +25429,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Currency, v.HasCurrency = w, true
@@ -24257,7 +25438,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency10, pm, &c.d.s186Currency)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency10, &tpm, &c.d.s186Currency)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24271,7 +25454,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24285,7 +25470,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay16, pm, nil, &c.d.s187NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay16, &tpm, nil, &c.d.s187NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24299,7 +25486,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24313,7 +25502,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume6, pm, &c.d.s188TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume6, &tpm, &c.d.s188TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24327,7 +25518,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24363,7 +25556,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24407,7 +25602,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24421,7 +25618,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24435,7 +25634,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24449,7 +25650,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24463,7 +25666,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24477,7 +25682,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24491,7 +25698,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettlType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSettlType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24505,7 +25714,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24549,7 +25760,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlePriceType2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlePriceType2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24563,7 +25776,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24577,7 +25792,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24591,7 +25808,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice16, pm, nil, &c.d.s189LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice16, &tpm, nil, &c.d.s189LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24605,7 +25824,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice16, pm, nil, &c.d.s190HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice16, &tpm, nil, &c.d.s190HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24619,7 +25840,9 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice4, pm, nil, &c.d.s191TradingRefPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice4, &tpm, nil, &c.d.s191TradingRefPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24629,15 +25852,19 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries7, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID14
 	// MsgType
@@ -24671,7 +25898,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24709,7 +25938,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24744,7 +25975,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24788,7 +26021,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24802,7 +26037,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityIDSource12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityIDSource12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24838,7 +26075,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24874,7 +26113,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24918,7 +26159,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -24962,7 +26205,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25006,7 +26251,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25045,7 +26292,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTransactTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTransactTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25083,7 +26332,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25126,7 +26377,9 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25136,12 +26389,19 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID15
 	// MessageType
@@ -25175,7 +26435,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25213,7 +26475,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25248,7 +26512,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25284,7 +26550,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25328,7 +26596,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25342,7 +26612,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityIDSource13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityIDSource13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25378,7 +26650,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25414,7 +26688,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25458,7 +26734,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25502,7 +26780,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25546,7 +26826,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25585,7 +26867,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTransactTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTransactTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25623,7 +26907,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25666,7 +26952,9 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25676,12 +26964,19 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID16
 	// MessageType
@@ -25715,7 +27010,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25753,7 +27050,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25791,7 +27090,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25826,7 +27127,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25862,7 +27165,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25906,7 +27211,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25920,7 +27227,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityIDSource14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityIDSource14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25956,7 +27265,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -25992,7 +27303,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26036,7 +27349,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26080,7 +27395,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26119,7 +27436,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTransactTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTransactTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26162,7 +27481,9 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26172,12 +27493,19 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// MsgSeqNum
@@ -26209,7 +27537,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26249,7 +27579,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime17, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26287,7 +27619,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26330,7 +27664,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26374,7 +27710,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26388,9 +27726,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s192MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -26411,7 +27749,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -26420,7 +27758,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID2, pm, &c.d.s192MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID2, &tpm, &c.d.s192MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26469,7 +27809,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26508,7 +27850,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26546,7 +27890,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26566,7 +27912,9 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26590,12 +27938,15 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d61(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d61(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -26603,19 +27954,23 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pm *fastrt.P
 func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26628,7 +27983,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurerncy, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurerncy, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26642,7 +27999,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx22, pm, nil, &c.d.s193MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx22, &tpm, nil, &c.d.s193MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26656,7 +28015,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize8, pm, &c.d.s194MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize8, &tpm, &c.d.s194MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26670,15 +28031,17 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s195MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate7, pm, &c.d.s195MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate7, &tpm, &c.d.s195MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26692,15 +28055,17 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s196MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime7, pm, &c.d.s196MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime7, &tpm, &c.d.s196MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26714,7 +28079,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume7, pm, &c.d.s197TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume7, &tpm, &c.d.s197TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26728,15 +28095,17 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s198MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate7, pm, &c.d.s198MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, &c.d.s198MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26750,9 +28119,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s199MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -26773,7 +28142,7 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -26782,7 +28151,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime8, pm, &c.d.s199MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime8, &tpm, &c.d.s199MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26796,7 +28167,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26810,7 +28183,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay19, pm, nil, &c.d.s200NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay19, &tpm, nil, &c.d.s200NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26824,7 +28199,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26838,7 +28215,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26874,7 +28253,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26888,7 +28269,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26902,7 +28285,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26916,7 +28301,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26930,7 +28317,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettleFlag3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettleFlag3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26944,7 +28333,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26958,7 +28349,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26972,7 +28365,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -26986,7 +28381,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27000,7 +28397,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27014,15 +28413,17 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s201NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders8, pm, &c.d.s201NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders8, &tpm, &c.d.s201NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27036,7 +28437,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27050,7 +28453,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDayCumQty, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDayCumQty, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27064,7 +28469,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27078,7 +28485,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlePriceType3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlePriceType3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27092,7 +28501,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27106,7 +28517,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice19, pm, nil, &c.d.s202LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice19, &tpm, nil, &c.d.s202LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27120,7 +28533,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice19, pm, nil, &c.d.s203HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice19, &tpm, nil, &c.d.s203HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27134,7 +28549,9 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice7, pm, nil, &c.d.s204TradingRefPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice7, &tpm, nil, &c.d.s204TradingRefPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27144,15 +28561,19 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries8, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType9
 	// MsgSeqNum
@@ -27184,7 +28605,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27224,7 +28647,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime18, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27262,7 +28687,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27305,7 +28732,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27349,7 +28778,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27363,9 +28794,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s205MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -27386,7 +28817,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -27395,7 +28826,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID3, pm, &c.d.s205MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID3, &tpm, &c.d.s205MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27444,7 +28877,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27483,7 +28918,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27521,7 +28958,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27541,7 +28980,9 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27565,12 +29006,15 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d63(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d63(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -27578,19 +29022,23 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pm *fastrt.P
 func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27603,7 +29051,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27617,7 +29067,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx25, pm, nil, &c.d.s206MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx25, &tpm, nil, &c.d.s206MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27631,7 +29083,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate13, pm, nil, &c.d.s207MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate13, &tpm, nil, &c.d.s207MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27675,7 +29129,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27689,7 +29145,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize9, pm, &c.d.s208MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize9, &tpm, &c.d.s208MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27703,7 +29161,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume8, pm, &c.d.s209TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume8, &tpm, &c.d.s209TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27717,15 +29177,17 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s210MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate8, pm, &c.d.s210MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, &c.d.s210MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27739,9 +29201,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s211MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -27762,7 +29224,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -27771,7 +29233,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime9, pm, &c.d.s211MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime9, &tpm, &c.d.s211MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27785,15 +29249,17 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s212MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate8, pm, &c.d.s212MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate8, &tpm, &c.d.s212MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27807,15 +29273,17 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s213MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime8, pm, &c.d.s213MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime8, &tpm, &c.d.s213MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27829,7 +29297,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27843,7 +29313,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay22, pm, nil, &c.d.s214NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay22, &tpm, nil, &c.d.s214NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27857,7 +29329,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27871,7 +29345,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta4, pm, nil, &c.d.s215PriceDeltaMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta4, &tpm, nil, &c.d.s215PriceDeltaMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27885,7 +29361,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx4, pm, nil, &c.d.s216FirstPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx4, &tpm, nil, &c.d.s216FirstPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27899,7 +29377,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx4, pm, nil, &c.d.s217LastPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx4, &tpm, nil, &c.d.s217LastPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27913,7 +29393,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27949,7 +29431,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27963,7 +29447,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -27977,7 +29463,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28021,7 +29509,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28065,7 +29555,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28079,7 +29571,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28093,7 +29587,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28107,7 +29603,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28121,7 +29619,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28135,7 +29635,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28149,7 +29651,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28163,7 +29667,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28177,15 +29683,17 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s218NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders9, pm, &c.d.s218NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders9, &tpm, &c.d.s218NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28199,7 +29707,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28213,7 +29723,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28227,7 +29739,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28271,7 +29785,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28315,7 +29831,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28329,7 +29847,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28343,7 +29863,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice22, pm, nil, &c.d.s219LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice22, &tpm, nil, &c.d.s219LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28357,7 +29879,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice22, pm, nil, &c.d.s220HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice22, &tpm, nil, &c.d.s220HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28371,7 +29895,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice13, pm, nil, &c.d.s221TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice13, &tpm, nil, &c.d.s221TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28415,7 +29941,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28459,7 +29987,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28503,7 +30033,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28547,7 +30079,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28591,7 +30125,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBCertIndicator3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBCertIndicator3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28635,7 +30171,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBContractInfo3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBContractInfo3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28679,7 +30217,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBGraceDate3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBGraceDate3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28723,7 +30263,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28737,7 +30279,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28751,7 +30295,9 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28776,7 +30322,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d64(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d64(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -28784,7 +30330,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			v.HasUnderlyings = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries9, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -28793,19 +30339,23 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID9, pm, &c.d.s222UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID9, &tpm, &c.d.s222UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28822,7 +30372,9 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx13, pm, nil, &c.d.s223UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx13, &tpm, nil, &c.d.s223UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28865,7 +30417,9 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28875,15 +30429,19 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings9, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType10
 	// MsgSeqNum
@@ -28915,7 +30473,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum19, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum19, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28955,7 +30515,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime19, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime19, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -28993,7 +30555,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29036,7 +30600,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29080,7 +30646,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29094,9 +30662,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s224MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -29117,7 +30685,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -29126,7 +30694,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID4, pm, &c.d.s224MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID4, &tpm, &c.d.s224MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29175,7 +30745,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29214,7 +30786,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29252,7 +30826,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID17, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID17, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29272,7 +30848,9 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29296,12 +30874,15 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d66(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d66(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -29309,19 +30890,23 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pm *fastrt.P
 func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29334,7 +30919,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29348,7 +30935,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx28, pm, nil, &c.d.s225MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx28, &tpm, nil, &c.d.s225MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29362,7 +30951,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate16, pm, nil, &c.d.s226MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate16, &tpm, nil, &c.d.s226MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29406,7 +30997,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29420,7 +31013,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize10, pm, &c.d.s227MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize10, &tpm, &c.d.s227MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29434,7 +31029,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume9, pm, &c.d.s228TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume9, &tpm, &c.d.s228TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29448,15 +31045,17 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s229MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate9, pm, &c.d.s229MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s229MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29470,9 +31069,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s230MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -29493,7 +31092,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -29502,7 +31101,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime10, pm, &c.d.s230MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime10, &tpm, &c.d.s230MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29516,15 +31117,17 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s231MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate9, pm, &c.d.s231MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate9, &tpm, &c.d.s231MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29538,15 +31141,17 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s232MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime9, pm, &c.d.s232MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime9, &tpm, &c.d.s232MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29560,7 +31165,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29574,7 +31181,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay25, pm, nil, &c.d.s233NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay25, &tpm, nil, &c.d.s233NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29588,7 +31197,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29602,7 +31213,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29638,7 +31251,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29652,7 +31267,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29666,7 +31283,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29710,7 +31329,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29754,7 +31375,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29768,7 +31391,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29782,7 +31407,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29796,7 +31423,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29810,7 +31439,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29824,7 +31455,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29838,7 +31471,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29852,7 +31487,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29866,15 +31503,17 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s234NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders10, pm, &c.d.s234NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders10, &tpm, &c.d.s234NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29888,7 +31527,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29902,7 +31543,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29916,7 +31559,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -29960,7 +31605,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30004,7 +31651,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30018,7 +31667,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30032,7 +31683,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice25, pm, nil, &c.d.s235LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice25, &tpm, nil, &c.d.s235LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30046,7 +31699,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice25, pm, nil, &c.d.s236HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice25, &tpm, nil, &c.d.s236HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30060,7 +31715,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice16, pm, nil, &c.d.s237TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice16, &tpm, nil, &c.d.s237TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30104,7 +31761,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30148,7 +31807,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30192,7 +31853,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30236,7 +31899,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30280,7 +31945,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBCertIndicator4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBCertIndicator4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30324,7 +31991,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBContractInfo4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBContractInfo4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30368,7 +32037,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fBTBGraceDate4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fBTBGraceDate4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30412,7 +32083,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30426,7 +32099,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30440,7 +32115,9 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30465,7 +32142,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d67(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d67(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -30473,7 +32150,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			v.HasUnderlyings = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries10, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -30482,19 +32159,23 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID10, pm, &c.d.s238UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID10, &tpm, &c.d.s238UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30511,7 +32192,9 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx16, pm, nil, &c.d.s239UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx16, &tpm, nil, &c.d.s239UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30554,7 +32237,9 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30564,15 +32249,19 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings10, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType11
 	// MsgSeqNum
@@ -30604,7 +32293,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum20, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum20, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30644,7 +32335,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime20, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime20, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30682,7 +32375,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30725,7 +32420,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30769,7 +32466,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30783,9 +32482,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s240MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -30806,7 +32505,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -30815,7 +32514,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID5, pm, &c.d.s240MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID5, &tpm, &c.d.s240MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30864,7 +32565,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30903,7 +32606,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30941,7 +32646,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID18, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID18, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30961,7 +32668,9 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -30985,12 +32694,15 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d69(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d69(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -30998,19 +32710,23 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pm *fastrt.P
 func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31023,7 +32739,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31037,7 +32755,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx31, pm, nil, &c.d.s241MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx31, &tpm, nil, &c.d.s241MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31051,7 +32771,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate19, pm, nil, &c.d.s242MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate19, &tpm, nil, &c.d.s242MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31095,7 +32817,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31109,7 +32833,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize11, pm, &c.d.s243MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize11, &tpm, &c.d.s243MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31123,7 +32849,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume10, pm, &c.d.s244TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume10, &tpm, &c.d.s244TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31137,15 +32865,17 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s245MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate10, pm, &c.d.s245MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s245MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31159,9 +32889,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s246MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -31182,7 +32912,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -31191,7 +32921,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime11, pm, &c.d.s246MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime11, &tpm, &c.d.s246MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31205,15 +32937,17 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s247MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate10, pm, &c.d.s247MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate10, &tpm, &c.d.s247MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31227,15 +32961,17 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s248MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime10, pm, &c.d.s248MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime10, &tpm, &c.d.s248MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31249,7 +32985,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31263,7 +33001,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay28, pm, nil, &c.d.s249NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay28, &tpm, nil, &c.d.s249NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31277,7 +33017,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31291,7 +33033,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31327,7 +33071,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31341,7 +33087,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31355,7 +33103,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31399,7 +33149,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31443,7 +33195,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31457,7 +33211,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31471,7 +33227,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31485,7 +33243,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31499,7 +33259,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31513,7 +33275,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31527,7 +33291,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31541,7 +33307,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31555,15 +33323,17 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s250NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders11, pm, &c.d.s250NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders11, &tpm, &c.d.s250NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31577,7 +33347,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31591,7 +33363,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31605,7 +33379,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31649,7 +33425,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31693,7 +33471,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31707,7 +33487,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31721,7 +33503,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice28, pm, nil, &c.d.s251LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice28, &tpm, nil, &c.d.s251LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31735,7 +33519,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice28, pm, nil, &c.d.s252HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice28, &tpm, nil, &c.d.s252HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31749,7 +33535,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice19, pm, nil, &c.d.s253TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice19, &tpm, nil, &c.d.s253TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31793,7 +33581,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31837,7 +33627,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31881,7 +33673,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31925,7 +33719,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31969,7 +33765,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31983,7 +33781,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -31997,7 +33797,9 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32022,7 +33824,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d70(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d70(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -32030,7 +33832,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			v.HasUnderlyings = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries11, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -32039,19 +33841,23 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID11, pm, &c.d.s254UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID11, &tpm, &c.d.s254UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32068,7 +33874,9 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx19, pm, nil, &c.d.s255UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx19, &tpm, nil, &c.d.s255UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32111,7 +33919,9 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32121,15 +33931,19 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings11, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType12
 	// MsgSeqNum
@@ -32161,7 +33975,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum21, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum21, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32201,7 +34017,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime21, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime21, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32239,7 +34057,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32282,7 +34102,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32326,7 +34148,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32340,9 +34164,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s256MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -32363,7 +34187,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -32372,7 +34196,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID6, pm, &c.d.s256MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID6, &tpm, &c.d.s256MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32421,7 +34247,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32460,7 +34288,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32498,7 +34328,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID19, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID19, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32518,7 +34350,9 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32542,12 +34376,15 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d72(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d72(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -32555,19 +34392,23 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pm *fastrt.P
 func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32580,7 +34421,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32594,7 +34437,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx34, pm, nil, &c.d.s257MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx34, &tpm, nil, &c.d.s257MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32608,7 +34453,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate22, pm, nil, &c.d.s258MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate22, &tpm, nil, &c.d.s258MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32652,7 +34499,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32666,7 +34515,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize12, pm, &c.d.s259MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize12, &tpm, &c.d.s259MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32680,7 +34531,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume11, pm, &c.d.s260TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume11, &tpm, &c.d.s260TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32694,15 +34547,17 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s261MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate11, pm, &c.d.s261MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, &c.d.s261MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32716,9 +34571,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s262MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -32739,7 +34594,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -32748,7 +34603,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime12, pm, &c.d.s262MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime12, &tpm, &c.d.s262MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32762,15 +34619,17 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s263MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate11, pm, &c.d.s263MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate11, &tpm, &c.d.s263MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32784,15 +34643,17 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s264MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime11, pm, &c.d.s264MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime11, &tpm, &c.d.s264MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32806,7 +34667,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32820,7 +34683,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay31, pm, nil, &c.d.s265NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay31, &tpm, nil, &c.d.s265NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32834,7 +34699,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32848,7 +34715,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32884,7 +34753,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32898,7 +34769,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32912,7 +34785,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -32956,7 +34831,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33000,7 +34877,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33014,7 +34893,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33028,7 +34909,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33042,7 +34925,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33056,7 +34941,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33070,7 +34957,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33084,7 +34973,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33098,7 +34989,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33112,15 +35005,17 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s266NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders12, pm, &c.d.s266NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders12, &tpm, &c.d.s266NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33134,7 +35029,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33148,7 +35045,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33162,7 +35061,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33206,7 +35107,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33250,7 +35153,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33264,7 +35169,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33278,7 +35185,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice31, pm, nil, &c.d.s267LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice31, &tpm, nil, &c.d.s267LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33292,7 +35201,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice31, pm, nil, &c.d.s268HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice31, &tpm, nil, &c.d.s268HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33306,7 +35217,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice22, pm, nil, &c.d.s269TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice22, &tpm, nil, &c.d.s269TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33350,7 +35263,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33394,7 +35309,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33438,7 +35355,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33482,7 +35401,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33526,7 +35447,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33540,7 +35463,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33554,7 +35479,9 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33579,7 +35506,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d73(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d73(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -33587,7 +35514,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			v.HasUnderlyings = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries12, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -33596,19 +35523,23 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID12, pm, &c.d.s270UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID12, &tpm, &c.d.s270UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33625,7 +35556,9 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx22, pm, nil, &c.d.s271UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx22, &tpm, nil, &c.d.s271UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33668,7 +35601,9 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33678,15 +35613,19 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings12, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType13
 	// MsgSeqNum
@@ -33718,7 +35657,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum22, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum22, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33758,7 +35699,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime22, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime22, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33796,7 +35739,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33839,7 +35784,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33883,7 +35830,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33897,9 +35846,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s272MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -33920,7 +35869,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -33929,7 +35878,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID7, pm, &c.d.s272MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID7, &tpm, &c.d.s272MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -33978,7 +35929,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34017,7 +35970,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34055,7 +36010,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID20, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID20, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34075,7 +36032,9 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34099,12 +36058,15 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d75(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d75(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -34112,19 +36074,23 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pm *fastrt.P
 func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34137,7 +36103,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency15, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency15, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34151,7 +36119,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx37, pm, nil, &c.d.s273MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx37, &tpm, nil, &c.d.s273MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34165,7 +36135,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate25, pm, nil, &c.d.s274MDEntryInterestRateMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate25, &tpm, nil, &c.d.s274MDEntryInterestRateMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34209,7 +36181,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fIndexSeq9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fIndexSeq9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34223,7 +36197,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize13, pm, &c.d.s275MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize13, &tpm, &c.d.s275MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34237,7 +36213,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume12, pm, &c.d.s276TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume12, &tpm, &c.d.s276TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34251,15 +36229,17 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s277MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate12, pm, &c.d.s277MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, &c.d.s277MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34273,9 +36253,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s278MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -34296,7 +36276,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -34305,7 +36285,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime13, pm, &c.d.s278MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime13, &tpm, &c.d.s278MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34319,15 +36301,17 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s279MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate12, pm, &c.d.s279MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate12, &tpm, &c.d.s279MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34341,15 +36325,17 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s280MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime12, pm, &c.d.s280MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime12, &tpm, &c.d.s280MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34363,7 +36349,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34377,7 +36365,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay34, pm, nil, &c.d.s281NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay34, &tpm, nil, &c.d.s281NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34391,7 +36381,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34405,7 +36397,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34441,7 +36435,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34455,7 +36451,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34469,7 +36467,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34513,7 +36513,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34557,7 +36559,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34571,7 +36575,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34585,7 +36591,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34599,7 +36607,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34613,7 +36623,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34627,7 +36639,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34641,7 +36655,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34655,7 +36671,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34669,15 +36687,17 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s282NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders13, pm, &c.d.s282NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders13, &tpm, &c.d.s282NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34691,7 +36711,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34705,7 +36727,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34719,7 +36743,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettPriceType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettPriceType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34763,7 +36789,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastTradeDate9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastTradeDate9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34807,7 +36835,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34821,7 +36851,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34835,7 +36867,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice34, pm, nil, &c.d.s283LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice34, &tpm, nil, &c.d.s283LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34849,7 +36883,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice34, pm, nil, &c.d.s284HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice34, &tpm, nil, &c.d.s284HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34863,7 +36899,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice25, pm, nil, &c.d.s285TradingReferencePriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice25, &tpm, nil, &c.d.s285TradingReferencePriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34907,7 +36945,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34951,7 +36991,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -34995,7 +37037,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExpireDate9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExpireDate9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35039,7 +37083,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEarlyTermination9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEarlyTermination9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35083,7 +37129,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaxTradeVol9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaxTradeVol9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35097,7 +37145,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceBandType11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceBandType11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35111,7 +37161,9 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35136,7 +37188,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d76(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d76(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -35144,7 +37196,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			v.HasUnderlyings = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries13, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -35153,19 +37205,23 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// UnderlyingSecurityID
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID13, pm, &c.d.s286UnderlyingSecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID13, &tpm, &c.d.s286UnderlyingSecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35182,7 +37238,9 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx25, pm, nil, &c.d.s287UnderlyingPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx25, &tpm, nil, &c.d.s287UnderlyingPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35225,7 +37283,9 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUnderlyingPxType9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUnderlyingPxType9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35235,15 +37295,19 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fUnderlyings13, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// MsgSeqNum
@@ -35275,7 +37339,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum23, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum23, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35315,7 +37381,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime23, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime23, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35353,7 +37421,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35396,7 +37466,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35440,7 +37512,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeDate16, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeDate16, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35454,9 +37528,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 	{
 		done := false
 		e := &c.d.s288MDReqID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDReqID, v.HasMDReqID = e.Cur, true
 				} else {
@@ -35477,7 +37551,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDReqID, v.HasMDReqID = w, true
@@ -35486,7 +37560,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDReqID8, pm, &c.d.s288MDReqID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDReqID8, &tpm, &c.d.s288MDReqID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35535,7 +37611,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketDepth11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketDepth11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35574,7 +37652,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35612,7 +37692,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID21, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID21, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35632,7 +37714,9 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35656,12 +37740,15 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d78(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d78(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -35669,19 +37756,23 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pm *fastrt.P
 func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryType14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35694,7 +37785,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurerncy2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurerncy2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35708,7 +37801,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx40, pm, nil, &c.d.s289MDEntryPxMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx40, &tpm, nil, &c.d.s289MDEntryPxMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35722,7 +37817,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize14, pm, &c.d.s290MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize14, &tpm, &c.d.s290MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35736,15 +37833,17 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s291MDInsertDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertDate, v.HasMDInsertDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertDate13, pm, &c.d.s291MDInsertDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertDate13, &tpm, &c.d.s291MDInsertDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35758,15 +37857,17 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s292MDInsertTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDInsertTime, v.HasMDInsertTime = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDInsertTime13, pm, &c.d.s292MDInsertTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDInsertTime13, &tpm, &c.d.s292MDInsertTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35780,7 +37881,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume13, pm, &c.d.s293TradeVolume)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume13, &tpm, &c.d.s293TradeVolume)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35794,15 +37897,17 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s294MDEntryDate
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate13, pm, &c.d.s294MDEntryDate)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryDate13, &tpm, &c.d.s294MDEntryDate)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35816,9 +37921,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s295MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.MDEntryTime, v.HasMDEntryTime = e.Cur, true
 				} else {
@@ -35839,7 +37944,7 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.MDEntryTime, v.HasMDEntryTime = w, true
@@ -35848,7 +37953,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryTime14, pm, &c.d.s295MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryTime14, &tpm, &c.d.s295MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35862,7 +37969,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTickDirection13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTickDirection13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35876,7 +37985,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay37, pm, nil, &c.d.s296NetChgPrevDayMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay37, &tpm, nil, &c.d.s296NetChgPrevDayMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35890,7 +38001,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDStreamID13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDStreamID13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35904,7 +38017,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPriceType13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPriceType13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35940,7 +38055,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35954,7 +38071,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35968,7 +38087,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -35982,7 +38103,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeCondition13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36026,7 +38149,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36040,7 +38165,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderID13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fOrderID13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36054,7 +38181,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeID13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fTradeID13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36068,7 +38197,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntryBuyer13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36082,7 +38213,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntrySeller13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMDEntrySeller13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36096,7 +38229,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition14, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuoteCondition14, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36110,15 +38245,17 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		e := &c.d.s297NumberOfOrders
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders14, pm, &c.d.s297NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders14, &tpm, &c.d.s297NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36132,7 +38269,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryPositionNo13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36146,7 +38285,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fDayCumQty2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fDayCumQty2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36160,7 +38301,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSellerDays13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSellerDays13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36174,7 +38317,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlePriceType4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSettlePriceType4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36188,7 +38333,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceLimitType13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPriceLimitType13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36202,7 +38349,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice37, pm, nil, &c.d.s298LowLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice37, &tpm, nil, &c.d.s298LowLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36216,7 +38365,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice37, pm, nil, &c.d.s299HighLimitPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice37, &tpm, nil, &c.d.s299HighLimitPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36230,7 +38381,9 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice10, pm, nil, &c.d.s300TradingRefPriceMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice10, &tpm, nil, &c.d.s300TradingRefPriceMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36240,15 +38393,19 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDEntries14, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID24
 	// MsgType
@@ -36282,7 +38439,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum24, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum24, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36320,7 +38479,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime24, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime24, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36333,15 +38494,17 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s301OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime, pm, &c.d.s301OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, &c.d.s301OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36355,9 +38518,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s302NewsSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.NewsSource, v.HasNewsSource = e.Cur, true
 				} else {
@@ -36378,7 +38541,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
@@ -36387,7 +38550,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsSource, pm, &c.d.s302NewsSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsSource, &tpm, &c.d.s302NewsSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36401,9 +38566,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s303NewsID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.NewsID, v.HasNewsID = e.Cur, true
 				} else {
@@ -36424,7 +38589,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.NewsID, v.HasNewsID = w, true
@@ -36433,7 +38598,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsID, pm, &c.d.s303NewsID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsID, &tpm, &c.d.s303NewsID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36447,9 +38614,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s304LanguageCode
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.LanguageCode, v.HasLanguageCode = e.Cur, true
 				} else {
@@ -36470,7 +38637,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
@@ -36479,7 +38646,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLanguageCode, pm, &c.d.s304LanguageCode)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, &c.d.s304LanguageCode)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36493,9 +38662,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s305Headline
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Headline, v.HasHeadline = e.Cur, true
 				} else {
@@ -36516,7 +38685,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
@@ -36525,7 +38694,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fHeadline, pm, &c.d.s305Headline)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, &c.d.s305Headline)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36539,9 +38710,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s306URLLink
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.URLLink, v.HasURLLink = e.Cur, true
 				} else {
@@ -36562,7 +38733,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
@@ -36571,7 +38742,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fURLLink, pm, &c.d.s306URLLink)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fURLLink, &tpm, &c.d.s306URLLink)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36615,7 +38788,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36629,7 +38804,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedHeadline, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedHeadline, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36643,7 +38820,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36668,7 +38847,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d80(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d80(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -36680,7 +38859,9 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLinesOfText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLinesOfText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36705,7 +38886,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 				v.LinesOfText = v.LinesOfText[:n]
 			}
 			for j := range v.LinesOfText {
-				if p, err = c.d81(b, p, &v.LinesOfText[j], pm); err != nil {
+				if p, err = c.d81(b, p, &v.LinesOfText[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -36713,32 +38894,37 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pm *fastrt.PMap) (in
 			v.HasLinesOfText = true
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
 func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityID
 	{
 		done := false
 		e := &c.d.s307SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -36759,7 +38945,7 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -36767,7 +38953,9 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID22, pm, &c.d.s307SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID22, &tpm, &c.d.s307SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36800,7 +38988,9 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange21, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange21, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36809,7 +38999,7 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym4, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -36818,21 +39008,23 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Text
 	{
 		done := false
 		e := &c.d.s308Text
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Text = e.Cur
 				} else {
@@ -36853,7 +39045,7 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Text = w
@@ -36862,7 +39054,9 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText2, pm, &c.d.s308Text)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText2, &tpm, &c.d.s308Text)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36905,7 +39099,9 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEncodedTextLen, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEncodedTextLen, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36919,7 +39115,9 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -36929,15 +39127,19 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLinesOfText, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID25
 	// MessageType
@@ -36971,7 +39173,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum25, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum25, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37009,7 +39213,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime25, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime25, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37022,15 +39228,17 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s309OrigTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.OrigTime, v.HasOrigTime = uint64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime2, pm, &c.d.s309OrigTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, &c.d.s309OrigTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37044,9 +39252,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s310NewsSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.NewsSource, v.HasNewsSource = e.Cur, true
 				} else {
@@ -37067,7 +39275,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
@@ -37076,7 +39284,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsSource2, pm, &c.d.s310NewsSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsSource2, &tpm, &c.d.s310NewsSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37090,9 +39300,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s311NewsID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.NewsID, v.HasNewsID = e.Cur, true
 				} else {
@@ -37113,7 +39323,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.NewsID, v.HasNewsID = w, true
@@ -37122,7 +39332,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsID2, pm, &c.d.s311NewsID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsID2, &tpm, &c.d.s311NewsID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37136,9 +39348,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s312LanguageCode
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.LanguageCode, v.HasLanguageCode = e.Cur, true
 				} else {
@@ -37159,7 +39371,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
@@ -37168,7 +39380,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLanguageCode2, pm, &c.d.s312LanguageCode)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLanguageCode2, &tpm, &c.d.s312LanguageCode)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37182,9 +39396,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s313Headline
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Headline, v.HasHeadline = e.Cur, true
 				} else {
@@ -37205,7 +39419,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
@@ -37214,7 +39428,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fHeadline2, pm, &c.d.s313Headline)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fHeadline2, &tpm, &c.d.s313Headline)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37228,9 +39444,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s314URLLink
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.URLLink, v.HasURLLink = e.Cur, true
 				} else {
@@ -37251,7 +39467,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
@@ -37260,7 +39476,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fURLLink2, pm, &c.d.s314URLLink)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fURLLink2, &tpm, &c.d.s314URLLink)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37304,7 +39522,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37318,7 +39538,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedHeadline2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedHeadline2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37332,7 +39554,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37357,7 +39581,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d83(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d83(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -37369,7 +39593,9 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLinesOfText2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLinesOfText2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37394,7 +39620,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 				v.LinesOfText = v.LinesOfText[:n]
 			}
 			for j := range v.LinesOfText {
-				if p, err = c.d84(b, p, &v.LinesOfText[j], pm); err != nil {
+				if p, err = c.d84(b, p, &v.LinesOfText[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -37402,32 +39628,37 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pm *fastrt.PMap) (in
 			v.HasLinesOfText = true
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
 func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityID
 	{
 		done := false
 		e := &c.d.s315SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -37448,7 +39679,7 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -37456,7 +39687,9 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID23, pm, &c.d.s315SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID23, &tpm, &c.d.s315SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37489,7 +39722,9 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange22, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange22, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37498,7 +39733,7 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym5, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -37507,21 +39742,23 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Text
 	{
 		done := false
 		e := &c.d.s316Text
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Text = e.Cur
 				} else {
@@ -37542,7 +39779,7 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Text = w
@@ -37551,7 +39788,9 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText3, pm, &c.d.s316Text)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText3, &tpm, &c.d.s316Text)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37594,7 +39833,9 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEncodedTextLen2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEncodedTextLen2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37608,7 +39849,9 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedText2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedText2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37618,15 +39861,19 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLinesOfText2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID26
 	// MessageType
@@ -37660,7 +39907,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum26, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum26, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37698,7 +39947,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime26, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime26, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37741,7 +39992,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37755,9 +40008,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s317NewsSource
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.NewsSource, v.HasNewsSource = e.Cur, true
 				} else {
@@ -37778,7 +40031,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.NewsSource, v.HasNewsSource = w, true
@@ -37787,7 +40040,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsSource3, pm, &c.d.s317NewsSource)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsSource3, &tpm, &c.d.s317NewsSource)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37801,9 +40056,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s318LanguageCode
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.LanguageCode, v.HasLanguageCode = e.Cur, true
 				} else {
@@ -37824,7 +40079,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.LanguageCode, v.HasLanguageCode = w, true
@@ -37833,7 +40088,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLanguageCode3, pm, &c.d.s318LanguageCode)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLanguageCode3, &tpm, &c.d.s318LanguageCode)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37847,9 +40104,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s319Headline
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Headline, v.HasHeadline = e.Cur, true
 				} else {
@@ -37870,7 +40127,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Headline, v.HasHeadline = w, true
@@ -37879,7 +40136,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fHeadline3, pm, &c.d.s319Headline)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fHeadline3, &tpm, &c.d.s319Headline)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37893,9 +40152,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		done := false
 		e := &c.d.s320URLLink
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.URLLink, v.HasURLLink = e.Cur, true
 				} else {
@@ -37916,7 +40175,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.URLLink, v.HasURLLink = w, true
@@ -37925,7 +40184,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fURLLink3, pm, &c.d.s320URLLink)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fURLLink3, &tpm, &c.d.s320URLLink)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37939,7 +40200,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoRelatedSym7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRelatedSym7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -37964,7 +40227,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				v.RelatedSym = v.RelatedSym[:n]
 			}
 			for j := range v.RelatedSym {
-				if p, err = c.d86(b, p, &v.RelatedSym[j], pm); err != nil {
+				if p, err = c.d86(b, p, &v.RelatedSym[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -37976,7 +40239,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoRoutingIDs, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoRoutingIDs, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38001,7 +40266,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				v.RoutingIds = v.RoutingIds[:n]
 			}
 			for j := range v.RoutingIds {
-				if p, err = c.d87(b, p, &v.RoutingIds[j], pm); err != nil {
+				if p, err = c.d87(b, p, &v.RoutingIds[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -38013,7 +40278,9 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLinesOfText3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLinesOfText3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38038,7 +40305,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 				v.LinesOfText = v.LinesOfText[:n]
 			}
 			for j := range v.LinesOfText {
-				if p, err = c.d88(b, p, &v.LinesOfText[j], pm); err != nil {
+				if p, err = c.d88(b, p, &v.LinesOfText[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -38046,32 +40313,37 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pm *fastrt.PMap) (in
 			v.HasLinesOfText = true
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
 func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// SecurityID
 	{
 		done := false
 		e := &c.d.s321SecurityID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SecurityID = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -38092,7 +40364,7 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.SecurityID = uint64(x)
@@ -38100,7 +40372,9 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID24, pm, &c.d.s321SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID24, &tpm, &c.d.s321SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38133,7 +40407,9 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityExchange23, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityExchange23, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38142,7 +40418,7 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRelatedSym6, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -38151,19 +40427,23 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// RoutingType
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRoutingType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRoutingType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38199,7 +40479,9 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fRoutingID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fRoutingID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38209,7 +40491,7 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fRoutingIds, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -38218,21 +40500,23 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// text
 	{
 		done := false
 		e := &c.d.s322Text
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Text = e.Cur
 				} else {
@@ -38253,7 +40537,7 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Text = w
@@ -38262,7 +40546,9 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText4, pm, &c.d.s322Text)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText4, &tpm, &c.d.s322Text)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38305,7 +40591,9 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fEncodedTextLen3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fEncodedTextLen3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38341,7 +40629,9 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fEncodedText3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fEncodedText3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38351,15 +40641,19 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fLinesOfText3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }
 
-func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID27
 	// MsgType
@@ -38393,7 +40687,9 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum27, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum27, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38431,7 +40727,9 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime27, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime27, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38440,12 +40738,19 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID28
 	// MessageType
@@ -38479,7 +40784,9 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum28, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum28, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38517,7 +40824,9 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime28, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime28, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38526,12 +40835,19 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID29
 	// MessageType
@@ -38565,7 +40881,9 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum29, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum29, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38603,7 +40921,9 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime29, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime29, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38616,7 +40936,9 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPosDupFlag2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPosDupFlag2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38626,12 +40948,19 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID30
 	// MessageType
@@ -38665,7 +40994,9 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum30, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum30, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38703,7 +41034,9 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime30, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime30, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38745,7 +41078,9 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fHeartbeatInt, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fHeartbeatInt, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38756,12 +41091,19 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pm *fastrt.PMap) (int, err
 	}
 	// DefaultApplVerID
 	v.DefaultApplVerID = cDefaultApplVerID
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID31
 	// MessageType
@@ -38795,7 +41137,9 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum31, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum31, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38833,7 +41177,9 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime31, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime31, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38870,7 +41216,9 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38880,12 +41228,19 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pm *fastrt.PMap) (int, er
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType16
 	// MsgSeqNum
@@ -38917,7 +41272,9 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum32, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum32, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38955,7 +41312,9 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime32, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime32, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -38968,7 +41327,9 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fApplVerID32, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fApplVerID32, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -39007,7 +41368,9 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -39015,6 +41378,9 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pm *fastrt.PMap) (int
 			v.NewSeqNo = uint32(x)
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

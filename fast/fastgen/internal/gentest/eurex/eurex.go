@@ -173,29 +173,29 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 112:
 		m.ID = 112
-		if p, err = c.d0(b, p, &m.EMDPacketHeader, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.EMDPacketHeader, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "EMDPacketHeader")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "EMDPacketHeader")
 		}
 		return p, nil
 	case 93:
 		m.ID = 93
-		if p, err = c.d1(b, p, &m.DepthSnapshot, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.DepthSnapshot, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DepthSnapshot")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DepthSnapshot")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// PartitionID
 	{
 		done := false
@@ -225,7 +225,9 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fPartitionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fPartitionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -263,7 +265,9 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSenderCompID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSenderCompID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -276,7 +280,9 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPacketSeqNum, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPacketSeqNum, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -289,7 +295,9 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSendingTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSendingTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -302,7 +310,9 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fPerformanceIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fPerformanceIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -311,28 +321,37 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// MsgSeqNum
 	{
 		done := false
 		e := &c.d.s1MsgSeqNum
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.MsgSeqNum, v.HasMsgSeqNum = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, &c.d.s1MsgSeqNum)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, &c.d.s1MsgSeqNum)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -346,14 +365,14 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		e := &c.d.s2SenderCompID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.SenderCompID = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -374,7 +393,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.SenderCompID = uint32(x)
@@ -382,7 +401,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSenderCompID2, pm, &c.d.s2SenderCompID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSenderCompID2, &tpm, &c.d.s2SenderCompID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -395,16 +416,18 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		e := &c.d.s3LastMsgSeqNumProcessed
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, &c.d.s3LastMsgSeqNumProcessed)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, &c.d.s3LastMsgSeqNumProcessed)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -418,15 +441,17 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		e := &c.d.s4RefreshIndicator
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.RefreshIndicator, v.HasRefreshIndicator = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRefreshIndicator, pm, &c.d.s4RefreshIndicator)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRefreshIndicator, &tpm, &c.d.s4RefreshIndicator)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -440,14 +465,14 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		e := &c.d.s5MarketSegmentID
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MarketSegmentID = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -468,7 +493,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MarketSegmentID = uint32(x)
@@ -476,7 +501,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMarketSegmentID, pm, &c.d.s5MarketSegmentID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMarketSegmentID, &tpm, &c.d.s5MarketSegmentID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -489,7 +516,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID, pm, &c.d.s6SecurityID)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s6SecurityID)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -504,14 +533,14 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		e := &c.d.s7ProductComplex
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.ProductComplex = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -532,7 +561,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.ProductComplex = uint32(x)
@@ -540,7 +569,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fProductComplex, pm, &c.d.s7ProductComplex)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fProductComplex, &tpm, &c.d.s7ProductComplex)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -553,7 +584,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -566,7 +599,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastUpdateTime, pm, &c.d.s8LastUpdateTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastUpdateTime, &tpm, &c.d.s8LastUpdateTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -579,7 +614,9 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoMDEntries, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -603,12 +640,15 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 				v.MDSshGrp = v.MDSshGrp[:n]
 			}
 			for j := range v.MDSshGrp {
-				if p, err = c.d2(b, p, &v.MDSshGrp[j], pm); err != nil {
+				if p, err = c.d2(b, p, &v.MDSshGrp[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -616,26 +656,28 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pm *fastrt.PMap) (int, e
 func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// MDEntryType
 	{
 		done := false
 		e := &c.d.s9MDEntryType
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryType = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -656,7 +698,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.MDEntryType = uint32(x)
@@ -664,7 +706,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryType, pm, &c.d.s9MDEntryType)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryType, &tpm, &c.d.s9MDEntryType)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -707,7 +751,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTrdType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -721,7 +767,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -765,7 +813,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionSubID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionSubID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -779,7 +829,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fFastMarketIndicator, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fFastMarketIndicator, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -823,7 +875,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -867,7 +921,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeCondition, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeCondition, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -881,7 +937,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, &c.d.s10MDEntryPx)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, &c.d.s10MDEntryPx)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -895,7 +953,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntrySize, pm, &c.d.s11MDEntrySize)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s11MDEntrySize)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -909,7 +969,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders, pm, &c.d.s12NumberOfOrders)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s12NumberOfOrders)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -923,16 +985,18 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s13MDPriceLevel
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I < 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDPriceLevel, pm, &c.d.s13MDPriceLevel)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, &c.d.s13MDPriceLevel)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -946,15 +1010,17 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	{
 		done := false
 		e := &c.d.s14MDEntryTime
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.MDEntryTime, v.HasMDEntryTime = int64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, &c.d.s14MDEntryTime)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s14MDEntryTime)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -998,7 +1064,9 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradeVolume, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1008,7 +1076,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fMDSshGrp, "presence map has more bits than the segment uses")
 	}
 	return p, nil

@@ -498,29 +498,23 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	case 1:
 		m.ID = 1
 		c.Reset()
-		if p, err = c.d0(b, p, &m.ResetEach, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.ResetEach, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "ResetEach")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "ResetEach")
 		}
 		return p, nil
 	case 2:
 		m.ID = 2
-		if p, err = c.d1(b, p, &m.Plain, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.Plain, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Plain")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Plain")
 		}
 		return p, nil
 	case 3:
 		m.ID = 3
-		if p, err = c.d2(b, p, &m.Groups, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.Groups, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Groups")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Groups")
 		}
 		return p, nil
 	case 4:
@@ -534,11 +528,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 		return p, nil
 	case 120:
 		m.ID = 120
-		if p, err = c.d10(b, p, &m.ScpReset, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.ScpReset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "ScpReset")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "ScpReset")
 		}
 		c.Reset()
 		return p, nil
@@ -546,21 +538,25 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// A
 	{
 		done := false
 		e := &c.d.s1A
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.A = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -581,7 +577,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.A = uint32(x)
@@ -589,7 +585,9 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fA, pm, &c.d.s1A)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fA, &tpm, &c.d.s1A)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -602,16 +600,18 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 	{
 		done := false
 		e := &c.d.s2B
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I != 1<<63-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.B, v.HasB = int64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fB, pm, &c.d.s2B)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fB, &tpm, &c.d.s2B)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -625,9 +625,9 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 	{
 		done := false
 		e := &c.d.s3S
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.S = e.Cur
 				} else {
@@ -648,7 +648,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.S = w
@@ -657,7 +657,9 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fS, pm, &c.d.s3S)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fS, &tpm, &c.d.s3S)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -666,24 +668,31 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pm *fastrt.PMap) (int, error
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// A
 	{
 		done := false
 		e := &c.d.s1A
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.A = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -704,7 +713,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.A = uint32(x)
@@ -712,7 +721,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fA2, pm, &c.d.s1A)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fA2, &tpm, &c.d.s1A)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -725,16 +736,18 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		e := &c.d.s2B
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen && e.I != 1<<63-1 {
-				pm.Next(b)
+				pmb <<= 1
 				e.I++
 				v.B, v.HasB = int64(e.I), true
 				done = true
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fB2, pm, &c.d.s2B)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fB2, &tpm, &c.d.s2B)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -748,9 +761,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		e := &c.d.s3S
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.S = e.Cur
 				} else {
@@ -771,7 +784,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.S = w
@@ -780,7 +793,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fS2, pm, &c.d.s3S)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fS2, &tpm, &c.d.s3S)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -793,7 +808,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fT, pm, &c.d.s4T)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fT, &tpm, &c.d.s4T)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -807,7 +824,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fD, pm, &c.d.s5D)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fD, &tpm, &c.d.s5D)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -820,7 +839,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fU, pm, &c.d.s6U)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fU, &tpm, &c.d.s6U)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -834,7 +855,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fBV, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fBV, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -848,7 +871,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fBD, pm, &c.d.s7BD)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fBD, &tpm, &c.d.s7BD)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -861,7 +886,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fI, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fI, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -875,7 +902,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fL, pm, &c.d.s8L)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fL, &tpm, &c.d.s8L)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -888,7 +917,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fP, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fP, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -902,7 +933,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fQ, pm, &c.d.s9Q)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fQ, &tpm, &c.d.s9Q)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -915,7 +948,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fR, pm, &c.d.s10R)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fR, &tpm, &c.d.s10R)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -929,7 +964,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fX, pm, nil, &c.d.s11XMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fX, &tpm, nil, &c.d.s11XMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -943,7 +980,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fK, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fK, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -955,28 +994,37 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pm *fastrt.PMap) (int, error) {
 	}
 	// KS
 	v.KS = cKS
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *Groups, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// G1
 	{
 		if err := c.Enter(p, fG1); err != nil {
 			return p, err
 		}
-		if p, err = c.d3(b, p, &v.G1, pm); err != nil {
+		if p, err = c.d3(b, p, &v.G1, nil); err != nil {
 			return p, err
 		}
 		c.Depth--
 	}
 	// G2
-	if v.HasG2 = pm.Next(b); v.HasG2 {
+	v.HasG2 = int64(pmb) < 0
+	pmb <<= 1
+	if v.HasG2 {
 		if err := c.Enter(p, fG2); err != nil {
 			return p, err
 		}
-		if p, err = c.d4(b, p, &v.G2, pm); err != nil {
+		if p, err = c.d4(b, p, &v.G2, nil); err != nil {
 			return p, err
 		}
 		c.Depth--
@@ -985,7 +1033,9 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pm *fastrt.PMap) (int, error) {
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNO, pm, &c.d.s15NO)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNO, &tpm, &c.d.s15NO)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1009,12 +1059,15 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pm *fastrt.PMap) (int, error) {
 				v.Outer = v.Outer[:n]
 			}
 			for j := range v.Outer {
-				if p, err = c.d7(b, p, &v.Outer[j], pm); err != nil {
+				if p, err = c.d7(b, p, &v.Outer[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -1102,26 +1155,28 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// A
 	{
 		done := false
 		e := &c.d.s1A
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.A = uint32(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
@@ -1142,7 +1197,7 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 && x <= 1<<32-1 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
 				v.A = uint32(x)
@@ -1150,7 +1205,9 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fA4, pm, &c.d.s1A)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fA4, &tpm, &c.d.s1A)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1163,7 +1220,9 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fN, pm, &c.d.s12N)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fN, &tpm, &c.d.s12N)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1188,7 +1247,7 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 				v.Inner = v.Inner[:n]
 			}
 			for j := range v.Inner {
-				if p, err = c.d5(b, p, &v.Inner[j], pm); err != nil {
+				if p, err = c.d5(b, p, &v.Inner[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -1196,7 +1255,7 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 			v.HasInner = true
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fG2, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -1205,19 +1264,23 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// V
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fV, pm, &c.d.s13V)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fV, &tpm, &c.d.s13V)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1227,16 +1290,18 @@ func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, e
 		}
 	}
 	// G3
-	if v.HasG3 = pm.Next(b); v.HasG3 {
+	v.HasG3 = int64(pmb) < 0
+	pmb <<= 1
+	if v.HasG3 {
 		if err := c.Enter(p, fG3); err != nil {
 			return p, err
 		}
-		if p, err = c.d6(b, p, &v.G3, pm); err != nil {
+		if p, err = c.d6(b, p, &v.G3, nil); err != nil {
 			return p, err
 		}
 		c.Depth--
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fInner, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -1245,21 +1310,23 @@ func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, e
 func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// Z
 	{
 		done := false
 		e := &c.d.s14Z
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				if e.Msg == c.Msg {
 					v.Z = e.Cur
 				} else {
@@ -1280,7 +1347,7 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 				} else {
 					w = c.Append(b[p : end+1])
 				}
-				pm.Next(b)
+				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
 				v.Z = w
@@ -1289,7 +1356,9 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fZ, pm, &c.d.s14Z)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fZ, &tpm, &c.d.s14Z)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1298,7 +1367,7 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fG3, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -1395,26 +1464,28 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var own fastrt.PMap
+	var tpm fastrt.PMap
+	_ = tpm
+	var pmb uint64
+	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		own.Bits = uint64(b[p]&0x7f) << 57
+		pmb = uint64(b[p]&0x7f) << 57
 		p++
-	} else if p, err = fastrt.ReadPMap(b, p, &own); err != nil {
+	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
-	pm = &own
 	// W
 	{
 		done := false
 		e := &c.d.s16W
-		if !pm.Peek(b) {
+		if int64(pmb) >= 0 {
 			if e.G == c.Gen {
-				pm.Next(b)
+				pmb <<= 1
 				v.W = uint64(e.I)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pm.Next(b)
+			pmb <<= 1
 			x := int64(b[p] & 0x7f)
 			p++
 			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
@@ -1435,7 +1506,7 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 				x, n = fastrt.Uint(b, p)
 			}
 			if n > 0 {
-				pm.Next(b)
+				pmb <<= 1
 				p += n
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
 				v.W = uint64(x)
@@ -1443,7 +1514,9 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fW, pm, &c.d.s16W)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1452,7 +1525,7 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 			p = np
 		}
 	}
-	if own.Leftover(b) {
+	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
 	}
 	return p, nil
@@ -3004,9 +3077,16 @@ func (c *Decoder) d9(b []byte, p int, v *Wide, pm *fastrt.PMap) (int, error) {
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *ScpReset, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *ScpReset, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 

@@ -545,128 +545,106 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 12:
 		m.ID = 12
-		if p, err = c.d0(b, p, &m.DefaultIncrementalRefreshMessage, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.DefaultIncrementalRefreshMessage, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DefaultIncrementalRefreshMessage")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DefaultIncrementalRefreshMessage")
 		}
 		return p, nil
 	case 13:
 		m.ID = 13
-		if p, err = c.d2(b, p, &m.DefaultSnapshotMessage, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.DefaultSnapshotMessage, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DefaultSnapshotMessage")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DefaultSnapshotMessage")
 		}
 		return p, nil
 	case 3:
 		m.ID = 3
-		if p, err = c.d4(b, p, &m.SecurityDefinition, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d4(b, p, &m.SecurityDefinition, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SecurityDefinition")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SecurityDefinition")
 		}
 		return p, nil
 	case 4:
 		m.ID = 4
-		if p, err = c.d10(b, p, &m.SecurityDefinitionUpdateReport, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.SecurityDefinitionUpdateReport, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SecurityDefinitionUpdateReport")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SecurityDefinitionUpdateReport")
 		}
 		return p, nil
 	case 5:
 		m.ID = 5
-		if p, err = c.d11(b, p, &m.SecurityStatus, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d11(b, p, &m.SecurityStatus, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SecurityStatus")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SecurityStatus")
 		}
 		return p, nil
 	case 6:
 		m.ID = 6
-		if p, err = c.d12(b, p, &m.Heartbeat, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d12(b, p, &m.Heartbeat, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Heartbeat")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Heartbeat")
 		}
 		return p, nil
 	case 7:
 		m.ID = 7
-		if p, err = c.d13(b, p, &m.SequenceReset, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d13(b, p, &m.SequenceReset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "SequenceReset")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "SequenceReset")
 		}
 		return p, nil
 	case 8:
 		m.ID = 8
-		if p, err = c.d14(b, p, &m.TradingSessionStatus, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d14(b, p, &m.TradingSessionStatus, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "TradingSessionStatus")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "TradingSessionStatus")
 		}
 		return p, nil
 	case 9:
 		m.ID = 9
-		if p, err = c.d15(b, p, &m.News, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d15(b, p, &m.News, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "News")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "News")
 		}
 		return p, nil
 	case 14:
 		m.ID = 14
-		if p, err = c.d17(b, p, &m.OrdersLog, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d17(b, p, &m.OrdersLog, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OrdersLog")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OrdersLog")
 		}
 		return p, nil
 	case 15:
 		m.ID = 15
-		if p, err = c.d19(b, p, &m.OrdersBook, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d19(b, p, &m.OrdersBook, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OrdersBook")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OrdersBook")
 		}
 		return p, nil
 	case 1000:
 		m.ID = 1000
-		if p, err = c.d21(b, p, &m.Logon, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d21(b, p, &m.Logon, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Logon")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Logon")
 		}
 		return p, nil
 	case 1001:
 		m.ID = 1001
-		if p, err = c.d22(b, p, &m.Logout, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d22(b, p, &m.Logout, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Logout")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Logout")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID
 	// MessageType
@@ -702,7 +680,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -740,7 +720,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -783,7 +765,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -800,7 +784,9 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -824,12 +810,15 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pm *f
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d1(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d1(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -1778,9 +1767,13 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID2
 	// MessageType
@@ -1816,7 +1809,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1854,7 +1849,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1897,7 +1894,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1936,7 +1935,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -1974,7 +1975,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2012,7 +2015,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2055,7 +2060,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2093,7 +2100,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2129,7 +2138,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2146,7 +2157,9 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2170,12 +2183,15 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pm *fastrt.PMap
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d3(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d3(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -2835,9 +2851,13 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 	return p, nil
 }
 
-func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID3
 	// MessageType
@@ -2873,7 +2893,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2911,7 +2933,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2949,7 +2973,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTotNumReports2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2980,7 +3006,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -2993,7 +3021,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityDesc, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3032,7 +3062,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3069,7 +3101,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3105,7 +3139,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3141,7 +3177,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSecurityType, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3177,7 +3215,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCFICode, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3228,7 +3268,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fStrikePrice, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fStrikePrice, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3279,7 +3321,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fContractMultiplier, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fContractMultiplier, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3323,7 +3367,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3359,7 +3405,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fCurrency3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3393,7 +3441,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3436,7 +3486,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3480,7 +3532,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3531,7 +3585,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fVolatility, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fVolatility, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3548,7 +3604,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3572,7 +3630,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 				v.MDFeedTypes = v.MDFeedTypes[:n]
 			}
 			for j := range v.MDFeedTypes {
-				if p, err = c.d5(b, p, &v.MDFeedTypes[j], pm); err != nil {
+				if p, err = c.d5(b, p, &v.MDFeedTypes[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -3583,7 +3641,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoUnderlyings, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoUnderlyings, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3608,7 +3668,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 				v.Underlyings = v.Underlyings[:n]
 			}
 			for j := range v.Underlyings {
-				if p, err = c.d6(b, p, &v.Underlyings[j], pm); err != nil {
+				if p, err = c.d6(b, p, &v.Underlyings[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -3657,7 +3717,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3708,7 +3770,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3759,7 +3823,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3810,7 +3876,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrementAmount, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrementAmount, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3861,7 +3929,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3912,7 +3982,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3963,7 +4035,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -3999,7 +4073,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuotationList, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fQuotationList, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4050,7 +4126,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4101,7 +4179,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4115,7 +4195,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoLegs, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLegs, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4140,7 +4222,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 				v.InstrumentLegs = v.InstrumentLegs[:n]
 			}
 			for j := range v.InstrumentLegs {
-				if p, err = c.d7(b, p, &v.InstrumentLegs[j], pm); err != nil {
+				if p, err = c.d7(b, p, &v.InstrumentLegs[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4152,7 +4234,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4177,7 +4261,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 				v.InstrumentAttributes = v.InstrumentAttributes[:n]
 			}
 			for j := range v.InstrumentAttributes {
-				if p, err = c.d8(b, p, &v.InstrumentAttributes[j], pm); err != nil {
+				if p, err = c.d8(b, p, &v.InstrumentAttributes[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4226,7 +4310,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fUnderlyingQty, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fUnderlyingQty, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4262,7 +4348,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fUnderlyingCurrency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fUnderlyingCurrency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4276,7 +4364,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 	{
 		n := -1
 		{
-			x, ok, np, err := c.Int(b, p, fNoEvents, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoEvents, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4301,7 +4391,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 				v.EvntGrp = v.EvntGrp[:n]
 			}
 			for j := range v.EvntGrp {
-				if p, err = c.d9(b, p, &v.EvntGrp[j], pm); err != nil {
+				if p, err = c.d9(b, p, &v.EvntGrp[j], nil); err != nil {
 					return p, err
 				}
 			}
@@ -4343,7 +4433,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityDate, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4387,7 +4479,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMaturityTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMaturityTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4396,6 +4490,9 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pm *fastrt.PMap) (i
 			v.HasMaturityTime = ok
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -4921,9 +5018,13 @@ func (c *Decoder) d9(b []byte, p int, v *SecurityDefinitionEvntGrp, pm *fastrt.P
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID4
 	// MessageType
@@ -4959,7 +5060,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -4997,7 +5100,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5035,7 +5140,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5087,7 +5194,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fVolatility2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fVolatility2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5138,7 +5247,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5189,7 +5300,9 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5199,12 +5312,19 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pm *fa
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID5
 	// MessageType
@@ -5240,7 +5360,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5278,7 +5400,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5316,7 +5440,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5349,7 +5475,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5392,7 +5520,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5443,7 +5573,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5494,7 +5626,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5545,7 +5679,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5596,7 +5732,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5647,7 +5785,9 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5657,12 +5797,19 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID6
 	// MessageType
@@ -5698,7 +5845,9 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, erro
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5736,7 +5885,9 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, erro
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5745,12 +5896,19 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pm *fastrt.PMap) (int, erro
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -5786,7 +5944,9 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5824,7 +5984,9 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5862,7 +6024,9 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fNewSeqNo, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5871,12 +6035,19 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pm *fastrt.PMap) (int, 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MessageType
@@ -5912,7 +6083,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5950,7 +6123,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -5988,7 +6163,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6026,7 +6203,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesCloseTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesCloseTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6069,7 +6248,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingStartTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingStartTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6113,7 +6294,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingEndTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingEndTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6152,7 +6335,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradingSessionID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6195,7 +6380,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6234,7 +6421,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesStatus, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6267,7 +6456,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6315,7 +6506,9 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fTradSesEvent, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fTradSesEvent, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6325,12 +6518,19 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pm *fastrt.PMap)
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MessageType
@@ -6366,7 +6566,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6404,7 +6606,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6447,7 +6651,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6483,7 +6689,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fNewsId, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fNewsId, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6527,7 +6735,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6563,7 +6773,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fLanguageCode, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6607,7 +6819,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fUrgency, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fUrgency, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6621,7 +6835,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fHeadline, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6658,7 +6874,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6675,7 +6893,9 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoLinesOfText, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoLinesOfText, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6699,12 +6919,15 @@ func (c *Decoder) d15(b []byte, p int, v *News, pm *fastrt.PMap) (int, error) {
 				v.NewsText = v.NewsText[:n]
 			}
 			for j := range v.NewsText {
-				if p, err = c.d16(b, p, &v.NewsText[j], pm); err != nil {
+				if p, err = c.d16(b, p, &v.NewsText[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -6728,9 +6951,13 @@ func (c *Decoder) d16(b []byte, p int, v *NewsNewsText, pm *fastrt.PMap) (int, e
 	return p, nil
 }
 
-func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MessageType
@@ -6766,7 +6993,9 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6804,7 +7033,9 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6842,7 +7073,9 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6858,7 +7091,9 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries3, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -6882,12 +7117,15 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pm *fastrt.PMap) (int, erro
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d18(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d18(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -7574,9 +7812,13 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 	return p, nil
 }
 
-func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MessageType
@@ -7612,7 +7854,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7650,7 +7894,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime11, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7688,7 +7934,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7731,7 +7979,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7770,7 +8020,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fLastFragment5, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7808,7 +8060,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fRouteFirst, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7846,7 +8100,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7889,7 +8145,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityID7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7908,7 +8166,9 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			x, ok, np, err := c.Int(b, p, fNoMDEntries4, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -7932,12 +8192,15 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pm *fastrt.PMap) (int, err
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d20(b, p, &v.MDEntries[j], pm); err != nil {
+				if p, err = c.d20(b, p, &v.MDEntries[j], nil); err != nil {
 					return p, err
 				}
 			}
 			c.Depth--
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
@@ -8308,9 +8571,13 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 	return p, nil
 }
 
-func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -8346,7 +8613,9 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8384,7 +8653,9 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime12, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8393,12 +8664,19 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pm *fastrt.PMap) (int, error) {
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -8434,7 +8712,9 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8472,7 +8752,9 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fSendingTime13, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8507,7 +8789,9 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			done = true
 		}
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fText2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -8516,6 +8800,9 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pm *fastrt.PMap) (int, error) 
 			v.HasText = ok
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

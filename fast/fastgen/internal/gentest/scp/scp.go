@@ -90,11 +90,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 120:
 		m.ID = 120
-		if p, err = c.d0(b, p, &m.Reset, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.Reset, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Reset")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Reset")
 		}
 		c.Reset()
 		return p, nil
@@ -102,9 +100,16 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *Reset, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *Reset, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 

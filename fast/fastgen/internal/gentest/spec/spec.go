@@ -209,155 +209,127 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 1:
 		m.ID = 1
-		if p, err = c.d0(b, p, &m.MandatoryDecimal, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.MandatoryDecimal, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MandatoryDecimal")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MandatoryDecimal")
 		}
 		return p, nil
 	case 2:
 		m.ID = 2
-		if p, err = c.d1(b, p, &m.OptionalDecimal, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.OptionalDecimal, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalDecimal")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalDecimal")
 		}
 		return p, nil
 	case 3:
 		m.ID = 3
-		if p, err = c.d2(b, p, &m.OptionalDecimalWithOperator, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.OptionalDecimalWithOperator, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalDecimalWithOperator")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalDecimalWithOperator")
 		}
 		return p, nil
 	case 4:
 		m.ID = 4
-		if p, err = c.d3(b, p, &m.OptionalDecimalWithIndividual, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d3(b, p, &m.OptionalDecimalWithIndividual, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalDecimalWithIndividual")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalDecimalWithIndividual")
 		}
 		return p, nil
 	case 5:
 		m.ID = 5
-		if p, err = c.d4(b, p, &m.ConstantOperatorMandatory, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d4(b, p, &m.ConstantOperatorMandatory, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "ConstantOperatorMandatory")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "ConstantOperatorMandatory")
 		}
 		return p, nil
 	case 6:
 		m.ID = 6
-		if p, err = c.d5(b, p, &m.ConstantOperatorOptional, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d5(b, p, &m.ConstantOperatorOptional, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "ConstantOperatorOptional")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "ConstantOperatorOptional")
 		}
 		return p, nil
 	case 7:
 		m.ID = 7
-		if p, err = c.d6(b, p, &m.DefaultOperatorMandatory, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d6(b, p, &m.DefaultOperatorMandatory, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DefaultOperatorMandatory")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DefaultOperatorMandatory")
 		}
 		return p, nil
 	case 8:
 		m.ID = 8
-		if p, err = c.d7(b, p, &m.DefaultOperatorOptional, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d7(b, p, &m.DefaultOperatorOptional, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DefaultOperatorOptional")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DefaultOperatorOptional")
 		}
 		return p, nil
 	case 9:
 		m.ID = 9
-		if p, err = c.d8(b, p, &m.CopyOperatorMandatory, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d8(b, p, &m.CopyOperatorMandatory, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "CopyOperatorMandatory")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "CopyOperatorMandatory")
 		}
 		return p, nil
 	case 10:
 		m.ID = 10
-		if p, err = c.d9(b, p, &m.CopyOperatorOptional, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d9(b, p, &m.CopyOperatorOptional, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "CopyOperatorOptional")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "CopyOperatorOptional")
 		}
 		return p, nil
 	case 11:
 		m.ID = 11
-		if p, err = c.d10(b, p, &m.IncrementOperatorMandatory, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.IncrementOperatorMandatory, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "IncrementOperatorMandatory")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "IncrementOperatorMandatory")
 		}
 		return p, nil
 	case 12:
 		m.ID = 12
-		if p, err = c.d11(b, p, &m.DeltaOperatorMandatorySignedInteger, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d11(b, p, &m.DeltaOperatorMandatorySignedInteger, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DeltaOperatorMandatorySignedInteger")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DeltaOperatorMandatorySignedInteger")
 		}
 		return p, nil
 	case 13:
 		m.ID = 13
-		if p, err = c.d12(b, p, &m.DeltaOperatorMandatoryDecimal, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d12(b, p, &m.DeltaOperatorMandatoryDecimal, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DeltaOperatorMandatoryDecimal")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DeltaOperatorMandatoryDecimal")
 		}
 		return p, nil
 	case 14:
 		m.ID = 14
-		if p, err = c.d13(b, p, &m.DeltaOperatorMandatoryDecimalWithInit, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d13(b, p, &m.DeltaOperatorMandatoryDecimalWithInit, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DeltaOperatorMandatoryDecimalWithInit")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DeltaOperatorMandatoryDecimalWithInit")
 		}
 		return p, nil
 	case 15:
 		m.ID = 15
-		if p, err = c.d14(b, p, &m.DeltaOperatorMandatoryString, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d14(b, p, &m.DeltaOperatorMandatoryString, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "DeltaOperatorMandatoryString")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "DeltaOperatorMandatoryString")
 		}
 		return p, nil
 	case 16:
 		m.ID = 16
-		if p, err = c.d15(b, p, &m.MultiplePMapSlot, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d15(b, p, &m.MultiplePMapSlot, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MultiplePMapSlot")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MultiplePMapSlot")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -392,7 +364,9 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pm *fastrt.PMap) (int
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fValue, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fValue, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -401,12 +375,19 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pm *fastrt.PMap) (int
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -448,7 +429,9 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pm *fastrt.PMap) (int,
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fValue2, pm, nil)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fValue2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -458,17 +441,26 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pm *fastrt.PMap) (int,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fValue3, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fValue3, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -478,25 +470,32 @@ func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pm *fastrt
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
-		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; !pm.Peek(b) && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
 			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pm.Next(b)
+				pmb <<= 1
 				me.I = m
 				v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
 				p++
 				done = true
 			}
 		}
-		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; !done && pm.Peek(b) && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+		if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
 			exp := fastrt.SignExtend7(b[p])
 			if exp > 0 {
 				exp--
@@ -527,7 +526,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pm *fast
 					d, dn = x, n
 				}
 				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pm.Next(b)
+					pmb <<= 1
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 					v.Value, v.HasValue = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
@@ -537,7 +536,9 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pm *fast
 			}
 		}
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fValue4, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -547,25 +548,41 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pm *fast
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d4(b []byte, p int, v *ConstantOperatorMandatory, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d4(b []byte, p int, v *ConstantOperatorMandatory, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	v.Value = uint32(7)
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -575,17 +592,26 @@ func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pm *fastrt.PM
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -594,17 +620,26 @@ func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pm *fastrt.PM
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue10, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue10, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -614,17 +649,26 @@ func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pm *fastrt.PMa
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue11, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -633,17 +677,26 @@ func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pm *fastrt.PMap)
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue12, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -653,17 +706,26 @@ func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue13, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue13, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -672,17 +734,26 @@ func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pm *fastrt
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue14, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue14, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -691,17 +762,26 @@ func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, p
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fValue15, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fValue15, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -710,17 +790,26 @@ func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pm *fas
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fValue16, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.Decimal(b, p, fValue16, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -729,17 +818,26 @@ func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit,
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue17, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue17, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -748,17 +846,26 @@ func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pm *fast
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			m, e, ok, np, err := c.SplitDecimal(b, p, fValue18, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
+			tpm.Bits = pmb
+			m, e, ok, np, err := c.SplitDecimal(b, p, fValue18, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -767,6 +874,9 @@ func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pm *fastrt.PMap) (in
 			v.HasValue = ok
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }

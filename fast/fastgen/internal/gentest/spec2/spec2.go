@@ -177,119 +177,99 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	switch id {
 	case 1:
 		m.ID = 1
-		if p, err = c.d0(b, p, &m.Mandatory, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d0(b, p, &m.Mandatory, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Mandatory")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Mandatory")
 		}
 		return p, nil
 	case 2:
 		m.ID = 2
-		if p, err = c.d1(b, p, &m.Optional, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d1(b, p, &m.Optional, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "Optional")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "Optional")
 		}
 		return p, nil
 	case 3:
 		m.ID = 3
-		if p, err = c.d2(b, p, &m.MandatoryCopy, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d2(b, p, &m.MandatoryCopy, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MandatoryCopy")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MandatoryCopy")
 		}
 		return p, nil
 	case 4:
 		m.ID = 4
-		if p, err = c.d3(b, p, &m.OptionalCopy, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d3(b, p, &m.OptionalCopy, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalCopy")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalCopy")
 		}
 		return p, nil
 	case 5:
 		m.ID = 5
-		if p, err = c.d4(b, p, &m.MandatoryConstant, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d4(b, p, &m.MandatoryConstant, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MandatoryConstant")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MandatoryConstant")
 		}
 		return p, nil
 	case 6:
 		m.ID = 6
-		if p, err = c.d5(b, p, &m.OptionalConstant, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d5(b, p, &m.OptionalConstant, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalConstant")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalConstant")
 		}
 		return p, nil
 	case 7:
 		m.ID = 7
-		if p, err = c.d6(b, p, &m.MandatoryDefault, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d6(b, p, &m.MandatoryDefault, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MandatoryDefault")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MandatoryDefault")
 		}
 		return p, nil
 	case 8:
 		m.ID = 8
-		if p, err = c.d7(b, p, &m.OptionalDefaultNone, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d7(b, p, &m.OptionalDefaultNone, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalDefaultNone")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalDefaultNone")
 		}
 		return p, nil
 	case 9:
 		m.ID = 9
-		if p, err = c.d8(b, p, &m.OptionalDefaultValue, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d8(b, p, &m.OptionalDefaultValue, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalDefaultValue")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalDefaultValue")
 		}
 		return p, nil
 	case 10:
 		m.ID = 10
-		if p, err = c.d9(b, p, &m.MandatoryTail, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d9(b, p, &m.MandatoryTail, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "MandatoryTail")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "MandatoryTail")
 		}
 		return p, nil
 	case 11:
 		m.ID = 11
-		if p, err = c.d10(b, p, &m.OptionalTail, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d10(b, p, &m.OptionalTail, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalTail")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalTail")
 		}
 		return p, nil
 	case 12:
 		m.ID = 12
-		if p, err = c.d11(b, p, &m.OptionalTailDefault, &pm); err != nil {
+		pmb, pmx := pm.Short(b)
+		if p, err = c.d11(b, p, &m.OptionalTailDefault, pmb, pmx); err != nil {
 			return 0, fastrt.SetTemplate(err, "OptionalTailDefault")
-		}
-		if pm.Leftover(b) {
-			return 0, fastrt.SetTemplate(fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses"), "OptionalTailDefault")
 		}
 		return p, nil
 	}
 	return 0, fastrt.Err(fast.D9, tidAt, nil, "unknown template identifier")
 }
 
-func (c *Decoder) d0(b []byte, p int, v *Mandatory, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -319,7 +299,9 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pm *fastrt.PMap) (int, error
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -328,12 +310,19 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pm *fastrt.PMap) (int, error
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *Optional, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -368,7 +357,9 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pm *fastrt.PMap) (int, error)
 			}
 		}
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue2, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue2, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -378,17 +369,26 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pm *fastrt.PMap) (int, error)
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue3, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue3, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -397,17 +397,26 @@ func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pm *fastrt.PMap) (int, e
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue4, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue4, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -417,25 +426,41 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pm *fastrt.PMap) (int, er
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d4(b []byte, p int, v *MandatoryConstant, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d4(b []byte, p int, v *MandatoryConstant, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	v.Value = uint32(4)
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue6, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue6, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -445,17 +470,26 @@ func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pm *fastrt.PMap) (int
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue7, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue7, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -464,17 +498,26 @@ func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pm *fastrt.PMap) (int
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue8, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -484,17 +527,26 @@ func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pm *fastrt.PMap) (
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Int(b, p, fValue9, pm, nil)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -504,17 +556,26 @@ func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pm *fastrt.PMap) 
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue10, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue10, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -523,17 +584,26 @@ func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pm *fastrt.PMap) (int, e
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue11, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -543,17 +613,26 @@ func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pm *fastrt.PMap) (int, e
 			p = np
 		}
 	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
+	}
 	return p, nil
 }
 
-func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pm *fastrt.PMap) (int, error) {
+func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx bool) (int, error) {
+	var pm *fastrt.PMap
+	_ = pm
 	var err error
 	_ = err
+	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			x, ok, np, err := c.Vector(b, p, fValue12, pm, &c.d.s1Value)
+			tpm.Bits = pmb
+			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
+			pmb = tpm.Bits
 			if err != nil {
 				return np, err
 			}
@@ -562,6 +641,9 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pm *fastrt.PMap) 
 			v.HasValue = ok
 			p = np
 		}
+	}
+	if pmb != 0 || pmx {
+		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}
 	return p, nil
 }
