@@ -42,6 +42,22 @@ func toGenDecimal(d Decimal) (fastrt.Decimal, bool) {
 
 func optBytes(b []byte) ([]byte, bool) { return b, len(b) > 0 }
 
+// optional and optionalUint give an optional field's value, or nothing if it is absent (a
+// generated decoder leaves absent values as they were).
+func optional(b []byte, ok bool) []byte {
+	if !ok {
+		return nil
+	}
+	return b
+}
+
+func optionalUint[T uint32 | uint64](x T, ok bool) T {
+	if !ok {
+		return 0
+	}
+	return x
+}
+
 func (c *Codec) decodeGen(b []byte) (Kind, error) {
 	g := c.g
 	g.dec.Reset()
@@ -66,9 +82,9 @@ func (c *Codec) decodeGen(b []byte) (Kind, error) {
 		for j := range v.MDEntries {
 			x := &v.MDEntries[j]
 			e := Entry{
-				Action: Action(x.MDUpdateAction), Symbol: x.Symbol, RptSeq: x.RptSeq, ID: x.MDEntryID,
+				Action: Action(x.MDUpdateAction), Symbol: x.Symbol, RptSeq: x.RptSeq, ID: optional(x.MDEntryID, x.HasMDEntryID),
 				Price: genDecimal(x.MDEntryPx, x.HasMDEntryPx), Size: genDecimal(x.MDEntrySize, x.HasMDEntrySize),
-				Orders: x.NumberOfOrders,
+				Orders: optionalUint(x.NumberOfOrders, x.HasNumberOfOrders),
 			}
 			if len(x.MDEntryType) > 0 {
 				e.Type = EntryType(x.MDEntryType[0])
@@ -88,7 +104,8 @@ func (c *Codec) decodeGen(b []byte) (Kind, error) {
 		es := m.Entries[:0]
 		for j := range v.MDEntries {
 			x := &v.MDEntries[j]
-			e := Entry{ID: x.MDEntryID, Price: genDecimal(x.MDEntryPx, true), Size: genDecimal(x.MDEntrySize, true), Orders: x.NumberOfOrders}
+			e := Entry{ID: optional(x.MDEntryID, x.HasMDEntryID), Price: genDecimal(x.MDEntryPx, true), Size: genDecimal(x.MDEntrySize, true),
+				Orders: optionalUint(x.NumberOfOrders, x.HasNumberOfOrders)}
 			if len(x.MDEntryType) > 0 {
 				e.Type = EntryType(x.MDEntryType[0])
 			}
@@ -100,17 +117,17 @@ func (c *Codec) decodeGen(b []byte) (Kind, error) {
 		v := &g.in.SecurityDefinition
 		c.Definition = Definition{
 			Header:        Header{SeqNum: v.MsgSeqNum, SendingTime: int64(v.SendingTime)},
-			TotNumReports: v.TotNumReports,
+			TotNumReports: optionalUint(v.TotNumReports, v.HasTotNumReports),
 			Symbol:        v.Symbol,
-			SecurityID:    v.SecurityID,
-			SecurityType:  v.SecurityType,
-			Currency:      v.Currency,
-			Description:   v.SecurityDesc,
+			SecurityID:    optionalUint(v.SecurityID, v.HasSecurityID),
+			SecurityType:  optional(v.SecurityType, v.HasSecurityType),
+			Currency:      optional(v.Currency, v.HasCurrency),
+			Description:   optional(v.SecurityDesc, v.HasSecurityDesc),
 			Tick:          genDecimal(v.MinPriceIncrement, true),
 			PriceExp:      int8(v.PriceExponent),
 			SizeExp:       int8(v.SizeExponent),
 			BookType:      BookType(v.MDBookType),
-			MarketDepth:   v.MarketDepth,
+			MarketDepth:   optionalUint(v.MarketDepth, v.HasMarketDepth),
 			Channel:       v.ApplID,
 		}
 		return KindDefinition, nil
@@ -119,9 +136,9 @@ func (c *Codec) decodeGen(b []byte) (Kind, error) {
 		c.Status = Status{
 			Header:        Header{SeqNum: v.MsgSeqNum, SendingTime: int64(v.SendingTime)},
 			Symbol:        v.Symbol,
-			TradingStatus: v.SecurityTradingStatus,
-			SessionID:     v.TradingSessionID,
-			Text:          v.Text,
+			TradingStatus: optionalUint(v.SecurityTradingStatus, v.HasSecurityTradingStatus),
+			SessionID:     optional(v.TradingSessionID, v.HasTradingSessionID),
+			Text:          optional(v.Text, v.HasText),
 		}
 		return KindStatus, nil
 	case ffcodec.IDHeartbeat:

@@ -157,6 +157,9 @@ func setv(f *field, val, present string) string {
 	if f.has == "" {
 		return fmt.Sprintf("v.%s = %s\n", f.name, val)
 	}
+	if present == "false" { // an absent field's value is left as it was
+		return fmt.Sprintf("v.%s = false\n", f.has)
+	}
 	return fmt.Sprintf("v.%s, v.%s = %s, %s\n", f.name, f.has, val, present)
 }
 

@@ -7,6 +7,10 @@
 // every error, goes through package fastrt, whose semantics are the interpreter's (package
 // fast); a differential test proves generated == interpreted.
 //
+// An optional field has a HasX flag beside its value X; the value of an absent field is
+// not cleared by the decoder (it is meaningful only when the flag is set), which saves the
+// stores for the many absent fields of real feeds. A mandatory constant is always set.
+//
 // Byte slices of decoded messages alias the decoder's buffers or the input (byte vectors
 // and unicode strings) and are valid until the next Decode; constants alias static data and
 // must not be modified.

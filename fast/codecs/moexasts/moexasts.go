@@ -1493,7 +1493,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Username, v.HasUsername = nil, false
+			v.HasUsername = false
 			p++
 			done = true
 		}
@@ -1531,7 +1531,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Password, v.HasPassword = nil, false
+			v.HasPassword = false
 			p++
 			done = true
 		}
@@ -1734,7 +1734,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}
@@ -1873,7 +1873,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -1930,7 +1930,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
 			} else {
-				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = 0, false
+				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
 			done = true
@@ -2017,7 +2017,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -2063,7 +2063,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
 			} else {
-				v.RouteFirst, v.HasRouteFirst = 0, false
+				v.HasRouteFirst = false
 			}
 			p++
 			done = true
@@ -2111,7 +2111,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 			} else {
-				v.TradSesStatus, v.HasTradSesStatus = 0, false
+				v.HasTradSesStatus = false
 			}
 			p++
 			done = true
@@ -2162,7 +2162,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 			} else {
-				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = 0, false
+				v.HasMDSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -2211,7 +2211,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
 			} else {
-				v.AuctionIndicator, v.HasAuctionIndicator = 0, false
+				v.HasAuctionIndicator = false
 			}
 			p++
 			done = true
@@ -2256,7 +2256,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{}, false
+				v.HasNetChgPrevDay = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2373,7 +2373,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryType, v.HasMDEntryType = nil, false
+			v.HasMDEntryType = false
 			p++
 			done = true
 		}
@@ -2409,7 +2409,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -2431,7 +2431,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -2475,7 +2475,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -2519,7 +2519,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -2562,7 +2562,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2613,7 +2613,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2679,7 +2679,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.QuoteCondition, v.HasQuoteCondition = nil, false
+			v.HasQuoteCondition = false
 			p++
 			done = true
 		}
@@ -2715,7 +2715,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -2751,7 +2751,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = nil, false
+			v.HasOpenCloseSettlFlag = false
 			p++
 			done = true
 		}
@@ -2787,7 +2787,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrdType, v.HasOrdType = nil, false
+			v.HasOrdType = false
 			p++
 			done = true
 		}
@@ -2809,7 +2809,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
 			} else {
-				v.EffectiveTime, v.HasEffectiveTime = 0, false
+				v.HasEffectiveTime = false
 			}
 			p++
 			done = true
@@ -2853,7 +2853,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
 			} else {
-				v.StartTime, v.HasStartTime = 0, false
+				v.HasStartTime = false
 			}
 			p++
 			done = true
@@ -2896,7 +2896,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{}, false
+				v.HasAccruedInterestAmt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2947,7 +2947,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{}, false
+				v.HasChgFromWAPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2998,7 +2998,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{}, false
+				v.HasChgOpenInterest = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3049,7 +3049,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{}, false
+				v.HasBidMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3100,7 +3100,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{}, false
+				v.HasAskMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3154,7 +3154,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 			} else {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = 0, false
+				v.HasTotalNumOfTrades = false
 			}
 			p++
 			done = true
@@ -3200,7 +3200,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3251,7 +3251,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Yield, v.HasYield = fastrt.Decimal{}, false
+				v.HasYield = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3302,7 +3302,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{}, false
+				v.HasTotalVolume = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3356,7 +3356,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 			} else {
-				v.OfferNbOr, v.HasOfferNbOr = 0, false
+				v.HasOfferNbOr = false
 			}
 			p++
 			done = true
@@ -3405,7 +3405,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 			} else {
-				v.BidNbOr, v.HasBidNbOr = 0, false
+				v.HasBidNbOr = false
 			}
 			p++
 			done = true
@@ -3451,7 +3451,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{}, false
+				v.HasChgFromSettlmnt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3503,7 +3503,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -3561,7 +3561,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -3585,7 +3585,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
 			} else {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = 0, false
+				v.HasSumQtyOfBest = false
 			}
 			p++
 			done = true
@@ -3646,7 +3646,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -3682,7 +3682,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderStatus, v.HasOrderStatus = nil, false
+			v.HasOrderStatus = false
 			p++
 			done = true
 		}
@@ -3703,7 +3703,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{}, false
+				v.HasMinCurrPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3755,7 +3755,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
 			} else {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = 0, false
+				v.HasMinCurrPxChgTime = false
 			}
 			p++
 			done = true
@@ -3799,7 +3799,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
 			} else {
-				v.VolumeIndicator, v.HasVolumeIndicator = 0, false
+				v.HasVolumeIndicator = false
 			}
 			p++
 			done = true
@@ -3842,7 +3842,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Price, v.HasPrice = fastrt.Decimal{}, false
+				v.HasPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3896,7 +3896,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.PriceType, v.HasPriceType = int32(x), true
 			} else {
-				v.PriceType, v.HasPriceType = 0, false
+				v.HasPriceType = false
 			}
 			p++
 			done = true
@@ -3942,7 +3942,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NominalValue, v.HasNominalValue = fastrt.Decimal{}, false
+				v.HasNominalValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3993,7 +3993,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{}, false
+				v.HasRepoToPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4044,7 +4044,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{}, false
+				v.HasBuyBackPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4096,7 +4096,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
 			} else {
-				v.BuyBackDate, v.HasBuyBackDate = 0, false
+				v.HasBuyBackDate = false
 			}
 			p++
 			done = true
@@ -4154,7 +4154,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.CXFlag, v.HasCXFlag = nil, false
+			v.HasCXFlag = false
 			p++
 			done = true
 		}
@@ -4190,7 +4190,7 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -4359,7 +4359,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -4417,7 +4417,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryType, v.HasMDEntryType = nil, false
+			v.HasMDEntryType = false
 			p++
 			done = true
 		}
@@ -4453,7 +4453,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -4477,7 +4477,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -4524,7 +4524,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -4568,7 +4568,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -4612,7 +4612,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -4670,7 +4670,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -4692,7 +4692,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -4736,7 +4736,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
 			} else {
-				v.EffectiveTime, v.HasEffectiveTime = 0, false
+				v.HasEffectiveTime = false
 			}
 			p++
 			done = true
@@ -4780,7 +4780,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
 			} else {
-				v.StartTime, v.HasStartTime = 0, false
+				v.HasStartTime = false
 			}
 			p++
 			done = true
@@ -4838,7 +4838,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -4859,7 +4859,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4910,7 +4910,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4976,7 +4976,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.QuoteCondition, v.HasQuoteCondition = nil, false
+			v.HasQuoteCondition = false
 			p++
 			done = true
 		}
@@ -5012,7 +5012,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -5048,7 +5048,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = nil, false
+			v.HasOpenCloseSettlFlag = false
 			p++
 			done = true
 		}
@@ -5084,7 +5084,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrdType, v.HasOrdType = nil, false
+			v.HasOrdType = false
 			p++
 			done = true
 		}
@@ -5105,7 +5105,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{}, false
+				v.HasNetChgPrevDay = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5156,7 +5156,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{}, false
+				v.HasAccruedInterestAmt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5207,7 +5207,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{}, false
+				v.HasChgFromWAPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5258,7 +5258,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{}, false
+				v.HasChgOpenInterest = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5309,7 +5309,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{}, false
+				v.HasBidMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5360,7 +5360,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{}, false
+				v.HasAskMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5414,7 +5414,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 			} else {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = 0, false
+				v.HasTotalNumOfTrades = false
 			}
 			p++
 			done = true
@@ -5460,7 +5460,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5511,7 +5511,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Yield, v.HasYield = fastrt.Decimal{}, false
+				v.HasYield = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5562,7 +5562,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{}, false
+				v.HasTotalVolume = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5616,7 +5616,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 			} else {
-				v.OfferNbOr, v.HasOfferNbOr = 0, false
+				v.HasOfferNbOr = false
 			}
 			p++
 			done = true
@@ -5665,7 +5665,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 			} else {
-				v.BidNbOr, v.HasBidNbOr = 0, false
+				v.HasBidNbOr = false
 			}
 			p++
 			done = true
@@ -5711,7 +5711,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{}, false
+				v.HasChgFromSettlmnt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5765,7 +5765,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
 			} else {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = 0, false
+				v.HasSumQtyOfBest = false
 			}
 			p++
 			done = true
@@ -5826,7 +5826,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -5862,7 +5862,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderStatus, v.HasOrderStatus = nil, false
+			v.HasOrderStatus = false
 			p++
 			done = true
 		}
@@ -5883,7 +5883,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{}, false
+				v.HasMinCurrPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5935,7 +5935,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
 			} else {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = 0, false
+				v.HasMinCurrPxChgTime = false
 			}
 			p++
 			done = true
@@ -5979,7 +5979,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
 			} else {
-				v.VolumeIndicator, v.HasVolumeIndicator = 0, false
+				v.HasVolumeIndicator = false
 			}
 			p++
 			done = true
@@ -6022,7 +6022,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Price, v.HasPrice = fastrt.Decimal{}, false
+				v.HasPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -6076,7 +6076,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			} else if x < 0 {
 				v.PriceType, v.HasPriceType = int32(x), true
 			} else {
-				v.PriceType, v.HasPriceType = 0, false
+				v.HasPriceType = false
 			}
 			p++
 			done = true
@@ -6122,7 +6122,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NominalValue, v.HasNominalValue = fastrt.Decimal{}, false
+				v.HasNominalValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -6173,7 +6173,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{}, false
+				v.HasRepoToPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -6224,7 +6224,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{}, false
+				v.HasBuyBackPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -6276,7 +6276,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
 			} else {
-				v.BuyBackDate, v.HasBuyBackDate = 0, false
+				v.HasBuyBackDate = false
 			}
 			p++
 			done = true
@@ -6334,7 +6334,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.CXFlag, v.HasCXFlag = nil, false
+			v.HasCXFlag = false
 			p++
 			done = true
 		}
@@ -6370,7 +6370,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -6406,7 +6406,7 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -6526,7 +6526,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
 			} else {
-				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = 0, false
+				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
 			done = true
@@ -6613,7 +6613,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -6659,7 +6659,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
 			} else {
-				v.RouteFirst, v.HasRouteFirst = 0, false
+				v.HasRouteFirst = false
 			}
 			p++
 			done = true
@@ -6707,7 +6707,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 			} else {
-				v.TradSesStatus, v.HasTradSesStatus = 0, false
+				v.HasTradSesStatus = false
 			}
 			p++
 			done = true
@@ -6770,7 +6770,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -6829,7 +6829,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 			} else {
-				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = 0, false
+				v.HasMDSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -6878,7 +6878,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
 			} else {
-				v.AuctionIndicator, v.HasAuctionIndicator = 0, false
+				v.HasAuctionIndicator = false
 			}
 			p++
 			done = true
@@ -7045,7 +7045,7 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -7450,7 +7450,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
 			} else {
-				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = 0, false
+				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
 			done = true
@@ -7537,7 +7537,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -7583,7 +7583,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
 			} else {
-				v.RouteFirst, v.HasRouteFirst = 0, false
+				v.HasRouteFirst = false
 			}
 			p++
 			done = true
@@ -7631,7 +7631,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 			} else {
-				v.TradSesStatus, v.HasTradSesStatus = 0, false
+				v.HasTradSesStatus = false
 			}
 			p++
 			done = true
@@ -7694,7 +7694,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -7753,7 +7753,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			} else if x < 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 			} else {
-				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = 0, false
+				v.HasMDSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -7923,7 +7923,7 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -8248,7 +8248,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
 			} else {
-				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = 0, false
+				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
 			done = true
@@ -8335,7 +8335,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -8381,7 +8381,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
 			} else {
-				v.RouteFirst, v.HasRouteFirst = 0, false
+				v.HasRouteFirst = false
 			}
 			p++
 			done = true
@@ -8429,7 +8429,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			} else if x < 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 			} else {
-				v.TradSesStatus, v.HasTradSesStatus = 0, false
+				v.HasTradSesStatus = false
 			}
 			p++
 			done = true
@@ -8492,7 +8492,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -8551,7 +8551,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			} else if x < 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 			} else {
-				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = 0, false
+				v.HasMDSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -8600,7 +8600,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
 			} else {
-				v.AuctionIndicator, v.HasAuctionIndicator = 0, false
+				v.HasAuctionIndicator = false
 			}
 			p++
 			done = true
@@ -8752,7 +8752,7 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -9341,7 +9341,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = uint32(x-1), true
 			} else {
-				v.LastMsgSeqNumProcessed, v.HasLastMsgSeqNumProcessed = 0, false
+				v.HasLastMsgSeqNumProcessed = false
 			}
 			p++
 			done = true
@@ -9428,7 +9428,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -9474,7 +9474,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.RouteFirst, v.HasRouteFirst = uint32(x-1), true
 			} else {
-				v.RouteFirst, v.HasRouteFirst = 0, false
+				v.HasRouteFirst = false
 			}
 			p++
 			done = true
@@ -9522,7 +9522,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			} else if x < 0 {
 				v.TradSesStatus, v.HasTradSesStatus = int32(x), true
 			} else {
-				v.TradSesStatus, v.HasTradSesStatus = 0, false
+				v.HasTradSesStatus = false
 			}
 			p++
 			done = true
@@ -9585,7 +9585,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -9644,7 +9644,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			} else if x < 0 {
 				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = int32(x), true
 			} else {
-				v.MDSecurityTradingStatus, v.HasMDSecurityTradingStatus = 0, false
+				v.HasMDSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -9799,7 +9799,7 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -10405,7 +10405,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -10463,7 +10463,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryType, v.HasMDEntryType = nil, false
+			v.HasMDEntryType = false
 			p++
 			done = true
 		}
@@ -10499,7 +10499,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -10535,7 +10535,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -10559,7 +10559,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -10605,7 +10605,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -10656,7 +10656,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -10708,7 +10708,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -10752,7 +10752,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -10796,7 +10796,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
 			} else {
-				v.StartTime, v.HasStartTime = 0, false
+				v.HasStartTime = false
 			}
 			p++
 			done = true
@@ -10854,7 +10854,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.QuoteCondition, v.HasQuoteCondition = nil, false
+			v.HasQuoteCondition = false
 			p++
 			done = true
 		}
@@ -10890,7 +10890,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -10926,7 +10926,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = nil, false
+			v.HasOpenCloseSettlFlag = false
 			p++
 			done = true
 		}
@@ -10947,7 +10947,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{}, false
+				v.HasNetChgPrevDay = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -10998,7 +10998,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{}, false
+				v.HasAccruedInterestAmt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11049,7 +11049,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{}, false
+				v.HasChgFromWAPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11100,7 +11100,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{}, false
+				v.HasChgOpenInterest = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11151,7 +11151,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{}, false
+				v.HasBidMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11202,7 +11202,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{}, false
+				v.HasAskMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11256,7 +11256,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 			} else {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = 0, false
+				v.HasTotalNumOfTrades = false
 			}
 			p++
 			done = true
@@ -11302,7 +11302,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11353,7 +11353,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Yield, v.HasYield = fastrt.Decimal{}, false
+				v.HasYield = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11407,7 +11407,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 			} else {
-				v.OfferNbOr, v.HasOfferNbOr = 0, false
+				v.HasOfferNbOr = false
 			}
 			p++
 			done = true
@@ -11456,7 +11456,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 			} else {
-				v.BidNbOr, v.HasBidNbOr = 0, false
+				v.HasBidNbOr = false
 			}
 			p++
 			done = true
@@ -11502,7 +11502,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{}, false
+				v.HasChgFromSettlmnt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11553,7 +11553,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{}, false
+				v.HasMinCurrPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -11605,7 +11605,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
 			} else {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = 0, false
+				v.HasMinCurrPxChgTime = false
 			}
 			p++
 			done = true
@@ -11649,7 +11649,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
 			} else {
-				v.VolumeIndicator, v.HasVolumeIndicator = 0, false
+				v.HasVolumeIndicator = false
 			}
 			p++
 			done = true
@@ -11693,7 +11693,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -11751,7 +11751,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -11787,7 +11787,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.CXFlag, v.HasCXFlag = nil, false
+			v.HasCXFlag = false
 			p++
 			done = true
 		}
@@ -11823,7 +11823,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -11859,7 +11859,7 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -12028,7 +12028,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -12086,7 +12086,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryType, v.HasMDEntryType = nil, false
+			v.HasMDEntryType = false
 			p++
 			done = true
 		}
@@ -12122,7 +12122,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -12158,7 +12158,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -12182,7 +12182,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -12228,7 +12228,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12279,7 +12279,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12331,7 +12331,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -12375,7 +12375,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -12419,7 +12419,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartTime, v.HasStartTime = uint32(x-1), true
 			} else {
-				v.StartTime, v.HasStartTime = 0, false
+				v.HasStartTime = false
 			}
 			p++
 			done = true
@@ -12477,7 +12477,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.QuoteCondition, v.HasQuoteCondition = nil, false
+			v.HasQuoteCondition = false
 			p++
 			done = true
 		}
@@ -12513,7 +12513,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -12549,7 +12549,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = nil, false
+			v.HasOpenCloseSettlFlag = false
 			p++
 			done = true
 		}
@@ -12570,7 +12570,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{}, false
+				v.HasNetChgPrevDay = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12621,7 +12621,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{}, false
+				v.HasChgFromWAPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12672,7 +12672,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{}, false
+				v.HasChgOpenInterest = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12723,7 +12723,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{}, false
+				v.HasBidMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12774,7 +12774,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{}, false
+				v.HasAskMarketSize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12828,7 +12828,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
 			} else {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = 0, false
+				v.HasTotalNumOfTrades = false
 			}
 			p++
 			done = true
@@ -12874,7 +12874,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -12928,7 +12928,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
 			} else {
-				v.OfferNbOr, v.HasOfferNbOr = 0, false
+				v.HasOfferNbOr = false
 			}
 			p++
 			done = true
@@ -12977,7 +12977,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.BidNbOr, v.HasBidNbOr = int32(x), true
 			} else {
-				v.BidNbOr, v.HasBidNbOr = 0, false
+				v.HasBidNbOr = false
 			}
 			p++
 			done = true
@@ -13023,7 +13023,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{}, false
+				v.HasChgFromSettlmnt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -13075,7 +13075,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -13133,7 +13133,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -13169,7 +13169,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.CXFlag, v.HasCXFlag = nil, false
+			v.HasCXFlag = false
 			p++
 			done = true
 		}
@@ -13205,7 +13205,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -13241,7 +13241,7 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -13420,7 +13420,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -13528,7 +13528,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -13602,7 +13602,7 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -14225,7 +14225,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -14299,7 +14299,7 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -14746,7 +14746,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -14835,7 +14835,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -14871,7 +14871,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -14895,7 +14895,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -14942,7 +14942,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -14986,7 +14986,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -15030,7 +15030,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -15088,7 +15088,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -15109,7 +15109,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15160,7 +15160,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15211,7 +15211,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{}, false
+				v.HasAccruedInterestAmt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15262,7 +15262,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15313,7 +15313,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Yield, v.HasYield = fastrt.Decimal{}, false
+				v.HasYield = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15365,7 +15365,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -15423,7 +15423,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -15444,7 +15444,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Price, v.HasPrice = fastrt.Decimal{}, false
+				v.HasPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15498,7 +15498,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.PriceType, v.HasPriceType = int32(x), true
 			} else {
-				v.PriceType, v.HasPriceType = 0, false
+				v.HasPriceType = false
 			}
 			p++
 			done = true
@@ -15544,7 +15544,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{}, false
+				v.HasRepoToPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15595,7 +15595,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{}, false
+				v.HasBuyBackPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -15647,7 +15647,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
 			} else {
-				v.BuyBackDate, v.HasBuyBackDate = 0, false
+				v.HasBuyBackDate = false
 			}
 			p++
 			done = true
@@ -15705,7 +15705,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -15741,7 +15741,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -15777,7 +15777,7 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.RefOrderID, v.HasRefOrderID = nil, false
+			v.HasRefOrderID = false
 			p++
 			done = true
 		}
@@ -15946,7 +15946,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
 			} else {
-				v.MDUpdateAction, v.HasMDUpdateAction = 0, false
+				v.HasMDUpdateAction = false
 			}
 			p++
 			done = true
@@ -16035,7 +16035,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -16071,7 +16071,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -16095,7 +16095,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.RptSeq, v.HasRptSeq = int32(x), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -16142,7 +16142,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -16186,7 +16186,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
 			} else {
-				v.MDEntryTime, v.HasMDEntryTime = 0, false
+				v.HasMDEntryTime = false
 			}
 			p++
 			done = true
@@ -16230,7 +16230,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint32(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -16288,7 +16288,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -16309,7 +16309,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16360,7 +16360,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16411,7 +16411,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TradeValue, v.HasTradeValue = fastrt.Decimal{}, false
+				v.HasTradeValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16463,7 +16463,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -16521,7 +16521,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -16542,7 +16542,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Price, v.HasPrice = fastrt.Decimal{}, false
+				v.HasPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16596,7 +16596,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			} else if x < 0 {
 				v.PriceType, v.HasPriceType = int32(x), true
 			} else {
-				v.PriceType, v.HasPriceType = 0, false
+				v.HasPriceType = false
 			}
 			p++
 			done = true
@@ -16642,7 +16642,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{}, false
+				v.HasRepoToPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16693,7 +16693,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{}, false
+				v.HasBuyBackPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -16745,7 +16745,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
 			} else {
-				v.BuyBackDate, v.HasBuyBackDate = 0, false
+				v.HasBuyBackDate = false
 			}
 			p++
 			done = true
@@ -16803,7 +16803,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -16839,7 +16839,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -16875,7 +16875,7 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.RefOrderID, v.HasRefOrderID = nil, false
+			v.HasRefOrderID = false
 			p++
 			done = true
 		}
@@ -17024,7 +17024,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			} else if x < 0 {
 				v.TotNumReports, v.HasTotNumReports = int32(x), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -17087,7 +17087,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -17145,7 +17145,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			} else if x < 0 {
 				v.Product, v.HasProduct = int32(x), true
 			} else {
-				v.Product, v.HasProduct = 0, false
+				v.HasProduct = false
 			}
 			p++
 			done = true
@@ -17226,7 +17226,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -17272,7 +17272,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -17332,7 +17332,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettleType, v.HasSettleType = nil, false
+			v.HasSettleType = false
 			p++
 			done = true
 		}
@@ -17355,7 +17355,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.OrigIssueAmt, v.HasOrigIssueAmt = fastrt.Decimal{}, false
+				v.HasOrigIssueAmt = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -17409,7 +17409,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.CouponPaymentDate, v.HasCouponPaymentDate = uint32(x-1), true
 			} else {
-				v.CouponPaymentDate, v.HasCouponPaymentDate = 0, false
+				v.HasCouponPaymentDate = false
 			}
 			p++
 			done = true
@@ -17454,7 +17454,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.CouponRate, v.HasCouponRate = fastrt.Decimal{}, false
+				v.HasCouponRate = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -17508,7 +17508,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlFixingDate, v.HasSettlFixingDate = uint32(x-1), true
 			} else {
-				v.SettlFixingDate, v.HasSettlFixingDate = 0, false
+				v.HasSettlFixingDate = false
 			}
 			p++
 			done = true
@@ -17553,7 +17553,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.DividendNetPx, v.HasDividendNetPx = fastrt.Decimal{}, false
+				v.HasDividendNetPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -17708,7 +17708,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -17785,7 +17785,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlCurrency, v.HasSettlCurrency = nil, false
+			v.HasSettlCurrency = false
 			p++
 			done = true
 		}
@@ -17811,7 +17811,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			} else if x < 0 {
 				v.PriceType, v.HasPriceType = int32(x), true
 			} else {
-				v.PriceType, v.HasPriceType = 0, false
+				v.HasPriceType = false
 			}
 			p++
 			done = true
@@ -17874,7 +17874,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.StateSecurityID, v.HasStateSecurityID = nil, false
+			v.HasStateSecurityID = false
 			p++
 			done = true
 		}
@@ -17929,7 +17929,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{}, false
+				v.HasMinPriceIncrement = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -17982,7 +17982,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MktShareLimit, v.HasMktShareLimit = fastrt.Decimal{}, false
+				v.HasMktShareLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18035,7 +18035,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MktShareThreshold, v.HasMktShareThreshold = fastrt.Decimal{}, false
+				v.HasMktShareThreshold = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18088,7 +18088,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MaxOrdersVolume, v.HasMaxOrdersVolume = fastrt.Decimal{}, false
+				v.HasMaxOrdersVolume = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18141,7 +18141,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.PriceMvmLimit, v.HasPriceMvmLimit = fastrt.Decimal{}, false
+				v.HasPriceMvmLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18194,7 +18194,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.FaceValue, v.HasFaceValue = fastrt.Decimal{}, false
+				v.HasFaceValue = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18247,7 +18247,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BaseSwapPx, v.HasBaseSwapPx = fastrt.Decimal{}, false
+				v.HasBaseSwapPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18300,7 +18300,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{}, false
+				v.HasRepoToPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18353,7 +18353,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{}, false
+				v.HasBuyBackPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18407,7 +18407,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
 			} else {
-				v.BuyBackDate, v.HasBuyBackDate = 0, false
+				v.HasBuyBackDate = false
 			}
 			p++
 			done = true
@@ -18452,7 +18452,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.NoSharesIssued, v.HasNoSharesIssued = fastrt.Decimal{}, false
+				v.HasNoSharesIssued = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18505,7 +18505,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.HighLimit, v.HasHighLimit = fastrt.Decimal{}, false
+				v.HasHighLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18558,7 +18558,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.LowLimit, v.HasLowLimit = fastrt.Decimal{}, false
+				v.HasLowLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18614,7 +18614,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			} else if x < 0 {
 				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = int32(x), true
 			} else {
-				v.NumOfDaysToMaturity, v.HasNumOfDaysToMaturity = 0, false
+				v.HasNumOfDaysToMaturity = false
 			}
 			p++
 			done = true
@@ -18730,7 +18730,7 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.RoundLot, v.HasRoundLot = fastrt.Decimal{}, false
+				v.HasRoundLot = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -18870,7 +18870,7 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -18894,7 +18894,7 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			} else if x < 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -18943,7 +18943,7 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			} else if x < 0 {
 				v.OrderNote, v.HasOrderNote = int32(x), true
 			} else {
-				v.OrderNote, v.HasOrderNote = 0, false
+				v.HasOrderNote = false
 			}
 			p++
 			done = true
@@ -19135,7 +19135,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -19173,7 +19173,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -19199,7 +19199,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			} else if x < 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -19248,7 +19248,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AuctionIndicator, v.HasAuctionIndicator = uint32(x-1), true
 			} else {
-				v.AuctionIndicator, v.HasAuctionIndicator = 0, false
+				v.HasAuctionIndicator = false
 			}
 			p++
 			done = true
@@ -19450,7 +19450,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}

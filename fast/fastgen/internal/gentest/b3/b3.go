@@ -3767,7 +3767,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}
@@ -4221,7 +4221,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 			} else {
-				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = 0, false
+				v.HasImpliedMarketIndicator = false
 			}
 			p++
 			done = true
@@ -4524,7 +4524,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
 			} else {
-				v.TickSizeDenominator, v.HasTickSizeDenominator = 0, false
+				v.HasTickSizeDenominator = false
 			}
 			p++
 			done = true
@@ -4635,7 +4635,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
 			} else {
-				v.MinOrderQty, v.HasMinOrderQty = 0, false
+				v.HasMinOrderQty = false
 			}
 			p++
 			done = true
@@ -4681,7 +4681,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
 			} else {
-				v.MaxOrderQty, v.HasMaxOrderQty = 0, false
+				v.HasMaxOrderQty = false
 			}
 			p++
 			done = true
@@ -4729,7 +4729,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 			} else {
-				v.MultiLegModel, v.HasMultiLegModel = 0, false
+				v.HasMultiLegModel = false
 			}
 			p++
 			done = true
@@ -4780,7 +4780,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 			} else {
-				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = 0, false
+				v.HasMultiLegPriceMethod = false
 			}
 			p++
 			done = true
@@ -4843,7 +4843,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -4881,7 +4881,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlCurrency, v.HasSettlCurrency = nil, false
+			v.HasSettlCurrency = false
 			p++
 			done = true
 		}
@@ -5026,7 +5026,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityStrategyType, v.HasSecurityStrategyType = nil, false
+			v.HasSecurityStrategyType = false
 			p++
 			done = true
 		}
@@ -5064,7 +5064,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Asset, v.HasAsset = nil, false
+			v.HasAsset = false
 			p++
 			done = true
 		}
@@ -5121,7 +5121,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
 			} else {
-				v.NoShareIssued, v.HasNoShareIssued = 0, false
+				v.HasNoShareIssued = false
 			}
 			p++
 			done = true
@@ -5167,7 +5167,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -5213,7 +5213,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
 			} else {
-				v.MaturityMonthYear, v.HasMaturityMonthYear = 0, false
+				v.HasMaturityMonthYear = false
 			}
 			p++
 			done = true
@@ -5338,7 +5338,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.StrikeCurrency, v.HasStrikeCurrency = nil, false
+			v.HasStrikeCurrency = false
 			p++
 			done = true
 		}
@@ -5364,7 +5364,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 			} else {
-				v.ExerciseStyle, v.HasExerciseStyle = 0, false
+				v.HasExerciseStyle = false
 			}
 			p++
 			done = true
@@ -5415,7 +5415,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.PutOrCall, v.HasPutOrCall = int32(x), true
 			} else {
-				v.PutOrCall, v.HasPutOrCall = 0, false
+				v.HasPutOrCall = false
 			}
 			p++
 			done = true
@@ -5529,7 +5529,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
 			} else {
-				v.ContractSettlMonth, v.HasContractSettlMonth = 0, false
+				v.HasContractSettlMonth = false
 			}
 			p++
 			done = true
@@ -5681,7 +5681,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.DatedDate, v.HasDatedDate = uint32(x-1), true
 			} else {
-				v.DatedDate, v.HasDatedDate = 0, false
+				v.HasDatedDate = false
 			}
 			p++
 			done = true
@@ -5727,7 +5727,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartDate, v.HasStartDate = uint32(x-1), true
 			} else {
-				v.StartDate, v.HasStartDate = 0, false
+				v.HasStartDate = false
 			}
 			p++
 			done = true
@@ -5773,7 +5773,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.EndDate, v.HasEndDate = uint32(x-1), true
 			} else {
-				v.EndDate, v.HasEndDate = 0, false
+				v.HasEndDate = false
 			}
 			p++
 			done = true
@@ -5833,7 +5833,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlType, v.HasSettlType = nil, false
+			v.HasSettlType = false
 			p++
 			done = true
 		}
@@ -5857,7 +5857,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -5957,7 +5957,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MarketSegmentID, v.HasMarketSegmentID = nil, false
+			v.HasMarketSegmentID = false
 			p++
 			done = true
 		}
@@ -5995,7 +5995,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.GovernanceIndicator, v.HasGovernanceIndicator = nil, false
+			v.HasGovernanceIndicator = false
 			p++
 			done = true
 		}
@@ -6021,7 +6021,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 			} else {
-				v.CorporateActionEventID, v.HasCorporateActionEventID = 0, false
+				v.HasCorporateActionEventID = false
 			}
 			p++
 			done = true
@@ -6105,7 +6105,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			} else if x < 0 {
 				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 			} else {
-				v.SecurityMatchType, v.HasSecurityMatchType = 0, false
+				v.HasSecurityMatchType = false
 			}
 			p++
 			done = true
@@ -6639,7 +6639,7 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 			} else if x < 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 			} else {
-				v.InstAttribType, v.HasInstAttribType = 0, false
+				v.HasInstAttribType = false
 			}
 			p++
 			done = true
@@ -6700,7 +6700,7 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.InstAttribValue, v.HasInstAttribValue = nil, false
+			v.HasInstAttribValue = false
 			p++
 			done = true
 		}
@@ -6935,7 +6935,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 			} else if x < 0 {
 				v.TickRuleType, v.HasTickRuleType = int32(x), true
 			} else {
-				v.TickRuleType, v.HasTickRuleType = 0, false
+				v.HasTickRuleType = false
 			}
 			p++
 			done = true
@@ -7188,7 +7188,7 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			} else if x < 0 {
 				v.LotType, v.HasLotType = int32(x), true
 			} else {
-				v.LotType, v.HasLotType = 0, false
+				v.HasLotType = false
 			}
 			p++
 			done = true
@@ -7235,7 +7235,7 @@ func (c *Decoder) d11(b []byte, p int, v *MDSecurityList149RelatedSymLots, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
 			} else {
-				v.MinLotSize, v.HasMinLotSize = 0, false
+				v.HasMinLotSize = false
 			}
 			p++
 			done = true
@@ -7706,7 +7706,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 			} else {
-				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = 0, false
+				v.HasImpliedMarketIndicator = false
 			}
 			p++
 			done = true
@@ -8009,7 +8009,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
 			} else {
-				v.TickSizeDenominator, v.HasTickSizeDenominator = 0, false
+				v.HasTickSizeDenominator = false
 			}
 			p++
 			done = true
@@ -8120,7 +8120,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
 			} else {
-				v.MinOrderQty, v.HasMinOrderQty = 0, false
+				v.HasMinOrderQty = false
 			}
 			p++
 			done = true
@@ -8166,7 +8166,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
 			} else {
-				v.MaxOrderQty, v.HasMaxOrderQty = 0, false
+				v.HasMaxOrderQty = false
 			}
 			p++
 			done = true
@@ -8214,7 +8214,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 			} else {
-				v.MultiLegModel, v.HasMultiLegModel = 0, false
+				v.HasMultiLegModel = false
 			}
 			p++
 			done = true
@@ -8265,7 +8265,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 			} else {
-				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = 0, false
+				v.HasMultiLegPriceMethod = false
 			}
 			p++
 			done = true
@@ -8328,7 +8328,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -8366,7 +8366,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlCurrency, v.HasSettlCurrency = nil, false
+			v.HasSettlCurrency = false
 			p++
 			done = true
 		}
@@ -8511,7 +8511,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityStrategyType, v.HasSecurityStrategyType = nil, false
+			v.HasSecurityStrategyType = false
 			p++
 			done = true
 		}
@@ -8549,7 +8549,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Asset, v.HasAsset = nil, false
+			v.HasAsset = false
 			p++
 			done = true
 		}
@@ -8606,7 +8606,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
 			} else {
-				v.NoShareIssued, v.HasNoShareIssued = 0, false
+				v.HasNoShareIssued = false
 			}
 			p++
 			done = true
@@ -8652,7 +8652,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -8698,7 +8698,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
 			} else {
-				v.MaturityMonthYear, v.HasMaturityMonthYear = 0, false
+				v.HasMaturityMonthYear = false
 			}
 			p++
 			done = true
@@ -8823,7 +8823,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.StrikeCurrency, v.HasStrikeCurrency = nil, false
+			v.HasStrikeCurrency = false
 			p++
 			done = true
 		}
@@ -8849,7 +8849,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 			} else {
-				v.ExerciseStyle, v.HasExerciseStyle = 0, false
+				v.HasExerciseStyle = false
 			}
 			p++
 			done = true
@@ -8900,7 +8900,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.PutOrCall, v.HasPutOrCall = int32(x), true
 			} else {
-				v.PutOrCall, v.HasPutOrCall = 0, false
+				v.HasPutOrCall = false
 			}
 			p++
 			done = true
@@ -9014,7 +9014,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
 			} else {
-				v.ContractSettlMonth, v.HasContractSettlMonth = 0, false
+				v.HasContractSettlMonth = false
 			}
 			p++
 			done = true
@@ -9166,7 +9166,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.DatedDate, v.HasDatedDate = uint32(x-1), true
 			} else {
-				v.DatedDate, v.HasDatedDate = 0, false
+				v.HasDatedDate = false
 			}
 			p++
 			done = true
@@ -9212,7 +9212,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartDate, v.HasStartDate = uint32(x-1), true
 			} else {
-				v.StartDate, v.HasStartDate = 0, false
+				v.HasStartDate = false
 			}
 			p++
 			done = true
@@ -9258,7 +9258,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.EndDate, v.HasEndDate = uint32(x-1), true
 			} else {
-				v.EndDate, v.HasEndDate = 0, false
+				v.HasEndDate = false
 			}
 			p++
 			done = true
@@ -9318,7 +9318,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlType, v.HasSettlType = nil, false
+			v.HasSettlType = false
 			p++
 			done = true
 		}
@@ -9342,7 +9342,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -9442,7 +9442,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MarketSegmentID, v.HasMarketSegmentID = nil, false
+			v.HasMarketSegmentID = false
 			p++
 			done = true
 		}
@@ -9480,7 +9480,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.GovernanceIndicator, v.HasGovernanceIndicator = nil, false
+			v.HasGovernanceIndicator = false
 			p++
 			done = true
 		}
@@ -9506,7 +9506,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 			} else {
-				v.CorporateActionEventID, v.HasCorporateActionEventID = 0, false
+				v.HasCorporateActionEventID = false
 			}
 			p++
 			done = true
@@ -9590,7 +9590,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 			} else {
-				v.SecurityMatchType, v.HasSecurityMatchType = 0, false
+				v.HasSecurityMatchType = false
 			}
 			p++
 			done = true
@@ -10059,7 +10059,7 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 			} else if x < 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 			} else {
-				v.InstAttribType, v.HasInstAttribType = 0, false
+				v.HasInstAttribType = false
 			}
 			p++
 			done = true
@@ -10120,7 +10120,7 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.InstAttribValue, v.HasInstAttribValue = nil, false
+			v.HasInstAttribValue = false
 			p++
 			done = true
 		}
@@ -10355,7 +10355,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 			} else if x < 0 {
 				v.TickRuleType, v.HasTickRuleType = int32(x), true
 			} else {
-				v.TickRuleType, v.HasTickRuleType = 0, false
+				v.HasTickRuleType = false
 			}
 			p++
 			done = true
@@ -10608,7 +10608,7 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			} else if x < 0 {
 				v.LotType, v.HasLotType = int32(x), true
 			} else {
-				v.LotType, v.HasLotType = 0, false
+				v.HasLotType = false
 			}
 			p++
 			done = true
@@ -10655,7 +10655,7 @@ func (c *Decoder) d21(b []byte, p int, v *MDSecurityList148RelatedSymLots, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
 			} else {
-				v.MinLotSize, v.HasMinLotSize = 0, false
+				v.HasMinLotSize = false
 			}
 			p++
 			done = true
@@ -11126,7 +11126,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = int32(x), true
 			} else {
-				v.ImpliedMarketIndicator, v.HasImpliedMarketIndicator = 0, false
+				v.HasImpliedMarketIndicator = false
 			}
 			p++
 			done = true
@@ -11429,7 +11429,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.TickSizeDenominator, v.HasTickSizeDenominator = uint32(x-1), true
 			} else {
-				v.TickSizeDenominator, v.HasTickSizeDenominator = 0, false
+				v.HasTickSizeDenominator = false
 			}
 			p++
 			done = true
@@ -11540,7 +11540,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinOrderQty, v.HasMinOrderQty = uint32(x-1), true
 			} else {
-				v.MinOrderQty, v.HasMinOrderQty = 0, false
+				v.HasMinOrderQty = false
 			}
 			p++
 			done = true
@@ -11586,7 +11586,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxOrderQty, v.HasMaxOrderQty = uint64(x-1), true
 			} else {
-				v.MaxOrderQty, v.HasMaxOrderQty = 0, false
+				v.HasMaxOrderQty = false
 			}
 			p++
 			done = true
@@ -11634,7 +11634,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.MultiLegModel, v.HasMultiLegModel = int32(x), true
 			} else {
-				v.MultiLegModel, v.HasMultiLegModel = 0, false
+				v.HasMultiLegModel = false
 			}
 			p++
 			done = true
@@ -11685,7 +11685,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = int32(x), true
 			} else {
-				v.MultiLegPriceMethod, v.HasMultiLegPriceMethod = 0, false
+				v.HasMultiLegPriceMethod = false
 			}
 			p++
 			done = true
@@ -11748,7 +11748,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -11786,7 +11786,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlCurrency, v.HasSettlCurrency = nil, false
+			v.HasSettlCurrency = false
 			p++
 			done = true
 		}
@@ -11931,7 +11931,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityStrategyType, v.HasSecurityStrategyType = nil, false
+			v.HasSecurityStrategyType = false
 			p++
 			done = true
 		}
@@ -11969,7 +11969,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Asset, v.HasAsset = nil, false
+			v.HasAsset = false
 			p++
 			done = true
 		}
@@ -12026,7 +12026,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.NoShareIssued, v.HasNoShareIssued = uint64(x-1), true
 			} else {
-				v.NoShareIssued, v.HasNoShareIssued = 0, false
+				v.HasNoShareIssued = false
 			}
 			p++
 			done = true
@@ -12072,7 +12072,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -12118,7 +12118,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
 			} else {
-				v.MaturityMonthYear, v.HasMaturityMonthYear = 0, false
+				v.HasMaturityMonthYear = false
 			}
 			p++
 			done = true
@@ -12243,7 +12243,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.StrikeCurrency, v.HasStrikeCurrency = nil, false
+			v.HasStrikeCurrency = false
 			p++
 			done = true
 		}
@@ -12269,7 +12269,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.ExerciseStyle, v.HasExerciseStyle = int32(x), true
 			} else {
-				v.ExerciseStyle, v.HasExerciseStyle = 0, false
+				v.HasExerciseStyle = false
 			}
 			p++
 			done = true
@@ -12320,7 +12320,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.PutOrCall, v.HasPutOrCall = int32(x), true
 			} else {
-				v.PutOrCall, v.HasPutOrCall = 0, false
+				v.HasPutOrCall = false
 			}
 			p++
 			done = true
@@ -12434,7 +12434,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
 			} else {
-				v.ContractSettlMonth, v.HasContractSettlMonth = 0, false
+				v.HasContractSettlMonth = false
 			}
 			p++
 			done = true
@@ -12586,7 +12586,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.DatedDate, v.HasDatedDate = uint32(x-1), true
 			} else {
-				v.DatedDate, v.HasDatedDate = 0, false
+				v.HasDatedDate = false
 			}
 			p++
 			done = true
@@ -12632,7 +12632,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartDate, v.HasStartDate = uint32(x-1), true
 			} else {
-				v.StartDate, v.HasStartDate = 0, false
+				v.HasStartDate = false
 			}
 			p++
 			done = true
@@ -12678,7 +12678,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.EndDate, v.HasEndDate = uint32(x-1), true
 			} else {
-				v.EndDate, v.HasEndDate = 0, false
+				v.HasEndDate = false
 			}
 			p++
 			done = true
@@ -12738,7 +12738,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlType, v.HasSettlType = nil, false
+			v.HasSettlType = false
 			p++
 			done = true
 		}
@@ -12762,7 +12762,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -12862,7 +12862,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MarketSegmentID, v.HasMarketSegmentID = nil, false
+			v.HasMarketSegmentID = false
 			p++
 			done = true
 		}
@@ -12900,7 +12900,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.GovernanceIndicator, v.HasGovernanceIndicator = nil, false
+			v.HasGovernanceIndicator = false
 			p++
 			done = true
 		}
@@ -12926,7 +12926,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.CorporateActionEventID, v.HasCorporateActionEventID = int32(x), true
 			} else {
-				v.CorporateActionEventID, v.HasCorporateActionEventID = 0, false
+				v.HasCorporateActionEventID = false
 			}
 			p++
 			done = true
@@ -13010,7 +13010,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			} else if x < 0 {
 				v.SecurityMatchType, v.HasSecurityMatchType = int32(x), true
 			} else {
-				v.SecurityMatchType, v.HasSecurityMatchType = 0, false
+				v.HasSecurityMatchType = false
 			}
 			p++
 			done = true
@@ -13479,7 +13479,7 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 			} else if x < 0 {
 				v.InstAttribType, v.HasInstAttribType = int32(x), true
 			} else {
-				v.InstAttribType, v.HasInstAttribType = 0, false
+				v.HasInstAttribType = false
 			}
 			p++
 			done = true
@@ -13540,7 +13540,7 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.InstAttribValue, v.HasInstAttribValue = nil, false
+			v.HasInstAttribValue = false
 			p++
 			done = true
 		}
@@ -13775,7 +13775,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 			} else if x < 0 {
 				v.TickRuleType, v.HasTickRuleType = int32(x), true
 			} else {
-				v.TickRuleType, v.HasTickRuleType = 0, false
+				v.HasTickRuleType = false
 			}
 			p++
 			done = true
@@ -14028,7 +14028,7 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			} else if x < 0 {
 				v.LotType, v.HasLotType = int32(x), true
 			} else {
-				v.LotType, v.HasLotType = 0, false
+				v.HasLotType = false
 			}
 			p++
 			done = true
@@ -14075,7 +14075,7 @@ func (c *Decoder) d31(b []byte, p int, v *MDSecurityList141RelatedSymLots, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinLotSize, v.HasMinLotSize = uint32(x-1), true
 			} else {
-				v.MinLotSize, v.HasMinLotSize = 0, false
+				v.HasMinLotSize = false
 			}
 			p++
 			done = true
@@ -14663,7 +14663,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MinTradeVol, v.HasMinTradeVol = uint64(x-1), true
 			} else {
-				v.MinTradeVol, v.HasMinTradeVol = 0, false
+				v.HasMinTradeVol = false
 			}
 			p++
 			done = true
@@ -15121,7 +15121,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -15167,7 +15167,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityMonthYear, v.HasMaturityMonthYear = uint32(x-1), true
 			} else {
-				v.MaturityMonthYear, v.HasMaturityMonthYear = 0, false
+				v.HasMaturityMonthYear = false
 			}
 			p++
 			done = true
@@ -15292,7 +15292,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.StrikeCurrency, v.HasStrikeCurrency = nil, false
+			v.HasStrikeCurrency = false
 			p++
 			done = true
 		}
@@ -15377,7 +15377,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.ContractSettlMonth, v.HasContractSettlMonth = uint32(x-1), true
 			} else {
-				v.ContractSettlMonth, v.HasContractSettlMonth = 0, false
+				v.HasContractSettlMonth = false
 			}
 			p++
 			done = true
@@ -15569,7 +15569,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.StartDate, v.HasStartDate = uint32(x-1), true
 			} else {
-				v.StartDate, v.HasStartDate = 0, false
+				v.HasStartDate = false
 			}
 			p++
 			done = true
@@ -15615,7 +15615,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.EndDate, v.HasEndDate = uint32(x-1), true
 			} else {
-				v.EndDate, v.HasEndDate = 0, false
+				v.HasEndDate = false
 			}
 			p++
 			done = true
@@ -15675,7 +15675,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SettlType, v.HasSettlType = nil, false
+			v.HasSettlType = false
 			p++
 			done = true
 		}
@@ -15699,7 +15699,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlDate, v.HasSettlDate = uint32(x-1), true
 			} else {
-				v.SettlDate, v.HasSettlDate = 0, false
+				v.HasSettlDate = false
 			}
 			p++
 			done = true
@@ -16858,7 +16858,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -17246,7 +17246,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -17599,7 +17599,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -17623,7 +17623,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -17669,7 +17669,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = 0, false
+				v.HasOpenCloseSettlFlag = false
 			}
 			p++
 			done = true
@@ -17795,7 +17795,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
 			} else {
-				v.SettPriceType, v.HasSettPriceType = 0, false
+				v.HasSettPriceType = false
 			}
 			p++
 			done = true
@@ -17841,7 +17841,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -17887,7 +17887,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -18013,7 +18013,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -18059,7 +18059,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -18105,7 +18105,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -18151,7 +18151,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -18197,7 +18197,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
 			} else {
-				v.BTBCertIndicator, v.HasBTBCertIndicator = 0, false
+				v.HasBTBCertIndicator = false
 			}
 			p++
 			done = true
@@ -18243,7 +18243,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
 			} else {
-				v.BTBContractInfo, v.HasBTBContractInfo = 0, false
+				v.HasBTBContractInfo = false
 			}
 			p++
 			done = true
@@ -18289,7 +18289,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
 			} else {
-				v.BTBGraceDate, v.HasBTBGraceDate = 0, false
+				v.HasBTBGraceDate = false
 			}
 			p++
 			done = true
@@ -18335,7 +18335,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -18420,7 +18420,7 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -18519,7 +18519,7 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -18662,7 +18662,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -19050,7 +19050,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -19355,7 +19355,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -19379,7 +19379,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -19425,7 +19425,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = 0, false
+				v.HasOpenCloseSettlFlag = false
 			}
 			p++
 			done = true
@@ -19551,7 +19551,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
 			} else {
-				v.SettPriceType, v.HasSettPriceType = 0, false
+				v.HasSettPriceType = false
 			}
 			p++
 			done = true
@@ -19597,7 +19597,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -19643,7 +19643,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -19769,7 +19769,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -19815,7 +19815,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -19861,7 +19861,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -19907,7 +19907,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -19953,7 +19953,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
 			} else {
-				v.BTBCertIndicator, v.HasBTBCertIndicator = 0, false
+				v.HasBTBCertIndicator = false
 			}
 			p++
 			done = true
@@ -19999,7 +19999,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
 			} else {
-				v.BTBContractInfo, v.HasBTBContractInfo = 0, false
+				v.HasBTBContractInfo = false
 			}
 			p++
 			done = true
@@ -20045,7 +20045,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
 			} else {
-				v.BTBGraceDate, v.HasBTBGraceDate = 0, false
+				v.HasBTBGraceDate = false
 			}
 			p++
 			done = true
@@ -20091,7 +20091,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -20176,7 +20176,7 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -20275,7 +20275,7 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -20418,7 +20418,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -20806,7 +20806,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -21111,7 +21111,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -21135,7 +21135,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -21181,7 +21181,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = 0, false
+				v.HasOpenCloseSettlFlag = false
 			}
 			p++
 			done = true
@@ -21307,7 +21307,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
 			} else {
-				v.SettPriceType, v.HasSettPriceType = 0, false
+				v.HasSettPriceType = false
 			}
 			p++
 			done = true
@@ -21353,7 +21353,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -21399,7 +21399,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -21525,7 +21525,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -21571,7 +21571,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -21617,7 +21617,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -21663,7 +21663,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -21709,7 +21709,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -21794,7 +21794,7 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -21893,7 +21893,7 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -22036,7 +22036,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -22424,7 +22424,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -22729,7 +22729,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -22753,7 +22753,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -22813,7 +22813,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = nil, false
+			v.HasOpenCloseSettlFlag = false
 			p++
 			done = true
 		}
@@ -22917,7 +22917,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettPriceType, v.HasSettPriceType = uint32(x-1), true
 			} else {
-				v.SettPriceType, v.HasSettPriceType = 0, false
+				v.HasSettPriceType = false
 			}
 			p++
 			done = true
@@ -22963,7 +22963,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -23009,7 +23009,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -23135,7 +23135,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -23181,7 +23181,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -23227,7 +23227,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -23273,7 +23273,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -23319,7 +23319,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -23404,7 +23404,7 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint64(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -23503,7 +23503,7 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -23882,7 +23882,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -24075,7 +24075,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -24396,7 +24396,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -24420,7 +24420,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = 0, false
+				v.HasOpenCloseSettleFlag = false
 			}
 			p++
 			done = true
@@ -24578,7 +24578,7 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
 			} else {
-				v.SettlePriceType, v.HasSettlePriceType = 0, false
+				v.HasSettlePriceType = false
 			}
 			p++
 			done = true
@@ -25037,7 +25037,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -25230,7 +25230,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.PriceType, v.HasPriceType = nil, false
+			v.HasPriceType = false
 			p++
 			done = true
 		}
@@ -25551,7 +25551,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradeCondition, v.HasTradeCondition = nil, false
+			v.HasTradeCondition = false
 			p++
 			done = true
 		}
@@ -25575,7 +25575,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = 0, false
+				v.HasOpenCloseSettleFlag = false
 			}
 			p++
 			done = true
@@ -25733,7 +25733,7 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			if x := b[p] & 0x7f; x != 0 {
 				v.SettlePriceType, v.HasSettlePriceType = uint32(x-1), true
 			} else {
-				v.SettlePriceType, v.HasSettlePriceType = 0, false
+				v.HasSettlePriceType = false
 			}
 			p++
 			done = true
@@ -25970,7 +25970,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityGroup, v.HasSecurityGroup = nil, false
+			v.HasSecurityGroup = false
 			p++
 			done = true
 		}
@@ -25994,7 +25994,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -26070,7 +26070,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityExchange, v.HasSecurityExchange = nil, false
+			v.HasSecurityExchange = false
 			p++
 			done = true
 		}
@@ -26108,7 +26108,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -26132,7 +26132,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -26178,7 +26178,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -26224,7 +26224,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
 			} else {
-				v.TradSesOpenTime, v.HasTradSesOpenTime = 0, false
+				v.HasTradSesOpenTime = false
 			}
 			p++
 			done = true
@@ -26350,7 +26350,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -26507,7 +26507,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityGroup, v.HasSecurityGroup = nil, false
+			v.HasSecurityGroup = false
 			p++
 			done = true
 		}
@@ -26545,7 +26545,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -26569,7 +26569,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -26645,7 +26645,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityExchange, v.HasSecurityExchange = nil, false
+			v.HasSecurityExchange = false
 			p++
 			done = true
 		}
@@ -26683,7 +26683,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -26707,7 +26707,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -26753,7 +26753,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -26799,7 +26799,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
 			} else {
-				v.TradSesOpenTime, v.HasTradSesOpenTime = 0, false
+				v.HasTradSesOpenTime = false
 			}
 			p++
 			done = true
@@ -26925,7 +26925,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -27122,7 +27122,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityGroup, v.HasSecurityGroup = nil, false
+			v.HasSecurityGroup = false
 			p++
 			done = true
 		}
@@ -27160,7 +27160,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -27184,7 +27184,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -27260,7 +27260,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityExchange, v.HasSecurityExchange = nil, false
+			v.HasSecurityExchange = false
 			p++
 			done = true
 		}
@@ -27298,7 +27298,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -27322,7 +27322,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -27368,7 +27368,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesOpenTime, v.HasTradSesOpenTime = uint64(x-1), true
 			} else {
-				v.TradSesOpenTime, v.HasTradSesOpenTime = 0, false
+				v.HasTradSesOpenTime = false
 			}
 			p++
 			done = true
@@ -27454,7 +27454,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -27637,7 +27637,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -27683,7 +27683,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -27779,7 +27779,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -28248,7 +28248,7 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -28705,7 +28705,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -28751,7 +28751,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -28847,7 +28847,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -29102,7 +29102,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -29426,7 +29426,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -29482,7 +29482,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -29528,7 +29528,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -29758,7 +29758,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -29804,7 +29804,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -29914,7 +29914,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -29960,7 +29960,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -30006,7 +30006,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -30052,7 +30052,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -30098,7 +30098,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
 			} else {
-				v.BTBCertIndicator, v.HasBTBCertIndicator = 0, false
+				v.HasBTBCertIndicator = false
 			}
 			p++
 			done = true
@@ -30144,7 +30144,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
 			} else {
-				v.BTBContractInfo, v.HasBTBContractInfo = 0, false
+				v.HasBTBContractInfo = false
 			}
 			p++
 			done = true
@@ -30190,7 +30190,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
 			} else {
-				v.BTBGraceDate, v.HasBTBGraceDate = 0, false
+				v.HasBTBGraceDate = false
 			}
 			p++
 			done = true
@@ -30236,7 +30236,7 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -30390,7 +30390,7 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -30573,7 +30573,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -30619,7 +30619,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -30715,7 +30715,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -30970,7 +30970,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -31246,7 +31246,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -31302,7 +31302,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -31348,7 +31348,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -31578,7 +31578,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -31624,7 +31624,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -31734,7 +31734,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -31780,7 +31780,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -31826,7 +31826,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -31872,7 +31872,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -31918,7 +31918,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBCertIndicator, v.HasBTBCertIndicator = uint32(x-1), true
 			} else {
-				v.BTBCertIndicator, v.HasBTBCertIndicator = 0, false
+				v.HasBTBCertIndicator = false
 			}
 			p++
 			done = true
@@ -31964,7 +31964,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBContractInfo, v.HasBTBContractInfo = uint32(x-1), true
 			} else {
-				v.BTBContractInfo, v.HasBTBContractInfo = 0, false
+				v.HasBTBContractInfo = false
 			}
 			p++
 			done = true
@@ -32010,7 +32010,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.BTBGraceDate, v.HasBTBGraceDate = uint32(x-1), true
 			} else {
-				v.BTBGraceDate, v.HasBTBGraceDate = 0, false
+				v.HasBTBGraceDate = false
 			}
 			p++
 			done = true
@@ -32056,7 +32056,7 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -32210,7 +32210,7 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -32393,7 +32393,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -32439,7 +32439,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -32535,7 +32535,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -32790,7 +32790,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -33066,7 +33066,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -33122,7 +33122,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -33168,7 +33168,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -33398,7 +33398,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -33444,7 +33444,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -33554,7 +33554,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -33600,7 +33600,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -33646,7 +33646,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -33692,7 +33692,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -33738,7 +33738,7 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -33892,7 +33892,7 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -34075,7 +34075,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -34121,7 +34121,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -34217,7 +34217,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -34472,7 +34472,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -34748,7 +34748,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -34804,7 +34804,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -34850,7 +34850,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -35080,7 +35080,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -35126,7 +35126,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -35236,7 +35236,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -35282,7 +35282,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -35328,7 +35328,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -35374,7 +35374,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -35420,7 +35420,7 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -35574,7 +35574,7 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -35757,7 +35757,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -35803,7 +35803,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -35899,7 +35899,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -36154,7 +36154,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.IndexSeq, v.HasIndexSeq = uint32(x-1), true
 			} else {
-				v.IndexSeq, v.HasIndexSeq = 0, false
+				v.HasIndexSeq = false
 			}
 			p++
 			done = true
@@ -36430,7 +36430,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -36486,7 +36486,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -36532,7 +36532,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingEvent, v.HasSecurityTradingEvent = uint32(x-1), true
 			} else {
-				v.SecurityTradingEvent, v.HasSecurityTradingEvent = 0, false
+				v.HasSecurityTradingEvent = false
 			}
 			p++
 			done = true
@@ -36762,7 +36762,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastTradeDate, v.HasLastTradeDate = uint32(x-1), true
 			} else {
-				v.LastTradeDate, v.HasLastTradeDate = 0, false
+				v.HasLastTradeDate = false
 			}
 			p++
 			done = true
@@ -36808,7 +36808,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = uint32(x-1), true
 			} else {
-				v.PriceAdjustmentMethod, v.HasPriceAdjustmentMethod = 0, false
+				v.HasPriceAdjustmentMethod = false
 			}
 			p++
 			done = true
@@ -36918,7 +36918,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = uint32(x-1), true
 			} else {
-				v.PriceBandMidpointPriceType, v.HasPriceBandMidpointPriceType = 0, false
+				v.HasPriceBandMidpointPriceType = false
 			}
 			p++
 			done = true
@@ -36964,7 +36964,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = uint64(x-1), true
 			} else {
-				v.AvgDailyTradedQty, v.HasAvgDailyTradedQty = 0, false
+				v.HasAvgDailyTradedQty = false
 			}
 			p++
 			done = true
@@ -37010,7 +37010,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExpireDate, v.HasExpireDate = uint64(x-1), true
 			} else {
-				v.ExpireDate, v.HasExpireDate = 0, false
+				v.HasExpireDate = false
 			}
 			p++
 			done = true
@@ -37056,7 +37056,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.EarlyTermination, v.HasEarlyTermination = uint64(x-1), true
 			} else {
-				v.EarlyTermination, v.HasEarlyTermination = 0, false
+				v.HasEarlyTermination = false
 			}
 			p++
 			done = true
@@ -37102,7 +37102,7 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaxTradeVol, v.HasMaxTradeVol = uint64(x-1), true
 			} else {
-				v.MaxTradeVol, v.HasMaxTradeVol = 0, false
+				v.HasMaxTradeVol = false
 			}
 			p++
 			done = true
@@ -37256,7 +37256,7 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingPxType, v.HasUnderlyingPxType = uint32(x-1), true
 			} else {
-				v.UnderlyingPxType, v.HasUnderlyingPxType = 0, false
+				v.HasUnderlyingPxType = false
 			}
 			p++
 			done = true
@@ -37439,7 +37439,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -37485,7 +37485,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeDate, v.HasTradeDate = uint32(x-1), true
 			} else {
-				v.TradeDate, v.HasTradeDate = 0, false
+				v.HasTradeDate = false
 			}
 			p++
 			done = true
@@ -37581,7 +37581,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			} else if x < 0 {
 				v.MarketDepth, v.HasMarketDepth = int32(x), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -38050,7 +38050,7 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionSubID, v.HasTradingSessionSubID = nil, false
+			v.HasTradingSessionSubID = false
 			p++
 			done = true
 		}
@@ -38122,7 +38122,7 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			if x := b[p] & 0x7f; x != 0 {
 				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = uint32(x-1), true
 			} else {
-				v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag = 0, false
+				v.HasOpenCloseSettleFlag = false
 			}
 			p++
 			done = true
@@ -38761,7 +38761,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
 			} else {
-				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = 0, false
+				v.HasEncodedHeadlineLen = false
 			}
 			p++
 			done = true
@@ -39072,7 +39072,7 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
 			} else {
-				v.EncodedTextLen, v.HasEncodedTextLen = 0, false
+				v.HasEncodedTextLen = false
 			}
 			p++
 			done = true
@@ -39495,7 +39495,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = uint32(x-1), true
 			} else {
-				v.EncodedHeadlineLen, v.HasEncodedHeadlineLen = 0, false
+				v.HasEncodedHeadlineLen = false
 			}
 			p++
 			done = true
@@ -39806,7 +39806,7 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
 			} else {
-				v.EncodedTextLen, v.HasEncodedTextLen = 0, false
+				v.HasEncodedTextLen = false
 			}
 			p++
 			done = true
@@ -39965,7 +39965,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -40474,7 +40474,7 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.RoutingID, v.HasRoutingID = nil, false
+			v.HasRoutingID = false
 			p++
 			done = true
 		}
@@ -40564,7 +40564,7 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			if x := b[p] & 0x7f; x != 0 {
 				v.EncodedTextLen, v.HasEncodedTextLen = uint32(x-1), true
 			} else {
-				v.EncodedTextLen, v.HasEncodedTextLen = 0, false
+				v.HasEncodedTextLen = false
 			}
 			p++
 			done = true
@@ -40624,7 +40624,7 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.EncodedText, v.HasEncodedText = nil, false
+			v.HasEncodedText = false
 			p++
 			done = true
 		}
@@ -41211,7 +41211,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}

@@ -724,7 +724,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TrdType, v.HasTrdType = uint32(x-1), true
 			} else {
-				v.TrdType, v.HasTrdType = 0, false
+				v.HasTrdType = false
 			}
 			p++
 			done = true
@@ -786,7 +786,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x-1), true
 			} else {
-				v.TradingSessionSubID, v.HasTradingSessionSubID = 0, false
+				v.HasTradingSessionSubID = false
 			}
 			p++
 			done = true
@@ -848,7 +848,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -894,7 +894,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeCondition, v.HasTradeCondition = uint64(x-1), true
 			} else {
-				v.TradeCondition, v.HasTradeCondition = 0, false
+				v.HasTradeCondition = false
 			}
 			p++
 			done = true
@@ -1037,7 +1037,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradeVolume, v.HasTradeVolume = uint64(x-1), true
 			} else {
-				v.TradeVolume, v.HasTradeVolume = 0, false
+				v.HasTradeVolume = false
 			}
 			p++
 			done = true

@@ -1134,7 +1134,7 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.S, v.HasS = nil, false
+			v.HasS = false
 			p++
 			done = true
 		}
@@ -1383,7 +1383,7 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 			if x := b[p] & 0x7f; x != 0 {
 				v.V, v.HasV = uint32(x-1), true
 			} else {
-				v.V, v.HasV = 0, false
+				v.HasV = false
 			}
 			p++
 			done = true

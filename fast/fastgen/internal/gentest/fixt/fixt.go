@@ -359,7 +359,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -675,7 +675,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -763,7 +763,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{}, false
+				v.HasMDEntrySize = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -817,7 +817,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			if x := b[p] & 0x7f; x != 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
 			} else {
-				v.NumberOfOrders, v.HasNumberOfOrders = 0, false
+				v.HasNumberOfOrders = false
 			}
 			p++
 			done = true
@@ -1073,7 +1073,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -1239,7 +1239,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryID, v.HasMDEntryID = nil, false
+			v.HasMDEntryID = false
 			p++
 			done = true
 		}
@@ -1369,7 +1369,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			if x := b[p] & 0x7f; x != 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
 			} else {
-				v.NumberOfOrders, v.HasNumberOfOrders = 0, false
+				v.HasNumberOfOrders = false
 			}
 			p++
 			done = true
@@ -1512,7 +1512,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.TotNumReports, v.HasTotNumReports = uint32(x-1), true
 			} else {
-				v.TotNumReports, v.HasTotNumReports = 0, false
+				v.HasTotNumReports = false
 			}
 			p++
 			done = true
@@ -1591,7 +1591,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -1651,7 +1651,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityType, v.HasSecurityType = nil, false
+			v.HasSecurityType = false
 			p++
 			done = true
 		}
@@ -1689,7 +1689,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -1845,7 +1845,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -2054,7 +2054,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -2114,7 +2114,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.TradingSessionID, v.HasTradingSessionID = nil, false
+			v.HasTradingSessionID = false
 			p++
 			done = true
 		}
@@ -2152,7 +2152,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}

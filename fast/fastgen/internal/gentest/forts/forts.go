@@ -738,7 +738,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -902,7 +902,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -962,7 +962,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -998,7 +998,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityGroup, v.HasSecurityGroup = nil, false
+			v.HasSecurityGroup = false
 			p++
 			done = true
 		}
@@ -1020,7 +1020,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
 			} else {
-				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = 0, false
+				v.HasExchangeTradingSessionID = false
 			}
 			p++
 			done = true
@@ -1102,7 +1102,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -1146,7 +1146,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
 			} else {
-				v.MDPriceLevel, v.HasMDPriceLevel = 0, false
+				v.HasMDPriceLevel = false
 			}
 			p++
 			done = true
@@ -1192,7 +1192,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			} else if x < 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 			} else {
-				v.MDEntryID, v.HasMDEntryID = 0, false
+				v.HasMDEntryID = false
 			}
 			p++
 			done = true
@@ -1238,7 +1238,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -1292,7 +1292,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			} else if x < 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 			} else {
-				v.MDEntrySize, v.HasMDEntrySize = 0, false
+				v.HasMDEntrySize = false
 			}
 			p++
 			done = true
@@ -1339,7 +1339,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -1423,7 +1423,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			} else if x < 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
 			} else {
-				v.NumberOfOrders, v.HasNumberOfOrders = 0, false
+				v.HasNumberOfOrders = false
 			}
 			p++
 			done = true
@@ -1484,7 +1484,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryTradeType, v.HasMDEntryTradeType = nil, false
+			v.HasMDEntryTradeType = false
 			p++
 			done = true
 		}
@@ -1508,7 +1508,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			} else if x < 0 {
 				v.TrdType, v.HasTrdType = int32(x), true
 			} else {
-				v.TrdType, v.HasTrdType = 0, false
+				v.HasTrdType = false
 			}
 			p++
 			done = true
@@ -1554,7 +1554,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.LastPx, v.HasLastPx = fastrt.Decimal{}, false
+				v.HasLastPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -1608,7 +1608,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			} else if x < 0 {
 				v.MDFlags, v.HasMDFlags = int32(x), true
 			} else {
-				v.MDFlags, v.HasMDFlags = 0, false
+				v.HasMDFlags = false
 			}
 			p++
 			done = true
@@ -1669,7 +1669,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -1691,7 +1691,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
 			} else {
-				v.Revision, v.HasRevision = 0, false
+				v.HasRevision = false
 			}
 			p++
 			done = true
@@ -1749,7 +1749,7 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -1867,7 +1867,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -2033,7 +2033,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -2095,7 +2095,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Symbol, v.HasSymbol = nil, false
+			v.HasSymbol = false
 			p++
 			done = true
 		}
@@ -2133,7 +2133,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityGroup, v.HasSecurityGroup = nil, false
+			v.HasSecurityGroup = false
 			p++
 			done = true
 		}
@@ -2237,7 +2237,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
 			} else {
-				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = 0, false
+				v.HasExchangeTradingSessionID = false
 			}
 			p++
 			done = true
@@ -2283,7 +2283,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			} else if x < 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 			} else {
-				v.MDEntryID, v.HasMDEntryID = 0, false
+				v.HasMDEntryID = false
 			}
 			p++
 			done = true
@@ -2330,7 +2330,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -2373,7 +2373,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -2425,7 +2425,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -2509,7 +2509,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			} else if x < 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 			} else {
-				v.MDEntrySize, v.HasMDEntrySize = 0, false
+				v.HasMDEntrySize = false
 			}
 			p++
 			done = true
@@ -2556,7 +2556,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDPriceLevel, v.HasMDPriceLevel = uint32(x-1), true
 			} else {
-				v.MDPriceLevel, v.HasMDPriceLevel = 0, false
+				v.HasMDPriceLevel = false
 			}
 			p++
 			done = true
@@ -2602,7 +2602,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			} else if x < 0 {
 				v.NumberOfOrders, v.HasNumberOfOrders = int32(x), true
 			} else {
-				v.NumberOfOrders, v.HasNumberOfOrders = 0, false
+				v.HasNumberOfOrders = false
 			}
 			p++
 			done = true
@@ -2663,7 +2663,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MDEntryTradeType, v.HasMDEntryTradeType = nil, false
+			v.HasMDEntryTradeType = false
 			p++
 			done = true
 		}
@@ -2687,7 +2687,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			} else if x < 0 {
 				v.TrdType, v.HasTrdType = int32(x), true
 			} else {
-				v.TrdType, v.HasTrdType = 0, false
+				v.HasTrdType = false
 			}
 			p++
 			done = true
@@ -2736,7 +2736,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			} else if x < 0 {
 				v.MDFlags, v.HasMDFlags = int32(x), true
 			} else {
-				v.MDFlags, v.HasMDFlags = 0, false
+				v.HasMDFlags = false
 			}
 			p++
 			done = true
@@ -2797,7 +2797,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -2833,7 +2833,7 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.OrderSide, v.HasOrderSide = nil, false
+			v.HasOrderSide = false
 			p++
 			done = true
 		}
@@ -3096,7 +3096,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityAltID, v.HasSecurityAltID = nil, false
+			v.HasSecurityAltID = false
 			p++
 			done = true
 		}
@@ -3134,7 +3134,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityAltIDSource, v.HasSecurityAltIDSource = nil, false
+			v.HasSecurityAltIDSource = false
 			p++
 			done = true
 		}
@@ -3172,7 +3172,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.SecurityType, v.HasSecurityType = nil, false
+			v.HasSecurityType = false
 			p++
 			done = true
 		}
@@ -3210,7 +3210,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.CFICode, v.HasCFICode = nil, false
+			v.HasCFICode = false
 			p++
 			done = true
 		}
@@ -3233,7 +3233,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.StrikePrice, v.HasStrikePrice = fastrt.Decimal{}, false
+				v.HasStrikePrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3286,7 +3286,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.ContractMultiplier, v.HasContractMultiplier = fastrt.Decimal{}, false
+				v.HasContractMultiplier = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3340,7 +3340,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -3400,7 +3400,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Currency, v.HasCurrency = nil, false
+			v.HasCurrency = false
 			p++
 			done = true
 		}
@@ -3459,7 +3459,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradingSessionID, v.HasTradingSessionID = uint32(x-1), true
 			} else {
-				v.TradingSessionID, v.HasTradingSessionID = 0, false
+				v.HasTradingSessionID = false
 			}
 			p++
 			done = true
@@ -3505,7 +3505,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
 			} else {
-				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = 0, false
+				v.HasExchangeTradingSessionID = false
 			}
 			p++
 			done = true
@@ -3550,7 +3550,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Volatility, v.HasVolatility = fastrt.Decimal{}, false
+				v.HasVolatility = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3682,7 +3682,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{}, false
+				v.HasHighLimitPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3735,7 +3735,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{}, false
+				v.HasLowLimitPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3788,7 +3788,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinPriceIncrement, v.HasMinPriceIncrement = fastrt.Decimal{}, false
+				v.HasMinPriceIncrement = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3841,7 +3841,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MinPriceIncrementAmount, v.HasMinPriceIncrementAmount = fastrt.Decimal{}, false
+				v.HasMinPriceIncrementAmount = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3894,7 +3894,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{}, false
+				v.HasInitialMarginOnBuy = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -3947,7 +3947,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{}, false
+				v.HasInitialMarginOnSell = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4000,7 +4000,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{}, false
+				v.HasInitialMarginSyntetic = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4068,7 +4068,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.QuotationList, v.HasQuotationList = nil, false
+			v.HasQuotationList = false
 			p++
 			done = true
 		}
@@ -4091,7 +4091,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{}, false
+				v.HasTheorPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4144,7 +4144,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{}, false
+				v.HasTheorPriceLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4275,7 +4275,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.UnderlyingQty, v.HasUnderlyingQty = fastrt.Decimal{}, false
+				v.HasUnderlyingQty = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -4343,7 +4343,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.UnderlyingCurrency, v.HasUnderlyingCurrency = nil, false
+			v.HasUnderlyingCurrency = false
 			p++
 			done = true
 		}
@@ -4406,7 +4406,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityDate, v.HasMaturityDate = uint32(x-1), true
 			} else {
-				v.MaturityDate, v.HasMaturityDate = 0, false
+				v.HasMaturityDate = false
 			}
 			p++
 			done = true
@@ -4452,7 +4452,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			if x := b[p] & 0x7f; x != 0 {
 				v.MaturityTime, v.HasMaturityTime = uint32(x-1), true
 			} else {
-				v.MaturityTime, v.HasMaturityTime = 0, false
+				v.HasMaturityTime = false
 			}
 			p++
 			done = true
@@ -4538,7 +4538,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			if x := b[p] & 0x7f; x != 0 {
 				v.MarketDepth, v.HasMarketDepth = uint32(x-1), true
 			} else {
-				v.MarketDepth, v.HasMarketDepth = 0, false
+				v.HasMarketDepth = false
 			}
 			p++
 			done = true
@@ -4582,7 +4582,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDBookType, v.HasMDBookType = uint32(x-1), true
 			} else {
-				v.MDBookType, v.HasMDBookType = 0, false
+				v.HasMDBookType = false
 			}
 			p++
 			done = true
@@ -4663,7 +4663,7 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			if x := b[p] & 0x7f; x != 0 {
 				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = uint64(x-1), true
 			} else {
-				v.UnderlyingSecurityID, v.HasUnderlyingSecurityID = 0, false
+				v.HasUnderlyingSecurityID = false
 			}
 			p++
 			done = true
@@ -5159,7 +5159,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Volatility, v.HasVolatility = fastrt.Decimal{}, false
+				v.HasVolatility = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5212,7 +5212,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TheorPrice, v.HasTheorPrice = fastrt.Decimal{}, false
+				v.HasTheorPrice = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5265,7 +5265,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.TheorPriceLimit, v.HasTheorPriceLimit = fastrt.Decimal{}, false
+				v.HasTheorPriceLimit = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5493,7 +5493,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
 			} else {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = 0, false
+				v.HasSecurityTradingStatus = false
 			}
 			p++
 			done = true
@@ -5538,7 +5538,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.HighLimitPx, v.HasHighLimitPx = fastrt.Decimal{}, false
+				v.HasHighLimitPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5591,7 +5591,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.LowLimitPx, v.HasLowLimitPx = fastrt.Decimal{}, false
+				v.HasLowLimitPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5644,7 +5644,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginOnBuy, v.HasInitialMarginOnBuy = fastrt.Decimal{}, false
+				v.HasInitialMarginOnBuy = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5697,7 +5697,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginOnSell, v.HasInitialMarginOnSell = fastrt.Decimal{}, false
+				v.HasInitialMarginOnSell = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -5750,7 +5750,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.InitialMarginSyntetic, v.HasInitialMarginSyntetic = fastrt.Decimal{}, false
+				v.HasInitialMarginSyntetic = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -6221,7 +6221,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = uint64(x-1), true
 			} else {
-				v.TradSesIntermClearingStartTime, v.HasTradSesIntermClearingStartTime = 0, false
+				v.HasTradSesIntermClearingStartTime = false
 			}
 			p++
 			done = true
@@ -6267,7 +6267,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if x := b[p] & 0x7f; x != 0 {
 				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = uint64(x-1), true
 			} else {
-				v.TradSesIntermClearingEndTime, v.HasTradSesIntermClearingEndTime = 0, false
+				v.HasTradSesIntermClearingEndTime = false
 			}
 			p++
 			done = true
@@ -6353,7 +6353,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
 			} else {
-				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = 0, false
+				v.HasExchangeTradingSessionID = false
 			}
 			p++
 			done = true
@@ -6476,7 +6476,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			} else if x < 0 {
 				v.TradSesEvent, v.HasTradSesEvent = int32(x), true
 			} else {
-				v.TradSesEvent, v.HasTradSesEvent = 0, false
+				v.HasTradSesEvent = false
 			}
 			p++
 			done = true
@@ -6624,7 +6624,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			if x := b[p] & 0x7f; x != 0 {
 				v.LastFragment, v.HasLastFragment = uint32(x-1), true
 			} else {
-				v.LastFragment, v.HasLastFragment = 0, false
+				v.HasLastFragment = false
 			}
 			p++
 			done = true
@@ -6684,7 +6684,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.NewsId, v.HasNewsId = nil, false
+			v.HasNewsId = false
 			p++
 			done = true
 		}
@@ -6708,7 +6708,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			if x := b[p] & 0x7f; x != 0 {
 				v.OrigTime, v.HasOrigTime = uint64(x-1), true
 			} else {
-				v.OrigTime, v.HasOrigTime = 0, false
+				v.HasOrigTime = false
 			}
 			p++
 			done = true
@@ -6768,7 +6768,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.LanguageCode, v.HasLanguageCode = nil, false
+			v.HasLanguageCode = false
 			p++
 			done = true
 		}
@@ -6792,7 +6792,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			if x := b[p] & 0x7f; x != 0 {
 				v.Urgency, v.HasUrgency = uint32(x-1), true
 			} else {
-				v.Urgency, v.HasUrgency = 0, false
+				v.HasUrgency = false
 			}
 			p++
 			done = true
@@ -6869,7 +6869,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.MarketSegmentID, v.HasMarketSegmentID = nil, false
+			v.HasMarketSegmentID = false
 			p++
 			done = true
 		}
@@ -7211,7 +7211,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			} else if x < 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 			} else {
-				v.MDEntryID, v.HasMDEntryID = 0, false
+				v.HasMDEntryID = false
 			}
 			p++
 			done = true
@@ -7258,7 +7258,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -7304,7 +7304,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -7348,7 +7348,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -7429,7 +7429,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -7483,7 +7483,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			} else if x < 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 			} else {
-				v.MDEntrySize, v.HasMDEntrySize = 0, false
+				v.HasMDEntrySize = false
 			}
 			p++
 			done = true
@@ -7529,7 +7529,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.LastPx, v.HasLastPx = fastrt.Decimal{}, false
+				v.HasLastPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -7583,7 +7583,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			} else if x < 0 {
 				v.LastQty, v.HasLastQty = int64(x), true
 			} else {
-				v.LastQty, v.HasLastQty = 0, false
+				v.HasLastQty = false
 			}
 			p++
 			done = true
@@ -7632,7 +7632,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			} else if x < 0 {
 				v.TradeID, v.HasTradeID = int64(x), true
 			} else {
-				v.TradeID, v.HasTradeID = 0, false
+				v.HasTradeID = false
 			}
 			p++
 			done = true
@@ -7679,7 +7679,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = uint32(x-1), true
 			} else {
-				v.ExchangeTradingSessionID, v.HasExchangeTradingSessionID = 0, false
+				v.HasExchangeTradingSessionID = false
 			}
 			p++
 			done = true
@@ -7725,7 +7725,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			} else if x < 0 {
 				v.MDFlags, v.HasMDFlags = int64(x), true
 			} else {
-				v.MDFlags, v.HasMDFlags = 0, false
+				v.HasMDFlags = false
 			}
 			p++
 			done = true
@@ -7772,7 +7772,7 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			if x := b[p] & 0x7f; x != 0 {
 				v.Revision, v.HasRevision = uint64(x-1), true
 			} else {
-				v.Revision, v.HasRevision = 0, false
+				v.HasRevision = false
 			}
 			p++
 			done = true
@@ -7952,7 +7952,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if x := b[p] & 0x7f; x != 0 {
 				v.RptSeq, v.HasRptSeq = uint32(x-1), true
 			} else {
-				v.RptSeq, v.HasRptSeq = 0, false
+				v.HasRptSeq = false
 			}
 			p++
 			done = true
@@ -8118,7 +8118,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			if x := b[p] & 0x7f; x != 0 {
 				v.SecurityID, v.HasSecurityID = uint64(x-1), true
 			} else {
-				v.SecurityID, v.HasSecurityID = 0, false
+				v.HasSecurityID = false
 			}
 			p++
 			done = true
@@ -8248,7 +8248,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			} else if x < 0 {
 				v.MDEntryID, v.HasMDEntryID = int64(x), true
 			} else {
-				v.MDEntryID, v.HasMDEntryID = 0, false
+				v.HasMDEntryID = false
 			}
 			p++
 			done = true
@@ -8295,7 +8295,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			if x := b[p] & 0x7f; x != 0 {
 				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
 			} else {
-				v.MDEntryDate, v.HasMDEntryDate = 0, false
+				v.HasMDEntryDate = false
 			}
 			p++
 			done = true
@@ -8376,7 +8376,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{}, false
+				v.HasMDEntryPx = false
 				p++
 				done = true
 			} else if exp > 0 {
@@ -8430,7 +8430,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			} else if x < 0 {
 				v.MDEntrySize, v.HasMDEntrySize = int64(x), true
 			} else {
-				v.MDEntrySize, v.HasMDEntrySize = 0, false
+				v.HasMDEntrySize = false
 			}
 			p++
 			done = true
@@ -8479,7 +8479,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			} else if x < 0 {
 				v.TradeID, v.HasTradeID = int64(x), true
 			} else {
-				v.TradeID, v.HasTradeID = 0, false
+				v.HasTradeID = false
 			}
 			p++
 			done = true
@@ -8528,7 +8528,7 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			} else if x < 0 {
 				v.MDFlags, v.HasMDFlags = int64(x), true
 			} else {
-				v.MDFlags, v.HasMDFlags = 0, false
+				v.HasMDFlags = false
 			}
 			p++
 			done = true
@@ -8784,7 +8784,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 				done = true
 			}
 		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.Text, v.HasText = nil, false
+			v.HasText = false
 			p++
 			done = true
 		}

@@ -394,7 +394,7 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
 			exp := fastrt.SignExtend7(b[p])
 			if exp == 0 {
-				v.Value, v.HasValue = fastrt.Decimal{}, false
+				v.HasValue = false
 				p++
 				done = true
 			} else if exp > 0 {

@@ -330,7 +330,7 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 			if x := b[p] & 0x7f; x != 0 {
 				v.Value, v.HasValue = uint32(x-1), true
 			} else {
-				v.Value, v.HasValue = 0, false
+				v.HasValue = false
 			}
 			p++
 			done = true
