@@ -4,8 +4,16 @@
 package ffcodec
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
@@ -524,14 +532,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -571,14 +590,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -659,14 +689,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -998,14 +1039,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1187,14 +1239,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1223,14 +1286,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1556,14 +1630,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1635,14 +1720,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1673,14 +1769,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1889,14 +1996,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2019,14 +2137,25 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2098,14 +2227,25 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2136,14 +2276,25 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}

@@ -4,8 +4,16 @@
 package moexasts
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
@@ -1323,14 +1331,25 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1477,14 +1496,25 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1515,14 +1545,25 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1553,14 +1594,25 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1605,14 +1657,25 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1718,14 +1781,25 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1857,14 +1931,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1895,14 +1980,25 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2357,14 +2453,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2393,14 +2500,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2663,14 +2781,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2699,14 +2828,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2735,14 +2875,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2771,14 +2922,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3545,14 +3707,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3630,14 +3803,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3666,14 +3850,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4138,14 +4333,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4174,14 +4380,25 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4401,14 +4618,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4437,14 +4665,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4654,14 +4893,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4822,14 +5072,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4960,14 +5221,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4996,14 +5268,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5032,14 +5315,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5068,14 +5362,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5810,14 +6115,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5846,14 +6162,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6318,14 +6645,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6354,14 +6692,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6390,14 +6739,25 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6754,14 +7114,25 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6792,14 +7163,25 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6992,14 +7374,25 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7029,14 +7422,25 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7198,14 +7602,25 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7246,14 +7661,25 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7310,14 +7736,25 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7678,14 +8115,25 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7716,14 +8164,25 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7870,14 +8329,25 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7907,14 +8377,25 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8060,14 +8541,25 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8108,14 +8600,25 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8476,14 +8979,25 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8514,14 +9028,25 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8703,14 +9228,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8736,14 +9272,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8857,14 +9404,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9009,14 +9567,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9153,14 +9722,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9201,14 +9781,25 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9569,14 +10160,25 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9607,14 +10209,25 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9750,14 +10363,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9783,14 +10407,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9904,14 +10539,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10024,14 +10670,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10168,14 +10825,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10216,14 +10884,25 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10447,14 +11126,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10483,14 +11173,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10519,14 +11220,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10838,14 +11550,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10874,14 +11597,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10910,14 +11644,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11735,14 +12480,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11771,14 +12527,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11807,14 +12574,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11843,14 +12621,25 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12070,14 +12859,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12106,14 +12906,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12142,14 +12953,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12461,14 +13283,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12497,14 +13330,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12533,14 +13377,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13117,14 +13972,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13153,14 +14019,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13189,14 +14066,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13225,14 +14113,25 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13475,14 +14374,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13512,14 +14422,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13561,14 +14482,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13780,14 +14712,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13828,14 +14771,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13892,14 +14846,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13940,14 +14905,25 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14172,14 +15148,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14209,14 +15196,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14258,14 +15256,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14461,14 +15470,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14509,14 +15529,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14557,14 +15588,25 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14788,14 +15830,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14819,14 +15872,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14855,14 +15919,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15072,14 +16147,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15407,14 +16493,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15689,14 +16786,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15725,14 +16833,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15761,14 +16880,25 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15988,14 +17118,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16019,14 +17160,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16055,14 +17207,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16272,14 +17435,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16505,14 +17679,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16787,14 +17972,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16823,14 +18019,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16859,14 +18066,25 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17071,14 +18289,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17316,14 +18545,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17692,14 +18932,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17769,14 +19020,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17858,14 +19120,25 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -18823,14 +20096,25 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -18854,14 +20138,25 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19086,14 +20381,25 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19119,14 +20425,25 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19157,14 +20474,25 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19434,14 +20762,25 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19472,14 +20811,25 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}

@@ -4,8 +4,16 @@
 package b3
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
@@ -3668,14 +3676,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3715,14 +3734,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3751,14 +3781,25 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3846,14 +3887,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3919,14 +3971,25 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4011,14 +4074,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4385,14 +4459,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4827,14 +4912,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4865,14 +4961,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4944,14 +5051,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4977,14 +5095,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5010,14 +5139,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5048,14 +5188,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5086,14 +5237,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5322,14 +5484,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5573,14 +5746,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5606,14 +5790,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5817,14 +6012,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5941,14 +6147,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5979,14 +6196,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6068,14 +6296,25 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6161,14 +6400,25 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6235,14 +6485,25 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6320,14 +6581,25 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6364,14 +6636,25 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6419,14 +6702,25 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6684,14 +6978,25 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7001,14 +7306,25 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7099,14 +7415,25 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7331,14 +7658,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7404,14 +7742,25 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7496,14 +7845,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7870,14 +8230,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8312,14 +8683,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8350,14 +8732,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8429,14 +8822,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8462,14 +8866,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8495,14 +8910,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8533,14 +8959,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8571,14 +9008,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8807,14 +9255,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9058,14 +9517,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9091,14 +9561,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9302,14 +9783,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9426,14 +9918,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9464,14 +9967,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9553,14 +10067,25 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9646,14 +10171,25 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9720,14 +10256,25 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9805,14 +10352,25 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9849,14 +10407,25 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -9904,14 +10473,25 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10104,14 +10684,25 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10421,14 +11012,25 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10519,14 +11121,25 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10751,14 +11364,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10824,14 +11448,25 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -10916,14 +11551,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11290,14 +11936,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11732,14 +12389,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11770,14 +12438,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11849,14 +12528,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11882,14 +12572,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11915,14 +12616,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11953,14 +12665,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -11991,14 +12714,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12227,14 +12961,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12478,14 +13223,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12511,14 +13267,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12722,14 +13489,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12846,14 +13624,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12884,14 +13673,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -12973,14 +13773,25 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13066,14 +13877,25 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13140,14 +13962,25 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13225,14 +14058,25 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13269,14 +14113,25 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13324,14 +14179,25 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13524,14 +14390,25 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13841,14 +14718,25 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -13939,14 +14827,25 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14251,14 +15150,25 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14343,14 +15253,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14588,14 +15509,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14888,14 +15820,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14921,14 +15864,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14954,14 +15908,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -14987,14 +15952,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15020,14 +15996,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15053,14 +16040,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15086,14 +16084,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15276,14 +16285,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15421,14 +16441,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15454,14 +16485,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15659,14 +16701,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15759,14 +16812,25 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15801,14 +16865,25 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15875,14 +16950,25 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -15960,14 +17046,25 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16004,14 +17101,25 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16049,14 +17157,25 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16138,14 +17257,25 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16236,14 +17366,25 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16269,14 +17410,25 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -16527,14 +17679,25 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17023,14 +18186,25 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17230,14 +18404,25 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17482,14 +18667,25 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -17583,14 +18779,25 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -18827,14 +20034,25 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19034,14 +20252,25 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19238,14 +20467,25 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -19339,14 +20579,25 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -20583,14 +21834,25 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -20790,14 +22052,25 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -20994,14 +22267,25 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -21095,14 +22379,25 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -22201,14 +23496,25 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -22408,14 +23714,25 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -22612,14 +23929,25 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -22713,14 +24041,25 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -22797,14 +24136,25 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -23830,14 +25180,25 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -23866,14 +25227,25 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -24059,14 +25431,25 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -24263,14 +25646,25 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -24380,14 +25774,25 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -24985,14 +26390,25 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -25021,14 +26437,25 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -25214,14 +26641,25 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -25418,14 +26856,25 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -25535,14 +26984,25 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -25954,14 +27414,25 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26054,14 +27525,25 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26092,14 +27574,25 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26491,14 +27984,25 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26529,14 +28033,25 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26629,14 +28144,25 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -26667,14 +28193,25 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -27106,14 +28643,25 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -27144,14 +28692,25 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -27244,14 +28803,25 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -27282,14 +28852,25 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -27738,14 +29319,25 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -28131,14 +29723,25 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -28232,14 +29835,25 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -28806,14 +30420,25 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -29213,14 +30838,25 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -29410,14 +31046,25 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -30674,14 +32321,25 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -31081,14 +32739,25 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -31230,14 +32899,25 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -32494,14 +34174,25 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -32901,14 +34592,25 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -33050,14 +34752,25 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -34176,14 +35889,25 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -34583,14 +36307,25 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -34732,14 +36467,25 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -35858,14 +37604,25 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -36265,14 +38022,25 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -36414,14 +38182,25 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -37540,14 +39319,25 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -37933,14 +39723,25 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38034,14 +39835,25 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38530,14 +40342,25 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38578,14 +40401,25 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38626,14 +40460,25 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38674,14 +40519,25 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38722,14 +40578,25 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -38971,14 +40838,25 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39034,14 +40912,25 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39264,14 +41153,25 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39312,14 +41212,25 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39360,14 +41271,25 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39408,14 +41330,25 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39456,14 +41389,25 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39705,14 +41649,25 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -39768,14 +41723,25 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40020,14 +41986,25 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40068,14 +42045,25 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40116,14 +42104,25 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40164,14 +42163,25 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40390,14 +42400,25 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40458,14 +42479,25 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40526,14 +42558,25 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -40608,14 +42651,25 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -41195,14 +43249,25 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}

@@ -4,8 +4,16 @@
 package ext
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
@@ -637,14 +645,25 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -773,14 +792,25 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1118,14 +1148,25 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1336,14 +1377,25 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 			}
 		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}

@@ -4,8 +4,16 @@
 package forts
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
@@ -869,14 +877,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -946,14 +965,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -982,14 +1012,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1468,14 +1509,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1653,14 +1705,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -1733,14 +1796,25 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2079,14 +2153,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2117,14 +2202,25 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2204,14 +2300,25 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2647,14 +2754,25 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2781,14 +2899,25 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2817,14 +2946,25 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -2989,14 +3129,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3080,14 +3231,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3118,14 +3280,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3156,14 +3329,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3194,14 +3378,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3384,14 +3579,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -3424,14 +3630,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4052,14 +4269,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4327,14 +4555,25 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4505,14 +4744,25 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4630,14 +4880,25 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4711,14 +4972,25 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -4868,14 +5140,25 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -5458,14 +5741,25 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6439,14 +6733,25 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6668,14 +6973,25 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6752,14 +7068,25 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -6853,14 +7180,25 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -7176,14 +7514,25 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8213,14 +8562,25 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}
@@ -8768,14 +9128,25 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 		done := false
 		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
 			end := p
-			for end < len(b) && b[end] < 0x80 {
-				end++
+			if q := b[p:]; len(q) >= 8 {
+				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+					end = p + bits.TrailingZeros64(m)>>3
+				} else {
+					end = p + 8
+					for end < len(b) && b[end] < 0x80 {
+						end++
+					}
+				}
+			} else {
+				for end < len(b) && b[end] < 0x80 {
+					end++
+				}
 			}
 			if end < len(b) {
 				var w []byte
 				if end < len(c.Win) {
 					w = c.Win[p : end+1 : end+1]
-					w[end-p] &^= 0x80
+					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
 				}

@@ -4,8 +4,16 @@
 package scp
 
 import (
+	"encoding/binary"
+	"math/bits"
+
 	"fastfeed/fast"
 	"fastfeed/fast/fastrt"
+)
+
+var (
+	_ = binary.LittleEndian
+	_ = bits.TrailingZeros64
 )
 
 // SourceSHA256 is the SHA-256 of the template file the code was generated from.
