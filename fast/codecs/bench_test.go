@@ -39,11 +39,14 @@ func incremental5() *ffcodec.Message {
 
 // moexTrades is the message of fast's BenchmarkDecodeMOEXTrades: an X-TLR-FOND (2521)
 // with three trades.
-func moexTrades() *moexasts.Message {
+func moexTrades() *moexasts.Message { return moexTradesN(3) }
+
+// moexTradesN is moexTrades with n trades (a live ASTS trades feed mostly sends one).
+func moexTradesN(n int) *moexasts.Message {
 	m := &moexasts.Message{ID: moexasts.IDXTLRFOND}
 	v := &m.XTLRFOND
 	v.MsgSeqNum, v.SendingTime = 4711, 20261122101500123
-	for j := range 3 {
+	for j := range n {
 		v.GroupMDEntries = append(v.GroupMDEntries, moexasts.XTLRFONDGroupMDEntries{
 			MDEntryType: []byte("z"), MDEntryID: []byte("7001234567" + string(rune('0'+j))), HasMDEntryID: true,
 			Symbol: []byte("SBER"), HasSymbol: true, RptSeq: int32(90210 + j), HasRptSeq: true,
@@ -84,6 +87,12 @@ func workloads() []workload {
 		}, nil, func() (func([]byte) error, func([]byte) ([]byte, error)) {
 			d, e, in := ffcodec.NewDecoder(), ffcodec.NewEncoder(), incremental5()
 			var out ffcodec.Message
+			return func(b []byte) error { d.Reset(); _, err := d.Decode(b, &out); return err },
+				func(b []byte) ([]byte, error) { e.Reset(); return e.Encode(b, in) }
+		}},
+		{"MOEXTrade1", moexTemplates, nil, func() (func([]byte) error, func([]byte) ([]byte, error)) {
+			d, e, in := moexasts.NewDecoder(), moexasts.NewEncoder(), moexTradesN(1)
+			var out moexasts.Message
 			return func(b []byte) error { d.Reset(); _, err := d.Decode(b, &out); return err },
 				func(b []byte) ([]byte, error) { e.Reset(); return e.Encode(b, in) }
 		}},

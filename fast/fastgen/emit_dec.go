@@ -100,26 +100,33 @@ func (g *gen) decSegment(s *segment) {
 		g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
 	}
 	g.w("var err error\n_ = err\n")
-	if reg {
-		g.w("var tpm fastrt.PMap\n_ = tpm\n")
-	}
 	if s.owner != nil && reg {
 		g.w("var pmb uint64\npmx := false\nif uint(p) < uint(len(b)) && b[p] >= 0x80 {\npmb = uint64(b[p]&0x7f) << 57\np++\n} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {\nreturn p, err\n}\n")
 	} else if s.owner != nil && s.ownPmap {
 		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
 	}
+	var body bytes.Buffer
 	for _, f := range s.fields {
-		g.w("// %s\n", f.f.Name)
-		if !reg {
-			g.decField(s, f)
-			continue
-		}
 		var tmp bytes.Buffer
 		g.buf, tmp = tmp, g.buf
+		g.w("// %s\n", f.f.Name)
 		g.decField(s, f)
 		g.buf, tmp = tmp, g.buf
-		g.buf.WriteString(toReg(tmp.String()))
+		code := tmp.String()
+		if reg {
+			code = toReg(code)
+		}
+		body.WriteString(code)
 	}
+	// The window of ASCII strings in a local, the presence map for the general paths only
+	// where they are called.
+	if strings.Contains(body.String(), "win[") {
+		g.w("win := c.Win\n")
+	}
+	if reg && strings.Contains(body.String(), "tpm") {
+		g.w("var tpm fastrt.PMap\n")
+	}
+	g.buf.Write(body.Bytes())
 	switch {
 	case s.owner == nil && reg:
 		g.w("if pmb != 0 || pmx {\nreturn p, fastrt.Err(fast.R8, p, nil, \"presence map has more bits than the template uses\")\n}\n")
@@ -313,7 +320,7 @@ func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
 	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n")
-	g.w("if end < len(b) {\nvar w []byte\nif end < len(c.Win) {\nw = c.Win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n} else {\nw = c.Append(b[p : end+1])\n}\n")
+	g.w("if end < len(b) {\nvar w []byte\nif end < len(win) {\nw = win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n} else {\nw = c.Append(b[p : end+1])\n}\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
 

@@ -1318,8 +1318,8 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// BeginString
@@ -1347,8 +1347,8 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1512,8 +1512,8 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1561,8 +1561,8 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1610,8 +1610,8 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1644,8 +1644,8 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// BeginString
@@ -1673,8 +1673,8 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1797,8 +1797,8 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1836,8 +1836,8 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// BeginString
@@ -1947,8 +1947,8 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1996,8 +1996,8 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2448,6 +2448,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDEntryType
 	{
 		done := false
@@ -2469,8 +2470,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2516,8 +2517,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2797,8 +2798,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2844,8 +2845,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2891,8 +2892,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2938,8 +2939,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3723,8 +3724,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3819,8 +3820,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3866,8 +3867,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4349,8 +4350,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4396,8 +4397,8 @@ func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4431,7 +4432,6 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -4569,6 +4569,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -4634,8 +4635,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4681,8 +4682,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4909,8 +4910,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5088,8 +5089,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5237,8 +5238,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5284,8 +5285,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5331,8 +5332,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5378,8 +5379,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6131,8 +6132,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6178,8 +6179,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6661,8 +6662,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6708,8 +6709,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6755,8 +6756,8 @@ func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6789,8 +6790,8 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// BeginString
@@ -7130,8 +7131,8 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7179,8 +7180,8 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7348,8 +7349,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -7358,6 +7357,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -7390,8 +7391,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7438,8 +7439,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7618,8 +7619,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7677,8 +7678,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7752,8 +7753,8 @@ func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7790,8 +7791,8 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// BeginString
@@ -8131,8 +8132,8 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8180,8 +8181,8 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8303,8 +8304,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -8313,6 +8312,8 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -8345,8 +8346,8 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8393,8 +8394,8 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8557,8 +8558,8 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8616,8 +8617,8 @@ func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8654,8 +8655,8 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType7
 	// BeginString
@@ -8995,8 +8996,8 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9044,8 +9045,8 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9213,8 +9214,6 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -9223,6 +9222,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -9244,8 +9245,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9288,8 +9289,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9420,8 +9421,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9583,8 +9584,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9738,8 +9739,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9797,8 +9798,8 @@ func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9835,8 +9836,8 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType8
 	// BeginString
@@ -10176,8 +10177,8 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10225,8 +10226,8 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10348,8 +10349,6 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -10358,6 +10357,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -10379,8 +10380,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10423,8 +10424,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10555,8 +10556,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10686,8 +10687,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10841,8 +10842,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10900,8 +10901,8 @@ func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10939,7 +10940,6 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// ApplVerID
@@ -11077,6 +11077,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -11142,8 +11143,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11189,8 +11190,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11236,8 +11237,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11566,8 +11567,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11613,8 +11614,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11660,8 +11661,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12496,8 +12497,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12543,8 +12544,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12590,8 +12591,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12637,8 +12638,8 @@ func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12672,7 +12673,6 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// ApplVerID
@@ -12810,6 +12810,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -12875,8 +12876,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12922,8 +12923,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12969,8 +12970,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13299,8 +13300,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13346,8 +13347,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13393,8 +13394,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13988,8 +13989,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14035,8 +14036,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14082,8 +14083,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14129,8 +14130,8 @@ func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14164,7 +14165,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType11
 	// ApplVerID
@@ -14302,8 +14302,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14312,6 +14310,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -14390,8 +14390,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14438,8 +14438,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14498,8 +14498,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14728,8 +14728,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14787,8 +14787,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14862,8 +14862,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14921,8 +14921,8 @@ func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14960,7 +14960,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType12
 	// ApplVerID
@@ -15098,8 +15097,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -15108,6 +15105,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -15164,8 +15163,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15212,8 +15211,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15272,8 +15271,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15486,8 +15485,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15545,8 +15544,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15604,8 +15603,8 @@ func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15643,7 +15642,6 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType13
 	// ApplVerID
@@ -15781,6 +15779,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -15846,8 +15845,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15888,8 +15887,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15935,8 +15934,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16163,8 +16162,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16509,8 +16508,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16802,8 +16801,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16849,8 +16848,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16896,8 +16895,8 @@ func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16931,7 +16930,6 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType14
 	// ApplVerID
@@ -17069,6 +17067,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -17134,8 +17133,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17176,8 +17175,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17223,8 +17222,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17451,8 +17450,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17695,8 +17694,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17988,8 +17987,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18035,8 +18034,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18082,8 +18081,8 @@ func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18116,8 +18115,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType15
 	// ApplVerID
@@ -18305,8 +18304,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18561,8 +18560,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18948,8 +18947,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -19036,8 +19035,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -19136,8 +19135,8 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20091,6 +20090,7 @@ func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (i
 func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// TradingSessionID
 	{
 		done := false
@@ -20112,8 +20112,8 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20154,8 +20154,8 @@ func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20286,8 +20286,8 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType16
 	// ApplVerID
@@ -20397,8 +20397,8 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20441,8 +20441,8 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20490,8 +20490,8 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20626,8 +20626,8 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType17
 	// ApplVerID
@@ -20778,8 +20778,8 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20827,8 +20827,8 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20862,7 +20862,6 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType18
 	// BeginString

@@ -3421,7 +3421,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// MsgSeqNum
@@ -3574,8 +3573,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// MsgSeqNum
@@ -3692,8 +3691,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3750,8 +3749,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3797,8 +3796,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3836,8 +3835,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// ApplVerID
@@ -3903,8 +3902,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3987,8 +3986,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4059,8 +4058,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -4069,6 +4066,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Symbol
 	{
 		done := false
@@ -4090,8 +4089,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4475,8 +4474,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4928,8 +4927,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4977,8 +4976,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5067,8 +5066,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5111,8 +5110,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5155,8 +5154,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5204,8 +5203,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5253,8 +5252,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5500,8 +5499,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5762,8 +5761,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5806,8 +5805,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6028,8 +6027,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6163,8 +6162,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6212,8 +6211,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6312,8 +6311,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6395,6 +6394,7 @@ func (c *Decoder) d3(b []byte, p int, v *MDSecurityList149RelatedSym, pm *fastrt
 func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// ApplID
 	{
 		done := false
@@ -6416,8 +6416,8 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6480,6 +6480,7 @@ func (c *Decoder) d4(b []byte, p int, v *MDSecurityList149RelatedSymApplIDs, pm 
 func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDFeedType
 	{
 		done := false
@@ -6501,8 +6502,8 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6566,8 +6567,6 @@ func (c *Decoder) d5(b []byte, p int, v *MDSecurityList149RelatedSymApplIDsFeedT
 func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -6576,6 +6575,8 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityAltID
 	{
 		done := false
@@ -6597,8 +6598,8 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6652,8 +6653,8 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6687,8 +6688,6 @@ func (c *Decoder) d6(b []byte, p int, v *MDSecurityList149RelatedSymSecurityAltI
 func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -6697,6 +6696,8 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// UnderlyingSymbol
 	{
 		done := false
@@ -6718,8 +6719,8 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6924,6 +6925,7 @@ func (c *Decoder) d7(b []byte, p int, v *MDSecurityList149RelatedSymUnderlyings,
 func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// InstAttribType
 	{
 		done := false
@@ -6994,8 +6996,8 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7026,8 +7028,6 @@ func (c *Decoder) d8(b []byte, p int, v *MDSecurityList149RelatedSymInstrAttrib,
 func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -7036,6 +7036,7 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// StartTickPriceRange
 	{
 		done := false
@@ -7291,8 +7292,6 @@ func (c *Decoder) d9(b []byte, p int, v *MDSecurityList149RelatedSymTickRules, p
 func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -7301,6 +7300,8 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// LegSymbol
 	{
 		done := false
@@ -7322,8 +7323,8 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7431,8 +7432,8 @@ func (c *Decoder) d10(b []byte, p int, v *MDSecurityList149RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7607,8 +7608,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType2
 	// ApplVerID
@@ -7674,8 +7675,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7758,8 +7759,8 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7830,8 +7831,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -7840,6 +7839,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Symbol
 	{
 		done := false
@@ -7861,8 +7862,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8246,8 +8247,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8699,8 +8700,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8748,8 +8749,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8838,8 +8839,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8882,8 +8883,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8926,8 +8927,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8975,8 +8976,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9024,8 +9025,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9271,8 +9272,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9533,8 +9534,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9577,8 +9578,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9799,8 +9800,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9934,8 +9935,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -9983,8 +9984,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10083,8 +10084,8 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10166,6 +10167,7 @@ func (c *Decoder) d13(b []byte, p int, v *MDSecurityList148RelatedSym, pm *fastr
 func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// ApplID
 	{
 		done := false
@@ -10187,8 +10189,8 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10251,6 +10253,7 @@ func (c *Decoder) d14(b []byte, p int, v *MDSecurityList148RelatedSymApplIDs, pm
 func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDFeedType
 	{
 		done := false
@@ -10272,8 +10275,8 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10337,8 +10340,6 @@ func (c *Decoder) d15(b []byte, p int, v *MDSecurityList148RelatedSymApplIDsFeed
 func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -10347,6 +10348,8 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityAltID
 	{
 		done := false
@@ -10368,8 +10371,8 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10423,8 +10426,8 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10458,8 +10461,6 @@ func (c *Decoder) d16(b []byte, p int, v *MDSecurityList148RelatedSymSecurityAlt
 func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -10468,6 +10469,8 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// UnderlyingSymbol
 	{
 		done := false
@@ -10489,8 +10492,8 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10630,6 +10633,7 @@ func (c *Decoder) d17(b []byte, p int, v *MDSecurityList148RelatedSymUnderlyings
 func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// InstAttribType
 	{
 		done := false
@@ -10700,8 +10704,8 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -10732,8 +10736,6 @@ func (c *Decoder) d18(b []byte, p int, v *MDSecurityList148RelatedSymInstrAttrib
 func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -10742,6 +10744,7 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// StartTickPriceRange
 	{
 		done := false
@@ -10997,8 +11000,6 @@ func (c *Decoder) d19(b []byte, p int, v *MDSecurityList148RelatedSymTickRules, 
 func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -11007,6 +11008,8 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// LegSymbol
 	{
 		done := false
@@ -11028,8 +11031,8 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11137,8 +11140,8 @@ func (c *Decoder) d20(b []byte, p int, v *MDSecurityList148RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11313,8 +11316,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType3
 	// ApplVerID
@@ -11380,8 +11383,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11464,8 +11467,8 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11536,8 +11539,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -11546,6 +11547,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Symbol
 	{
 		done := false
@@ -11567,8 +11570,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -11952,8 +11955,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12405,8 +12408,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12454,8 +12457,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12544,8 +12547,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12588,8 +12591,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12632,8 +12635,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12681,8 +12684,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12730,8 +12733,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -12977,8 +12980,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13239,8 +13242,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13283,8 +13286,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13505,8 +13508,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13640,8 +13643,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13689,8 +13692,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13789,8 +13792,8 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13872,6 +13875,7 @@ func (c *Decoder) d23(b []byte, p int, v *MDSecurityList141RelatedSym, pm *fastr
 func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// ApplID
 	{
 		done := false
@@ -13893,8 +13897,8 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -13957,6 +13961,7 @@ func (c *Decoder) d24(b []byte, p int, v *MDSecurityList141RelatedSymApplIDs, pm
 func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDFeedType
 	{
 		done := false
@@ -13978,8 +13983,8 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14043,8 +14048,6 @@ func (c *Decoder) d25(b []byte, p int, v *MDSecurityList141RelatedSymApplIDsFeed
 func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14053,6 +14056,8 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityAltID
 	{
 		done := false
@@ -14074,8 +14079,8 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14129,8 +14134,8 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14164,8 +14169,6 @@ func (c *Decoder) d26(b []byte, p int, v *MDSecurityList141RelatedSymSecurityAlt
 func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14174,6 +14177,8 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// UnderlyingSymbol
 	{
 		done := false
@@ -14195,8 +14200,8 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14336,6 +14341,7 @@ func (c *Decoder) d27(b []byte, p int, v *MDSecurityList141RelatedSymUnderlyings
 func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// InstAttribType
 	{
 		done := false
@@ -14406,8 +14412,8 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14438,8 +14444,6 @@ func (c *Decoder) d28(b []byte, p int, v *MDSecurityList141RelatedSymInstrAttrib
 func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14448,6 +14452,7 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// StartTickPriceRange
 	{
 		done := false
@@ -14703,8 +14708,6 @@ func (c *Decoder) d29(b []byte, p int, v *MDSecurityList141RelatedSymTickRules, 
 func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -14713,6 +14716,8 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// LegSymbol
 	{
 		done := false
@@ -14734,8 +14739,8 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -14843,8 +14848,8 @@ func (c *Decoder) d30(b []byte, p int, v *MDSecurityList141RelatedSymLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15019,8 +15024,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -15166,8 +15171,8 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15238,8 +15243,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -15248,6 +15251,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Symbol
 	{
 		done := false
@@ -15269,8 +15274,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15525,8 +15530,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15836,8 +15841,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15880,8 +15885,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15924,8 +15929,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -15968,8 +15973,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16012,8 +16017,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16056,8 +16061,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16100,8 +16105,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16301,8 +16306,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16457,8 +16462,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16501,8 +16506,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16717,8 +16722,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16828,8 +16833,8 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16860,6 +16865,7 @@ func (c *Decoder) d33(b []byte, p int, v *MDSecurityList111RelatedSymbols, pm *f
 func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// ApplId
 	{
 		done := false
@@ -16881,8 +16887,8 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -16945,6 +16951,7 @@ func (c *Decoder) d34(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIdsFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDFeedType
 	{
 		done := false
@@ -16966,8 +16973,8 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17031,8 +17038,6 @@ func (c *Decoder) d35(b []byte, p int, v *MDSecurityList111RelatedSymbolsApplIds
 func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurityAltIDs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17041,6 +17046,8 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityAltID
 	{
 		done := false
@@ -17062,8 +17069,8 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17117,8 +17124,8 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17152,6 +17159,7 @@ func (c *Decoder) d36(b []byte, p int, v *MDSecurityList111RelatedSymbolsSecurit
 func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// UnderlyingSymbol
 	{
 		done := false
@@ -17173,8 +17181,8 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17242,8 +17250,6 @@ func (c *Decoder) d37(b []byte, p int, v *MDSecurityList111RelatedSymbolsUnderly
 func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17252,6 +17258,8 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// LegSymbol
 	{
 		done := false
@@ -17273,8 +17281,8 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17382,8 +17390,8 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17426,8 +17434,8 @@ func (c *Decoder) d38(b []byte, p int, v *MDSecurityList111RelatedSymbolsLegs, p
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17463,7 +17471,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -17613,8 +17620,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -17623,6 +17628,8 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -17695,8 +17702,8 @@ func (c *Decoder) d40(b []byte, p int, v *MDIncRefresh81MDEntries, pm *fastrt.PM
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -17929,7 +17936,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MsgType
@@ -18109,8 +18115,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -18119,6 +18123,8 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -18202,8 +18208,8 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18420,8 +18426,8 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18683,8 +18689,8 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -18795,8 +18801,8 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -19675,8 +19681,6 @@ func (c *Decoder) d42(b []byte, p int, v *MDIncRefresh152MDEntries, pm *fastrt.P
 func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -19685,6 +19689,7 @@ func (c *Decoder) d43(b []byte, p int, v *MDIncRefresh152MDEntriesUnderlyings, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -19777,7 +19782,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MsgType
@@ -19957,8 +19961,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -19967,6 +19969,8 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -20050,8 +20054,8 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20268,8 +20272,8 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20483,8 +20487,8 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -20595,8 +20599,8 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -21475,8 +21479,6 @@ func (c *Decoder) d45(b []byte, p int, v *MDIncRefresh150MDEntries, pm *fastrt.P
 func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -21485,6 +21487,7 @@ func (c *Decoder) d46(b []byte, p int, v *MDIncRefresh150MDEntriesUnderlyings, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -21577,7 +21580,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MsgType
@@ -21757,8 +21759,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -21767,6 +21767,8 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -21850,8 +21852,8 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -22068,8 +22070,8 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -22283,8 +22285,8 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -22395,8 +22397,8 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -23137,8 +23139,6 @@ func (c *Decoder) d48(b []byte, p int, v *MDIncRefresh145MDEntries, pm *fastrt.P
 func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -23147,6 +23147,7 @@ func (c *Decoder) d49(b []byte, p int, v *MDIncRefresh145MDEntriesUnderlyings, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -23239,7 +23240,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MsgType
@@ -23419,8 +23419,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -23429,6 +23427,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -23512,8 +23512,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -23730,8 +23730,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -23945,8 +23945,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -24057,8 +24057,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -24152,8 +24152,8 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -24802,8 +24802,6 @@ func (c *Decoder) d51(b []byte, p int, v *MDIncRefresh138MDEntries, pm *fastrt.P
 func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -24812,6 +24810,7 @@ func (c *Decoder) d52(b []byte, p int, v *MDIncRefresh138MDEntriesUnderlyings, p
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -24904,7 +24903,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -25078,8 +25076,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -25088,6 +25084,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -25196,8 +25194,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -25243,8 +25241,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -25447,8 +25445,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -25662,8 +25660,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -25790,8 +25788,8 @@ func (c *Decoder) d54(b []byte, p int, v *MDIncRefresh123MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -26114,7 +26112,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -26288,8 +26285,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -26298,6 +26293,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -26406,8 +26403,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -26453,8 +26450,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -26657,8 +26654,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -26872,8 +26869,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -27000,8 +26997,8 @@ func (c *Decoder) d56(b []byte, p int, v *MDIncRefresh126MDEntries, pm *fastrt.P
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -27323,8 +27320,8 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID14
 	// MsgType
@@ -27430,8 +27427,8 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -27541,8 +27538,8 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -27590,8 +27587,8 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -27893,8 +27890,8 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID15
 	// MessageType
@@ -28000,8 +27997,8 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28049,8 +28046,8 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28160,8 +28157,8 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28209,8 +28206,8 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28512,8 +28509,8 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID16
 	// MessageType
@@ -28659,8 +28656,8 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28708,8 +28705,8 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28819,8 +28816,8 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -28868,8 +28865,8 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -29085,8 +29082,8 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// MsgSeqNum
@@ -29335,8 +29332,8 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -29546,8 +29543,6 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -29556,6 +29551,8 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -29739,8 +29736,8 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -29851,8 +29848,8 @@ func (c *Decoder) d61(b []byte, p int, v *MDSnapshotFullRefresh127MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -30186,8 +30183,8 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType9
 	// MsgSeqNum
@@ -30436,8 +30433,8 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -30647,8 +30644,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -30657,6 +30652,8 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -30854,8 +30851,8 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -31062,8 +31059,8 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -31986,8 +31983,6 @@ func (c *Decoder) d63(b []byte, p int, v *MDSnapshotFullRefresh153MDEntries, pm 
 func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -31996,6 +31991,7 @@ func (c *Decoder) d64(b []byte, p int, v *MDSnapshotFullRefresh153MDEntriesUnder
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -32087,8 +32083,8 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType10
 	// MsgSeqNum
@@ -32337,8 +32333,8 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -32548,8 +32544,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -32558,6 +32552,8 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -32755,8 +32751,8 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -32915,8 +32911,8 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -33839,8 +33835,6 @@ func (c *Decoder) d66(b []byte, p int, v *MDSnapshotFullRefresh151MDEntries, pm 
 func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -33849,6 +33843,7 @@ func (c *Decoder) d67(b []byte, p int, v *MDSnapshotFullRefresh151MDEntriesUnder
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -33940,8 +33935,8 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType11
 	// MsgSeqNum
@@ -34190,8 +34185,8 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -34401,8 +34396,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -34411,6 +34404,8 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -34608,8 +34603,8 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -34768,8 +34763,8 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -35554,8 +35549,6 @@ func (c *Decoder) d69(b []byte, p int, v *MDSnapshotFullRefresh147MDEntries, pm 
 func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -35564,6 +35557,7 @@ func (c *Decoder) d70(b []byte, p int, v *MDSnapshotFullRefresh147MDEntriesUnder
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -35655,8 +35649,8 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType12
 	// MsgSeqNum
@@ -35905,8 +35899,8 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -36116,8 +36110,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -36126,6 +36118,8 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -36323,8 +36317,8 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -36483,8 +36477,8 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -37269,8 +37263,6 @@ func (c *Decoder) d72(b []byte, p int, v *MDSnapshotFullRefresh146MDEntries, pm 
 func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -37279,6 +37271,7 @@ func (c *Decoder) d73(b []byte, p int, v *MDSnapshotFullRefresh146MDEntriesUnder
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -37370,8 +37363,8 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType13
 	// MsgSeqNum
@@ -37620,8 +37613,8 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -37831,8 +37824,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -37841,6 +37832,8 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -38038,8 +38031,8 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -38198,8 +38191,8 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -38984,8 +38977,6 @@ func (c *Decoder) d75(b []byte, p int, v *MDSnapshotFullRefresh139MDEntries, pm 
 func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -38994,6 +38985,7 @@ func (c *Decoder) d76(b []byte, p int, v *MDSnapshotFullRefresh139MDEntriesUnder
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// UnderlyingSecurityID
 	{
 		done := false
@@ -39085,8 +39077,8 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// MsgSeqNum
@@ -39335,8 +39327,8 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -39546,8 +39538,6 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -39556,6 +39546,8 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -39739,8 +39731,8 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -39851,8 +39843,8 @@ func (c *Decoder) d78(b []byte, p int, v *MDSnapshotFullRefresh128MDEntries, pm 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40216,8 +40208,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID24
 	// MsgType
@@ -40358,8 +40350,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40417,8 +40409,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40476,8 +40468,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40535,8 +40527,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40594,8 +40586,8 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40770,8 +40762,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -40780,6 +40770,8 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityID
 	{
 		done := false
@@ -40854,8 +40846,8 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -40886,8 +40878,6 @@ func (c *Decoder) d80(b []byte, p int, v *MDNewsMessage143RelatedSym, pm *fastrt
 func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -40896,6 +40886,8 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Text
 	{
 		done := false
@@ -40928,8 +40920,8 @@ func (c *Decoder) d81(b []byte, p int, v *MDNewsMessage143LinesOfText, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41027,8 +41019,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID25
 	// MessageType
@@ -41169,8 +41161,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41228,8 +41220,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41287,8 +41279,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41346,8 +41338,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41405,8 +41397,8 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41581,8 +41573,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -41591,6 +41581,8 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityID
 	{
 		done := false
@@ -41665,8 +41657,8 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41697,8 +41689,6 @@ func (c *Decoder) d83(b []byte, p int, v *MDNewsMessage137RelatedSym, pm *fastrt
 func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -41707,6 +41697,8 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Text
 	{
 		done := false
@@ -41739,8 +41731,8 @@ func (c *Decoder) d84(b []byte, p int, v *MDNewsMessage137LinesOfText, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -41838,8 +41830,8 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID26
 	// MessageType
@@ -42002,8 +41994,8 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42061,8 +42053,8 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42120,8 +42112,8 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42179,8 +42171,8 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42332,8 +42324,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -42342,6 +42332,8 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// SecurityID
 	{
 		done := false
@@ -42416,8 +42408,8 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42448,8 +42440,6 @@ func (c *Decoder) d86(b []byte, p int, v *MDNewsMessage120RelatedSym, pm *fastrt
 func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -42458,6 +42448,8 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// RoutingType
 	{
 		done := false
@@ -42495,8 +42487,8 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42532,8 +42524,6 @@ func (c *Decoder) d87(b []byte, p int, v *MDNewsMessage120RoutingIds, pm *fastrt
 func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -42542,6 +42532,8 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// text
 	{
 		done := false
@@ -42574,8 +42566,8 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42667,8 +42659,8 @@ func (c *Decoder) d88(b []byte, p int, v *MDNewsMessage120LinesOfText, pm *fastr
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -42707,7 +42699,6 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID27
 	// MsgType
@@ -42804,7 +42795,6 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID28
 	// MessageType
@@ -42901,7 +42891,6 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID29
 	// MessageType
@@ -43014,7 +43003,6 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID30
 	// MessageType
@@ -43156,8 +43144,8 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID31
 	// MessageType
@@ -43265,8 +43253,8 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -43305,7 +43293,6 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType16
 	// MsgSeqNum

@@ -203,7 +203,6 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// PartitionID
 	{
 		done := false
@@ -341,7 +340,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// MsgSeqNum
@@ -664,8 +662,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -674,6 +670,7 @@ func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap)
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false

@@ -551,8 +551,8 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// A
 	{
 		done := false
@@ -661,8 +661,8 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -698,8 +698,8 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// A
 	{
 		done := false
@@ -808,8 +808,8 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1036,7 +1036,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// G1
 	{
 		if err := c.Enter(p, fG1); err != nil {
@@ -1105,6 +1104,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// A
 	{
 		done := false
@@ -1164,8 +1164,8 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1196,8 +1196,6 @@ func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1206,6 +1204,7 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// A
 	{
 		done := false
@@ -1305,8 +1304,6 @@ func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error)
 func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1315,6 +1312,7 @@ func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, e
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// V
 	{
 		done := false
@@ -1351,8 +1349,6 @@ func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, e
 func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1361,6 +1357,8 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// Z
 	{
 		done := false
@@ -1393,8 +1391,8 @@ func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int,
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1516,8 +1514,6 @@ func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, err
 func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1526,6 +1522,7 @@ func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (in
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	var tpm fastrt.PMap
 	// W
 	{
 		done := false
@@ -3134,8 +3131,6 @@ func (c *Decoder) d10(b []byte, p int, v *ScpReset, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

@@ -275,7 +275,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// ApplVerID
@@ -455,8 +454,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -465,6 +462,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDUpdateAction
 	{
 		done := false
@@ -548,8 +547,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -606,8 +605,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -705,8 +704,8 @@ func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap)
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -908,8 +907,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// ApplVerID
@@ -1055,8 +1054,8 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1213,8 +1212,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	var pmb uint64
 	pmx := false
 	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
@@ -1223,6 +1220,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 		return p, err
 	}
+	win := c.Win
+	var tpm fastrt.PMap
 	// MDEntryType
 	{
 		done := false
@@ -1255,8 +1254,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1302,8 +1301,8 @@ func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fas
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1493,8 +1492,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -1646,8 +1645,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1736,8 +1735,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1785,8 +1784,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2012,8 +2011,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2046,8 +2045,8 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -2153,8 +2152,8 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2243,8 +2242,8 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2292,8 +2291,8 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2332,7 +2331,6 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// MsgSeqNum
@@ -2467,7 +2465,6 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// MsgSeqNum

@@ -652,7 +652,6 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID
 	// MessageType
@@ -834,6 +833,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -893,8 +893,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -981,8 +981,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1028,8 +1028,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1525,8 +1525,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1721,8 +1721,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1812,8 +1812,8 @@ func (c *Decoder) d1(b []byte, p int, v *DefaultIncrementalRefreshMessageMDEntri
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -1846,8 +1846,8 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID2
 	// MessageType
@@ -2169,8 +2169,8 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2218,8 +2218,8 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2295,6 +2295,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDEntryType
 	{
 		done := false
@@ -2316,8 +2317,8 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2770,8 +2771,8 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2915,8 +2916,8 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2962,8 +2963,8 @@ func (c *Decoder) d3(b []byte, p int, v *DefaultSnapshotMessageMDEntries, pm *fa
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -2996,8 +2997,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID3
 	// MessageType
@@ -3145,8 +3146,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3247,8 +3248,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3296,8 +3297,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3345,8 +3346,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3394,8 +3395,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3595,8 +3596,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -3646,8 +3647,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4285,8 +4286,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4571,8 +4572,8 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4739,6 +4740,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDFeedType
 	{
 		done := false
@@ -4760,8 +4762,8 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4875,6 +4877,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityDefinitionMDFeedTypes, pm *fast
 func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// UnderlyingSymbol
 	{
 		done := false
@@ -4896,8 +4899,8 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -4967,6 +4970,7 @@ func (c *Decoder) d6(b []byte, p int, v *SecurityDefinitionUnderlyings, pm *fast
 func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// LegSymbol
 	{
 		done := false
@@ -4988,8 +4992,8 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5096,6 +5100,7 @@ func (c *Decoder) d7(b []byte, p int, v *SecurityDefinitionInstrumentLegs, pm *f
 func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// InstrAttribType
 	{
 		done := false
@@ -5156,8 +5161,8 @@ func (c *Decoder) d8(b []byte, p int, v *SecurityDefinitionInstrumentAttributes,
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -5307,7 +5312,6 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID4
 	// MessageType
@@ -5606,8 +5610,8 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID5
 	// MessageType
@@ -5757,8 +5761,8 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6103,7 +6107,6 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID6
 	// MessageType
@@ -6202,7 +6205,6 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -6340,8 +6342,8 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MessageType
@@ -6749,8 +6751,8 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -6834,8 +6836,8 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MessageType
@@ -6989,8 +6991,8 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7084,8 +7086,8 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7196,8 +7198,8 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -7295,7 +7297,6 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MessageType
@@ -7471,6 +7472,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDUpdateAction
 	{
 		done := false
@@ -7530,8 +7532,8 @@ func (c *Decoder) d18(b []byte, p int, v *OrdersLogMDEntries, pm *fastrt.PMap) (
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8167,7 +8169,6 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MessageType
@@ -8557,6 +8558,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) (int, error) {
 	var err error
 	_ = err
+	win := c.Win
 	// MDEntryType
 	{
 		done := false
@@ -8578,8 +8580,8 @@ func (c *Decoder) d20(b []byte, p int, v *OrdersBookMDEntries, pm *fastrt.PMap) 
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])
@@ -8937,7 +8939,6 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -9035,8 +9036,8 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
 	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -9144,8 +9145,8 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			}
 			if end < len(b) {
 				var w []byte
-				if end < len(c.Win) {
-					w = c.Win[p : end+1 : end+1]
+				if end < len(win) {
+					w = win[p : end+1 : end+1]
 					w[end-p] = b[end] &^ 0x80
 				} else {
 					w = c.Append(b[p : end+1])

@@ -113,8 +113,6 @@ func (c *Decoder) d0(b []byte, p int, v *Reset, pmb uint64, pmx bool) (int, erro
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
 	}

@@ -337,7 +337,6 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -395,7 +394,6 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -461,7 +459,6 @@ func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pmb uint64
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -490,7 +487,6 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -567,8 +563,6 @@ func (c *Decoder) d4(b []byte, p int, v *ConstantOperatorMandatory, pmb uint64, 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	v.Value = uint32(7)
 	if pmb != 0 || pmx {
@@ -583,7 +577,6 @@ func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pmb uint64, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -612,7 +605,6 @@ func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pmb uint64, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -640,7 +632,6 @@ func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pmb uint64, pm
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -669,7 +660,6 @@ func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pmb uint64, pmx 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -697,7 +687,6 @@ func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -726,7 +715,6 @@ func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pmb uint64
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -754,7 +742,6 @@ func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -782,7 +769,6 @@ func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pmb uin
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -810,7 +796,6 @@ func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit,
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -838,7 +823,6 @@ func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pmb uint
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -866,7 +850,6 @@ func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pmb uint64, pmx bool
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false

@@ -277,7 +277,6 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -330,7 +329,6 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -389,7 +387,6 @@ func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -417,7 +414,6 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pmb uint64, pmx bool) (in
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -445,8 +441,6 @@ func (c *Decoder) d4(b []byte, p int, v *MandatoryConstant, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	v.Value = uint32(4)
 	if pmb != 0 || pmx {
@@ -461,7 +455,6 @@ func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -490,7 +483,6 @@ func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -518,7 +510,6 @@ func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pmb uint64, pmx bo
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -547,7 +538,6 @@ func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -576,7 +566,6 @@ func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -604,7 +593,6 @@ func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -633,7 +621,6 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
