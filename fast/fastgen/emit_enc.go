@@ -1,7 +1,10 @@
 package fastgen
 
 import (
+	"bytes"
 	"fmt"
+	"regexp"
+	"strings"
 
 	"fastfeed/fast"
 )
@@ -71,19 +74,59 @@ func (g *gen) reserve(from, pm string, bits int, assign string) {
 func (g *gen) encSegment(s *segment) {
 	g.w("func (c *Encoder) e%d(out []byte, v *%s, pm *fastrt.PMapW) ([]byte, error) {\n", s.id, s.typeName)
 	g.w("var err error\n_ = err\n")
+	reg := regMode(s)
 	if s.owner != nil && s.ownPmap {
 		g.w("var own fastrt.PMapW\n")
 		g.reserve("out", "own", s.bits, "out =")
 		g.w("pm = &own\n")
 	}
+	var body bytes.Buffer
 	for _, f := range s.fields {
+		var tmp bytes.Buffer
+		g.buf, tmp = tmp, g.buf
 		g.w("// %s\n", f.f.Name)
 		g.encField(f)
+		g.buf, tmp = tmp, g.buf
+		code := tmp.String()
+		if reg {
+			code = toRegW(code)
+		}
+		body.WriteString(code)
+	}
+	// In register mode the bits collect in pmr (pmn of them) and go into the map at the end.
+	if reg {
+		g.w("pmr, pmn := pm.Reg, pm.N\n")
+		if strings.Contains(body.String(), "tpw") {
+			g.w("var tpw fastrt.PMapW\n")
+		}
+	}
+	g.buf.Write(body.Bytes())
+	if reg {
+		g.w("pm.Reg, pm.N = pmr, pmn\n")
 	}
 	if s.owner != nil && s.ownPmap {
 		g.w("out = fastrt.Finish(out, &own)\n")
 	}
 	g.w("return out, nil\n}\n\n")
+}
+
+var (
+	reBitVar  = regexp.MustCompile(`pm\.Bit\(out, (v\.\w+)\)\n`)
+	reEncCall = regexp.MustCompile(`(?m)^if out, err = (c\.\w+\(out, \w+, )pm(, .*); err != nil \{$`)
+	reLeftW   = regexp.MustCompile(`\bpm\.`)
+)
+
+// toRegW rewrites a field's encoding for a presence map collected in registers.
+func toRegW(code string) string {
+	code = strings.ReplaceAll(code, "pm.Bit(out, false)\n", "pmr <<= 1\npmn++\n")
+	code = strings.ReplaceAll(code, "pm.Bit(out, true)\n", "pmr = pmr<<1 | 1\npmn++\n")
+	code = reBitVar.ReplaceAllString(code, "pmr <<= 1\npmn++\nif $1 {\npmr |= 1\n}\n")
+	code = reEncCall.ReplaceAllString(code, "tpw.Reg, tpw.N = pmr, pmn\nout, err = ${1}&tpw${2}\npmr, pmn = tpw.Reg, tpw.N\nif err != nil {")
+	code = strings.ReplaceAll(code, ", pm); err != nil", ", nil); err != nil")
+	if reLeftW.MatchString(code) {
+		panic("fastgen: presence map use left in register mode:\n" + code)
+	}
+	return code
 }
 
 func (g *gen) encField(f *field) {

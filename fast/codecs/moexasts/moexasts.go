@@ -21455,6 +21455,8 @@ func (c *Encoder) EncodeX0(dst []byte, v *X0) ([]byte, error) {
 func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -21471,7 +21473,10 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTargetCompID, pm, nil, v.TargetCompID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTargetCompID, &tpw, nil, v.TargetCompID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21487,7 +21492,10 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Username, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fUsername, pm, nil, v.Username, v.HasUsername); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fUsername, &tpw, nil, v.Username, v.HasUsername)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21497,7 +21505,10 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Password, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPassword, pm, nil, v.Password, v.HasPassword); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPassword, &tpw, nil, v.Password, v.HasPassword)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21505,16 +21516,22 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.DefaultApplVerID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fDefaultApplVerID, pm, nil, v.DefaultApplVerID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fDefaultApplVerID, &tpw, nil, v.DefaultApplVerID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -21531,7 +21548,10 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTargetCompID2, pm, nil, v.TargetCompID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTargetCompID2, &tpw, nil, v.TargetCompID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21545,16 +21565,22 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -21581,7 +21607,10 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21589,7 +21618,10 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21654,7 +21686,10 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fNetChgPrevDay, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fNetChgPrevDay, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -21665,12 +21700,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e3(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e3(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -22145,6 +22181,7 @@ func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([
 func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
@@ -22172,12 +22209,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e5(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e5(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -22703,6 +22741,8 @@ func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([
 func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType5) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
@@ -22763,7 +22803,10 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID3, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID3, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -22771,7 +22814,10 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol3, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -22798,12 +22844,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e7(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e7(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -22813,16 +22860,23 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 11)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType3, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -22832,101 +22886,147 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID3, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate3, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime3, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime3, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx3, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize3, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Yield
-	if out, err = c.Decimal(out, fYield3, pm, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
-		if out, err = c.Vector(out, fOrderStatus3, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrdType
 	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrdType...)
 	} else {
-		if out, err = c.Vector(out, fOrdType3, pm, &c.d.s9OrdType, v.OrdType, v.HasOrdType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TotalVolume
-	if out, err = c.Decimal(out, fTotalVolume3, pm, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID3, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -22934,6 +23034,8 @@ func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([
 func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType6) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
@@ -22994,7 +23096,10 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID4, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID4, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23002,7 +23107,10 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol4, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23021,12 +23129,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e9(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e9(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -23036,16 +23145,23 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 8)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType4, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23055,80 +23171,115 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID4, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate4, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime4, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime4, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize4, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
-		if out, err = c.Vector(out, fOrderStatus4, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID4, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -23136,6 +23287,8 @@ func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([
 func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType7) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
@@ -23196,7 +23349,10 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID5, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID5, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23204,7 +23360,10 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol5, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23231,12 +23390,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e11(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e11(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -23246,11 +23406,16 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 18)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryType5, pm, nil, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23260,166 +23425,244 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID5, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate5, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime5, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime5, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrderSide
 	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderSide...)
 	} else {
-		if out, err = c.Vector(out, fOrderSide3, pm, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx5, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize5, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// AccruedInterestAmt
-	if out, err = c.Decimal(out, fAccruedInterestAmt3, pm, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeValue
-	if out, err = c.Decimal(out, fTradeValue3, pm, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Yield
-	if out, err = c.Decimal(out, fYield4, pm, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlDate
 	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 	} else {
-		if out, err = c.Int(out, fSettlDate3, pm, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SettleType
 	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SettleType...)
 	} else {
-		if out, err = c.Vector(out, fSettleType3, pm, &c.d.s16SettleType, v.SettleType, v.HasSettleType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Price
-	if out, err = c.Decimal(out, fPrice3, pm, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
 	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendIntNullable(out, int64(v.PriceType))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 	} else {
-		if out, err = c.Int(out, fPriceType3, pm, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RepoToPx
-	if out, err = c.Decimal(out, fRepoToPx3, pm, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BuyBackPx
-	if out, err = c.Decimal(out, fBuyBackPx3, pm, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BuyBackDate
 	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 	} else {
-		if out, err = c.Int(out, fBuyBackDate3, pm, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID5, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RefOrderID
 	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.RefOrderID...)
 	} else {
-		if out, err = c.Vector(out, fRefOrderID, pm, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -23427,6 +23670,8 @@ func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType8) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
@@ -23487,7 +23732,10 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID6, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23495,7 +23743,10 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol6, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23514,12 +23765,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e13(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e13(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -23529,11 +23781,16 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 16)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryType6, pm, nil, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -23543,158 +23800,230 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID6, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate6, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime6, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime6, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrderSide
 	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderSide...)
 	} else {
-		if out, err = c.Vector(out, fOrderSide4, pm, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx6, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize6, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeValue
-	if out, err = c.Decimal(out, fTradeValue4, pm, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlDate
 	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 	} else {
-		if out, err = c.Int(out, fSettlDate4, pm, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SettleType
 	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SettleType...)
 	} else {
-		if out, err = c.Vector(out, fSettleType4, pm, &c.d.s16SettleType, v.SettleType, v.HasSettleType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Price
-	if out, err = c.Decimal(out, fPrice4, pm, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
 	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendIntNullable(out, int64(v.PriceType))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 	} else {
-		if out, err = c.Int(out, fPriceType4, pm, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RepoToPx
-	if out, err = c.Decimal(out, fRepoToPx4, pm, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BuyBackPx
-	if out, err = c.Decimal(out, fBuyBackPx4, pm, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BuyBackDate
 	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 	} else {
-		if out, err = c.Int(out, fBuyBackDate4, pm, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID6, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RefOrderID
 	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.RefOrderID...)
 	} else {
-		if out, err = c.Vector(out, fRefOrderID2, pm, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -23702,6 +24031,7 @@ func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -23729,12 +24059,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e15(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e15(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -24115,6 +24446,7 @@ func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -24142,12 +24474,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e17(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e17(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -24467,6 +24800,7 @@ func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
@@ -24494,12 +24828,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e19(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e19(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -24509,6 +24844,8 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 13)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if !v.HasMDUpdateAction {
 		out = append(out, 0x80)
@@ -24519,14 +24856,19 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType9, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -24536,20 +24878,28 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID9, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Symbol
 	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Symbol...)
 	} else {
-		if out, err = c.Vector(out, fSymbol9, pm, &c.d.s23Symbol, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -24563,108 +24913,156 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate9, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime9, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime7, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx9, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize9, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Yield
-	if out, err = c.Decimal(out, fYield6, pm, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
-		if out, err = c.Vector(out, fOrderStatus5, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrdType
 	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrdType...)
 	} else {
-		if out, err = c.Vector(out, fOrdType4, pm, &c.d.s9OrdType, v.OrdType, v.HasOrdType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TotalVolume
-	if out, err = c.Decimal(out, fTotalVolume4, pm, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
 	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID9, pm, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID9, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -24672,6 +25070,7 @@ func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
@@ -24699,12 +25098,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e21(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e21(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -24714,28 +25114,40 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 11)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction5, pm, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType10, pm, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -24745,20 +25157,28 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID10, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Symbol
 	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Symbol...)
 	} else {
-		if out, err = c.Vector(out, fSymbol10, pm, &c.d.s23Symbol, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -24772,87 +25192,124 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 	}
 	// MDEntryDate
 	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate10, pm, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime10, pm, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrigTime
 	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime8, pm, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx10, pm, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Decimal(out, fMDEntrySize10, pm, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderStatus
 	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.OrderStatus...)
 	} else {
-		if out, err = c.Vector(out, fOrderStatus6, pm, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionID
 	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID10, pm, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionSubID
 	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.TradingSessionSubID...)
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID10, pm, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -24860,6 +25317,7 @@ func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
@@ -24887,12 +25345,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e23(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e23(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -25167,6 +25626,7 @@ func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType14) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
@@ -25194,12 +25654,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e25(out, &v.GroupMDEntries[j], pm); err != nil {
+			if out, err = c.e25(out, &v.GroupMDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -25444,6 +25905,8 @@ func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) (
 func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType15) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
@@ -25462,21 +25925,29 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	}
 	// MsgSeqNum
 	if e := &c.d.s26MsgSeqNum; e.G == c.Gen && e.I+1 == int64(v.MsgSeqNum) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s26MsgSeqNum; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
-		if out, err = c.Int(out, fMsgSeqNum15, pm, &c.d.s26MsgSeqNum, int64(v.MsgSeqNum), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMsgSeqNum15, &tpw, &c.d.s26MsgSeqNum, int64(v.MsgSeqNum), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// MessageEncoding
-	if out, err = c.Vector(out, fMessageEncoding, pm, nil, v.MessageEncoding, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMessageEncoding, &tpw, nil, v.MessageEncoding, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TotNumReports
@@ -25493,16 +25964,25 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol13, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol13, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
-	if out, err = c.Vector(out, fSecurityID, pm, nil, v.SecurityID, v.HasSecurityID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityID, &tpw, nil, v.SecurityID, v.HasSecurityID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityIDSource
-	if out, err = c.Vector(out, fSecurityIDSource, pm, nil, v.SecurityIDSource, v.HasSecurityIDSource); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityIDSource, &tpw, nil, v.SecurityIDSource, v.HasSecurityIDSource)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Product
@@ -25514,11 +25994,17 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// CFICode
-	if out, err = c.Vector(out, fCFICode, pm, nil, v.CFICode, v.HasCFICode); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityType
-	if out, err = c.Vector(out, fSecurityType, pm, nil, v.SecurityType, v.HasSecurityType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MaturityDate
@@ -25543,7 +26029,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettleType9, pm, nil, v.SettleType, v.HasSettleType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettleType9, &tpw, nil, v.SettleType, v.HasSettleType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25558,7 +26047,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fOrigIssueAmt, pm, nil, v.OrigIssueAmt.Mantissa, v.OrigIssueAmt.Exponent, v.HasOrigIssueAmt); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fOrigIssueAmt, &tpw, nil, v.OrigIssueAmt.Mantissa, v.OrigIssueAmt.Exponent, v.HasOrigIssueAmt)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25581,7 +26073,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fCouponRate, pm, nil, v.CouponRate.Mantissa, v.CouponRate.Exponent, v.HasCouponRate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fCouponRate, &tpw, nil, v.CouponRate.Mantissa, v.CouponRate.Exponent, v.HasCouponRate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25604,24 +26099,39 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fDividendNetPx, pm, nil, v.DividendNetPx.Mantissa, v.DividendNetPx.Exponent, v.HasDividendNetPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fDividendNetPx, &tpw, nil, v.DividendNetPx.Mantissa, v.DividendNetPx.Exponent, v.HasDividendNetPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityDesc
-	if out, err = c.Vector(out, fSecurityDesc, pm, nil, v.SecurityDesc, v.HasSecurityDesc); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// EncodedSecurityDesc
-	if out, err = c.Vector(out, fEncodedSecurityDesc, pm, nil, v.EncodedSecurityDesc, v.HasEncodedSecurityDesc); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedSecurityDesc, &tpw, nil, v.EncodedSecurityDesc, v.HasEncodedSecurityDesc)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteText
-	if out, err = c.Vector(out, fQuoteText, pm, nil, v.QuoteText, v.HasQuoteText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteText, &tpw, nil, v.QuoteText, v.HasQuoteText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// GroupInstrAttrib
-	if out, err = c.Int(out, fNoInstrAttrib, pm, nil, int64(len(v.GroupInstrAttrib)), v.HasGroupInstrAttrib); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.GroupInstrAttrib)), v.HasGroupInstrAttrib)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasGroupInstrAttrib {
@@ -25629,7 +26139,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.GroupInstrAttrib {
-			if out, err = c.e27(out, &v.GroupInstrAttrib[j], pm); err != nil {
+			if out, err = c.e27(out, &v.GroupInstrAttrib[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -25641,12 +26151,18 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MarketSegmentGrp
-	if out, err = c.Int(out, fNoMarketSegments, pm, nil, int64(len(v.MarketSegmentGrp)), v.HasMarketSegmentGrp); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoMarketSegments, &tpw, nil, int64(len(v.MarketSegmentGrp)), v.HasMarketSegmentGrp)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasMarketSegmentGrp {
@@ -25654,7 +26170,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.MarketSegmentGrp {
-			if out, err = c.e28(out, &v.MarketSegmentGrp[j], pm); err != nil {
+			if out, err = c.e28(out, &v.MarketSegmentGrp[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -25666,7 +26182,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlCurrency, pm, nil, v.SettlCurrency, v.HasSettlCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25684,16 +26203,25 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.StateSecurityID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fStateSecurityID, pm, nil, v.StateSecurityID, v.HasStateSecurityID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fStateSecurityID, &tpw, nil, v.StateSecurityID, v.HasStateSecurityID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// EncodedShortSecurityDesc
-	if out, err = c.Vector(out, fEncodedShortSecurityDesc, pm, nil, v.EncodedShortSecurityDesc, v.HasEncodedShortSecurityDesc); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedShortSecurityDesc, &tpw, nil, v.EncodedShortSecurityDesc, v.HasEncodedShortSecurityDesc)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MarketCode
-	if out, err = c.Vector(out, fMarketCode, pm, nil, v.MarketCode, v.HasMarketCode); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMarketCode, &tpw, nil, v.MarketCode, v.HasMarketCode)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MinPriceIncrement
@@ -25707,7 +26235,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMinPriceIncrement, pm, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25722,7 +26253,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMktShareLimit, pm, nil, v.MktShareLimit.Mantissa, v.MktShareLimit.Exponent, v.HasMktShareLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMktShareLimit, &tpw, nil, v.MktShareLimit.Mantissa, v.MktShareLimit.Exponent, v.HasMktShareLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25737,7 +26271,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMktShareThreshold, pm, nil, v.MktShareThreshold.Mantissa, v.MktShareThreshold.Exponent, v.HasMktShareThreshold); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMktShareThreshold, &tpw, nil, v.MktShareThreshold.Mantissa, v.MktShareThreshold.Exponent, v.HasMktShareThreshold)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25752,7 +26289,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMaxOrdersVolume, pm, nil, v.MaxOrdersVolume.Mantissa, v.MaxOrdersVolume.Exponent, v.HasMaxOrdersVolume); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMaxOrdersVolume, &tpw, nil, v.MaxOrdersVolume.Mantissa, v.MaxOrdersVolume.Exponent, v.HasMaxOrdersVolume)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25767,7 +26307,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fPriceMvmLimit, pm, nil, v.PriceMvmLimit.Mantissa, v.PriceMvmLimit.Exponent, v.HasPriceMvmLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fPriceMvmLimit, &tpw, nil, v.PriceMvmLimit.Mantissa, v.PriceMvmLimit.Exponent, v.HasPriceMvmLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25782,7 +26325,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fFaceValue, pm, nil, v.FaceValue.Mantissa, v.FaceValue.Exponent, v.HasFaceValue); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fFaceValue, &tpw, nil, v.FaceValue.Mantissa, v.FaceValue.Exponent, v.HasFaceValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25797,7 +26343,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fBaseSwapPx, pm, nil, v.BaseSwapPx.Mantissa, v.BaseSwapPx.Exponent, v.HasBaseSwapPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fBaseSwapPx, &tpw, nil, v.BaseSwapPx.Mantissa, v.BaseSwapPx.Exponent, v.HasBaseSwapPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25812,7 +26361,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fRepoToPx7, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fRepoToPx7, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25827,7 +26379,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fBuyBackPx7, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fBuyBackPx7, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25850,7 +26405,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fNoSharesIssued, pm, nil, v.NoSharesIssued.Mantissa, v.NoSharesIssued.Exponent, v.HasNoSharesIssued); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fNoSharesIssued, &tpw, nil, v.NoSharesIssued.Mantissa, v.NoSharesIssued.Exponent, v.HasNoSharesIssued)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25865,7 +26423,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fHighLimit, pm, nil, v.HighLimit.Mantissa, v.HighLimit.Exponent, v.HasHighLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fHighLimit, &tpw, nil, v.HighLimit.Mantissa, v.HighLimit.Exponent, v.HasHighLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25880,7 +26441,10 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fLowLimit, pm, nil, v.LowLimit.Mantissa, v.LowLimit.Exponent, v.HasLowLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fLowLimit, &tpw, nil, v.LowLimit.Mantissa, v.LowLimit.Exponent, v.HasLowLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -25892,6 +26456,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -25986,6 +26551,8 @@ func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm
 func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
@@ -26010,7 +26577,10 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol14, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol14, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -26020,7 +26590,10 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID14, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID14, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -26030,7 +26603,10 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID14, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID14, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -26050,12 +26626,15 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType17) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType17, "value differs from the constant")
@@ -26084,7 +26663,10 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText2, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -26092,16 +26674,21 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID15, pm, nil, v.TradingSessionID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID15, &tpw, nil, v.TradingSessionID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType18) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType18, "value differs from the constant")
@@ -26118,6 +26705,7 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

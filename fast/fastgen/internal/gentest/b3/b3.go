@@ -44302,6 +44302,8 @@ func (c *Encoder) EncodeMDSequenceReset(dst []byte, v *MDSequenceReset) ([]byte,
 func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -44317,19 +44319,25 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	// DataLen
 	out = fastrt.AppendUint(out, uint64(v.DataLen))
 	// Data
-	if out, err = c.Vector(out, fData, pm, nil, v.Data, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fData, &tpw, nil, v.Data, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MessageEncoding
 	if v.MessageEncoding != nil && string(v.MessageEncoding) != string(cMessageEncoding) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageEncoding, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -44344,27 +44352,37 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	}
 	// MDReqID
 	if e := &c.d.s1MDReqID; e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID, pm, &c.d.s1MDReqID, v.MDReqID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID, &tpw, &c.d.s1MDReqID, v.MDReqID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDReqRejReason
 	if e := &c.d.s2MDReqRejReason; e.G == c.Gen && string(e.B) == string(v.MDReqRejReason) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqRejReason, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqRejReason...)
 	} else {
-		if out, err = c.Vector(out, fMDReqRejReason, pm, &c.d.s2MDReqRejReason, v.MDReqRejReason, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqRejReason, &tpw, &c.d.s2MDReqRejReason, v.MDReqRejReason, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44374,16 +44392,22 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
@@ -44398,7 +44422,10 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSendingTime3, pm, nil, v.SendingTime, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSendingTime3, &tpw, nil, v.SendingTime, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44408,7 +44435,10 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLastFragment, pm, nil, v.LastFragment, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLastFragment, &tpw, nil, v.LastFragment, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44419,12 +44449,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e3(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e3(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -44435,23 +44466,33 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
 	if e := &c.d.s3SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s3SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID, pm, &c.d.s3SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID, &tpw, &c.d.s3SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44470,14 +44511,17 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.ApplIDs {
-			if out, err = c.e4(out, &v.ApplIDs[j], pm); err != nil {
+			if out, err = c.e4(out, &v.ApplIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// SecurityAltIDs
-	if out, err = c.Int(out, fNoSecurityAltID, pm, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoSecurityAltID, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasSecurityAltIDs {
@@ -44485,14 +44529,17 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.SecurityAltIDs {
-			if out, err = c.e6(out, &v.SecurityAltIDs[j], pm); err != nil {
+			if out, err = c.e6(out, &v.SecurityAltIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -44500,7 +44547,7 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e7(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e7(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -44515,7 +44562,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstrAttrib
-	if out, err = c.Int(out, fNoInstrAttrib, pm, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInstrAttrib {
@@ -44523,14 +44573,17 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.InstrAttrib {
-			if out, err = c.e8(out, &v.InstrAttrib[j], pm); err != nil {
+			if out, err = c.e8(out, &v.InstrAttrib[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// TickRules
-	if out, err = c.Int(out, fNoTickRules, pm, nil, int64(len(v.TickRules)), v.HasTickRules); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoTickRules, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasTickRules {
@@ -44538,14 +44591,17 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.TickRules {
-			if out, err = c.e9(out, &v.TickRules[j], pm); err != nil {
+			if out, err = c.e9(out, &v.TickRules[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Legs
-	if out, err = c.Int(out, fNoLegs, pm, nil, int64(len(v.Legs)), v.HasLegs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLegs {
@@ -44553,7 +44609,7 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.Legs {
-			if out, err = c.e10(out, &v.Legs[j], pm); err != nil {
+			if out, err = c.e10(out, &v.Legs[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -44563,12 +44619,18 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityUpdateAction, pm, nil, v.SecurityUpdateAction, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityUpdateAction, &tpw, nil, v.SecurityUpdateAction, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Lots
-	if out, err = c.Int(out, fNoLotTypeRules, pm, nil, int64(len(v.Lots)), v.HasLots); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLotTypeRules, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLots {
@@ -44576,7 +44638,7 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			return out, err
 		}
 		for j := range v.Lots {
-			if out, err = c.e11(out, &v.Lots[j], pm); err != nil {
+			if out, err = c.e11(out, &v.Lots[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -44594,9 +44656,11 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -44606,12 +44670,18 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMinPriceIncrement, pm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44635,9 +44705,11 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -44647,12 +44719,18 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fPriceDivisor, pm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44694,7 +44772,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44704,7 +44785,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlCurrency, pm, nil, v.SettlCurrency, v.HasSettlCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44714,7 +44798,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType, pm, nil, v.SecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44722,7 +44809,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecuritySubType, pm, nil, v.SecuritySubType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecuritySubType, &tpw, nil, v.SecuritySubType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44732,7 +44822,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityStrategyType, pm, nil, v.SecurityStrategyType, v.HasSecurityStrategyType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityStrategyType, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44742,7 +44835,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fAsset, pm, nil, v.Asset, v.HasAsset); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fAsset, &tpw, nil, v.Asset, v.HasAsset)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44750,7 +44846,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityDesc, pm, nil, v.SecurityDesc, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44790,9 +44889,11 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -44802,12 +44903,18 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStrikePrice, pm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44817,7 +44924,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fStrikeCurrency, pm, nil, v.StrikeCurrency, v.HasStrikeCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fStrikeCurrency, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44849,9 +44959,11 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -44861,12 +44973,18 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fContractMultiplier, pm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44882,7 +45000,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCFICode, pm, nil, v.CFICode, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44890,7 +45011,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCountryOfIssue, pm, nil, v.CountryOfIssue, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCountryOfIssue, &tpw, nil, v.CountryOfIssue, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44926,7 +45050,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlType, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlType, &tpw, nil, v.SettlType, v.HasSettlType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44946,7 +45073,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID, pm, nil, v.MarketSegmentID, v.HasMarketSegmentID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44956,7 +45086,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fGovernanceIndicator, pm, nil, v.GovernanceIndicator, v.HasGovernanceIndicator); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fGovernanceIndicator, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44972,7 +45105,10 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup, pm, nil, v.SecurityGroup, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -44984,6 +45120,7 @@ func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMap
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -45040,27 +45177,38 @@ func (c *Encoder) e6(out []byte, v *MDSecurityList149RelatedSymSecurityAltIDs, p
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityAltID
 	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltID, pm, nil, v.SecurityAltID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityAltIDSource
 	if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
-		if out, err = c.Vector(out, fSecurityAltIDSource, pm, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -45072,11 +45220,16 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSymbol
 	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fUnderlyingSymbol, pm, nil, v.UnderlyingSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45102,9 +45255,11 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45114,12 +45269,18 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fIndexPct, pm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45135,9 +45296,11 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if true {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45147,15 +45310,22 @@ func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fIndexTheoreticalQty, pm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -45191,6 +45361,8 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// StartTickPriceRange
 	if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -45203,9 +45375,11 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45215,12 +45389,18 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStartTickPriceRange, pm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45236,9 +45416,11 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45248,12 +45430,18 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fEndTickPriceRange, pm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45269,9 +45457,11 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45281,12 +45471,18 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fTickIncrement, pm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45298,6 +45494,7 @@ func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fa
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -45309,11 +45506,16 @@ func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// LegSymbol
 	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSymbol, pm, nil, v.LegSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45325,13 +45527,18 @@ func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt
 	}
 	// LegRatioQty
 	if e := &c.d.s15LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s15LegRatioQty; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
-		if out, err = c.Int(out, fLegRatioQty, pm, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45339,7 +45546,10 @@ func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSecurityType, pm, nil, v.LegSecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45349,6 +45559,7 @@ func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt
 	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -45378,6 +45589,8 @@ func (c *Encoder) e11(out []byte, v *MDSecurityList149RelatedSymLots, pm *fastrt
 func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType2, "value differs from the constant")
@@ -45392,7 +45605,10 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSendingTime4, pm, nil, v.SendingTime, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSendingTime4, &tpw, nil, v.SendingTime, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45402,7 +45618,10 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLastFragment2, pm, nil, v.LastFragment, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLastFragment2, &tpw, nil, v.LastFragment, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45413,12 +45632,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e13(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e13(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -45429,23 +45649,33 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol2, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
 	if e := &c.d.s24SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s24SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID2, pm, &c.d.s24SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID2, &tpw, &c.d.s24SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45464,14 +45694,17 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.ApplIDs {
-			if out, err = c.e14(out, &v.ApplIDs[j], pm); err != nil {
+			if out, err = c.e14(out, &v.ApplIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// SecurityAltIDs
-	if out, err = c.Int(out, fNoSecurityAltID2, pm, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoSecurityAltID2, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasSecurityAltIDs {
@@ -45479,14 +45712,17 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.SecurityAltIDs {
-			if out, err = c.e16(out, &v.SecurityAltIDs[j], pm); err != nil {
+			if out, err = c.e16(out, &v.SecurityAltIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings2, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings2, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -45494,7 +45730,7 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e17(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e17(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -45509,7 +45745,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstrAttrib
-	if out, err = c.Int(out, fNoInstrAttrib2, pm, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoInstrAttrib2, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInstrAttrib {
@@ -45517,14 +45756,17 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.InstrAttrib {
-			if out, err = c.e18(out, &v.InstrAttrib[j], pm); err != nil {
+			if out, err = c.e18(out, &v.InstrAttrib[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// TickRules
-	if out, err = c.Int(out, fNoTickRules2, pm, nil, int64(len(v.TickRules)), v.HasTickRules); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoTickRules2, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasTickRules {
@@ -45532,14 +45774,17 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.TickRules {
-			if out, err = c.e19(out, &v.TickRules[j], pm); err != nil {
+			if out, err = c.e19(out, &v.TickRules[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Legs
-	if out, err = c.Int(out, fNoLegs2, pm, nil, int64(len(v.Legs)), v.HasLegs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLegs2, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLegs {
@@ -45547,7 +45792,7 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Legs {
-			if out, err = c.e20(out, &v.Legs[j], pm); err != nil {
+			if out, err = c.e20(out, &v.Legs[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -45557,12 +45802,18 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityUpdateAction2, pm, nil, v.SecurityUpdateAction, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityUpdateAction2, &tpw, nil, v.SecurityUpdateAction, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Lots
-	if out, err = c.Int(out, fNoLotTypeRules2, pm, nil, int64(len(v.Lots)), v.HasLots); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLotTypeRules2, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLots {
@@ -45570,7 +45821,7 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Lots {
-			if out, err = c.e21(out, &v.Lots[j], pm); err != nil {
+			if out, err = c.e21(out, &v.Lots[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -45588,9 +45839,11 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45600,12 +45853,18 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMinPriceIncrement4, pm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45629,9 +45888,11 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45641,12 +45902,18 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fPriceDivisor4, pm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45688,7 +45955,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency2, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45698,7 +45968,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlCurrency2, pm, nil, v.SettlCurrency, v.HasSettlCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlCurrency2, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45708,7 +45981,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType2, pm, nil, v.SecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType2, &tpw, nil, v.SecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45716,7 +45992,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecuritySubType2, pm, nil, v.SecuritySubType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecuritySubType2, &tpw, nil, v.SecuritySubType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45726,7 +46005,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityStrategyType2, pm, nil, v.SecurityStrategyType, v.HasSecurityStrategyType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityStrategyType2, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45736,7 +46018,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fAsset2, pm, nil, v.Asset, v.HasAsset); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fAsset2, &tpw, nil, v.Asset, v.HasAsset)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45744,7 +46029,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityDesc2, pm, nil, v.SecurityDesc, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityDesc2, &tpw, nil, v.SecurityDesc, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45784,9 +46072,11 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45796,12 +46086,18 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStrikePrice4, pm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45811,7 +46107,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fStrikeCurrency2, pm, nil, v.StrikeCurrency, v.HasStrikeCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fStrikeCurrency2, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45843,9 +46142,11 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -45855,12 +46156,18 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fContractMultiplier4, pm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45876,7 +46183,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCFICode2, pm, nil, v.CFICode, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCFICode2, &tpw, nil, v.CFICode, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45884,7 +46194,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCountryOfIssue2, pm, nil, v.CountryOfIssue, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCountryOfIssue2, &tpw, nil, v.CountryOfIssue, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45920,7 +46233,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlType2, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlType2, &tpw, nil, v.SettlType, v.HasSettlType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45940,7 +46256,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID2, pm, nil, v.MarketSegmentID, v.HasMarketSegmentID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45950,7 +46269,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fGovernanceIndicator2, pm, nil, v.GovernanceIndicator, v.HasGovernanceIndicator); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fGovernanceIndicator2, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45966,7 +46288,10 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup2, pm, nil, v.SecurityGroup, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -45978,6 +46303,7 @@ func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMa
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46034,27 +46360,38 @@ func (c *Encoder) e16(out []byte, v *MDSecurityList148RelatedSymSecurityAltIDs, 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityAltID
 	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltID2, pm, nil, v.SecurityAltID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityAltIDSource
 	if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
-		if out, err = c.Vector(out, fSecurityAltIDSource2, pm, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46066,11 +46403,16 @@ func (c *Encoder) e17(out []byte, v *MDSecurityList148RelatedSymUnderlyings, pm 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSymbol
 	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fUnderlyingSymbol2, pm, nil, v.UnderlyingSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46096,9 +46438,11 @@ func (c *Encoder) e17(out []byte, v *MDSecurityList148RelatedSymUnderlyings, pm 
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46108,15 +46452,22 @@ func (c *Encoder) e17(out []byte, v *MDSecurityList148RelatedSymUnderlyings, pm 
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fIndexPct4, pm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46152,6 +46503,8 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// StartTickPriceRange
 	if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -46164,9 +46517,11 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46176,12 +46531,18 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStartTickPriceRange4, pm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46197,9 +46558,11 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46209,12 +46572,18 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fEndTickPriceRange4, pm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46230,9 +46599,11 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46242,12 +46613,18 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fTickIncrement4, pm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46259,6 +46636,7 @@ func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *f
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46270,11 +46648,16 @@ func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// LegSymbol
 	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSymbol2, pm, nil, v.LegSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46286,13 +46669,18 @@ func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt
 	}
 	// LegRatioQty
 	if e := &c.d.s34LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s34LegRatioQty; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
-		if out, err = c.Int(out, fLegRatioQty2, pm, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46300,7 +46688,10 @@ func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSecurityType2, pm, nil, v.LegSecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46310,6 +46701,7 @@ func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt
 	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46339,6 +46731,8 @@ func (c *Encoder) e21(out []byte, v *MDSecurityList148RelatedSymLots, pm *fastrt
 func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType3, "value differs from the constant")
@@ -46353,7 +46747,10 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSendingTime5, pm, nil, v.SendingTime, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSendingTime5, &tpw, nil, v.SendingTime, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46363,7 +46760,10 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLastFragment3, pm, nil, v.LastFragment, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLastFragment3, &tpw, nil, v.LastFragment, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46374,12 +46774,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e23(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e23(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -46390,23 +46791,33 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol3, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
 	if e := &c.d.s43SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s43SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID3, pm, &c.d.s43SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID3, &tpw, &c.d.s43SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46425,14 +46836,17 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.ApplIDs {
-			if out, err = c.e24(out, &v.ApplIDs[j], pm); err != nil {
+			if out, err = c.e24(out, &v.ApplIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// SecurityAltIDs
-	if out, err = c.Int(out, fNoSecurityAltID3, pm, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoSecurityAltID3, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasSecurityAltIDs {
@@ -46440,14 +46854,17 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.SecurityAltIDs {
-			if out, err = c.e26(out, &v.SecurityAltIDs[j], pm); err != nil {
+			if out, err = c.e26(out, &v.SecurityAltIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings3, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings3, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -46455,7 +46872,7 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e27(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e27(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -46470,7 +46887,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		out = fast.AppendIntNullable(out, x)
 	}
 	// InstrAttrib
-	if out, err = c.Int(out, fNoInstrAttrib3, pm, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoInstrAttrib3, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInstrAttrib {
@@ -46478,14 +46898,17 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.InstrAttrib {
-			if out, err = c.e28(out, &v.InstrAttrib[j], pm); err != nil {
+			if out, err = c.e28(out, &v.InstrAttrib[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// TickRules
-	if out, err = c.Int(out, fNoTickRules3, pm, nil, int64(len(v.TickRules)), v.HasTickRules); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoTickRules3, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasTickRules {
@@ -46493,14 +46916,17 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.TickRules {
-			if out, err = c.e29(out, &v.TickRules[j], pm); err != nil {
+			if out, err = c.e29(out, &v.TickRules[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Legs
-	if out, err = c.Int(out, fNoLegs3, pm, nil, int64(len(v.Legs)), v.HasLegs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLegs3, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLegs {
@@ -46508,7 +46934,7 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Legs {
-			if out, err = c.e30(out, &v.Legs[j], pm); err != nil {
+			if out, err = c.e30(out, &v.Legs[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -46518,12 +46944,18 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityUpdateAction3, pm, nil, v.SecurityUpdateAction, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityUpdateAction3, &tpw, nil, v.SecurityUpdateAction, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Lots
-	if out, err = c.Int(out, fNoLotTypeRules3, pm, nil, int64(len(v.Lots)), v.HasLots); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLotTypeRules3, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLots {
@@ -46531,7 +46963,7 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			return out, err
 		}
 		for j := range v.Lots {
-			if out, err = c.e31(out, &v.Lots[j], pm); err != nil {
+			if out, err = c.e31(out, &v.Lots[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -46549,9 +46981,11 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46561,12 +46995,18 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMinPriceIncrement7, pm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46590,9 +47030,11 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46602,12 +47044,18 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fPriceDivisor7, pm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46649,7 +47097,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency3, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46659,7 +47110,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlCurrency3, pm, nil, v.SettlCurrency, v.HasSettlCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlCurrency3, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46669,7 +47123,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType3, pm, nil, v.SecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType3, &tpw, nil, v.SecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46677,7 +47134,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecuritySubType3, pm, nil, v.SecuritySubType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecuritySubType3, &tpw, nil, v.SecuritySubType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46687,7 +47147,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityStrategyType3, pm, nil, v.SecurityStrategyType, v.HasSecurityStrategyType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityStrategyType3, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46697,7 +47160,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fAsset3, pm, nil, v.Asset, v.HasAsset); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fAsset3, &tpw, nil, v.Asset, v.HasAsset)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46705,7 +47171,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityDesc3, pm, nil, v.SecurityDesc, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityDesc3, &tpw, nil, v.SecurityDesc, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46745,9 +47214,11 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46757,12 +47228,18 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStrikePrice7, pm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46772,7 +47249,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fStrikeCurrency3, pm, nil, v.StrikeCurrency, v.HasStrikeCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fStrikeCurrency3, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46804,9 +47284,11 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -46816,12 +47298,18 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fContractMultiplier7, pm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46837,7 +47325,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCFICode3, pm, nil, v.CFICode, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCFICode3, &tpw, nil, v.CFICode, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46845,7 +47336,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCountryOfIssue3, pm, nil, v.CountryOfIssue, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCountryOfIssue3, &tpw, nil, v.CountryOfIssue, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46881,7 +47375,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlType3, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlType3, &tpw, nil, v.SettlType, v.HasSettlType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46901,7 +47398,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID3, pm, nil, v.MarketSegmentID, v.HasMarketSegmentID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46911,7 +47411,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fGovernanceIndicator3, pm, nil, v.GovernanceIndicator, v.HasGovernanceIndicator); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fGovernanceIndicator3, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46927,7 +47430,10 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup3, pm, nil, v.SecurityGroup, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup3, &tpw, nil, v.SecurityGroup, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -46939,6 +47445,7 @@ func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMa
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -46995,27 +47502,38 @@ func (c *Encoder) e26(out []byte, v *MDSecurityList141RelatedSymSecurityAltIDs, 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityAltID
 	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltID3, pm, nil, v.SecurityAltID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityAltIDSource
 	if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
-		if out, err = c.Vector(out, fSecurityAltIDSource3, pm, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47027,11 +47545,16 @@ func (c *Encoder) e27(out []byte, v *MDSecurityList141RelatedSymUnderlyings, pm 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSymbol
 	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fUnderlyingSymbol3, pm, nil, v.UnderlyingSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47057,9 +47580,11 @@ func (c *Encoder) e27(out []byte, v *MDSecurityList141RelatedSymUnderlyings, pm 
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47069,15 +47594,22 @@ func (c *Encoder) e27(out []byte, v *MDSecurityList141RelatedSymUnderlyings, pm 
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fIndexPct7, pm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47113,6 +47645,8 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// StartTickPriceRange
 	if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -47125,9 +47659,11 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47137,12 +47673,18 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStartTickPriceRange7, pm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47158,9 +47700,11 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47170,12 +47714,18 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fEndTickPriceRange7, pm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47191,9 +47741,11 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47203,12 +47755,18 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fTickIncrement7, pm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47220,6 +47778,7 @@ func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *f
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47231,11 +47790,16 @@ func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// LegSymbol
 	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSymbol3, pm, nil, v.LegSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47247,13 +47811,18 @@ func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt
 	}
 	// LegRatioQty
 	if e := &c.d.s53LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s53LegRatioQty; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
-		if out, err = c.Int(out, fLegRatioQty3, pm, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47261,7 +47830,10 @@ func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSecurityType3, pm, nil, v.LegSecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47271,6 +47843,7 @@ func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt
 	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47300,6 +47873,8 @@ func (c *Encoder) e31(out []byte, v *MDSecurityList141RelatedSymLots, pm *fastrt
 func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -47318,7 +47893,10 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLastFragment4, pm, nil, v.LastFragment, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLastFragment4, &tpw, nil, v.LastFragment, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47329,12 +47907,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSymbols {
-			if out, err = c.e33(out, &v.RelatedSymbols[j], pm); err != nil {
+			if out, err = c.e33(out, &v.RelatedSymbols[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -47345,23 +47924,33 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol4, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
 	if e := &c.d.s62SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s62SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID4, pm, &c.d.s62SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID4, &tpw, &c.d.s62SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47380,14 +47969,17 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			return out, err
 		}
 		for j := range v.ApplIds {
-			if out, err = c.e34(out, &v.ApplIds[j], pm); err != nil {
+			if out, err = c.e34(out, &v.ApplIds[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// SecurityAltIDs
-	if out, err = c.Int(out, fNoSecurityAltID4, pm, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoSecurityAltID4, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasSecurityAltIDs {
@@ -47395,14 +47987,17 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			return out, err
 		}
 		for j := range v.SecurityAltIDs {
-			if out, err = c.e36(out, &v.SecurityAltIDs[j], pm); err != nil {
+			if out, err = c.e36(out, &v.SecurityAltIDs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings4, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings4, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -47410,14 +48005,17 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e37(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e37(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Legs
-	if out, err = c.Int(out, fNoLegs4, pm, nil, int64(len(v.Legs)), v.HasLegs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLegs4, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLegs {
@@ -47425,7 +48023,7 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			return out, err
 		}
 		for j := range v.Legs {
-			if out, err = c.e38(out, &v.Legs[j], pm); err != nil {
+			if out, err = c.e38(out, &v.Legs[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -47435,7 +48033,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityUpdateAction4, pm, nil, v.SecurityUpdateAction, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityUpdateAction4, &tpw, nil, v.SecurityUpdateAction, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47461,9 +48062,11 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fastrt.AppendInt(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47473,12 +48076,18 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMinPriceIncrement10, pm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47492,7 +48101,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fInstrumentID, pm, nil, v.InstrumentID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fInstrumentID, &tpw, nil, v.InstrumentID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47500,7 +48112,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency4, pm, nil, v.Currency, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency4, &tpw, nil, v.Currency, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47508,7 +48123,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlCurrency4, pm, nil, v.SettlCurrency, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlCurrency4, &tpw, nil, v.SettlCurrency, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47516,7 +48134,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType4, pm, nil, v.SecurityType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType4, &tpw, nil, v.SecurityType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47524,7 +48145,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecuritySubType4, pm, nil, v.SecuritySubType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecuritySubType4, &tpw, nil, v.SecuritySubType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47532,7 +48156,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fAsset4, pm, nil, v.Asset, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fAsset4, &tpw, nil, v.Asset, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47540,7 +48167,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityDesc4, pm, nil, v.SecurityDesc, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityDesc4, &tpw, nil, v.SecurityDesc, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47572,9 +48202,11 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47584,12 +48216,18 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fStrikePrice10, pm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47599,7 +48237,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fStrikeCurrency4, pm, nil, v.StrikeCurrency, v.HasStrikeCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fStrikeCurrency4, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47615,9 +48256,11 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if ee.G == c.Gen {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fastrt.AppendInt(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -47627,12 +48270,18 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fContractMultiplier10, pm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47648,7 +48297,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCFICode4, pm, nil, v.CFICode, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCFICode4, &tpw, nil, v.CFICode, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47656,7 +48308,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCountryOfIssue4, pm, nil, v.CountryOfIssue, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCountryOfIssue4, &tpw, nil, v.CountryOfIssue, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47686,7 +48341,10 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSettlType4, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSettlType4, &tpw, nil, v.SettlType, v.HasSettlType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47699,17 +48357,24 @@ func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityValidityTimestamp
-	if out, err = c.Int(out, fSecurityValidityTimestamp4, pm, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityValidityTimestamp4, &tpw, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityGroup
 	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup4, pm, nil, v.SecurityGroup, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup4, &tpw, nil, v.SecurityGroup, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47766,27 +48431,38 @@ func (c *Encoder) e36(out []byte, v *MDSecurityList111RelatedSymbolsSecurityAltI
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityAltID
 	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltID4, pm, nil, v.SecurityAltID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityAltIDSource
 	if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.SecurityAltIDSource...)
 	} else {
-		if out, err = c.Vector(out, fSecurityAltIDSource4, pm, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47822,11 +48498,16 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// LegSymbol
 	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegSymbol4, pm, nil, v.LegSymbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47838,13 +48519,18 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	}
 	// LegRatioQty
 	if e := &c.d.s64LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s64LegRatioQty; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 	} else {
-		if out, err = c.Int(out, fLegRatioQty4, pm, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47852,7 +48538,10 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLegType, pm, nil, v.LegType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47860,7 +48549,10 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fBuyersPerspective, pm, nil, v.BuyersPerspective, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -47868,6 +48560,7 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
 		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -47875,6 +48568,8 @@ func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fa
 func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID7) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID7, "value differs from the constant")
@@ -47888,7 +48583,10 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
-	if out, err = c.Vector(out, fPosDupFlag, pm, nil, v.PosDupFlag, v.HasPosDupFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPosDupFlag, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntries
@@ -47898,12 +48596,13 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e40(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e40(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -47913,96 +48612,145 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 10)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction, pm, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDPriceLevel
-	if out, err = c.Int(out, fMDPriceLevel, pm, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryType
 	if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType, pm, &c.d.s72MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityIDSource
-	if out, err = c.Int(out, fSecurityIDSource5, pm, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityID
 	if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s73SecurityID; v.HasSecurityID && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID5, pm, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s74RptSeq; v.HasRptSeq && e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s74RptSeq; v.HasRptSeq && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq, pm, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx, pm, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryTime
 	if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s76MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime, pm, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize, pm, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders, pm, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
-	if out, err = c.Vector(out, fTradingSessionID, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -48010,6 +48758,7 @@ func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) 
 func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID8) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID8, "value differs from the constant")
@@ -48037,12 +48786,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e42(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e42(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -48052,28 +48802,40 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s79MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction2, pm, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction2, &tpw, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType2, pm, &c.d.s80MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -48087,43 +48849,65 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s81SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s81SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID6, pm, &c.d.s81SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID6, &tpw, &c.d.s81SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s82RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s82RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq2, pm, &c.d.s82RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq2, &tpw, &c.d.s82RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition2, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate, pm, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate, &tpw, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders2, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders2, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -48132,105 +48916,160 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s85MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s85MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime2, pm, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime2, &tpw, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize2, pm, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize2, &tpw, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate, pm, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate, &tpw, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate, pm, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate, &tpw, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime, pm, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime, &tpw, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceDelta
-	if out, err = c.SplitDecimal(out, fPriceDelta, pm, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fPriceDelta, &tpw, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// FirstPx
-	if out, err = c.SplitDecimal(out, fFirstPx, pm, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fFirstPx, &tpw, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastPx
-	if out, err = c.SplitDecimal(out, fLastPx, pm, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLastPx, &tpw, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency5, pm, &c.d.s93Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay, pm, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay, &tpw, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume, pm, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume, &tpw, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -48239,7 +49078,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -48260,23 +49102,38 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
@@ -48304,23 +49161,38 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice, pm, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice, &tpw, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice, pm, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice, &tpw, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice, pm, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice, &tpw, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -48388,7 +49260,10 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings5, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings5, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -48396,7 +49271,7 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e43(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e43(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -48410,6 +49285,7 @@ func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW)
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -48421,8 +49297,13 @@ func (c *Encoder) e43(out []byte, v *MDIncRefresh152MDEntriesUnderlyings, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID5, pm, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -48434,7 +49315,10 @@ func (c *Encoder) e43(out []byte, v *MDIncRefresh152MDEntriesUnderlyings, pm *fa
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange5, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx, pm, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -48445,6 +49329,7 @@ func (c *Encoder) e43(out []byte, v *MDIncRefresh152MDEntriesUnderlyings, pm *fa
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -48452,6 +49337,7 @@ func (c *Encoder) e43(out []byte, v *MDIncRefresh152MDEntriesUnderlyings, pm *fa
 func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID9) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID9, "value differs from the constant")
@@ -48479,12 +49365,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e45(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e45(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -48494,28 +49381,40 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 27)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s101MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction3, pm, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction3, &tpw, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType3, pm, &c.d.s102MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -48529,43 +49428,65 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s103SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s103SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID7, pm, &c.d.s103SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID7, &tpw, &c.d.s103SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s104RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s104RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq3, pm, &c.d.s104RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq3, &tpw, &c.d.s104RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition3, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx7, pm, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx7, &tpw, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate4, pm, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate4, &tpw, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders3, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders3, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -48574,93 +49495,139 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType2, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType2, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s107MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s107MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime3, pm, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize3, pm, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize3, &tpw, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate2, pm, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate2, &tpw, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate2, pm, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate2, &tpw, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime2, pm, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime2, &tpw, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID2, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID2, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency6, pm, &c.d.s112Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay4, pm, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay4, &tpw, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays2, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays2, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume2, pm, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume2, &tpw, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection2, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection2, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -48669,7 +49636,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition2, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -48690,23 +49660,38 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID2, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID2, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID2, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID2, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer2, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer2, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller2, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller2, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo2, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo2, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
@@ -48734,23 +49719,38 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType2, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType2, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType2, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType2, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice4, pm, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice4, &tpw, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice4, pm, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice4, &tpw, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice4, pm, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice4, &tpw, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -48818,7 +49818,10 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings6, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings6, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -48826,7 +49829,7 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e46(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e46(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -48840,6 +49843,7 @@ func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW)
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -48851,8 +49855,13 @@ func (c *Encoder) e46(out []byte, v *MDIncRefresh150MDEntriesUnderlyings, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID6, pm, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -48864,7 +49873,10 @@ func (c *Encoder) e46(out []byte, v *MDIncRefresh150MDEntriesUnderlyings, pm *fa
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange6, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx4, pm, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -48875,6 +49887,7 @@ func (c *Encoder) e46(out []byte, v *MDIncRefresh150MDEntriesUnderlyings, pm *fa
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -48882,6 +49895,7 @@ func (c *Encoder) e46(out []byte, v *MDIncRefresh150MDEntriesUnderlyings, pm *fa
 func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID10) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID10, "value differs from the constant")
@@ -48909,12 +49923,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e48(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e48(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -48924,28 +49939,40 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 27)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s120MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction4, pm, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction4, &tpw, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType4, pm, &c.d.s121MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -48959,43 +49986,65 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s122SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s122SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID8, pm, &c.d.s122SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID8, &tpw, &c.d.s122SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s123RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s123RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq4, pm, &c.d.s123RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq4, &tpw, &c.d.s123RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition4, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx10, pm, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx10, &tpw, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate7, pm, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate7, &tpw, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders4, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders4, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -49004,93 +50053,139 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType3, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType3, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s126MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s126MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime4, pm, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize4, pm, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize4, &tpw, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate3, pm, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate3, pm, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate3, &tpw, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime3, pm, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime3, &tpw, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID3, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID3, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency7, pm, &c.d.s131Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay7, pm, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay7, &tpw, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays3, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays3, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume3, pm, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume3, &tpw, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection3, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection3, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -49099,7 +50194,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition3, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49120,23 +50218,38 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID3, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID3, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID3, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID3, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer3, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer3, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller3, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller3, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo3, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo3, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
@@ -49164,23 +50277,38 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType3, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType3, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType3, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType3, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice7, pm, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice7, &tpw, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice7, pm, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice7, &tpw, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice7, pm, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice7, &tpw, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -49224,7 +50352,10 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings7, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings7, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -49232,7 +50363,7 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e49(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e49(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -49246,6 +50377,7 @@ func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW)
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -49257,8 +50389,13 @@ func (c *Encoder) e49(out []byte, v *MDIncRefresh145MDEntriesUnderlyings, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID7, pm, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -49270,7 +50407,10 @@ func (c *Encoder) e49(out []byte, v *MDIncRefresh145MDEntriesUnderlyings, pm *fa
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange7, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx7, pm, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -49281,6 +50421,7 @@ func (c *Encoder) e49(out []byte, v *MDIncRefresh145MDEntriesUnderlyings, pm *fa
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -49288,6 +50429,7 @@ func (c *Encoder) e49(out []byte, v *MDIncRefresh145MDEntriesUnderlyings, pm *fa
 func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID11) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID11, "value differs from the constant")
@@ -49315,12 +50457,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e51(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e51(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -49330,28 +50473,40 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 27)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s139MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction5, pm, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType5, pm, &c.d.s140MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49365,43 +50520,65 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s141SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s141SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID9, pm, &c.d.s141SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID9, &tpw, &c.d.s141SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s142RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s142RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq5, pm, &c.d.s142RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq5, &tpw, &c.d.s142RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition5, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition5, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx13, pm, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx13, &tpw, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate10, pm, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate10, &tpw, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders5, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders5, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -49410,93 +50587,139 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType4, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType4, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s145MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s145MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime5, pm, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize5, pm, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize5, &tpw, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate4, pm, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate4, pm, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate4, &tpw, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime4, pm, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime4, &tpw, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID4, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID4, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency8, pm, &c.d.s150Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay10, pm, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay10, &tpw, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays4, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays4, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume4, pm, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume4, &tpw, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection4, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection4, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -49505,7 +50728,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition4, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49523,28 +50749,46 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fOpenCloseSettlFlag4, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID4, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID4, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID4, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID4, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer4, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer4, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller4, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller4, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo4, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo4, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
@@ -49572,23 +50816,38 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType4, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType4, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType4, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType4, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice10, pm, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice10, &tpw, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice10, pm, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice10, &tpw, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice10, pm, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice10, &tpw, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -49632,7 +50891,10 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings8, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings8, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -49640,7 +50902,7 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e52(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e52(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -49654,6 +50916,7 @@ func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW)
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -49665,8 +50928,13 @@ func (c *Encoder) e52(out []byte, v *MDIncRefresh138MDEntriesUnderlyings, pm *fa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID8, pm, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -49678,7 +50946,10 @@ func (c *Encoder) e52(out []byte, v *MDIncRefresh138MDEntriesUnderlyings, pm *fa
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange8, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx10, pm, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -49689,6 +50960,7 @@ func (c *Encoder) e52(out []byte, v *MDIncRefresh138MDEntriesUnderlyings, pm *fa
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -49696,6 +50968,7 @@ func (c *Encoder) e52(out []byte, v *MDIncRefresh138MDEntriesUnderlyings, pm *fa
 func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID12) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID12, "value differs from the constant")
@@ -49717,12 +50990,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e54(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e54(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -49732,41 +51006,58 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction6, pm, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDPriceLevel
 	if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
-		if out, err = c.Int(out, fMDPriceLevel2, pm, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType6, pm, &c.d.s160MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49776,7 +51067,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol5, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49790,39 +51084,58 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s161SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s161SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID10, pm, &c.d.s161SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s162RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s162RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq6, pm, &c.d.s162RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition6, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx16, pm, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders6, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -49831,97 +51144,146 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType5, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s164MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s164MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime6, pm, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize6, pm, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate5, pm, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate5, pm, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime5, pm, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID5, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency9, pm, &c.d.s169Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionID
-	if out, err = c.Vector(out, fTradingSessionID6, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay13, pm, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays5, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume5, pm, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection5, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -49930,7 +51292,10 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition5, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -49943,31 +51308,52 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID5, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID5, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer5, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller5, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo5, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlType
-	if out, err = c.Vector(out, fSettlType5, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlDate
-	if out, err = c.Int(out, fSettlDate5, pm, nil, int64(v.SettlDate), v.HasSettlDate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlePriceType
@@ -49979,25 +51365,41 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType5, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType5, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice13, pm, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice13, pm, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingRefPrice
-	if out, err = c.SplitDecimal(out, fTradingRefPrice, pm, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -50005,6 +51407,7 @@ func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW)
 func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID13) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID13, "value differs from the constant")
@@ -50026,12 +51429,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e56(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e56(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -50041,41 +51445,58 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction7, pm, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDPriceLevel
 	if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
-		if out, err = c.Int(out, fMDPriceLevel3, pm, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType7, pm, &c.d.s177MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50085,7 +51506,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol6, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50099,39 +51523,58 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	}
 	// SecurityID
 	if e := &c.d.s178SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s178SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID11, pm, &c.d.s178SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s179RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s179RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq7, pm, &c.d.s179RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition7, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx19, pm, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders7, pm, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
@@ -50140,97 +51583,146 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fPriceType6, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s181MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s181MDEntryTime; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime7, pm, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize7, pm, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate6, pm, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate6, pm, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime6, pm, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID6, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
 	if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Currency...)
 	} else {
-		if out, err = c.Vector(out, fCurrency10, pm, &c.d.s186Currency, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradingSessionID
-	if out, err = c.Vector(out, fTradingSessionID7, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay16, pm, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays6, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume6, pm, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection6, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
@@ -50239,7 +51731,10 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradeCondition6, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50252,31 +51747,52 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID6, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID6, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer6, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller6, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo6, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlType
-	if out, err = c.Vector(out, fSettlType6, pm, nil, v.SettlType, v.HasSettlType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlDate
-	if out, err = c.Int(out, fSettlDate6, pm, nil, int64(v.SettlDate), v.HasSettlDate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlePriceType
@@ -50288,25 +51804,41 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType6, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType6, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice16, pm, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice16, pm, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingRefPrice
-	if out, err = c.SplitDecimal(out, fTradingRefPrice4, pm, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -50314,6 +51846,8 @@ func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW)
 func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID14) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID14, "value differs from the constant")
@@ -50332,7 +51866,10 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup5, pm, nil, v.SecurityGroup, v.HasSecurityGroup); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup5, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50345,7 +51882,10 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	if out, err = c.Int(out, fSecurityIDSource12, pm, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityIDSource12, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityExchange
@@ -50354,7 +51894,10 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange11, pm, nil, v.SecurityExchange, v.HasSecurityExchange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange11, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50364,7 +51907,10 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50404,12 +51950,15 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID15) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID15, "value differs from the constant")
@@ -50428,7 +51977,10 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup6, pm, nil, v.SecurityGroup, v.HasSecurityGroup); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup6, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50438,7 +51990,10 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol7, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50451,7 +52006,10 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	if out, err = c.Int(out, fSecurityIDSource13, pm, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityIDSource13, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityExchange
@@ -50460,7 +52018,10 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange12, pm, nil, v.SecurityExchange, v.HasSecurityExchange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange12, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50470,7 +52031,10 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID2, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50510,12 +52074,15 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID16) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID16, "value differs from the constant")
@@ -50536,7 +52103,10 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup7, pm, nil, v.SecurityGroup, v.HasSecurityGroup); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup7, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50546,7 +52116,10 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol8, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50559,7 +52132,10 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	if out, err = c.Int(out, fSecurityIDSource14, pm, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityIDSource14, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityExchange
@@ -50568,7 +52144,10 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange13, pm, nil, v.SecurityExchange, v.HasSecurityExchange); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange13, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50578,7 +52157,10 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID3, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID3, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50608,12 +52190,15 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -50646,14 +52231,19 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s192MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID2, pm, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID2, &tpw, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50684,12 +52274,13 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e61(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e61(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -50699,89 +52290,138 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 29)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType8, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Curerncy
-	if out, err = c.Vector(out, fCurerncy, pm, nil, v.Curerncy, v.HasCurerncy); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx22, pm, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize8, pm, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDInsertDate
 	if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate7, pm, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime7, pm, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume7, pm, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate7, pm, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime8, pm, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection7, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay19, pm, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID7, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType7, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -50790,90 +52430,150 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID4, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus4, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime4, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition7, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettleFlag
-	if out, err = c.Vector(out, fOpenCloseSettleFlag3, pm, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID7, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID7, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer7, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller7, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition8, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders8, pm, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo7, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// DayCumQty
-	if out, err = c.Int(out, fDayCumQty, pm, nil, int64(v.DayCumQty), v.HasDayCumQty); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays7, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlePriceType
-	if out, err = c.Int(out, fSettlePriceType3, pm, nil, int64(v.SettlePriceType), v.HasSettlePriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType7, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice19, pm, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice19, pm, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingRefPrice
-	if out, err = c.SplitDecimal(out, fTradingRefPrice7, pm, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -50881,6 +52581,8 @@ func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fast
 func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
@@ -50913,14 +52615,19 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s205MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID3, pm, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID3, &tpw, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -50951,12 +52658,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e63(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e63(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -50966,20 +52674,34 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 33)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType9, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType9, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
-	if out, err = c.Vector(out, fCurrency11, pm, nil, v.Currency, v.HasCurrency); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurrency11, &tpw, nil, v.Currency, v.HasCurrency)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx25, pm, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx25, &tpw, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate13, pm, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate13, &tpw, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// IndexSeq
@@ -50991,88 +52713,135 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize9, pm, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize9, &tpw, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume8, pm, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume8, &tpw, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate8, pm, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate8, &tpw, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime9, pm, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate8, pm, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate8, &tpw, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime8, pm, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime8, &tpw, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection8, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection8, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay22, pm, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay22, &tpw, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID8, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID8, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceDelta
-	if out, err = c.SplitDecimal(out, fPriceDelta4, pm, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fPriceDelta4, &tpw, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// FirstPx
-	if out, err = c.SplitDecimal(out, fFirstPx4, pm, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fFirstPx4, &tpw, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastPx
-	if out, err = c.SplitDecimal(out, fLastPx4, pm, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLastPx4, &tpw, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType8, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType8, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -51081,16 +52850,25 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID5, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID5, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus5, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus5, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime5, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime5, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
@@ -51110,55 +52888,90 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition8, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition8, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettlFlag
-	if out, err = c.Int(out, fOpenCloseSettlFlag5, pm, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fOpenCloseSettlFlag5, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID8, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID8, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID8, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID8, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer8, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer8, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller8, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller8, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition9, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition9, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders9, pm, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders9, &tpw, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo8, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo8, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays8, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays8, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
-	if out, err = c.Int(out, fSettPriceType5, pm, nil, int64(v.SettPriceType), v.HasSettPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettPriceType5, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastTradeDate
@@ -51178,19 +52991,31 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType8, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType8, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice22, pm, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice22, &tpw, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice22, pm, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice22, &tpw, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice13, pm, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice13, &tpw, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -51258,11 +53083,17 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType7, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType7, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings9, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings9, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -51270,12 +53101,13 @@ func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fast
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e64(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e64(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -51287,8 +53119,13 @@ func (c *Encoder) e64(out []byte, v *MDSnapshotFullRefresh153MDEntriesUnderlying
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID9, pm, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -51300,7 +53137,10 @@ func (c *Encoder) e64(out []byte, v *MDSnapshotFullRefresh153MDEntriesUnderlying
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange9, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx13, pm, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -51311,6 +53151,7 @@ func (c *Encoder) e64(out []byte, v *MDSnapshotFullRefresh153MDEntriesUnderlying
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -51318,6 +53159,8 @@ func (c *Encoder) e64(out []byte, v *MDSnapshotFullRefresh153MDEntriesUnderlying
 func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
@@ -51350,14 +53193,19 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s224MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID4, pm, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID4, &tpw, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -51388,12 +53236,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e66(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e66(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -51403,20 +53252,34 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType10, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType10, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
-	if out, err = c.Vector(out, fCurrency12, pm, nil, v.Currency, v.HasCurrency); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurrency12, &tpw, nil, v.Currency, v.HasCurrency)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx28, pm, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx28, &tpw, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate16, pm, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate16, &tpw, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// IndexSeq
@@ -51428,76 +53291,114 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize10, pm, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize10, &tpw, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume9, pm, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume9, &tpw, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate9, pm, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime10, pm, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate9, pm, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate9, &tpw, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime9, pm, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime9, &tpw, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection9, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection9, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay25, pm, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay25, &tpw, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID9, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID9, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType9, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType9, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -51506,16 +53407,25 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID6, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID6, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus6, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus6, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime6, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime6, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
@@ -51535,55 +53445,90 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition9, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition9, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettlFlag
-	if out, err = c.Int(out, fOpenCloseSettlFlag6, pm, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fOpenCloseSettlFlag6, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID9, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID9, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID9, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID9, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer9, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer9, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller9, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller9, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition10, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition10, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders10, pm, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders10, &tpw, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo9, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo9, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays9, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays9, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
-	if out, err = c.Int(out, fSettPriceType6, pm, nil, int64(v.SettPriceType), v.HasSettPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettPriceType6, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastTradeDate
@@ -51603,19 +53548,31 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType9, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType9, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice25, pm, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice25, &tpw, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice25, pm, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice25, &tpw, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice16, pm, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice16, &tpw, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -51683,11 +53640,17 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType8, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType8, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings10, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings10, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -51695,12 +53658,13 @@ func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fast
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e67(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e67(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -51712,8 +53676,13 @@ func (c *Encoder) e67(out []byte, v *MDSnapshotFullRefresh151MDEntriesUnderlying
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID10, pm, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -51725,7 +53694,10 @@ func (c *Encoder) e67(out []byte, v *MDSnapshotFullRefresh151MDEntriesUnderlying
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange10, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx16, pm, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -51736,6 +53708,7 @@ func (c *Encoder) e67(out []byte, v *MDSnapshotFullRefresh151MDEntriesUnderlying
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -51743,6 +53716,8 @@ func (c *Encoder) e67(out []byte, v *MDSnapshotFullRefresh151MDEntriesUnderlying
 func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
@@ -51775,14 +53750,19 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s240MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID5, pm, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID5, &tpw, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -51813,12 +53793,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e69(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e69(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -51828,20 +53809,34 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType11, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
-	if out, err = c.Vector(out, fCurrency13, pm, nil, v.Currency, v.HasCurrency); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurrency13, &tpw, nil, v.Currency, v.HasCurrency)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx31, pm, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx31, &tpw, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate19, pm, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate19, &tpw, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// IndexSeq
@@ -51853,76 +53848,114 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize11, pm, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize11, &tpw, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume10, pm, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume10, &tpw, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate10, pm, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime11, pm, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate10, pm, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate10, &tpw, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime10, pm, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime10, &tpw, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection10, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection10, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay28, pm, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay28, &tpw, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID10, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID10, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType10, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType10, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -51931,16 +53964,25 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID7, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus7, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus7, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime7, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime7, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
@@ -51960,55 +54002,90 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition10, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition10, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettlFlag
-	if out, err = c.Int(out, fOpenCloseSettlFlag7, pm, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fOpenCloseSettlFlag7, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID10, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID10, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID10, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID10, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer10, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer10, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller10, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller10, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition11, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition11, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders11, pm, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders11, &tpw, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo10, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo10, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays10, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays10, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
-	if out, err = c.Int(out, fSettPriceType7, pm, nil, int64(v.SettPriceType), v.HasSettPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettPriceType7, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastTradeDate
@@ -52028,19 +54105,31 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType10, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType10, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice28, pm, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice28, &tpw, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice28, pm, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice28, &tpw, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice19, pm, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice19, &tpw, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -52084,11 +54173,17 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType9, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType9, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings11, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings11, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -52096,12 +54191,13 @@ func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fast
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e70(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e70(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52113,8 +54209,13 @@ func (c *Encoder) e70(out []byte, v *MDSnapshotFullRefresh147MDEntriesUnderlying
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID11, pm, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -52126,7 +54227,10 @@ func (c *Encoder) e70(out []byte, v *MDSnapshotFullRefresh147MDEntriesUnderlying
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange11, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx19, pm, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -52137,6 +54241,7 @@ func (c *Encoder) e70(out []byte, v *MDSnapshotFullRefresh147MDEntriesUnderlying
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52144,6 +54249,8 @@ func (c *Encoder) e70(out []byte, v *MDSnapshotFullRefresh147MDEntriesUnderlying
 func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
@@ -52176,14 +54283,19 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s256MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID6, pm, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID6, &tpw, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -52214,12 +54326,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e72(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e72(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -52229,20 +54342,34 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType12, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
-	if out, err = c.Vector(out, fCurrency14, pm, nil, v.Currency, v.HasCurrency); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurrency14, &tpw, nil, v.Currency, v.HasCurrency)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx34, pm, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx34, &tpw, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate22, pm, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate22, &tpw, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// IndexSeq
@@ -52254,76 +54381,114 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize12, pm, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize12, &tpw, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume11, pm, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume11, &tpw, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate11, pm, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate11, &tpw, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime12, pm, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate11, pm, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate11, &tpw, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime11, pm, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime11, &tpw, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection11, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection11, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay31, pm, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay31, &tpw, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID11, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID11, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType11, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType11, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -52332,16 +54497,25 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID8, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus8, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus8, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime8, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime8, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
@@ -52361,55 +54535,90 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition11, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition11, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettlFlag
-	if out, err = c.Int(out, fOpenCloseSettlFlag8, pm, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fOpenCloseSettlFlag8, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID11, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID11, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID11, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID11, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer11, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer11, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller11, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller11, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition12, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition12, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders12, pm, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders12, &tpw, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo11, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo11, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays11, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays11, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
-	if out, err = c.Int(out, fSettPriceType8, pm, nil, int64(v.SettPriceType), v.HasSettPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettPriceType8, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastTradeDate
@@ -52429,19 +54638,31 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType11, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType11, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice31, pm, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice31, &tpw, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice31, pm, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice31, &tpw, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice22, pm, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice22, &tpw, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -52485,11 +54706,17 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType10, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType10, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings12, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings12, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -52497,12 +54724,13 @@ func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fast
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e73(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e73(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52514,8 +54742,13 @@ func (c *Encoder) e73(out []byte, v *MDSnapshotFullRefresh146MDEntriesUnderlying
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID12, pm, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -52527,7 +54760,10 @@ func (c *Encoder) e73(out []byte, v *MDSnapshotFullRefresh146MDEntriesUnderlying
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange12, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx22, pm, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -52538,6 +54774,7 @@ func (c *Encoder) e73(out []byte, v *MDSnapshotFullRefresh146MDEntriesUnderlying
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52545,6 +54782,8 @@ func (c *Encoder) e73(out []byte, v *MDSnapshotFullRefresh146MDEntriesUnderlying
 func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
@@ -52577,14 +54816,19 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s272MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID7, pm, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID7, &tpw, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -52615,12 +54859,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e75(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e75(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -52630,20 +54875,34 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 30)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType13, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType13, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Currency
-	if out, err = c.Vector(out, fCurrency15, pm, nil, v.Currency, v.HasCurrency); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurrency15, &tpw, nil, v.Currency, v.HasCurrency)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx37, pm, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx37, &tpw, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryInterestRate
-	if out, err = c.SplitDecimal(out, fMDEntryInterestRate25, pm, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryInterestRate25, &tpw, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// IndexSeq
@@ -52655,76 +54914,114 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize13, pm, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize13, &tpw, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume12, pm, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume12, &tpw, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate12, pm, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate12, &tpw, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime13, pm, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertDate
 	if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate12, pm, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate12, &tpw, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime12, pm, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime12, &tpw, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection12, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection12, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay34, pm, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay34, &tpw, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID12, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID12, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType12, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType12, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -52733,16 +55030,25 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID9, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID9, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus9, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus9, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime9, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime9, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionID
@@ -52762,55 +55068,90 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition12, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition12, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettlFlag
-	if out, err = c.Vector(out, fOpenCloseSettlFlag9, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOpenCloseSettlFlag9, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID12, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID12, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID12, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID12, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer12, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer12, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller12, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller12, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition13, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition13, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders13, pm, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders13, &tpw, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo12, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo12, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays12, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays12, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettPriceType
-	if out, err = c.Int(out, fSettPriceType9, pm, nil, int64(v.SettPriceType), v.HasSettPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettPriceType9, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastTradeDate
@@ -52830,19 +55171,31 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType12, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType12, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice34, pm, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice34, &tpw, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice34, pm, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice34, &tpw, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingReferencePrice
-	if out, err = c.SplitDecimal(out, fTradingReferencePrice25, pm, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingReferencePrice25, &tpw, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceBandMidpointPriceType
@@ -52886,11 +55239,17 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// PriceBandType
-	if out, err = c.Vector(out, fPriceBandType11, pm, nil, v.PriceBandType, v.HasPriceBandType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceBandType11, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings13, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings13, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -52898,12 +55257,13 @@ func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fast
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e76(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e76(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52915,8 +55275,13 @@ func (c *Encoder) e76(out []byte, v *MDSnapshotFullRefresh139MDEntriesUnderlying
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// UnderlyingSecurityID
-	if out, err = c.Int(out, fUnderlyingSecurityID13, pm, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingSecurityIDSource
@@ -52928,7 +55293,10 @@ func (c *Encoder) e76(out []byte, v *MDSnapshotFullRefresh139MDEntriesUnderlying
 		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange13, "value differs from the constant")
 	}
 	// UnderlyingPx
-	if out, err = c.SplitDecimal(out, fUnderlyingPx25, pm, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// UnderlyingPxType
@@ -52939,6 +55307,7 @@ func (c *Encoder) e76(out []byte, v *MDSnapshotFullRefresh139MDEntriesUnderlying
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -52946,6 +55315,8 @@ func (c *Encoder) e76(out []byte, v *MDSnapshotFullRefresh139MDEntriesUnderlying
 func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -52978,14 +55349,19 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	}
 	// MDReqID
 	if e := &c.d.s288MDReqID; v.HasMDReqID && e.G == c.Gen && string(e.B) == string(v.MDReqID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDReqID, true); ok && (v.HasMDReqID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		if out, err = c.Vector(out, fMDReqID8, pm, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDReqID8, &tpw, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53016,12 +55392,13 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e78(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e78(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -53031,89 +55408,138 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	var own fastrt.PMapW
 	out = fastrt.Reserve(out, &own, 28)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
-	if out, err = c.Vector(out, fMDEntryType14, pm, nil, v.MDEntryType, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Curerncy
-	if out, err = c.Vector(out, fCurerncy2, pm, nil, v.Curerncy, v.HasCurerncy); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryPx
-	if out, err = c.SplitDecimal(out, fMDEntryPx40, pm, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize14, pm, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDInsertDate
 	if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertDate13, pm, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDInsertTime
 	if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 	} else {
-		if out, err = c.Int(out, fMDInsertTime13, pm, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TradeVolume
-	if out, err = c.Int(out, fTradeVolume13, pm, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryDate
 	if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryDate13, pm, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryTime...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryTime14, pm, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// TickDirection
-	if out, err = c.Vector(out, fTickDirection13, pm, nil, v.TickDirection, v.HasTickDirection); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NetChgPrevDay
-	if out, err = c.SplitDecimal(out, fNetChgPrevDay37, pm, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDStreamID
-	if out, err = c.Vector(out, fMDStreamID13, pm, nil, v.MDStreamID, v.HasMDStreamID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceType
-	if out, err = c.Vector(out, fPriceType13, pm, nil, v.PriceType, v.HasPriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -53122,20 +55548,32 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID10, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityTradingStatus
-	if out, err = c.Int(out, fSecurityTradingStatus10, pm, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradSesOpenTime
-	if out, err = c.Int(out, fTradSesOpenTime10, pm, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeCondition
-	if out, err = c.Vector(out, fTradeCondition13, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// OpenCloseSettleFlag
@@ -53147,69 +55585,114 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 		out = fast.AppendUintNullable(out, x)
 	}
 	// OrderID
-	if out, err = c.Vector(out, fOrderID13, pm, nil, v.OrderID, v.HasOrderID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradeID
-	if out, err = c.Vector(out, fTradeID13, pm, nil, v.TradeID, v.HasTradeID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntryBuyer
-	if out, err = c.Vector(out, fMDEntryBuyer13, pm, nil, v.MDEntryBuyer, v.HasMDEntryBuyer); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySeller
-	if out, err = c.Vector(out, fMDEntrySeller13, pm, nil, v.MDEntrySeller, v.HasMDEntrySeller); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// QuoteCondition
-	if out, err = c.Vector(out, fQuoteCondition14, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
 	if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 	} else {
-		if out, err = c.Int(out, fNumberOfOrders14, pm, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryPositionNo
-	if out, err = c.Int(out, fMDEntryPositionNo13, pm, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// DayCumQty
-	if out, err = c.Int(out, fDayCumQty2, pm, nil, int64(v.DayCumQty), v.HasDayCumQty); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SellerDays
-	if out, err = c.Int(out, fSellerDays13, pm, nil, int64(v.SellerDays), v.HasSellerDays); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SettlePriceType
-	if out, err = c.Int(out, fSettlePriceType4, pm, nil, int64(v.SettlePriceType), v.HasSettlePriceType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PriceLimitType
-	if out, err = c.Int(out, fPriceLimitType13, pm, nil, int64(v.PriceLimitType), v.HasPriceLimitType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LowLimitPrice
-	if out, err = c.SplitDecimal(out, fLowLimitPrice37, pm, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// HighLimitPrice
-	if out, err = c.SplitDecimal(out, fHighLimitPrice37, pm, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingRefPrice
-	if out, err = c.SplitDecimal(out, fTradingRefPrice10, pm, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53217,6 +55700,8 @@ func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fast
 func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID24) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID24, "value differs from the constant")
@@ -53231,78 +55716,108 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s301OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime, pm, &c.d.s301OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime, &tpw, &c.d.s301OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NewsSource
 	if e := &c.d.s302NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		if out, err = c.Vector(out, fNewsSource, pm, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsSource, &tpw, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NewsID
 	if e := &c.d.s303NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsID...)
 	} else {
-		if out, err = c.Vector(out, fNewsID, pm, &c.d.s303NewsID, v.NewsID, v.HasNewsID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsID, &tpw, &c.d.s303NewsID, v.NewsID, v.HasNewsID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// LanguageCode
 	if e := &c.d.s304LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		if out, err = c.Vector(out, fLanguageCode, pm, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLanguageCode, &tpw, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Headline
 	if e := &c.d.s305Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		if out, err = c.Vector(out, fHeadline, pm, &c.d.s305Headline, v.Headline, v.HasHeadline); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fHeadline, &tpw, &c.d.s305Headline, v.Headline, v.HasHeadline)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// URLLink
 	if e := &c.d.s306URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		if out, err = c.Vector(out, fURLLink, pm, &c.d.s306URLLink, v.URLLink, v.HasURLLink); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fURLLink, &tpw, &c.d.s306URLLink, v.URLLink, v.HasURLLink)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53315,11 +55830,17 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedHeadline
-	if out, err = c.Vector(out, fEncodedHeadline, pm, nil, v.EncodedHeadline, v.HasEncodedHeadline); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedHeadline, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// RelatedSym
-	if out, err = c.Int(out, fNoRelatedSym5, pm, nil, int64(len(v.RelatedSym)), v.HasRelatedSym); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoRelatedSym5, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasRelatedSym {
@@ -53327,14 +55848,17 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e80(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e80(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	if out, err = c.Int(out, fNoLinesOfText, pm, nil, int64(len(v.LinesOfText)), v.HasLinesOfText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLinesOfText, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLinesOfText {
@@ -53342,12 +55866,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e81(out, &v.LinesOfText[j], pm); err != nil {
+			if out, err = c.e81(out, &v.LinesOfText[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -53358,15 +55883,22 @@ func (c *Encoder) e80(out []byte, v *MDNewsMessage143RelatedSym, pm *fastrt.PMap
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityID
 	if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s307SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID22, pm, &c.d.s307SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53378,10 +55910,14 @@ func (c *Encoder) e80(out []byte, v *MDNewsMessage143RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange21, pm, nil, v.SecurityExchange, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53393,16 +55929,23 @@ func (c *Encoder) e81(out []byte, v *MDNewsMessage143LinesOfText, pm *fastrt.PMa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Text
 	if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Text...)
 	} else {
-		if out, err = c.Vector(out, fText2, pm, &c.d.s308Text, v.Text, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53415,9 +55958,13 @@ func (c *Encoder) e81(out []byte, v *MDNewsMessage143LinesOfText, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedText
-	if out, err = c.Vector(out, fEncodedText, pm, nil, v.EncodedText, v.HasEncodedText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53425,6 +55972,8 @@ func (c *Encoder) e81(out []byte, v *MDNewsMessage143LinesOfText, pm *fastrt.PMa
 func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID25) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID25, "value differs from the constant")
@@ -53439,78 +55988,108 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s309OrigTime; v.HasOrigTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
-		if out, err = c.Int(out, fOrigTime2, pm, &c.d.s309OrigTime, int64(v.OrigTime), v.HasOrigTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fOrigTime2, &tpw, &c.d.s309OrigTime, int64(v.OrigTime), v.HasOrigTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NewsSource
 	if e := &c.d.s310NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		if out, err = c.Vector(out, fNewsSource2, pm, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsSource2, &tpw, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// NewsID
 	if e := &c.d.s311NewsID; v.HasNewsID && e.G == c.Gen && string(e.B) == string(v.NewsID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsID, true); ok && (v.HasNewsID && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsID...)
 	} else {
-		if out, err = c.Vector(out, fNewsID2, pm, &c.d.s311NewsID, v.NewsID, v.HasNewsID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsID2, &tpw, &c.d.s311NewsID, v.NewsID, v.HasNewsID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// LanguageCode
 	if e := &c.d.s312LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		if out, err = c.Vector(out, fLanguageCode2, pm, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLanguageCode2, &tpw, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Headline
 	if e := &c.d.s313Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		if out, err = c.Vector(out, fHeadline2, pm, &c.d.s313Headline, v.Headline, v.HasHeadline); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fHeadline2, &tpw, &c.d.s313Headline, v.Headline, v.HasHeadline)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// URLLink
 	if e := &c.d.s314URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		if out, err = c.Vector(out, fURLLink2, pm, &c.d.s314URLLink, v.URLLink, v.HasURLLink); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fURLLink2, &tpw, &c.d.s314URLLink, v.URLLink, v.HasURLLink)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53523,11 +56102,17 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedHeadline
-	if out, err = c.Vector(out, fEncodedHeadline2, pm, nil, v.EncodedHeadline, v.HasEncodedHeadline); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedHeadline2, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// RelatedSym
-	if out, err = c.Int(out, fNoRelatedSym6, pm, nil, int64(len(v.RelatedSym)), v.HasRelatedSym); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoRelatedSym6, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasRelatedSym {
@@ -53535,14 +56120,17 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e83(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e83(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	if out, err = c.Int(out, fNoLinesOfText2, pm, nil, int64(len(v.LinesOfText)), v.HasLinesOfText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLinesOfText2, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLinesOfText {
@@ -53550,12 +56138,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e84(out, &v.LinesOfText[j], pm); err != nil {
+			if out, err = c.e84(out, &v.LinesOfText[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -53566,15 +56155,22 @@ func (c *Encoder) e83(out []byte, v *MDNewsMessage137RelatedSym, pm *fastrt.PMap
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityID
 	if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s315SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID23, pm, &c.d.s315SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53586,10 +56182,14 @@ func (c *Encoder) e83(out []byte, v *MDNewsMessage137RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange22, pm, nil, v.SecurityExchange, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53601,16 +56201,23 @@ func (c *Encoder) e84(out []byte, v *MDNewsMessage137LinesOfText, pm *fastrt.PMa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Text
 	if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Text...)
 	} else {
-		if out, err = c.Vector(out, fText3, pm, &c.d.s316Text, v.Text, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53623,9 +56230,13 @@ func (c *Encoder) e84(out []byte, v *MDNewsMessage137LinesOfText, pm *fastrt.PMa
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedText
-	if out, err = c.Vector(out, fEncodedText2, pm, nil, v.EncodedText, v.HasEncodedText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53633,6 +56244,8 @@ func (c *Encoder) e84(out []byte, v *MDNewsMessage137LinesOfText, pm *fastrt.PMa
 func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID26) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID26, "value differs from the constant")
@@ -53655,58 +56268,81 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	}
 	// NewsSource
 	if e := &c.d.s317NewsSource; v.HasNewsSource && e.G == c.Gen && string(e.B) == string(v.NewsSource) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsSource, true); ok && (v.HasNewsSource && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		if out, err = c.Vector(out, fNewsSource3, pm, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsSource3, &tpw, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// LanguageCode
 	if e := &c.d.s318LanguageCode; v.HasLanguageCode && e.G == c.Gen && string(e.B) == string(v.LanguageCode) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok && (v.HasLanguageCode && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		if out, err = c.Vector(out, fLanguageCode3, pm, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLanguageCode3, &tpw, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Headline
 	if e := &c.d.s319Headline; v.HasHeadline && e.G == c.Gen && string(e.B) == string(v.Headline) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Headline, true); ok && (v.HasHeadline && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		if out, err = c.Vector(out, fHeadline3, pm, &c.d.s319Headline, v.Headline, v.HasHeadline); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fHeadline3, &tpw, &c.d.s319Headline, v.Headline, v.HasHeadline)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// URLLink
 	if e := &c.d.s320URLLink; v.HasURLLink && e.G == c.Gen && string(e.B) == string(v.URLLink) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.URLLink, true); ok && (v.HasURLLink && (true)) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		if out, err = c.Vector(out, fURLLink3, pm, &c.d.s320URLLink, v.URLLink, v.HasURLLink); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fURLLink3, &tpw, &c.d.s320URLLink, v.URLLink, v.HasURLLink)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RelatedSym
-	if out, err = c.Int(out, fNoRelatedSym7, pm, nil, int64(len(v.RelatedSym)), v.HasRelatedSym); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoRelatedSym7, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasRelatedSym {
@@ -53714,14 +56350,17 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e86(out, &v.RelatedSym[j], pm); err != nil {
+			if out, err = c.e86(out, &v.RelatedSym[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// RoutingIds
-	if out, err = c.Int(out, fNoRoutingIDs, pm, nil, int64(len(v.RoutingIds)), v.HasRoutingIds); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoRoutingIDs, &tpw, nil, int64(len(v.RoutingIds)), v.HasRoutingIds)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasRoutingIds {
@@ -53729,14 +56368,17 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RoutingIds {
-			if out, err = c.e87(out, &v.RoutingIds[j], pm); err != nil {
+			if out, err = c.e87(out, &v.RoutingIds[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	if out, err = c.Int(out, fNoLinesOfText3, pm, nil, int64(len(v.LinesOfText)), v.HasLinesOfText); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLinesOfText3, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasLinesOfText {
@@ -53744,12 +56386,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e88(out, &v.LinesOfText[j], pm); err != nil {
+			if out, err = c.e88(out, &v.LinesOfText[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -53760,15 +56403,22 @@ func (c *Encoder) e86(out []byte, v *MDNewsMessage120RelatedSym, pm *fastrt.PMap
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// SecurityID
 	if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s321SecurityID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SecurityID))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 	} else {
-		if out, err = c.Int(out, fSecurityID24, pm, &c.d.s321SecurityID, int64(v.SecurityID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53780,10 +56430,14 @@ func (c *Encoder) e86(out []byte, v *MDNewsMessage120RelatedSym, pm *fastrt.PMap
 	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityExchange23, pm, nil, v.SecurityExchange, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53795,8 +56449,13 @@ func (c *Encoder) e87(out []byte, v *MDNewsMessage120RoutingIds, pm *fastrt.PMap
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// RoutingType
-	if out, err = c.Int(out, fRoutingType, pm, nil, int64(v.RoutingType), v.HasRoutingType); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// RoutingID
@@ -53805,10 +56464,14 @@ func (c *Encoder) e87(out []byte, v *MDNewsMessage120RoutingIds, pm *fastrt.PMap
 	} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fRoutingID, pm, nil, v.RoutingID, v.HasRoutingID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53820,16 +56483,23 @@ func (c *Encoder) e88(out []byte, v *MDNewsMessage120LinesOfText, pm *fastrt.PMa
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// text
 	if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Text...)
 	} else {
-		if out, err = c.Vector(out, fText4, pm, &c.d.s322Text, v.Text, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -53847,10 +56517,14 @@ func (c *Encoder) e88(out []byte, v *MDNewsMessage120LinesOfText, pm *fastrt.PMa
 	} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fEncodedText3, pm, nil, v.EncodedText, v.HasEncodedText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -53858,6 +56532,7 @@ func (c *Encoder) e88(out []byte, v *MDNewsMessage120LinesOfText, pm *fastrt.PMa
 func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID27) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID27, "value differs from the constant")
@@ -53870,12 +56545,14 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID28) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID28, "value differs from the constant")
@@ -53888,12 +56565,15 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID29) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID29, "value differs from the constant")
@@ -53907,15 +56587,20 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
-	if out, err = c.Vector(out, fPosDupFlag2, pm, nil, v.PosDupFlag, v.HasPosDupFlag); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPosDupFlag2, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID30) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID30, "value differs from the constant")
@@ -53942,12 +56627,15 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID31) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID31, "value differs from the constant")
@@ -53970,16 +56658,22 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText5, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText5, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
@@ -53989,11 +56683,15 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
-	if out, err = c.Vector(out, fApplVerID32, pm, nil, v.ApplVerID, v.HasApplVerID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fApplVerID32, &tpw, nil, v.ApplVerID, v.HasApplVerID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NewSeqNo
 	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

@@ -1171,96 +1171,138 @@ func (c *Encoder) EncodeDepthSnapshot(dst []byte, v *DepthSnapshot) ([]byte, err
 func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// PartitionID
 	out = fastrt.AppendUint(out, uint64(v.PartitionID))
 	// SenderCompID
 	out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 	// PacketSeqNum
-	if out, err = c.Vector(out, fPacketSeqNum, pm, nil, v.PacketSeqNum, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPacketSeqNum, &tpw, nil, v.PacketSeqNum, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SendingTime
-	if out, err = c.Vector(out, fSendingTime, pm, nil, v.SendingTime, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSendingTime, &tpw, nil, v.SendingTime, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// PerformanceIndicator
-	if out, err = c.Vector(out, fPerformanceIndicator, pm, nil, v.PerformanceIndicator, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fPerformanceIndicator, &tpw, nil, v.PerformanceIndicator, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
 	}
 	// MsgSeqNum
 	if e := &c.d.s1MsgSeqNum; v.HasMsgSeqNum && e.G == c.Gen && e.I+1 == int64(v.MsgSeqNum) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s1MsgSeqNum; v.HasMsgSeqNum && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
-		if out, err = c.Int(out, fMsgSeqNum, pm, &c.d.s1MsgSeqNum, int64(v.MsgSeqNum), v.HasMsgSeqNum); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMsgSeqNum, &tpw, &c.d.s1MsgSeqNum, int64(v.MsgSeqNum), v.HasMsgSeqNum)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SenderCompID
 	if e := &c.d.s2SenderCompID; e.G == c.Gen && e.I == int64(v.SenderCompID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s2SenderCompID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
-		if out, err = c.Int(out, fSenderCompID2, pm, &c.d.s2SenderCompID, int64(v.SenderCompID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fSenderCompID2, &tpw, &c.d.s2SenderCompID, int64(v.SenderCompID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// LastMsgSeqNumProcessed
 	if e := &c.d.s3LastMsgSeqNumProcessed; v.HasLastMsgSeqNumProcessed && e.G == c.Gen && e.I+1 == int64(v.LastMsgSeqNumProcessed) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s3LastMsgSeqNumProcessed; v.HasLastMsgSeqNumProcessed && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.LastMsgSeqNumProcessed))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.LastMsgSeqNumProcessed), 0
 	} else {
-		if out, err = c.Int(out, fLastMsgSeqNumProcessed, pm, &c.d.s3LastMsgSeqNumProcessed, int64(v.LastMsgSeqNumProcessed), v.HasLastMsgSeqNumProcessed); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fLastMsgSeqNumProcessed, &tpw, &c.d.s3LastMsgSeqNumProcessed, int64(v.LastMsgSeqNumProcessed), v.HasLastMsgSeqNumProcessed)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RefreshIndicator
 	if e := &c.d.s4RefreshIndicator; v.HasRefreshIndicator && e.G == c.Gen && e.I == int64(v.RefreshIndicator) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s4RefreshIndicator; v.HasRefreshIndicator && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.RefreshIndicator))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RefreshIndicator), 0
 	} else {
-		if out, err = c.Int(out, fRefreshIndicator, pm, &c.d.s4RefreshIndicator, int64(v.RefreshIndicator), v.HasRefreshIndicator); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRefreshIndicator, &tpw, &c.d.s4RefreshIndicator, int64(v.RefreshIndicator), v.HasRefreshIndicator)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MarketSegmentID
 	if e := &c.d.s5MarketSegmentID; e.G == c.Gen && e.I == int64(v.MarketSegmentID) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s5MarketSegmentID; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
-		if out, err = c.Int(out, fMarketSegmentID, pm, &c.d.s5MarketSegmentID, int64(v.MarketSegmentID), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMarketSegmentID, &tpw, &c.d.s5MarketSegmentID, int64(v.MarketSegmentID), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityID
-	if out, err = c.Int(out, fSecurityID, pm, &c.d.s6SecurityID, int64(v.SecurityID), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityID, &tpw, &c.d.s6SecurityID, int64(v.SecurityID), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityIDSource
@@ -1269,26 +1311,40 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	}
 	// ProductComplex
 	if e := &c.d.s7ProductComplex; e.G == c.Gen && e.I == int64(v.ProductComplex) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s7ProductComplex; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
-		if out, err = c.Int(out, fProductComplex, pm, &c.d.s7ProductComplex, int64(v.ProductComplex), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fProductComplex, &tpw, &c.d.s7ProductComplex, int64(v.ProductComplex), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityStatus
-	if out, err = c.Int(out, fSecurityStatus, pm, nil, int64(v.SecurityStatus), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSecurityStatus, &tpw, nil, int64(v.SecurityStatus), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// LastUpdateTime
-	if out, err = c.Int(out, fLastUpdateTime, pm, &c.d.s8LastUpdateTime, int64(v.LastUpdateTime), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fLastUpdateTime, &tpw, &c.d.s8LastUpdateTime, int64(v.LastUpdateTime), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDSshGrp
-	if out, err = c.Int(out, fNoMDEntries, pm, nil, int64(len(v.MDSshGrp)), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoMDEntries, &tpw, nil, int64(len(v.MDSshGrp)), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if true {
@@ -1296,12 +1352,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			return out, err
 		}
 		for j := range v.MDSshGrp {
-			if out, err = c.e2(out, &v.MDSshGrp[j], pm); err != nil {
+			if out, err = c.e2(out, &v.MDSshGrp[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -1312,15 +1369,22 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s9MDEntryType; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDEntryType))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryType, pm, &c.d.s9MDEntryType, int64(v.MDEntryType), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -1333,7 +1397,10 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	if out, err = c.Int(out, fTradingSessionID, pm, nil, int64(v.TradingSessionID), v.HasTradingSessionID); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// TradingSessionSubID
@@ -1345,7 +1412,10 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// FastMarketIndicator
-	if out, err = c.Int(out, fFastMarketIndicator, pm, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityTradingStatus
@@ -1365,39 +1435,58 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntryPx
-	if out, err = c.Decimal(out, fMDEntryPx, pm, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDEntrySize
-	if out, err = c.Int(out, fMDEntrySize, pm, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// NumberOfOrders
-	if out, err = c.Int(out, fNumberOfOrders, pm, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDPriceLevel
 	if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 	} else {
-		if out, err = c.Int(out, fMDPriceLevel, pm, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryTime
 	if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
 		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
 	} else {
-		if out, err = c.Int(out, fMDEntryTime, pm, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -1409,6 +1498,7 @@ func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }

@@ -3300,169 +3300,250 @@ func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s1A; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
-		if out, err = c.Int(out, fA, pm, &c.d.s1A, int64(v.A), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fA, &tpw, &c.d.s1A, int64(v.A), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// B
 	if e := &c.d.s2B; v.HasB && e.G == c.Gen && e.I+1 == int64(v.B) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s2B; v.HasB && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendIntNullable(out, int64(v.B))
 		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
-		if out, err = c.Int(out, fB, pm, &c.d.s2B, int64(v.B), v.HasB); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fB, &tpw, &c.d.s2B, int64(v.B), v.HasB)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// S
 	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.S...)
 	} else {
-		if out, err = c.Vector(out, fS, pm, &c.d.s3S, v.S, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fS, &tpw, &c.d.s3S, v.S, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s1A; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
-		if out, err = c.Int(out, fA2, pm, &c.d.s1A, int64(v.A), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fA2, &tpw, &c.d.s1A, int64(v.A), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// B
 	if e := &c.d.s2B; v.HasB && e.G == c.Gen && e.I+1 == int64(v.B) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s2B; v.HasB && (e.G == c.Gen) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fast.AppendIntNullable(out, int64(v.B))
 		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
-		if out, err = c.Int(out, fB2, pm, &c.d.s2B, int64(v.B), v.HasB); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fB2, &tpw, &c.d.s2B, int64(v.B), v.HasB)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// S
 	if e := &c.d.s3S; e.G == c.Gen && string(e.B) == string(v.S) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.S, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.S...)
 	} else {
-		if out, err = c.Vector(out, fS2, pm, &c.d.s3S, v.S, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fS2, &tpw, &c.d.s3S, v.S, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// T
-	if out, err = c.Vector(out, fT, pm, &c.d.s4T, v.T, v.HasT); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fT, &tpw, &c.d.s4T, v.T, v.HasT)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// D
-	if out, err = c.Vector(out, fD, pm, &c.d.s5D, v.D, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fD, &tpw, &c.d.s5D, v.D, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// U
-	if out, err = c.Vector(out, fU, pm, &c.d.s6U, v.U, v.HasU); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fU, &tpw, &c.d.s6U, v.U, v.HasU)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BV
-	if out, err = c.Vector(out, fBV, pm, nil, v.BV, v.HasBV); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fBV, &tpw, nil, v.BV, v.HasBV)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// BD
-	if out, err = c.Vector(out, fBD, pm, &c.d.s7BD, v.BD, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fBD, &tpw, &c.d.s7BD, v.BD, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// I
-	if out, err = c.Int(out, fI, pm, nil, int64(v.I), v.HasI); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fI, &tpw, nil, int64(v.I), v.HasI)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// L
-	if out, err = c.Int(out, fL, pm, &c.d.s8L, int64(v.L), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fL, &tpw, &c.d.s8L, int64(v.L), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// P
-	if out, err = c.Decimal(out, fP, pm, nil, v.P.Mantissa, v.P.Exponent, v.HasP); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fP, &tpw, nil, v.P.Mantissa, v.P.Exponent, v.HasP)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// Q
-	if out, err = c.Decimal(out, fQ, pm, &c.d.s9Q, v.Q.Mantissa, v.Q.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fQ, &tpw, &c.d.s9Q, v.Q.Mantissa, v.Q.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// R
-	if out, err = c.Decimal(out, fR, pm, &c.d.s10R, v.R.Mantissa, v.R.Exponent, v.HasR); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fR, &tpw, &c.d.s10R, v.R.Mantissa, v.R.Exponent, v.HasR)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// X
-	if out, err = c.SplitDecimal(out, fX, pm, nil, &c.d.s11XMantissa, v.X.Mantissa, v.X.Exponent, v.HasX); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fX, &tpw, nil, &c.d.s11XMantissa, v.X.Mantissa, v.X.Exponent, v.HasX)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// K
-	if out, err = c.Int(out, fK, pm, nil, int64(v.K), v.HasK); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fK, &tpw, nil, int64(v.K), v.HasK)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// KS
 	if v.KS != nil && string(v.KS) != string(cKS) {
 		return out, fastrt.EncErr(fast.Unencodable, fKS, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// G1
 	{
 		if err := c.Enter(fG1); err != nil {
 			return out, err
 		}
-		if out, err = c.e3(out, &v.G1, pm); err != nil {
+		if out, err = c.e3(out, &v.G1, nil); err != nil {
 			return out, err
 		}
 		c.Depth--
 	}
 	// G2
-	pm.Bit(out, v.HasG2)
+	pmr <<= 1
+	pmn++
+	if v.HasG2 {
+		pmr |= 1
+	}
 	if v.HasG2 {
 		if err := c.Enter(fG2); err != nil {
 			return out, err
 		}
-		if out, err = c.e4(out, &v.G2, pm); err != nil {
+		if out, err = c.e4(out, &v.G2, nil); err != nil {
 			return out, err
 		}
 		c.Depth--
 	}
 	// Outer
-	if out, err = c.Int(out, fNO, pm, &c.d.s15NO, int64(len(v.Outer)), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNO, &tpw, &c.d.s15NO, int64(len(v.Outer)), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if true {
@@ -3470,12 +3551,13 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.Outer {
-			if out, err = c.e7(out, &v.Outer[j], pm); err != nil {
+			if out, err = c.e7(out, &v.Outer[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -3504,20 +3586,30 @@ func (c *Encoder) e4(out []byte, v *GroupsG2, pm *fastrt.PMapW) ([]byte, error) 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s1A; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
-		if out, err = c.Int(out, fA4, pm, &c.d.s1A, int64(v.A), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fA4, &tpw, &c.d.s1A, int64(v.A), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Inner
-	if out, err = c.Int(out, fN, pm, &c.d.s12N, int64(len(v.Inner)), v.HasInner); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fN, &tpw, &c.d.s12N, int64(len(v.Inner)), v.HasInner)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInner {
@@ -3525,12 +3617,13 @@ func (c *Encoder) e4(out []byte, v *GroupsG2, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.Inner {
-			if out, err = c.e5(out, &v.Inner[j], pm); err != nil {
+			if out, err = c.e5(out, &v.Inner[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -3542,21 +3635,31 @@ func (c *Encoder) e5(out []byte, v *GroupsG2Inner, pm *fastrt.PMapW) ([]byte, er
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// V
-	if out, err = c.Int(out, fV, pm, &c.d.s13V, int64(v.V), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fV, &tpw, &c.d.s13V, int64(v.V), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// G3
-	pm.Bit(out, v.HasG3)
+	pmr <<= 1
+	pmn++
+	if v.HasG3 {
+		pmr |= 1
+	}
 	if v.HasG3 {
 		if err := c.Enter(fG3); err != nil {
 			return out, err
 		}
-		if out, err = c.e6(out, &v.G3, pm); err != nil {
+		if out, err = c.e6(out, &v.G3, nil); err != nil {
 			return out, err
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -3568,19 +3671,27 @@ func (c *Encoder) e6(out []byte, v *GroupsG2InnerG3, pm *fastrt.PMapW) ([]byte, 
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Z
 	if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Z...)
 	} else {
-		if out, err = c.Vector(out, fZ, pm, &c.d.s14Z, v.Z, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -3619,18 +3730,26 @@ func (c *Encoder) e8(out []byte, v *GroupsOuterNested, pm *fastrt.PMapW) ([]byte
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// W
 	if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s16W; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.W))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 	} else {
-		if out, err = c.Int(out, fW, pm, &c.d.s16W, int64(v.W), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -4484,6 +4603,8 @@ func (c *Encoder) e9(out []byte, v *Wide, pm *fastrt.PMapW) ([]byte, error) {
 func (c *Encoder) e10(out []byte, v *ScpReset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

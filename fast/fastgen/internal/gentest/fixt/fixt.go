@@ -2782,6 +2782,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -2809,12 +2810,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e1(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e1(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -2825,54 +2827,76 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDUpdateAction
 	if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if e := &c.d.s1MDUpdateAction; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 	} else {
-		if out, err = c.Int(out, fMDUpdateAction, pm, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// MDEntryType
 	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType, pm, &c.d.s2MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// Symbol
 	if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Symbol...)
 	} else {
-		if out, err = c.Vector(out, fSymbol, pm, &c.d.s3Symbol, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// RptSeq
 	if e := &c.d.s4RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 		e.I++
 	} else if e := &c.d.s4RptSeq; true {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = fastrt.AppendUint(out, uint64(v.RptSeq))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 	} else {
-		if out, err = c.Int(out, fRptSeq, pm, &c.d.s4RptSeq, int64(v.RptSeq), true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -2882,7 +2906,10 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -2898,9 +2925,11 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if true {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -2910,12 +2939,18 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMDEntryPx, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -2930,7 +2965,10 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMDEntrySize, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -2942,6 +2980,7 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -2949,6 +2988,8 @@ func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]
 func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -2967,7 +3008,10 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol2, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -2988,12 +3032,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e3(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e3(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -3004,16 +3049,23 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 	own = fastrt.PMapW{Start: len(out), Size: 1}
 	out = append(out, 0)
 	pm = &own
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MDEntryType
 	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pm.Bit(out, false)
+		pmr <<= 1
+		pmn++
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-		pm.Bit(out, true)
+		pmr = pmr<<1 | 1
+		pmn++
 		out = o
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDEntryType...)
 	} else {
-		if out, err = c.Vector(out, fMDEntryType2, pm, &c.d.s2MDEntryType, v.MDEntryType, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3023,7 +3075,10 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMDEntryID2, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3039,9 +3094,11 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if true {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fastrt.AppendInt(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -3051,12 +3108,18 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fMDEntryPx4, pm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3066,7 +3129,10 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMDEntrySize2, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3078,6 +3144,7 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	out = fastrt.Finish(out, &own)
 	return out, nil
 }
@@ -3085,6 +3152,8 @@ func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.P
 func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -3109,7 +3178,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol3, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3127,7 +3199,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType, pm, nil, v.SecurityType, v.HasSecurityType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3137,12 +3212,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityDesc
-	if out, err = c.Vector(out, fSecurityDesc, pm, nil, v.SecurityDesc, v.HasSecurityDesc); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MinPriceIncrement
@@ -3151,18 +3232,27 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMinPriceIncrement, pm, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// PriceExponent
 	out = fastrt.AppendInt(out, int64(v.PriceExponent))
 	// SizeExponent
-	if out, err = c.Int(out, fSizeExponent, pm, nil, int64(v.SizeExponent), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fSizeExponent, &tpw, nil, int64(v.SizeExponent), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MDBookType
-	if out, err = c.Int(out, fMDBookType, pm, nil, int64(v.MDBookType), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fMDBookType, &tpw, nil, int64(v.MDBookType), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MarketDepth
@@ -3177,16 +3267,22 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fApplID, pm, nil, v.ApplID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
@@ -3203,7 +3299,10 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol4, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3221,7 +3320,10 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fTradingSessionID, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -3231,16 +3333,21 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType5) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
@@ -3251,12 +3358,14 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType6) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
@@ -3267,6 +3376,7 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
 	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

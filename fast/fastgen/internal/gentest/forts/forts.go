@@ -9550,6 +9550,7 @@ func (c *Encoder) EncodeLogout(dst []byte, v *Logout) ([]byte, error) {
 func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
@@ -9581,12 +9582,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e1(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e1(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -9785,6 +9787,8 @@ func (c *Encoder) e1(out []byte, v *DefaultIncrementalRefreshMessageMDEntries, p
 func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -9833,7 +9837,10 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol2, pm, nil, v.Symbol, v.HasSymbol); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -9843,7 +9850,10 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityGroup2, pm, nil, v.SecurityGroup, v.HasSecurityGroup); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -9854,12 +9864,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e3(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e3(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -9999,6 +10010,8 @@ func (c *Encoder) e3(out []byte, v *DefaultSnapshotMessageMDEntries, pm *fastrt.
 func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID3) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
@@ -10021,12 +10034,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol3, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// SecurityDesc
-	if out, err = c.Vector(out, fSecurityDesc, pm, nil, v.SecurityDesc, v.HasSecurityDesc); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// SecurityID
@@ -10041,7 +10060,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltID, pm, nil, v.SecurityAltID, v.HasSecurityAltID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, v.HasSecurityAltID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10051,7 +10073,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityAltIDSource, pm, nil, v.SecurityAltIDSource, v.HasSecurityAltIDSource); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityAltIDSource, &tpw, nil, v.SecurityAltIDSource, v.HasSecurityAltIDSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10061,7 +10086,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSecurityType, pm, nil, v.SecurityType, v.HasSecurityType); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10071,7 +10099,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.CFICode, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCFICode, pm, nil, v.CFICode, v.HasCFICode); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10086,7 +10117,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fStrikePrice, pm, nil, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fStrikePrice, &tpw, nil, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10101,7 +10135,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fContractMultiplier, pm, nil, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fContractMultiplier, &tpw, nil, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10119,7 +10156,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fCurrency3, pm, nil, v.Currency, v.HasCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10131,7 +10171,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID, pm, nil, v.MarketSegmentID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10162,7 +10205,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fVolatility, pm, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fVolatility, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10173,14 +10219,17 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.MDFeedTypes {
-			if out, err = c.e5(out, &v.MDFeedTypes[j], pm); err != nil {
+			if out, err = c.e5(out, &v.MDFeedTypes[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// Underlyings
-	if out, err = c.Int(out, fNoUnderlyings, pm, nil, int64(len(v.Underlyings)), v.HasUnderlyings); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasUnderlyings {
@@ -10188,7 +10237,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.Underlyings {
-			if out, err = c.e6(out, &v.Underlyings[j], pm); err != nil {
+			if out, err = c.e6(out, &v.Underlyings[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -10205,7 +10254,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fHighLimitPx, pm, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fHighLimitPx, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10220,7 +10272,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fLowLimitPx, pm, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fLowLimitPx, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10235,7 +10290,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMinPriceIncrement, pm, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10250,7 +10308,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fMinPriceIncrementAmount, pm, nil, v.MinPriceIncrementAmount.Mantissa, v.MinPriceIncrementAmount.Exponent, v.HasMinPriceIncrementAmount); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fMinPriceIncrementAmount, &tpw, nil, v.MinPriceIncrementAmount.Mantissa, v.MinPriceIncrementAmount.Exponent, v.HasMinPriceIncrementAmount)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10265,7 +10326,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginOnBuy, pm, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginOnBuy, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10280,7 +10344,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginOnSell, pm, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginOnSell, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10295,7 +10362,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginSyntetic, pm, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginSyntetic, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10305,7 +10375,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.QuotationList, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fQuotationList, pm, nil, v.QuotationList, v.HasQuotationList); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fQuotationList, &tpw, nil, v.QuotationList, v.HasQuotationList)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10320,7 +10393,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fTheorPrice, pm, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fTheorPrice, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10335,12 +10411,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fTheorPriceLimit, pm, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fTheorPriceLimit, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// InstrumentLegs
-	if out, err = c.Int(out, fNoLegs, pm, nil, int64(len(v.InstrumentLegs)), v.HasInstrumentLegs); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.InstrumentLegs)), v.HasInstrumentLegs)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInstrumentLegs {
@@ -10348,14 +10430,17 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.InstrumentLegs {
-			if out, err = c.e7(out, &v.InstrumentLegs[j], pm); err != nil {
+			if out, err = c.e7(out, &v.InstrumentLegs[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
 	// InstrumentAttributes
-	if out, err = c.Int(out, fNoInstrAttrib, pm, nil, int64(len(v.InstrumentAttributes)), v.HasInstrumentAttributes); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrumentAttributes)), v.HasInstrumentAttributes)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasInstrumentAttributes {
@@ -10363,7 +10448,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.InstrumentAttributes {
-			if out, err = c.e8(out, &v.InstrumentAttributes[j], pm); err != nil {
+			if out, err = c.e8(out, &v.InstrumentAttributes[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -10380,7 +10465,10 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fUnderlyingQty, pm, nil, v.UnderlyingQty.Mantissa, v.UnderlyingQty.Exponent, v.HasUnderlyingQty); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fUnderlyingQty, &tpw, nil, v.UnderlyingQty.Mantissa, v.UnderlyingQty.Exponent, v.HasUnderlyingQty)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10390,12 +10478,18 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingCurrency, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fUnderlyingCurrency, pm, nil, v.UnderlyingCurrency, v.HasUnderlyingCurrency); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fUnderlyingCurrency, &tpw, nil, v.UnderlyingCurrency, v.HasUnderlyingCurrency)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
 	// EvntGrp
-	if out, err = c.Int(out, fNoEvents, pm, nil, int64(len(v.EvntGrp)), v.HasEvntGrp); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fNoEvents, &tpw, nil, int64(len(v.EvntGrp)), v.HasEvntGrp)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	if v.HasEvntGrp {
@@ -10403,7 +10497,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.EvntGrp {
-			if out, err = c.e9(out, &v.EvntGrp[j], pm); err != nil {
+			if out, err = c.e9(out, &v.EvntGrp[j], nil); err != nil {
 				return out, err
 			}
 		}
@@ -10425,6 +10519,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -10537,6 +10632,8 @@ func (c *Encoder) e9(out []byte, v *SecurityDefinitionEvntGrp, pm *fastrt.PMapW)
 func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID4) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
@@ -10570,7 +10667,10 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fVolatility2, pm, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fVolatility2, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10585,7 +10685,10 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fTheorPrice2, pm, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fTheorPrice2, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10600,16 +10703,22 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fTheorPriceLimit2, pm, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fTheorPriceLimit2, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID5) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
@@ -10636,7 +10745,10 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fSymbol4, pm, nil, v.Symbol, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10659,7 +10771,10 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fHighLimitPx2, pm, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fHighLimitPx2, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10674,7 +10789,10 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fLowLimitPx2, pm, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fLowLimitPx2, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10689,7 +10807,10 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginOnBuy2, pm, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginOnBuy2, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10704,7 +10825,10 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginOnSell2, pm, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginOnSell2, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10719,16 +10843,21 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fInitialMarginSyntetic2, pm, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fInitialMarginSyntetic2, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID6) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
@@ -10745,12 +10874,14 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID7) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID7, "value differs from the constant")
@@ -10769,12 +10900,15 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
 	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID8) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID8, "value differs from the constant")
@@ -10831,7 +10965,10 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID2, pm, nil, v.MarketSegmentID, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10843,12 +10980,15 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	} else {
 		out = fast.AppendIntNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID9) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID9, "value differs from the constant")
@@ -10879,7 +11019,10 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsId, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fNewsId, pm, nil, v.NewsId, v.HasNewsId); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fNewsId, &tpw, nil, v.NewsId, v.HasNewsId)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10897,7 +11040,10 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fLanguageCode, pm, nil, v.LanguageCode, v.HasLanguageCode); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fLanguageCode, &tpw, nil, v.LanguageCode, v.HasLanguageCode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10910,7 +11056,10 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Headline
-	if out, err = c.Vector(out, fHeadline, pm, nil, v.Headline, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fHeadline, &tpw, nil, v.Headline, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
 	// MarketID
@@ -10923,7 +11072,10 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fMarketSegmentID3, pm, nil, v.MarketSegmentID, v.HasMarketSegmentID); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
@@ -10934,12 +11086,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.NewsText {
-			if out, err = c.e16(out, &v.NewsText[j], pm); err != nil {
+			if out, err = c.e16(out, &v.NewsText[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -10956,6 +11109,7 @@ func (c *Encoder) e16(out []byte, v *NewsNewsText, pm *fastrt.PMapW) ([]byte, er
 func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID10) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID10, "value differs from the constant")
@@ -10981,12 +11135,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e18(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e18(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -11125,6 +11280,7 @@ func (c *Encoder) e18(out []byte, v *OrdersLogMDEntries, pm *fastrt.PMapW) ([]by
 func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID11) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID11, "value differs from the constant")
@@ -11176,12 +11332,13 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e20(out, &v.MDEntries[j], pm); err != nil {
+			if out, err = c.e20(out, &v.MDEntries[j], nil); err != nil {
 				return out, err
 			}
 		}
 		c.Depth--
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
@@ -11259,6 +11416,7 @@ func (c *Encoder) e20(out []byte, v *OrdersBookMDEntries, pm *fastrt.PMapW) ([]b
 func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID12) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID12, "value differs from the constant")
@@ -11275,12 +11433,15 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID13) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID13, "value differs from the constant")
@@ -11303,10 +11464,14 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		if out, err = c.Vector(out, fText2, pm, nil, v.Text, v.HasText); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

@@ -179,6 +179,8 @@ func (c *Encoder) EncodeReset(dst []byte, v *Reset) ([]byte, error) {
 func (c *Encoder) e0(out []byte, v *Reset, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

@@ -1321,22 +1321,30 @@ func (c *Encoder) EncodeMultiplePMapSlot(dst []byte, v *MultiplePMapSlot) ([]byt
 func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fValue, pm, nil, v.Value.Mantissa, v.Value.Exponent, true); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fValue, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
 	if !v.HasValue {
 		out = append(out, 0x80)
@@ -1348,26 +1356,38 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendInt(out, exp)
 		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
-		if out, err = c.Decimal(out, fValue2, pm, nil, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.Decimal(out, fValue2, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e2(out []byte, v *OptionalDecimalWithOperator, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Decimal(out, fValue3, pm, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fValue3, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
 	if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; v.HasValue && v.Value.Exponent >= -63 && v.Value.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -1380,9 +1400,11 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 		if (m^base)&(m^d) < 0 {
 			sent = false
 		} else if ee.G == c.Gen && ee.I == exp {
-			pm.Bit(out, false)
+			pmr <<= 1
+			pmn++
 		} else if true {
-			pm.Bit(out, true)
+			pmr = pmr<<1 | 1
+			pmn++
 			out = fast.AppendIntNullable(out, exp)
 			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 		} else {
@@ -1392,135 +1414,210 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			if out, err = c.SplitDecimal(out, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fValue4, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
 	} else {
-		if out, err = c.SplitDecimal(out, fValue4, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+		tpw.Reg, tpw.N = pmr, pmn
+		out, err = c.SplitDecimal(out, fValue4, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
 			return out, err
 		}
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e4(out []byte, v *ConstantOperatorMandatory, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// Value
 	if v.Value != 0 && v.Value != uint32(7) {
 		return out, fastrt.EncErr(fast.Unencodable, fValue7, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e5(out []byte, v *ConstantOperatorOptional, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue8, pm, nil, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e6(out []byte, v *DefaultOperatorMandatory, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue9, pm, nil, int64(v.Value), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e7(out []byte, v *DefaultOperatorOptional, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue10, pm, nil, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue10, &tpw, nil, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e8(out []byte, v *CopyOperatorMandatory, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue11, pm, &c.d.s1Value, v.Value, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e9(out []byte, v *CopyOperatorOptional, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue12, pm, &c.d.s1Value, v.Value, v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e10(out []byte, v *IncrementOperatorMandatory, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue13, pm, &c.d.s1Value, int64(v.Value), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue13, &tpw, &c.d.s1Value, int64(v.Value), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e11(out []byte, v *DeltaOperatorMandatorySignedInteger, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue14, pm, &c.d.s1Value, int64(v.Value), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue14, &tpw, &c.d.s1Value, int64(v.Value), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e12(out []byte, v *DeltaOperatorMandatoryDecimal, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Decimal(out, fValue15, pm, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fValue15, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e13(out []byte, v *DeltaOperatorMandatoryDecimalWithInit, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Decimal(out, fValue16, pm, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Decimal(out, fValue16, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e14(out []byte, v *DeltaOperatorMandatoryString, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue17, pm, &c.d.s1Value, v.Value, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue17, &tpw, &c.d.s1Value, v.Value, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e15(out []byte, v *MultiplePMapSlot, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.SplitDecimal(out, fValue18, pm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.SplitDecimal(out, fValue18, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 

@@ -988,14 +988,17 @@ func (c *Encoder) EncodeOptionalTailDefault(dst []byte, v *OptionalTailDefault) 
 func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// Value
 	out = fastrt.AppendUint(out, uint64(v.Value))
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e1(out []byte, v *Optional, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// Value
 	if !v.HasValue {
 		out = append(out, 0x80)
@@ -1004,106 +1007,163 @@ func (c *Encoder) e1(out []byte, v *Optional, pm *fastrt.PMapW) ([]byte, error) 
 	} else {
 		out = fast.AppendUintNullable(out, x)
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e2(out []byte, v *MandatoryCopy, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue3, pm, &c.d.s1Value, int64(v.Value), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue3, &tpw, &c.d.s1Value, int64(v.Value), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e3(out []byte, v *OptionalCopy, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue4, pm, &c.d.s1Value, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue4, &tpw, &c.d.s1Value, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e4(out []byte, v *MandatoryConstant, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
 	// Value
 	if v.Value != 0 && v.Value != uint32(4) {
 		return out, fastrt.EncErr(fast.Unencodable, fValue5, "value differs from the constant")
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e5(out []byte, v *OptionalConstant, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue6, pm, nil, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue6, &tpw, nil, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e6(out []byte, v *MandatoryDefault, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue7, pm, nil, int64(v.Value), true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue7, &tpw, nil, int64(v.Value), true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e7(out []byte, v *OptionalDefaultNone, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue8, pm, nil, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e8(out []byte, v *OptionalDefaultValue, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Int(out, fValue9, pm, nil, int64(v.Value), v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e9(out []byte, v *MandatoryTail, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue10, pm, &c.d.s1Value, v.Value, true); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue10, &tpw, &c.d.s1Value, v.Value, true)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e10(out []byte, v *OptionalTail, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue11, pm, &c.d.s1Value, v.Value, v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
 func (c *Encoder) e11(out []byte, v *OptionalTailDefault, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
+	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
 	// Value
-	if out, err = c.Vector(out, fValue12, pm, &c.d.s1Value, v.Value, v.HasValue); err != nil {
+	tpw.Reg, tpw.N = pmr, pmn
+	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+	pmr, pmn = tpw.Reg, tpw.N
+	if err != nil {
 		return out, err
 	}
+	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
 
