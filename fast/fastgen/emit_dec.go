@@ -92,6 +92,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 func regMode(s *segment) bool { return s.ownPmap && s.bits <= 63 }
 
 func (g *gen) decSegment(s *segment) {
+	if s.inlined {
+		return // written out where it is used
+	}
 	reg := regMode(s)
 	if s.owner == nil && reg {
 		g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pmb uint64, pmx bool) (int, error) {\n", s.id, s.typeName)
@@ -100,10 +103,29 @@ func (g *gen) decSegment(s *segment) {
 		g.w("func (c *Decoder) d%d(b []byte, p int, v *%s, pm *fastrt.PMap) (int, error) {\n", s.id, s.typeName)
 	}
 	g.w("var err error\n_ = err\n")
+	g.buf.WriteString(g.decBody(s, false))
+	g.w("return p, nil\n}\n\n")
+}
+
+// inlinable reports whether a sequence element or group is written out in its parent's
+// code (no call per element): when its presence map, if any, is a register one.
+func inlinable(s *segment) bool { return !s.ownPmap || regMode(s) }
+
+// decBody returns the code that decodes segment s into v at p, reading its presence map.
+// Inline (inside its parent) it declares what it needs in its own block.
+func (g *gen) decBody(s *segment, inline bool) string {
+	saved := g.buf
+	g.buf = bytes.Buffer{}
+	defer func() { g.buf = saved }()
+	reg := regMode(s)
 	if s.owner != nil && reg {
 		g.w("var pmb uint64\npmx := false\nif uint(p) < uint(len(b)) && b[p] >= 0x80 {\npmb = uint64(b[p]&0x7f) << 57\np++\n} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {\nreturn p, err\n}\n")
 	} else if s.owner != nil && s.ownPmap {
-		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm = &own\n")
+		assign := "="
+		if inline {
+			assign = ":="
+		}
+		g.w("var own fastrt.PMap\nif p, err = fastrt.ReadPMap(b, p, &own); err != nil {\nreturn p, err\n}\npm %s &own\n", assign)
 	}
 	var body bytes.Buffer
 	for _, f := range s.fields {
@@ -121,10 +143,10 @@ func (g *gen) decSegment(s *segment) {
 	// The window of ASCII strings in a local, the presence map for the general paths only
 	// where they are called.
 	if strings.Contains(body.String(), "win[") {
-		g.w("win := c.Win\n")
+		g.w("win := c.Win\n_ = win\n")
 	}
 	if reg && strings.Contains(body.String(), "tpm") {
-		g.w("var tpm fastrt.PMap\n")
+		g.w("var tpm fastrt.PMap\n_ = tpm\n")
 	}
 	g.buf.Write(body.Bytes())
 	switch {
@@ -135,7 +157,7 @@ func (g *gen) decSegment(s *segment) {
 	case s.owner != nil && s.ownPmap:
 		g.w("if own.Leftover(b) {\nreturn p, fastrt.Err(fast.R8, p, %s, \"presence map has more bits than the segment uses\")\n}\n", s.ownerVar)
 	}
-	g.w("return p, nil\n}\n\n")
+	return g.buf.String()
 }
 
 var (
@@ -365,7 +387,12 @@ func (g *gen) decSequence(f *field) {
 	g.w("} else {\nif err := fastrt.SeqCheck(n, p, len(b), %d, %s); err != nil {\nreturn p, err\n}\n", in.MinBytes, f.fv)
 	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
 	g.w("if cap(v.%s) < n {\nv.%s = make([]%s, n)\n} else {\nv.%s = v.%s[:n]\n}\n", f.name, f.name, f.elem.typeName, f.name, f.name)
-	g.w("for j := range v.%s {\nif p, err = c.d%d(b, p, &v.%s[j], pm); err != nil {\nreturn p, err\n}\n}\nc.Depth--\n", f.name, f.elem.id, f.name)
+	if inlinable(f.elem) {
+		f.elem.inlined = true
+		g.w("for j := range v.%s {\nv := &v.%s[j]\n%s}\nc.Depth--\n", f.name, f.name, g.decBody(f.elem, true))
+	} else {
+		g.w("for j := range v.%s {\nif p, err = c.d%d(b, p, &v.%s[j], pm); err != nil {\nreturn p, err\n}\n}\nc.Depth--\n", f.name, f.elem.id, f.name)
+	}
 	if f.has != "" {
 		g.w("v.%s = true\n", f.has)
 	}
@@ -379,6 +406,11 @@ func (g *gen) decGroup(f *field) {
 		g.w("{\n")
 	}
 	g.w("if err := c.Enter(p, %s); err != nil {\nreturn p, err\n}\n", f.fv)
+	if inlinable(f.elem) {
+		f.elem.inlined = true
+		g.w("{\nv := &v.%s\n%s}\nc.Depth--\n}\n", f.name, g.decBody(f.elem, true))
+		return
+	}
 	g.w("if p, err = c.d%d(b, p, &v.%s, pm); err != nil {\nreturn p, err\n}\nc.Depth--\n}\n", f.elem.id, f.name)
 }
 

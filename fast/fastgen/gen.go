@@ -83,6 +83,7 @@ type segment struct {
 	owner    *fast.Field // sequence or group; nil for a template
 	ownerVar string
 	id       int
+	inlined  bool // decoded inside its parent's code
 }
 
 type field struct {

@@ -274,7 +274,10 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// ApplVerID
@@ -438,8 +441,453 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d1(b, p, &v.MDEntries[j], nil); err != nil {
+				v := &v.MDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDUpdateAction
+				{
+					done := false
+					e := &c.d.s1MDUpdateAction
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDUpdateAction = uint32(e.I)
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						pmb <<= 1
+						x := int64(b[p] & 0x7f)
+						p++
+						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
+						v.MDUpdateAction = uint32(x)
+						done = true
+					} else {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32-1 {
+							pmb <<= 1
+							p += n
+							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+							v.MDUpdateAction = uint32(x)
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s1MDUpdateAction)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s2MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType = e.Cur
+							} else {
+								v.MDEntryType = c.Copy(e.B)
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s2MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					e := &c.d.s3Symbol
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.Symbol = e.Cur
+							} else {
+								v.Symbol = c.Copy(e.B)
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.Symbol = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, &c.d.s3Symbol)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					e := &c.d.s4RptSeq
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen && e.I < 1<<32-1 {
+							pmb <<= 1
+							e.I++
+							v.RptSeq = uint32(e.I)
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						pmb <<= 1
+						x := int64(b[p] & 0x7f)
+						p++
+						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
+						v.RptSeq = uint32(x)
+						done = true
+					} else {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32-1 {
+							pmb <<= 1
+							p += n
+							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+							v.RptSeq = uint32(x)
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s4RptSeq)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = uint32(x)
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+							pmb <<= 1
+							me.I = m
+							v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
+							p++
+							done = true
+						}
+					}
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+						exp := fastrt.SignExtend7(b[p])
+						if exp > 0 {
+							exp--
+						}
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
+							d, dn := int64(0), 0
+							if b[q] >= 0x80 {
+								d, dn = fastrt.SignExtend7(b[q]), 1
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								d, dn = x, n
+							}
+							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+								pmb <<= 1
+								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
+								p = q + dn
+								done = true
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// NumberOfOrders
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
+						} else {
+							v.HasNumberOfOrders = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NumberOfOrders = uint32(x)
+						v.HasNumberOfOrders = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fMDEntries, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -451,464 +899,15 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	return p, nil
 }
 
-func (c *Decoder) d1(b []byte, p int, v *MDIncRefreshMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDUpdateAction
-	{
-		done := false
-		e := &c.d.s1MDUpdateAction
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDUpdateAction = uint32(e.I)
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pmb <<= 1
-			x := int64(b[p] & 0x7f)
-			p++
-			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
-			v.MDUpdateAction = uint32(x)
-			done = true
-		} else {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32-1 {
-				pmb <<= 1
-				p += n
-				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
-				v.MDUpdateAction = uint32(x)
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s1MDUpdateAction)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s2MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType = e.Cur
-				} else {
-					v.MDEntryType = c.Copy(e.B)
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s2MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		e := &c.d.s3Symbol
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.Symbol = e.Cur
-				} else {
-					v.Symbol = c.Copy(e.B)
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.Symbol = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, &c.d.s3Symbol)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		e := &c.d.s4RptSeq
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen && e.I < 1<<32-1 {
-				pmb <<= 1
-				e.I++
-				v.RptSeq = uint32(e.I)
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pmb <<= 1
-			x := int64(b[p] & 0x7f)
-			p++
-			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
-			v.RptSeq = uint32(x)
-			done = true
-		} else {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32-1 {
-				pmb <<= 1
-				p += n
-				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
-				v.RptSeq = uint32(x)
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s4RptSeq)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = uint32(x)
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pmb <<= 1
-				me.I = m
-				v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}, true
-				p++
-				done = true
-			}
-		}
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
-			exp := fastrt.SignExtend7(b[p])
-			if exp > 0 {
-				exp--
-			}
-			base := int64(0)
-			if me.G == c.Gen {
-				base = me.I
-			}
-			if q := p + 1; exp >= -63 && exp <= 63 && b[p] != 0x80 {
-				d, dn := int64(0), 0
-				if b[q] >= 0x80 {
-					d, dn = fastrt.SignExtend7(b[q]), 1
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					d, dn = x, n
-				}
-				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pmb <<= 1
-					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}, true
-					p = q + dn
-					done = true
-				}
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// NumberOfOrders
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
-			} else {
-				v.HasNumberOfOrders = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NumberOfOrders = uint32(x)
-			v.HasNumberOfOrders = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fMDEntries, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// ApplVerID
@@ -1196,8 +1195,280 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				v.MDEntries = v.MDEntries[:n]
 			}
 			for j := range v.MDEntries {
-				if p, err = c.d3(b, p, &v.MDEntries[j], nil); err != nil {
+				v := &v.MDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s2MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType = e.Cur
+							} else {
+								v.MDEntryType = c.Copy(e.B)
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s2MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
+						if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
+							pmb <<= 1
+							me.I = m
+							v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
+							p++
+							done = true
+						}
+					}
+					if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
+						exp := fastrt.SignExtend7(b[p])
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						if q := p + 1; exp >= -63 && exp <= 63 {
+							d, dn := int64(0), 0
+							if b[q] >= 0x80 {
+								d, dn = fastrt.SignExtend7(b[q]), 1
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								d, dn = x, n
+							}
+							if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
+								pmb <<= 1
+								ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+								me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+								v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
+								p = q + dn
+								done = true
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						p = np
+					}
+				}
+				// NumberOfOrders
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
+						} else {
+							v.HasNumberOfOrders = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NumberOfOrders = uint32(x)
+						v.HasNumberOfOrders = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -1209,291 +1480,15 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 	return p, nil
 }
 
-func (c *Decoder) d3(b []byte, p int, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s2MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType = e.Cur
-				} else {
-					v.MDEntryType = c.Copy(e.B)
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s2MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; int64(pmb) >= 0 && uint(p) < uint(len(b)) && b[p] >= 0x80 && ee.G == c.Gen && me.G == c.Gen {
-			if m, ok := fastrt.AddDelta(fast.TypeInt64, me.I, fastrt.SignExtend7(b[p])); ok {
-				pmb <<= 1
-				me.I = m
-				v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(ee.I)}
-				p++
-				done = true
-			}
-		}
-		if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; !done && int64(pmb) < 0 && uint(p+1) < uint(len(b)) && b[p] >= 0x80 && (me.G == c.Gen || me.G != c.Gen+1) {
-			exp := fastrt.SignExtend7(b[p])
-			base := int64(0)
-			if me.G == c.Gen {
-				base = me.I
-			}
-			if q := p + 1; exp >= -63 && exp <= 63 {
-				d, dn := int64(0), 0
-				if b[q] >= 0x80 {
-					d, dn = fastrt.SignExtend7(b[q]), 1
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					d, dn = x, n
-				}
-				if m, ok := fastrt.AddDelta(fast.TypeInt64, base, d); ok && dn > 0 {
-					pmb <<= 1
-					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-					v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: int32(exp)}
-					p = q + dn
-					done = true
-				}
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			p = np
-		}
-	}
-	// NumberOfOrders
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x-1), true
-			} else {
-				v.HasNumberOfOrders = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.NumberOfOrders, v.HasNumberOfOrders = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NumberOfOrders = uint32(x)
-			v.HasNumberOfOrders = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fMDEntries2, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -2046,7 +2041,9 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -2331,6 +2328,7 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// MsgSeqNum
@@ -2465,6 +2463,7 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// MsgSeqNum

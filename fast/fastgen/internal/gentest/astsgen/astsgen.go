@@ -1319,7 +1319,9 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// BeginString
@@ -1645,7 +1647,9 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// BeginString
@@ -1837,7 +1841,9 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// BeginString
@@ -2432,8 +2438,2064 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d3(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.OrigTime, v.HasOrigTime = uint32(x-1), true
+						} else {
+							v.HasOrigTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.OrigTime, v.HasOrigTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// QuoteCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.QuoteCondition, v.HasQuoteCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasQuoteCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.QuoteCondition = x
+						v.HasQuoteCondition = ok
+						p = np
+					}
+				}
+				// TradeCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradeCondition, v.HasTradeCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeCondition = x
+						v.HasTradeCondition = ok
+						p = np
+					}
+				}
+				// OpenCloseSettlFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OpenCloseSettlFlag = x
+						v.HasOpenCloseSettlFlag = ok
+						p = np
+					}
+				}
+				// OrdType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrdType, v.HasOrdType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrdType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrdType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrdType = x
+						v.HasOrdType = ok
+						p = np
+					}
+				}
+				// EffectiveTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
+						} else {
+							v.HasEffectiveTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fEffectiveTime, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.EffectiveTime = uint32(x)
+						v.HasEffectiveTime = ok
+						p = np
+					}
+				}
+				// StartTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.StartTime, v.HasStartTime = uint32(x-1), true
+						} else {
+							v.HasStartTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.StartTime, v.HasStartTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fStartTime, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.StartTime = uint32(x)
+						v.HasStartTime = ok
+						p = np
+					}
+				}
+				// AccruedInterestAmt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAccruedInterestAmt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAccruedInterestAmt = ok
+						p = np
+					}
+				}
+				// ChgFromWAPrice
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromWAPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromWAPrice = ok
+						p = np
+					}
+				}
+				// ChgOpenInterest
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgOpenInterest = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgOpenInterest = ok
+						p = np
+					}
+				}
+				// BidMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBidMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBidMarketSize = ok
+						p = np
+					}
+				}
+				// AskMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAskMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAskMarketSize = ok
+						p = np
+					}
+				}
+				// TotalNumOfTrades
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+						} else if x < 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+						} else {
+							v.HasTotalNumOfTrades = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalNumOfTrades = int32(x)
+						v.HasTotalNumOfTrades = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasYield = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// TotalVolume
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTotalVolume = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTotalVolume = ok
+						p = np
+					}
+				}
+				// OfferNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+						} else {
+							v.HasOfferNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOfferNbOr, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OfferNbOr = int32(x)
+						v.HasOfferNbOr = ok
+						p = np
+					}
+				}
+				// BidNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+						} else {
+							v.HasBidNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBidNbOr, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidNbOr = int32(x)
+						v.HasBidNbOr = ok
+						p = np
+					}
+				}
+				// ChgFromSettlmnt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromSettlmnt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromSettlmnt = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// SumQtyOfBest
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
+						} else if x < 0 {
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+						} else {
+							v.HasSumQtyOfBest = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSumQtyOfBest, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SumQtyOfBest = int32(x)
+						v.HasSumQtyOfBest = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderSide = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderStatus = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// MinCurrPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMinCurrPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMinCurrPx = ok
+						p = np
+					}
+				}
+				// MinCurrPxChgTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+						} else {
+							v.HasMinCurrPxChgTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPxChgTime = uint32(x)
+						v.HasMinCurrPxChgTime = ok
+						p = np
+					}
+				}
+				// VolumeIndicator
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+						} else {
+							v.HasVolumeIndicator = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fVolumeIndicator, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.VolumeIndicator = uint32(x)
+						v.HasVolumeIndicator = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.PriceType, v.HasPriceType = int32(x-1), true
+						} else if x < 0 {
+							v.PriceType, v.HasPriceType = int32(x), true
+						} else {
+							v.HasPriceType = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.PriceType, v.HasPriceType = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// NominalValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasNominalValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fNominalValue, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasNominalValue = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasRepoToPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBuyBackPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+						} else {
+							v.HasBuyBackDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// CXFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.CXFlag, v.HasCXFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCXFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fCXFlag, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.CXFlag = x
+						v.HasCXFlag = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -2445,1993 +4507,15 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	return p, nil
 }
 
-func (c *Decoder) d3(b []byte, p int, v *WGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.OrigTime, v.HasOrigTime = uint32(x-1), true
-			} else {
-				v.HasOrigTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.OrigTime, v.HasOrigTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// QuoteCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.QuoteCondition, v.HasQuoteCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasQuoteCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.QuoteCondition = x
-			v.HasQuoteCondition = ok
-			p = np
-		}
-	}
-	// TradeCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradeCondition, v.HasTradeCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradeCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeCondition = x
-			v.HasTradeCondition = ok
-			p = np
-		}
-	}
-	// OpenCloseSettlFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOpenCloseSettlFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OpenCloseSettlFlag = x
-			v.HasOpenCloseSettlFlag = ok
-			p = np
-		}
-	}
-	// OrdType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrdType, v.HasOrdType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrdType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrdType, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrdType = x
-			v.HasOrdType = ok
-			p = np
-		}
-	}
-	// EffectiveTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
-			} else {
-				v.HasEffectiveTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fEffectiveTime, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.EffectiveTime = uint32(x)
-			v.HasEffectiveTime = ok
-			p = np
-		}
-	}
-	// StartTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.StartTime, v.HasStartTime = uint32(x-1), true
-			} else {
-				v.HasStartTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.StartTime, v.HasStartTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fStartTime, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.StartTime = uint32(x)
-			v.HasStartTime = ok
-			p = np
-		}
-	}
-	// AccruedInterestAmt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAccruedInterestAmt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAccruedInterestAmt = ok
-			p = np
-		}
-	}
-	// ChgFromWAPrice
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromWAPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromWAPrice = ok
-			p = np
-		}
-	}
-	// ChgOpenInterest
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgOpenInterest = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgOpenInterest = ok
-			p = np
-		}
-	}
-	// BidMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBidMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBidMarketSize = ok
-			p = np
-		}
-	}
-	// AskMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAskMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAskMarketSize = ok
-			p = np
-		}
-	}
-	// TotalNumOfTrades
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-			} else if x < 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			} else {
-				v.HasTotalNumOfTrades = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalNumOfTrades = int32(x)
-			v.HasTotalNumOfTrades = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasYield = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// TotalVolume
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTotalVolume = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTotalVolume = ok
-			p = np
-		}
-	}
-	// OfferNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			} else {
-				v.HasOfferNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOfferNbOr, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OfferNbOr = int32(x)
-			v.HasOfferNbOr = ok
-			p = np
-		}
-	}
-	// BidNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-			} else {
-				v.HasBidNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBidNbOr, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidNbOr = int32(x)
-			v.HasBidNbOr = ok
-			p = np
-		}
-	}
-	// ChgFromSettlmnt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromSettlmnt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromSettlmnt = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// SumQtyOfBest
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
-			} else if x < 0 {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-			} else {
-				v.HasSumQtyOfBest = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSumQtyOfBest, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SumQtyOfBest = int32(x)
-			v.HasSumQtyOfBest = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderSide = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderStatus = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// MinCurrPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMinCurrPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMinCurrPx = ok
-			p = np
-		}
-	}
-	// MinCurrPxChgTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-			} else {
-				v.HasMinCurrPxChgTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPxChgTime = uint32(x)
-			v.HasMinCurrPxChgTime = ok
-			p = np
-		}
-	}
-	// VolumeIndicator
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-			} else {
-				v.HasVolumeIndicator = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fVolumeIndicator, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.VolumeIndicator = uint32(x)
-			v.HasVolumeIndicator = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.PriceType, v.HasPriceType = int32(x-1), true
-			} else if x < 0 {
-				v.PriceType, v.HasPriceType = int32(x), true
-			} else {
-				v.HasPriceType = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.PriceType, v.HasPriceType = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// NominalValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasNominalValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNominalValue, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasNominalValue = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasRepoToPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBuyBackPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-			} else {
-				v.HasBuyBackDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// CXFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.CXFlag, v.HasCXFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasCXFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fCXFlag, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.CXFlag = x
-			v.HasCXFlag = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -4553,8 +4637,2312 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d5(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.OrigTime, v.HasOrigTime = uint32(x-1), true
+						} else {
+							v.HasOrigTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.OrigTime, v.HasOrigTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// EffectiveTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
+						} else {
+							v.HasEffectiveTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fEffectiveTime2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.EffectiveTime = uint32(x)
+						v.HasEffectiveTime = ok
+						p = np
+					}
+				}
+				// StartTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.StartTime, v.HasStartTime = uint32(x-1), true
+						} else {
+							v.HasStartTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.StartTime, v.HasStartTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fStartTime2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.StartTime = uint32(x)
+						v.HasStartTime = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// QuoteCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.QuoteCondition, v.HasQuoteCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasQuoteCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.QuoteCondition = x
+						v.HasQuoteCondition = ok
+						p = np
+					}
+				}
+				// TradeCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradeCondition, v.HasTradeCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeCondition = x
+						v.HasTradeCondition = ok
+						p = np
+					}
+				}
+				// OpenCloseSettlFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OpenCloseSettlFlag = x
+						v.HasOpenCloseSettlFlag = ok
+						p = np
+					}
+				}
+				// OrdType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrdType, v.HasOrdType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrdType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrdType2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrdType = x
+						v.HasOrdType = ok
+						p = np
+					}
+				}
+				// NetChgPrevDay
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasNetChgPrevDay = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasNetChgPrevDay = ok
+						p = np
+					}
+				}
+				// AccruedInterestAmt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAccruedInterestAmt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAccruedInterestAmt = ok
+						p = np
+					}
+				}
+				// ChgFromWAPrice
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromWAPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromWAPrice = ok
+						p = np
+					}
+				}
+				// ChgOpenInterest
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgOpenInterest = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgOpenInterest = ok
+						p = np
+					}
+				}
+				// BidMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBidMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBidMarketSize = ok
+						p = np
+					}
+				}
+				// AskMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAskMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAskMarketSize = ok
+						p = np
+					}
+				}
+				// TotalNumOfTrades
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+						} else if x < 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+						} else {
+							v.HasTotalNumOfTrades = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalNumOfTrades = int32(x)
+						v.HasTotalNumOfTrades = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasYield = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// TotalVolume
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTotalVolume = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTotalVolume = ok
+						p = np
+					}
+				}
+				// OfferNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+						} else {
+							v.HasOfferNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOfferNbOr2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OfferNbOr = int32(x)
+						v.HasOfferNbOr = ok
+						p = np
+					}
+				}
+				// BidNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+						} else {
+							v.HasBidNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBidNbOr2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidNbOr = int32(x)
+						v.HasBidNbOr = ok
+						p = np
+					}
+				}
+				// ChgFromSettlmnt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromSettlmnt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromSettlmnt = ok
+						p = np
+					}
+				}
+				// SumQtyOfBest
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
+						} else if x < 0 {
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+						} else {
+							v.HasSumQtyOfBest = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SumQtyOfBest = int32(x)
+						v.HasSumQtyOfBest = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderSide = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderStatus = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// MinCurrPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMinCurrPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMinCurrPx = ok
+						p = np
+					}
+				}
+				// MinCurrPxChgTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+						} else {
+							v.HasMinCurrPxChgTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPxChgTime = uint32(x)
+						v.HasMinCurrPxChgTime = ok
+						p = np
+					}
+				}
+				// VolumeIndicator
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+						} else {
+							v.HasVolumeIndicator = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fVolumeIndicator2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.VolumeIndicator = uint32(x)
+						v.HasVolumeIndicator = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.PriceType, v.HasPriceType = int32(x-1), true
+						} else if x < 0 {
+							v.PriceType, v.HasPriceType = int32(x), true
+						} else {
+							v.HasPriceType = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.PriceType, v.HasPriceType = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// NominalValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasNominalValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasNominalValue = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasRepoToPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBuyBackPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+						} else {
+							v.HasBuyBackDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// CXFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.CXFlag, v.HasCXFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCXFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fCXFlag2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.CXFlag = x
+						v.HasCXFlag = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -4566,2232 +6954,15 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 	return p, nil
 }
 
-func (c *Decoder) d5(b []byte, p int, v *XGenericGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.OrigTime, v.HasOrigTime = uint32(x-1), true
-			} else {
-				v.HasOrigTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.OrigTime, v.HasOrigTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// EffectiveTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.EffectiveTime, v.HasEffectiveTime = uint32(x-1), true
-			} else {
-				v.HasEffectiveTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.EffectiveTime, v.HasEffectiveTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fEffectiveTime2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.EffectiveTime = uint32(x)
-			v.HasEffectiveTime = ok
-			p = np
-		}
-	}
-	// StartTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.StartTime, v.HasStartTime = uint32(x-1), true
-			} else {
-				v.HasStartTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.StartTime, v.HasStartTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fStartTime2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.StartTime = uint32(x)
-			v.HasStartTime = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSymbol = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// QuoteCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.QuoteCondition, v.HasQuoteCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasQuoteCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.QuoteCondition = x
-			v.HasQuoteCondition = ok
-			p = np
-		}
-	}
-	// TradeCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradeCondition, v.HasTradeCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradeCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeCondition = x
-			v.HasTradeCondition = ok
-			p = np
-		}
-	}
-	// OpenCloseSettlFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOpenCloseSettlFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OpenCloseSettlFlag = x
-			v.HasOpenCloseSettlFlag = ok
-			p = np
-		}
-	}
-	// OrdType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrdType, v.HasOrdType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrdType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrdType2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrdType = x
-			v.HasOrdType = ok
-			p = np
-		}
-	}
-	// NetChgPrevDay
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasNetChgPrevDay = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasNetChgPrevDay = ok
-			p = np
-		}
-	}
-	// AccruedInterestAmt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAccruedInterestAmt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAccruedInterestAmt = ok
-			p = np
-		}
-	}
-	// ChgFromWAPrice
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromWAPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromWAPrice = ok
-			p = np
-		}
-	}
-	// ChgOpenInterest
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgOpenInterest = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgOpenInterest = ok
-			p = np
-		}
-	}
-	// BidMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBidMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBidMarketSize = ok
-			p = np
-		}
-	}
-	// AskMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAskMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAskMarketSize = ok
-			p = np
-		}
-	}
-	// TotalNumOfTrades
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-			} else if x < 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			} else {
-				v.HasTotalNumOfTrades = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalNumOfTrades = int32(x)
-			v.HasTotalNumOfTrades = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasYield = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// TotalVolume
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTotalVolume = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TotalVolume, v.HasTotalVolume = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTotalVolume = ok
-			p = np
-		}
-	}
-	// OfferNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			} else {
-				v.HasOfferNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOfferNbOr2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OfferNbOr = int32(x)
-			v.HasOfferNbOr = ok
-			p = np
-		}
-	}
-	// BidNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-			} else {
-				v.HasBidNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBidNbOr2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidNbOr = int32(x)
-			v.HasBidNbOr = ok
-			p = np
-		}
-	}
-	// ChgFromSettlmnt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromSettlmnt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromSettlmnt = ok
-			p = np
-		}
-	}
-	// SumQtyOfBest
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x-1), true
-			} else if x < 0 {
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-			} else {
-				v.HasSumQtyOfBest = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.SumQtyOfBest, v.HasSumQtyOfBest = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SumQtyOfBest = int32(x)
-			v.HasSumQtyOfBest = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderSide = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderStatus = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderStatus2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// MinCurrPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMinCurrPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMinCurrPx = ok
-			p = np
-		}
-	}
-	// MinCurrPxChgTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-			} else {
-				v.HasMinCurrPxChgTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPxChgTime = uint32(x)
-			v.HasMinCurrPxChgTime = ok
-			p = np
-		}
-	}
-	// VolumeIndicator
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-			} else {
-				v.HasVolumeIndicator = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fVolumeIndicator2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.VolumeIndicator = uint32(x)
-			v.HasVolumeIndicator = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.PriceType, v.HasPriceType = int32(x-1), true
-			} else if x < 0 {
-				v.PriceType, v.HasPriceType = int32(x), true
-			} else {
-				v.HasPriceType = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.PriceType, v.HasPriceType = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// NominalValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasNominalValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.NominalValue, v.HasNominalValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NominalValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasNominalValue = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasRepoToPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBuyBackPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-			} else {
-				v.HasBuyBackDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// CXFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.CXFlag, v.HasCXFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasCXFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fCXFlag2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.CXFlag = x
-			v.HasCXFlag = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// BeginString
@@ -7333,8 +7504,442 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d7(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s1MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType, v.HasMDEntryType = e.Cur, true
+							} else {
+								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s1MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield3, &tpm, &c.d.s7Yield)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					e := &c.d.s8OrderStatus
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderStatus, v.HasOrderStatus = e.Cur, true
+							} else {
+								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus3, &tpm, &c.d.s8OrderStatus)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// OrdType
+				{
+					done := false
+					e := &c.d.s9OrdType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrdType, v.HasOrdType = e.Cur, true
+							} else {
+								v.OrdType, v.HasOrdType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrdType, v.HasOrdType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrdType3, &tpm, &c.d.s9OrdType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrdType = x
+						v.HasOrdType = ok
+						p = np
+					}
+				}
+				// TotalVolume
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, &tpm, &c.d.s10TotalVolume)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTotalVolume = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries3, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -7346,453 +7951,15 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 	return p, nil
 }
 
-func (c *Decoder) d7(b []byte, p int, v *WOLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s1MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType, v.HasMDEntryType = e.Cur, true
-				} else {
-					v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s1MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID3, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fYield3, &tpm, &c.d.s7Yield)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		e := &c.d.s8OrderStatus
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderStatus, v.HasOrderStatus = e.Cur, true
-				} else {
-					v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderStatus3, &tpm, &c.d.s8OrderStatus)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// OrdType
-	{
-		done := false
-		e := &c.d.s9OrdType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrdType, v.HasOrdType = e.Cur, true
-				} else {
-					v.OrdType, v.HasOrdType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrdType, v.HasOrdType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrdType3, &tpm, &c.d.s9OrdType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrdType = x
-			v.HasOrdType = ok
-			p = np
-		}
-	}
-	// TotalVolume
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, &tpm, &c.d.s10TotalVolume)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTotalVolume = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries3, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// BeginString
@@ -8288,8 +8455,351 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d9(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s1MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType, v.HasMDEntryType = e.Cur, true
+							} else {
+								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s1MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime4, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					e := &c.d.s8OrderStatus
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderStatus, v.HasOrderStatus = e.Cur, true
+							} else {
+								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus4, &tpm, &c.d.s8OrderStatus)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries4, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -8301,362 +8811,15 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 	return p, nil
 }
 
-func (c *Decoder) d9(b []byte, p int, v *WOLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s1MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType, v.HasMDEntryType = e.Cur, true
-				} else {
-					v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s1MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID4, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime4, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		e := &c.d.s8OrderStatus
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderStatus, v.HasOrderStatus = e.Cur, true
-				} else {
-					v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderStatus4, &tpm, &c.d.s8OrderStatus)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries4, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType7
 	// BeginString
@@ -9198,8 +9361,622 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d11(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime5, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					e := &c.d.s12OrderSide
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderSide, v.HasOrderSide = e.Cur, true
+							} else {
+								v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide3, &tpm, &c.d.s12OrderSide)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// AccruedInterestAmt
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, &tpm, &c.d.s13AccruedInterestAmt)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAccruedInterestAmt = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, &tpm, &c.d.s14TradeValue)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield4, &tpm, &c.d.s7Yield)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					e := &c.d.s15SettlDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.SettlDate, v.HasSettlDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, &c.d.s15SettlDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					e := &c.d.s16SettleType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.SettleType, v.HasSettleType = e.Cur, true
+							} else {
+								v.SettleType, v.HasSettleType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType3, &tpm, &c.d.s16SettleType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice3, &tpm, &c.d.s17Price)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					e := &c.d.s18PriceType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.PriceType, v.HasPriceType = int32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType3, &tpm, &c.d.s18PriceType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, &tpm, &c.d.s19RepoToPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, &tpm, &c.d.s20BuyBackPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					e := &c.d.s21BuyBackDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate3, &tpm, &c.d.s21BuyBackDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				// RefOrderID
+				{
+					done := false
+					e := &c.d.s22RefOrderID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.RefOrderID, v.HasRefOrderID = e.Cur, true
+							} else {
+								v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.RefOrderID, v.HasRefOrderID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fRefOrderID, &tpm, &c.d.s22RefOrderID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RefOrderID = x
+						v.HasRefOrderID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries5, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -9211,633 +9988,15 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d11(b []byte, p int, v *WTLSFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID5, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime5, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		e := &c.d.s12OrderSide
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderSide, v.HasOrderSide = e.Cur, true
-				} else {
-					v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderSide3, &tpm, &c.d.s12OrderSide)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// AccruedInterestAmt
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, &tpm, &c.d.s13AccruedInterestAmt)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAccruedInterestAmt = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, &tpm, &c.d.s14TradeValue)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fYield4, &tpm, &c.d.s7Yield)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		e := &c.d.s15SettlDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.SettlDate, v.HasSettlDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, &c.d.s15SettlDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		e := &c.d.s16SettleType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.SettleType, v.HasSettleType = e.Cur, true
-				} else {
-					v.SettleType, v.HasSettleType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fSettleType3, &tpm, &c.d.s16SettleType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fPrice3, &tpm, &c.d.s17Price)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		e := &c.d.s18PriceType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.PriceType, v.HasPriceType = int32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fPriceType3, &tpm, &c.d.s18PriceType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, &tpm, &c.d.s19RepoToPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, &tpm, &c.d.s20BuyBackPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		e := &c.d.s21BuyBackDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fBuyBackDate3, &tpm, &c.d.s21BuyBackDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// RefOrderID
-	{
-		done := false
-		e := &c.d.s22RefOrderID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.RefOrderID, v.HasRefOrderID = e.Cur, true
-				} else {
-					v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.RefOrderID, v.HasRefOrderID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fRefOrderID, &tpm, &c.d.s22RefOrderID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RefOrderID = x
-			v.HasRefOrderID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries5, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType8
 	// BeginString
@@ -10333,8 +10492,590 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d13(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime6, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					e := &c.d.s12OrderSide
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderSide, v.HasOrderSide = e.Cur, true
+							} else {
+								v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide4, &tpm, &c.d.s12OrderSide)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, &tpm, &c.d.s14TradeValue)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					e := &c.d.s15SettlDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.SettlDate, v.HasSettlDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, &c.d.s15SettlDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					e := &c.d.s16SettleType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.SettleType, v.HasSettleType = e.Cur, true
+							} else {
+								v.SettleType, v.HasSettleType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType4, &tpm, &c.d.s16SettleType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice4, &tpm, &c.d.s17Price)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					e := &c.d.s18PriceType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.PriceType, v.HasPriceType = int32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType4, &tpm, &c.d.s18PriceType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, &tpm, &c.d.s19RepoToPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, &tpm, &c.d.s20BuyBackPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					e := &c.d.s21BuyBackDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate4, &tpm, &c.d.s21BuyBackDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				// RefOrderID
+				{
+					done := false
+					e := &c.d.s22RefOrderID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.RefOrderID, v.HasRefOrderID = e.Cur, true
+							} else {
+								v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.RefOrderID, v.HasRefOrderID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fRefOrderID2, &tpm, &c.d.s22RefOrderID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RefOrderID = x
+						v.HasRefOrderID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries6, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -10346,600 +11087,15 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d13(b []byte, p int, v *WTLSCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID6, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime6, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		e := &c.d.s12OrderSide
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderSide, v.HasOrderSide = e.Cur, true
-				} else {
-					v.OrderSide, v.HasOrderSide = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderSide4, &tpm, &c.d.s12OrderSide)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, &tpm, &c.d.s14TradeValue)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		e := &c.d.s15SettlDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.SettlDate, v.HasSettlDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, &c.d.s15SettlDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		e := &c.d.s16SettleType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.SettleType, v.HasSettleType = e.Cur, true
-				} else {
-					v.SettleType, v.HasSettleType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fSettleType4, &tpm, &c.d.s16SettleType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fPrice4, &tpm, &c.d.s17Price)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		e := &c.d.s18PriceType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.PriceType, v.HasPriceType = int32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fPriceType4, &tpm, &c.d.s18PriceType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, &tpm, &c.d.s19RepoToPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, &tpm, &c.d.s20BuyBackPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		e := &c.d.s21BuyBackDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.BuyBackDate, v.HasBuyBackDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fBuyBackDate4, &tpm, &c.d.s21BuyBackDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// RefOrderID
-	{
-		done := false
-		e := &c.d.s22RefOrderID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.RefOrderID, v.HasRefOrderID = e.Cur, true
-				} else {
-					v.RefOrderID, v.HasRefOrderID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.RefOrderID, v.HasRefOrderID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fRefOrderID2, &tpm, &c.d.s22RefOrderID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RefOrderID = x
-			v.HasRefOrderID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries6, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// ApplVerID
@@ -11061,8 +11217,1660 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d15(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// StartTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.StartTime, v.HasStartTime = uint32(x-1), true
+						} else {
+							v.HasStartTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.StartTime, v.HasStartTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fStartTime3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.StartTime = uint32(x)
+						v.HasStartTime = ok
+						p = np
+					}
+				}
+				// QuoteCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.QuoteCondition, v.HasQuoteCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasQuoteCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.QuoteCondition = x
+						v.HasQuoteCondition = ok
+						p = np
+					}
+				}
+				// TradeCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradeCondition, v.HasTradeCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeCondition = x
+						v.HasTradeCondition = ok
+						p = np
+					}
+				}
+				// OpenCloseSettlFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OpenCloseSettlFlag = x
+						v.HasOpenCloseSettlFlag = ok
+						p = np
+					}
+				}
+				// NetChgPrevDay
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasNetChgPrevDay = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasNetChgPrevDay = ok
+						p = np
+					}
+				}
+				// AccruedInterestAmt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAccruedInterestAmt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAccruedInterestAmt = ok
+						p = np
+					}
+				}
+				// ChgFromWAPrice
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromWAPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromWAPrice = ok
+						p = np
+					}
+				}
+				// ChgOpenInterest
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgOpenInterest = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgOpenInterest = ok
+						p = np
+					}
+				}
+				// BidMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBidMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBidMarketSize = ok
+						p = np
+					}
+				}
+				// AskMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAskMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAskMarketSize = ok
+						p = np
+					}
+				}
+				// TotalNumOfTrades
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+						} else if x < 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+						} else {
+							v.HasTotalNumOfTrades = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalNumOfTrades = int32(x)
+						v.HasTotalNumOfTrades = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasYield = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// OfferNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+						} else {
+							v.HasOfferNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOfferNbOr3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OfferNbOr = int32(x)
+						v.HasOfferNbOr = ok
+						p = np
+					}
+				}
+				// BidNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+						} else {
+							v.HasBidNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBidNbOr3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidNbOr = int32(x)
+						v.HasBidNbOr = ok
+						p = np
+					}
+				}
+				// ChgFromSettlmnt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromSettlmnt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromSettlmnt = ok
+						p = np
+					}
+				}
+				// MinCurrPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMinCurrPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMinCurrPx = ok
+						p = np
+					}
+				}
+				// MinCurrPxChgTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
+						} else {
+							v.HasMinCurrPxChgTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MinCurrPxChgTime = uint32(x)
+						v.HasMinCurrPxChgTime = ok
+						p = np
+					}
+				}
+				// VolumeIndicator
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
+						} else {
+							v.HasVolumeIndicator = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fVolumeIndicator3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.VolumeIndicator = uint32(x)
+						v.HasVolumeIndicator = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// CXFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.CXFlag, v.HasCXFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCXFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fCXFlag3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.CXFlag = x
+						v.HasCXFlag = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -11074,1605 +12882,15 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d15(b []byte, p int, v *XMSRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSymbol = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// StartTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.StartTime, v.HasStartTime = uint32(x-1), true
-			} else {
-				v.HasStartTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.StartTime, v.HasStartTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fStartTime3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.StartTime = uint32(x)
-			v.HasStartTime = ok
-			p = np
-		}
-	}
-	// QuoteCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.QuoteCondition, v.HasQuoteCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasQuoteCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.QuoteCondition = x
-			v.HasQuoteCondition = ok
-			p = np
-		}
-	}
-	// TradeCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradeCondition, v.HasTradeCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradeCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeCondition = x
-			v.HasTradeCondition = ok
-			p = np
-		}
-	}
-	// OpenCloseSettlFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOpenCloseSettlFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OpenCloseSettlFlag = x
-			v.HasOpenCloseSettlFlag = ok
-			p = np
-		}
-	}
-	// NetChgPrevDay
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasNetChgPrevDay = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasNetChgPrevDay = ok
-			p = np
-		}
-	}
-	// AccruedInterestAmt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAccruedInterestAmt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAccruedInterestAmt = ok
-			p = np
-		}
-	}
-	// ChgFromWAPrice
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromWAPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromWAPrice = ok
-			p = np
-		}
-	}
-	// ChgOpenInterest
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgOpenInterest = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgOpenInterest = ok
-			p = np
-		}
-	}
-	// BidMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBidMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBidMarketSize = ok
-			p = np
-		}
-	}
-	// AskMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAskMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAskMarketSize = ok
-			p = np
-		}
-	}
-	// TotalNumOfTrades
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-			} else if x < 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			} else {
-				v.HasTotalNumOfTrades = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalNumOfTrades = int32(x)
-			v.HasTotalNumOfTrades = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasYield = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// OfferNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			} else {
-				v.HasOfferNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOfferNbOr3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OfferNbOr = int32(x)
-			v.HasOfferNbOr = ok
-			p = np
-		}
-	}
-	// BidNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-			} else {
-				v.HasBidNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBidNbOr3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidNbOr = int32(x)
-			v.HasBidNbOr = ok
-			p = np
-		}
-	}
-	// ChgFromSettlmnt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromSettlmnt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromSettlmnt = ok
-			p = np
-		}
-	}
-	// MinCurrPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMinCurrPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MinCurrPx, v.HasMinCurrPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMinCurrPx = ok
-			p = np
-		}
-	}
-	// MinCurrPxChgTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x-1), true
-			} else {
-				v.HasMinCurrPxChgTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MinCurrPxChgTime, v.HasMinCurrPxChgTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MinCurrPxChgTime = uint32(x)
-			v.HasMinCurrPxChgTime = ok
-			p = np
-		}
-	}
-	// VolumeIndicator
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x-1), true
-			} else {
-				v.HasVolumeIndicator = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.VolumeIndicator, v.HasVolumeIndicator = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fVolumeIndicator3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.VolumeIndicator = uint32(x)
-			v.HasVolumeIndicator = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// CXFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.CXFlag, v.HasCXFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasCXFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fCXFlag3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.CXFlag = x
-			v.HasCXFlag = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// ApplVerID
@@ -12794,8 +13012,1409 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d17(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// StartTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.StartTime, v.HasStartTime = uint32(x-1), true
+						} else {
+							v.HasStartTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.StartTime, v.HasStartTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fStartTime4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.StartTime = uint32(x)
+						v.HasStartTime = ok
+						p = np
+					}
+				}
+				// QuoteCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.QuoteCondition, v.HasQuoteCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasQuoteCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.QuoteCondition = x
+						v.HasQuoteCondition = ok
+						p = np
+					}
+				}
+				// TradeCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradeCondition, v.HasTradeCondition = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradeCondition = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeCondition = x
+						v.HasTradeCondition = ok
+						p = np
+					}
+				}
+				// OpenCloseSettlFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOpenCloseSettlFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OpenCloseSettlFlag = x
+						v.HasOpenCloseSettlFlag = ok
+						p = np
+					}
+				}
+				// NetChgPrevDay
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasNetChgPrevDay = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasNetChgPrevDay = ok
+						p = np
+					}
+				}
+				// ChgFromWAPrice
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromWAPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromWAPrice = ok
+						p = np
+					}
+				}
+				// ChgOpenInterest
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgOpenInterest = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgOpenInterest = ok
+						p = np
+					}
+				}
+				// BidMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBidMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBidMarketSize = ok
+						p = np
+					}
+				}
+				// AskMarketSize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAskMarketSize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAskMarketSize = ok
+						p = np
+					}
+				}
+				// TotalNumOfTrades
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
+						} else if x < 0 {
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+						} else {
+							v.HasTotalNumOfTrades = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalNumOfTrades = int32(x)
+						v.HasTotalNumOfTrades = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// OfferNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+						} else {
+							v.HasOfferNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.OfferNbOr, v.HasOfferNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOfferNbOr4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OfferNbOr = int32(x)
+						v.HasOfferNbOr = ok
+						p = np
+					}
+				}
+				// BidNbOr
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x-1), true
+						} else if x < 0 {
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+						} else {
+							v.HasBidNbOr = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.BidNbOr, v.HasBidNbOr = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBidNbOr4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BidNbOr = int32(x)
+						v.HasBidNbOr = ok
+						p = np
+					}
+				}
+				// ChgFromSettlmnt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasChgFromSettlmnt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasChgFromSettlmnt = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// CXFlag
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.CXFlag, v.HasCXFlag = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasCXFlag = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fCXFlag4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.CXFlag = x
+						v.HasCXFlag = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -12807,1364 +14426,15 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d17(b []byte, p int, v *XMSRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSymbol = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// StartTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.StartTime, v.HasStartTime = uint32(x-1), true
-			} else {
-				v.HasStartTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.StartTime, v.HasStartTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fStartTime4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.StartTime = uint32(x)
-			v.HasStartTime = ok
-			p = np
-		}
-	}
-	// QuoteCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.QuoteCondition, v.HasQuoteCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasQuoteCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fQuoteCondition4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.QuoteCondition = x
-			v.HasQuoteCondition = ok
-			p = np
-		}
-	}
-	// TradeCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradeCondition, v.HasTradeCondition = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradeCondition = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradeCondition4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeCondition = x
-			v.HasTradeCondition = ok
-			p = np
-		}
-	}
-	// OpenCloseSettlFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOpenCloseSettlFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OpenCloseSettlFlag = x
-			v.HasOpenCloseSettlFlag = ok
-			p = np
-		}
-	}
-	// NetChgPrevDay
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasNetChgPrevDay = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.NetChgPrevDay, v.HasNetChgPrevDay = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NetChgPrevDay = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasNetChgPrevDay = ok
-			p = np
-		}
-	}
-	// ChgFromWAPrice
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromWAPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromWAPrice, v.HasChgFromWAPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromWAPrice = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromWAPrice = ok
-			p = np
-		}
-	}
-	// ChgOpenInterest
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgOpenInterest = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgOpenInterest, v.HasChgOpenInterest = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgOpenInterest = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgOpenInterest = ok
-			p = np
-		}
-	}
-	// BidMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBidMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BidMarketSize, v.HasBidMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBidMarketSize = ok
-			p = np
-		}
-	}
-	// AskMarketSize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAskMarketSize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AskMarketSize, v.HasAskMarketSize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AskMarketSize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAskMarketSize = ok
-			p = np
-		}
-	}
-	// TotalNumOfTrades
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x-1), true
-			} else if x < 0 {
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-			} else {
-				v.HasTotalNumOfTrades = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.TotalNumOfTrades, v.HasTotalNumOfTrades = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalNumOfTrades = int32(x)
-			v.HasTotalNumOfTrades = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// OfferNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-			} else {
-				v.HasOfferNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.OfferNbOr, v.HasOfferNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOfferNbOr4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OfferNbOr = int32(x)
-			v.HasOfferNbOr = ok
-			p = np
-		}
-	}
-	// BidNbOr
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x-1), true
-			} else if x < 0 {
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-			} else {
-				v.HasBidNbOr = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.BidNbOr, v.HasBidNbOr = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBidNbOr4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BidNbOr = int32(x)
-			v.HasBidNbOr = ok
-			p = np
-		}
-	}
-	// ChgFromSettlmnt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasChgFromSettlmnt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.ChgFromSettlmnt, v.HasChgFromSettlmnt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.ChgFromSettlmnt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasChgFromSettlmnt = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// CXFlag
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.CXFlag, v.HasCXFlag = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasCXFlag = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fCXFlag4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.CXFlag = x
-			v.HasCXFlag = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType11
 	// ApplVerID
@@ -14286,8 +14556,657 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d19(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s1MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType, v.HasMDEntryType = e.Cur, true
+							} else {
+								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, &c.d.s1MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID9, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					e := &c.d.s23Symbol
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.Symbol, v.HasSymbol = e.Cur, true
+							} else {
+								v.Symbol, v.HasSymbol = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol9, &tpm, &c.d.s23Symbol)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime9, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime7, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield6, &tpm, &c.d.s7Yield)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					e := &c.d.s8OrderStatus
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderStatus, v.HasOrderStatus = e.Cur, true
+							} else {
+								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus5, &tpm, &c.d.s8OrderStatus)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// OrdType
+				{
+					done := false
+					e := &c.d.s9OrdType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrdType, v.HasOrdType = e.Cur, true
+							} else {
+								v.OrdType, v.HasOrdType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrdType, v.HasOrdType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrdType4, &tpm, &c.d.s9OrdType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrdType = x
+						v.HasOrdType = ok
+						p = np
+					}
+				}
+				// TotalVolume
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, &tpm, &c.d.s10TotalVolume)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTotalVolume = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					e := &c.d.s24TradingSessionID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
+							} else {
+								v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID9, &tpm, &c.d.s24TradingSessionID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries9, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -14299,667 +15218,15 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d19(b []byte, p int, v *XOLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s1MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType, v.HasMDEntryType = e.Cur, true
-				} else {
-					v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, &c.d.s1MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID9, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		e := &c.d.s23Symbol
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.Symbol, v.HasSymbol = e.Cur, true
-				} else {
-					v.Symbol, v.HasSymbol = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fSymbol9, &tpm, &c.d.s23Symbol)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime9, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime7, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fYield6, &tpm, &c.d.s7Yield)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		e := &c.d.s8OrderStatus
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderStatus, v.HasOrderStatus = e.Cur, true
-				} else {
-					v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderStatus5, &tpm, &c.d.s8OrderStatus)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// OrdType
-	{
-		done := false
-		e := &c.d.s9OrdType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrdType, v.HasOrdType = e.Cur, true
-				} else {
-					v.OrdType, v.HasOrdType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrdType, v.HasOrdType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrdType4, &tpm, &c.d.s9OrdType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrdType = x
-			v.HasOrdType = ok
-			p = np
-		}
-	}
-	// TotalVolume
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, &tpm, &c.d.s10TotalVolume)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TotalVolume = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTotalVolume = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		e := &c.d.s24TradingSessionID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
-				} else {
-					v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID9, &tpm, &c.d.s24TradingSessionID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries9, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType12
 	// ApplVerID
@@ -15081,8 +15348,544 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d21(b, p, &v.GroupMDEntries[j], nil); err != nil {
+				v := &v.GroupMDEntries[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				win := c.Win
+				_ = win
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDUpdateAction
+				{
+					done := false
+					e := &c.d.s25MDUpdateAction
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s25MDUpdateAction)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s1MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.MDEntryType, v.HasMDEntryType = e.Cur, true
+							} else {
+								v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.MDEntryType, v.HasMDEntryType = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, &c.d.s1MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						v.HasMDEntryType = ok
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID10, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					e := &c.d.s23Symbol
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.Symbol, v.HasSymbol = e.Cur, true
+							} else {
+								v.Symbol, v.HasSymbol = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol10, &tpm, &c.d.s23Symbol)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					e := &c.d.s2MDEntryDate
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s2MDEntryDate)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s3MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime10, &tpm, &c.d.s3MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					e := &c.d.s4OrigTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.OrigTime, v.HasOrigTime = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime8, &tpm, &c.d.s4OrigTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, &tpm, &c.d.s5MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, &tpm, &c.d.s6MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// OrderStatus
+				{
+					done := false
+					e := &c.d.s8OrderStatus
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.OrderStatus, v.HasOrderStatus = e.Cur, true
+							} else {
+								v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.OrderStatus, v.HasOrderStatus = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderStatus6, &tpm, &c.d.s8OrderStatus)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderStatus = x
+						v.HasOrderStatus = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					e := &c.d.s24TradingSessionID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
+							} else {
+								v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID10, &tpm, &c.d.s24TradingSessionID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					e := &c.d.s11TradingSessionSubID
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							if e.Msg == c.Msg {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
+							} else {
+								v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
+							}
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							pmb <<= 1
+							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+							e.B = append(e.B[:0], w...)
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, &c.d.s11TradingSessionSubID)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fGroupMDEntries10, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -15094,554 +15897,15 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d21(b []byte, p int, v *XOLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// MDUpdateAction
-	{
-		done := false
-		e := &c.d.s25MDUpdateAction
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s25MDUpdateAction)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s1MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.MDEntryType, v.HasMDEntryType = e.Cur, true
-				} else {
-					v.MDEntryType, v.HasMDEntryType = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.MDEntryType, v.HasMDEntryType = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, &c.d.s1MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			v.HasMDEntryType = ok
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fMDEntryID10, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		e := &c.d.s23Symbol
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.Symbol, v.HasSymbol = e.Cur, true
-				} else {
-					v.Symbol, v.HasSymbol = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fSymbol10, &tpm, &c.d.s23Symbol)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		e := &c.d.s2MDEntryDate
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryDate, v.HasMDEntryDate = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s2MDEntryDate)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s3MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime10, &tpm, &c.d.s3MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		e := &c.d.s4OrigTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.OrigTime, v.HasOrigTime = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fOrigTime8, &tpm, &c.d.s4OrigTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, &tpm, &c.d.s5MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, &tpm, &c.d.s6MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// OrderStatus
-	{
-		done := false
-		e := &c.d.s8OrderStatus
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.OrderStatus, v.HasOrderStatus = e.Cur, true
-				} else {
-					v.OrderStatus, v.HasOrderStatus = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.OrderStatus, v.HasOrderStatus = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fOrderStatus6, &tpm, &c.d.s8OrderStatus)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderStatus = x
-			v.HasOrderStatus = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		e := &c.d.s24TradingSessionID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionID, v.HasTradingSessionID = e.Cur, true
-				} else {
-					v.TradingSessionID, v.HasTradingSessionID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID10, &tpm, &c.d.s24TradingSessionID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		e := &c.d.s11TradingSessionSubID
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = e.Cur, true
-				} else {
-					v.TradingSessionSubID, v.HasTradingSessionSubID = c.Copy(e.B), true
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, &c.d.s11TradingSessionSubID)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fGroupMDEntries10, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
 func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType13
 	// ApplVerID
@@ -15763,8 +16027,1197 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d23(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.OrigTime, v.HasOrigTime = uint32(x-1), true
+						} else {
+							v.HasOrigTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.OrigTime, v.HasOrigTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime9, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderSide = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// AccruedInterestAmt
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasAccruedInterestAmt = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasAccruedInterestAmt = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// Yield
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasYield = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fYield7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasYield = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.PriceType, v.HasPriceType = int32(x-1), true
+						} else if x < 0 {
+							v.PriceType, v.HasPriceType = int32(x), true
+						} else {
+							v.HasPriceType = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.PriceType, v.HasPriceType = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasRepoToPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBuyBackPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+						} else {
+							v.HasBuyBackDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate5, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				// RefOrderID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.RefOrderID, v.HasRefOrderID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasRefOrderID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fRefOrderID3, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RefOrderID = x
+						v.HasRefOrderID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -15776,1160 +17229,15 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d23(b []byte, p int, v *XTLRFONDGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSymbol = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.OrigTime, v.HasOrigTime = uint32(x-1), true
-			} else {
-				v.HasOrigTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.OrigTime, v.HasOrigTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime9, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderSide = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// AccruedInterestAmt
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasAccruedInterestAmt = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.AccruedInterestAmt, v.HasAccruedInterestAmt = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.AccruedInterestAmt = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasAccruedInterestAmt = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// Yield
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasYield = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Yield, v.HasYield = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Yield, v.HasYield = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fYield7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Yield = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasYield = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.PriceType, v.HasPriceType = int32(x-1), true
-			} else if x < 0 {
-				v.PriceType, v.HasPriceType = int32(x), true
-			} else {
-				v.HasPriceType = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.PriceType, v.HasPriceType = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasRepoToPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBuyBackPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-			} else {
-				v.HasBuyBackDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate5, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// RefOrderID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.RefOrderID, v.HasRefOrderID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasRefOrderID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fRefOrderID3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RefOrderID = x
-			v.HasRefOrderID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType14
 	// ApplVerID
@@ -17051,8 +17359,1091 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 				v.GroupMDEntries = v.GroupMDEntries[:n]
 			}
 			for j := range v.GroupMDEntries {
-				if p, err = c.d25(b, p, &v.GroupMDEntries[j], nil); err != nil {
-					return p, err
+				v := &v.GroupMDEntries[j]
+				win := c.Win
+				_ = win
+				// MDUpdateAction
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
+						} else {
+							v.HasMDUpdateAction = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDUpdateAction = uint32(x)
+						v.HasMDUpdateAction = ok
+						p = np
+					}
+				}
+				// MDEntryType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryType = w
+							p = end + 1
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = x
+						p = np
+					}
+				}
+				// MDEntryID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.MDEntryID, v.HasMDEntryID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasMDEntryID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fMDEntryID12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryID = x
+						v.HasMDEntryID = ok
+						p = np
+					}
+				}
+				// Symbol
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.Symbol, v.HasSymbol = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSymbol = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSymbol12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Symbol = x
+						v.HasSymbol = ok
+						p = np
+					}
+				}
+				// RptSeq
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.RptSeq, v.HasRptSeq = int32(x-1), true
+						} else if x < 0 {
+							v.RptSeq, v.HasRptSeq = int32(x), true
+						} else {
+							v.HasRptSeq = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.RptSeq, v.HasRptSeq = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RptSeq = int32(x)
+						v.HasRptSeq = ok
+						p = np
+					}
+				}
+				// MDEntryDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
+						} else {
+							v.HasMDEntryDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryDate = uint32(x)
+						v.HasMDEntryDate = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
+						} else {
+							v.HasMDEntryTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = uint32(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// OrigTime
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.OrigTime, v.HasOrigTime = uint32(x-1), true
+						} else {
+							v.HasOrigTime = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.OrigTime, v.HasOrigTime = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fOrigTime10, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrigTime = uint32(x)
+						v.HasOrigTime = ok
+						p = np
+					}
+				}
+				// OrderSide
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.OrderSide, v.HasOrderSide = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasOrderSide = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fOrderSide6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.OrderSide = x
+						v.HasOrderSide = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntryPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasMDEntrySize = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// TradeValue
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasTradeValue = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasTradeValue = ok
+						p = np
+					}
+				}
+				// SettlDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SettlDate, v.HasSettlDate = uint32(x-1), true
+						} else {
+							v.HasSettlDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SettlDate, v.HasSettlDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSettlDate8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettlDate = uint32(x)
+						v.HasSettlDate = ok
+						p = np
+					}
+				}
+				// SettleType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.SettleType, v.HasSettleType = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasSettleType = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fSettleType8, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SettleType = x
+						v.HasSettleType = ok
+						p = np
+					}
+				}
+				// Price
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasPrice = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fPrice6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasPrice = ok
+						p = np
+					}
+				}
+				// PriceType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := fastrt.SignExtend7(b[p]); x > 0 {
+							v.PriceType, v.HasPriceType = int32(x-1), true
+						} else if x < 0 {
+							v.PriceType, v.HasPriceType = int32(x), true
+						} else {
+							v.HasPriceType = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31 {
+							if x > 0 {
+								x--
+							}
+							v.PriceType, v.HasPriceType = int32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fPriceType6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.PriceType = int32(x)
+						v.HasPriceType = ok
+						p = np
+					}
+				}
+				// RepoToPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasRepoToPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRepoToPx = ok
+						p = np
+					}
+				}
+				// BuyBackPx
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasBuyBackPx = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasBuyBackPx = ok
+						p = np
+					}
+				}
+				// BuyBackDate
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
+						} else {
+							v.HasBuyBackDate = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fBuyBackDate6, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.BuyBackDate = uint32(x)
+						v.HasBuyBackDate = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionID, v.HasTradingSessionID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionID12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = x
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasTradingSessionSubID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = x
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				// RefOrderID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+						end := p
+						if q := b[p:]; len(q) >= 8 {
+							if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+								end = p + bits.TrailingZeros64(m)>>3
+							} else {
+								end = p + 8
+								for end < len(b) && b[end] < 0x80 {
+									end++
+								}
+							}
+						} else {
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+						if end < len(b) {
+							var w []byte
+							if end < len(win) {
+								w = win[p : end+1 : end+1]
+								w[end-p] = b[end] &^ 0x80
+							} else {
+								w = c.Append(b[p : end+1])
+							}
+							v.RefOrderID, v.HasRefOrderID = w, true
+							p = end + 1
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+						v.HasRefOrderID = false
+						p++
+						done = true
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fRefOrderID4, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RefOrderID = x
+						v.HasRefOrderID = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -17064,1059 +18455,15 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 	return p, nil
 }
 
-func (c *Decoder) d25(b []byte, p int, v *XTLRCURRGroupMDEntries, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// MDUpdateAction
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x-1), true
-			} else {
-				v.HasMDUpdateAction = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDUpdateAction, v.HasMDUpdateAction = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDUpdateAction7, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDUpdateAction = uint32(x)
-			v.HasMDUpdateAction = ok
-			p = np
-		}
-	}
-	// MDEntryType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryType = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryType12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = x
-			p = np
-		}
-	}
-	// MDEntryID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.MDEntryID, v.HasMDEntryID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasMDEntryID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fMDEntryID12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryID = x
-			v.HasMDEntryID = ok
-			p = np
-		}
-	}
-	// Symbol
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.Symbol, v.HasSymbol = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSymbol = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSymbol12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Symbol = x
-			v.HasSymbol = ok
-			p = np
-		}
-	}
-	// RptSeq
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.RptSeq, v.HasRptSeq = int32(x-1), true
-			} else if x < 0 {
-				v.RptSeq, v.HasRptSeq = int32(x), true
-			} else {
-				v.HasRptSeq = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.RptSeq, v.HasRptSeq = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fRptSeq12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RptSeq = int32(x)
-			v.HasRptSeq = ok
-			p = np
-		}
-	}
-	// MDEntryDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x-1), true
-			} else {
-				v.HasMDEntryDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryDate, v.HasMDEntryDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryDate12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryDate = uint32(x)
-			v.HasMDEntryDate = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x-1), true
-			} else {
-				v.HasMDEntryTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.MDEntryTime, v.HasMDEntryTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fMDEntryTime12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = uint32(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// OrigTime
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.OrigTime, v.HasOrigTime = uint32(x-1), true
-			} else {
-				v.HasOrigTime = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.OrigTime, v.HasOrigTime = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOrigTime10, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrigTime = uint32(x)
-			v.HasOrigTime = ok
-			p = np
-		}
-	}
-	// OrderSide
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.OrderSide, v.HasOrderSide = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasOrderSide = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fOrderSide6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderSide = x
-			v.HasOrderSide = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntryPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntryPx, v.HasMDEntryPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasMDEntrySize = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.MDEntrySize, v.HasMDEntrySize = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// TradeValue
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasTradeValue = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.TradeValue, v.HasTradeValue = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeValue = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasTradeValue = ok
-			p = np
-		}
-	}
-	// SettlDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SettlDate, v.HasSettlDate = uint32(x-1), true
-			} else {
-				v.HasSettlDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SettlDate, v.HasSettlDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSettlDate8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettlDate = uint32(x)
-			v.HasSettlDate = ok
-			p = np
-		}
-	}
-	// SettleType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.SettleType, v.HasSettleType = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasSettleType = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fSettleType8, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SettleType = x
-			v.HasSettleType = ok
-			p = np
-		}
-	}
-	// Price
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasPrice = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.Price, v.HasPrice = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.Price, v.HasPrice = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fPrice6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Price = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasPrice = ok
-			p = np
-		}
-	}
-	// PriceType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.PriceType, v.HasPriceType = int32(x-1), true
-			} else if x < 0 {
-				v.PriceType, v.HasPriceType = int32(x), true
-			} else {
-				v.HasPriceType = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.PriceType, v.HasPriceType = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fPriceType6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.PriceType = int32(x)
-			v.HasPriceType = ok
-			p = np
-		}
-	}
-	// RepoToPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasRepoToPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.RepoToPx, v.HasRepoToPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RepoToPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRepoToPx = ok
-			p = np
-		}
-	}
-	// BuyBackPx
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasBuyBackPx = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.BuyBackPx, v.HasBuyBackPx = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasBuyBackPx = ok
-			p = np
-		}
-	}
-	// BuyBackDate
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x-1), true
-			} else {
-				v.HasBuyBackDate = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.BuyBackDate, v.HasBuyBackDate = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fBuyBackDate6, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.BuyBackDate = uint32(x)
-			v.HasBuyBackDate = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID, v.HasTradingSessionID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// RefOrderID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.RefOrderID, v.HasRefOrderID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasRefOrderID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fRefOrderID4, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RefOrderID = x
-			v.HasRefOrderID = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType15
 	// ApplVerID
@@ -18918,8 +19265,63 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.GroupInstrAttrib = v.GroupInstrAttrib[:n]
 			}
 			for j := range v.GroupInstrAttrib {
-				if p, err = c.d27(b, p, &v.GroupInstrAttrib[j], nil); err != nil {
-					return p, err
+				v := &v.GroupInstrAttrib[j]
+				// InstrAttribType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
+						p++
+						done = true
+					}
+					if !done {
+						x, n := int64(0), 0
+						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+							x = int64(int8(q[0]<<1) >> 1)
+							if q[1] >= 0x80 {
+								x, n = x<<7|int64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Int(b, p)
+						}
+						if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
+							v.InstrAttribType = int32(x)
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fInstrAttribType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.InstrAttribType = int32(x)
+						p = np
+					}
+				}
+				// InstrAttribValue
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Vector(b, p, fInstrAttribValue, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.InstrAttribValue = x
+						v.HasInstrAttribValue = ok
+						p = np
+					}
 				}
 			}
 			c.Depth--
@@ -19006,8 +19408,295 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				v.MarketSegmentGrp = v.MarketSegmentGrp[:n]
 			}
 			for j := range v.MarketSegmentGrp {
-				if p, err = c.d28(b, p, &v.MarketSegmentGrp[j], nil); err != nil {
-					return p, err
+				v := &v.MarketSegmentGrp[j]
+				win := c.Win
+				_ = win
+				// RoundLot
+				{
+					done := false
+					if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
+						exp := fastrt.SignExtend7(b[p])
+						if exp == 0 {
+							v.HasRoundLot = false
+							p++
+							done = true
+						} else if exp > 0 {
+							exp--
+						}
+						if !done && exp >= -63 && exp <= 63 {
+							if b[q] >= 0x80 {
+								v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
+								p = q + 1
+								done = true
+							} else {
+								x, n := int64(0), 0
+								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									x = int64(int8(q[0]<<1) >> 1)
+									if q[1] >= 0x80 {
+										x, n = x<<7|int64(q[1]&0x7f), 2
+									} else if q[2] >= 0x80 {
+										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+									} else if q[3] >= 0x80 {
+										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+									}
+								}
+								if n == 0 {
+									x, n = fastrt.Int(b, q)
+								}
+								if n > 0 {
+									v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
+									p = q + n
+									done = true
+								}
+							}
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fRoundLot, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.RoundLot = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasRoundLot = ok
+						p = np
+					}
+				}
+				// TradingSessionRulesGrp
+				{
+					n := -1
+					{
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fNoTradingSessionRules, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						p = np
+						if ok {
+							n = int(x)
+						}
+					}
+					if n < 0 {
+						v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:0]
+						v.HasTradingSessionRulesGrp = false
+					} else {
+						if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
+							return p, err
+						}
+						if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
+							return p, err
+						}
+						if cap(v.TradingSessionRulesGrp) < n {
+							v.TradingSessionRulesGrp = make([]DMarketSegmentGrpTradingSessionRulesGrp, n)
+						} else {
+							v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:n]
+						}
+						for j := range v.TradingSessionRulesGrp {
+							v := &v.TradingSessionRulesGrp[j]
+							win := c.Win
+							_ = win
+							// TradingSessionID
+							{
+								done := false
+								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+									end := p
+									if q := b[p:]; len(q) >= 8 {
+										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+											end = p + bits.TrailingZeros64(m)>>3
+										} else {
+											end = p + 8
+											for end < len(b) && b[end] < 0x80 {
+												end++
+											}
+										}
+									} else {
+										for end < len(b) && b[end] < 0x80 {
+											end++
+										}
+									}
+									if end < len(b) {
+										var w []byte
+										if end < len(win) {
+											w = win[p : end+1 : end+1]
+											w[end-p] = b[end] &^ 0x80
+										} else {
+											w = c.Append(b[p : end+1])
+										}
+										v.TradingSessionID = w
+										p = end + 1
+										done = true
+									}
+								}
+								if !done {
+									tpm.Bits = pmb
+									x, ok, np, err := c.Vector(b, p, fTradingSessionID13, &tpm, nil)
+									pmb = tpm.Bits
+									if err != nil {
+										return np, err
+									}
+									_ = ok
+									v.TradingSessionID = x
+									p = np
+								}
+							}
+							// TradingSessionSubID
+							{
+								done := false
+								if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+									end := p
+									if q := b[p:]; len(q) >= 8 {
+										if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+											end = p + bits.TrailingZeros64(m)>>3
+										} else {
+											end = p + 8
+											for end < len(b) && b[end] < 0x80 {
+												end++
+											}
+										}
+									} else {
+										for end < len(b) && b[end] < 0x80 {
+											end++
+										}
+									}
+									if end < len(b) {
+										var w []byte
+										if end < len(win) {
+											w = win[p : end+1 : end+1]
+											w[end-p] = b[end] &^ 0x80
+										} else {
+											w = c.Append(b[p : end+1])
+										}
+										v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
+										p = end + 1
+										done = true
+									}
+								} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+									v.HasTradingSessionSubID = false
+									p++
+									done = true
+								}
+								if !done {
+									tpm.Bits = pmb
+									x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, &tpm, nil)
+									pmb = tpm.Bits
+									if err != nil {
+										return np, err
+									}
+									_ = ok
+									v.TradingSessionSubID = x
+									v.HasTradingSessionSubID = ok
+									p = np
+								}
+							}
+							// SecurityTradingStatus
+							{
+								done := false
+								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+									if x := fastrt.SignExtend7(b[p]); x > 0 {
+										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
+									} else if x < 0 {
+										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+									} else {
+										v.HasSecurityTradingStatus = false
+									}
+									p++
+									done = true
+								}
+								if !done {
+									x, n := int64(0), 0
+									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+										x = int64(int8(q[0]<<1) >> 1)
+										if q[1] >= 0x80 {
+											x, n = x<<7|int64(q[1]&0x7f), 2
+										} else if q[2] >= 0x80 {
+											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+										} else if q[3] >= 0x80 {
+											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										}
+									}
+									if n == 0 {
+										x, n = fastrt.Int(b, p)
+									}
+									if n > 0 && x >= -1<<31 && x <= 1<<31 {
+										if x > 0 {
+											x--
+										}
+										v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
+										p += n
+										done = true
+									}
+								}
+								if !done {
+									tpm.Bits = pmb
+									x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+									pmb = tpm.Bits
+									if err != nil {
+										return np, err
+									}
+									_ = ok
+									v.SecurityTradingStatus = int32(x)
+									v.HasSecurityTradingStatus = ok
+									p = np
+								}
+							}
+							// OrderNote
+							{
+								done := false
+								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+									if x := fastrt.SignExtend7(b[p]); x > 0 {
+										v.OrderNote, v.HasOrderNote = int32(x-1), true
+									} else if x < 0 {
+										v.OrderNote, v.HasOrderNote = int32(x), true
+									} else {
+										v.HasOrderNote = false
+									}
+									p++
+									done = true
+								}
+								if !done {
+									x, n := int64(0), 0
+									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+										x = int64(int8(q[0]<<1) >> 1)
+										if q[1] >= 0x80 {
+											x, n = x<<7|int64(q[1]&0x7f), 2
+										} else if q[2] >= 0x80 {
+											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
+										} else if q[3] >= 0x80 {
+											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
+										}
+									}
+									if n == 0 {
+										x, n = fastrt.Int(b, p)
+									}
+									if n > 0 && x >= -1<<31 && x <= 1<<31 {
+										if x > 0 {
+											x--
+										}
+										v.OrderNote, v.HasOrderNote = int32(x), true
+										p += n
+										done = true
+									}
+								}
+								if !done {
+									tpm.Bits = pmb
+									x, ok, np, err := c.Int(b, p, fOrderNote, &tpm, nil)
+									pmb = tpm.Bits
+									if err != nil {
+										return np, err
+									}
+									_ = ok
+									v.OrderNote = int32(x)
+									v.HasOrderNote = ok
+									p = np
+								}
+							}
+						}
+						c.Depth--
+						v.HasTradingSessionRulesGrp = true
+					}
 				}
 			}
 			c.Depth--
@@ -19934,360 +20623,15 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	return p, nil
 }
 
-func (c *Decoder) d27(b []byte, p int, v *DGroupInstrAttrib, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	// InstrAttribType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			v.InstrAttribType = int32(fastrt.SignExtend7(b[p]))
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31-1 {
-				v.InstrAttribType = int32(x)
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fInstrAttribType, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.InstrAttribType = int32(x)
-			p = np
-		}
-	}
-	// InstrAttribValue
-	{
-		done := false
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fInstrAttribValue, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.InstrAttribValue = x
-			v.HasInstrAttribValue = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
-func (c *Decoder) d28(b []byte, p int, v *DMarketSegmentGrp, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	// RoundLot
-	{
-		done := false
-		if q := p + 1; uint(q) < uint(len(b)) && b[p] >= 0x80 {
-			exp := fastrt.SignExtend7(b[p])
-			if exp == 0 {
-				v.HasRoundLot = false
-				p++
-				done = true
-			} else if exp > 0 {
-				exp--
-			}
-			if !done && exp >= -63 && exp <= 63 {
-				if b[q] >= 0x80 {
-					v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: fastrt.SignExtend7(b[q]), Exponent: int32(exp)}, true
-					p = q + 1
-					done = true
-				} else {
-					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-						x = int64(int8(q[0]<<1) >> 1)
-						if q[1] >= 0x80 {
-							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
-							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
-							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-						}
-					}
-					if n == 0 {
-						x, n = fastrt.Int(b, q)
-					}
-					if n > 0 {
-						v.RoundLot, v.HasRoundLot = fastrt.Decimal{Mantissa: x, Exponent: int32(exp)}, true
-						p = q + n
-						done = true
-					}
-				}
-			}
-		}
-		if !done {
-			m, e, ok, np, err := c.Decimal(b, p, fRoundLot, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.RoundLot = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasRoundLot = ok
-			p = np
-		}
-	}
-	// TradingSessionRulesGrp
-	{
-		n := -1
-		{
-			x, ok, np, err := c.Int(b, p, fNoTradingSessionRules, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			p = np
-			if ok {
-				n = int(x)
-			}
-		}
-		if n < 0 {
-			v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:0]
-			v.HasTradingSessionRulesGrp = false
-		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 4, fTradingSessionRulesGrp); err != nil {
-				return p, err
-			}
-			if err := c.Enter(p, fTradingSessionRulesGrp); err != nil {
-				return p, err
-			}
-			if cap(v.TradingSessionRulesGrp) < n {
-				v.TradingSessionRulesGrp = make([]DMarketSegmentGrpTradingSessionRulesGrp, n)
-			} else {
-				v.TradingSessionRulesGrp = v.TradingSessionRulesGrp[:n]
-			}
-			for j := range v.TradingSessionRulesGrp {
-				if p, err = c.d29(b, p, &v.TradingSessionRulesGrp[j], pm); err != nil {
-					return p, err
-				}
-			}
-			c.Depth--
-			v.HasTradingSessionRulesGrp = true
-		}
-	}
-	return p, nil
-}
-
-func (c *Decoder) d29(b []byte, p int, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// TradingSessionID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionID = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionID13, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = x
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasTradingSessionSubID = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = x
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// SecurityTradingStatus
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x-1), true
-			} else if x < 0 {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-			} else {
-				v.HasSecurityTradingStatus = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SecurityTradingStatus = int32(x)
-			v.HasSecurityTradingStatus = ok
-			p = np
-		}
-	}
-	// OrderNote
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := fastrt.SignExtend7(b[p]); x > 0 {
-				v.OrderNote, v.HasOrderNote = int32(x-1), true
-			} else if x < 0 {
-				v.OrderNote, v.HasOrderNote = int32(x), true
-			} else {
-				v.HasOrderNote = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
-				x = int64(int8(q[0]<<1) >> 1)
-				if q[1] >= 0x80 {
-					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Int(b, p)
-			}
-			if n > 0 && x >= -1<<31 && x <= 1<<31 {
-				if x > 0 {
-					x--
-				}
-				v.OrderNote, v.HasOrderNote = int32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fOrderNote, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.OrderNote = int32(x)
-			v.HasOrderNote = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
 func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) {
 	var pm *fastrt.PMap
 	_ = pm
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType16
 	// ApplVerID
@@ -20627,7 +20971,9 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType17
 	// ApplVerID
@@ -20862,6 +21208,7 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType18
 	// BeginString

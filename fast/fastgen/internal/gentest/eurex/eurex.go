@@ -203,6 +203,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// PartitionID
 	{
 		done := false
@@ -340,6 +341,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// MsgSeqNum
@@ -646,8 +648,429 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				v.MDSshGrp = v.MDSshGrp[:n]
 			}
 			for j := range v.MDSshGrp {
-				if p, err = c.d2(b, p, &v.MDSshGrp[j], nil); err != nil {
+				v := &v.MDSshGrp[j]
+				var pmb uint64
+				pmx := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb = uint64(b[p]&0x7f) << 57
+					p++
+				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
+				}
+				var tpm fastrt.PMap
+				_ = tpm
+				// MDEntryType
+				{
+					done := false
+					e := &c.d.s9MDEntryType
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryType = uint32(e.I)
+							done = true
+						}
+					} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						pmb <<= 1
+						x := int64(b[p] & 0x7f)
+						p++
+						e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
+						v.MDEntryType = uint32(x)
+						done = true
+					} else {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32-1 {
+							pmb <<= 1
+							p += n
+							e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+							v.MDEntryType = uint32(x)
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryType, &tpm, &c.d.s9MDEntryType)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryType = uint32(x)
+						p = np
+					}
+				}
+				// TrdType
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.TrdType, v.HasTrdType = uint32(x-1), true
+						} else {
+							v.HasTrdType = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.TrdType, v.HasTrdType = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TrdType = uint32(x)
+						v.HasTrdType = ok
+						p = np
+					}
+				}
+				// TradingSessionID
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionID = uint32(x)
+						v.HasTradingSessionID = ok
+						p = np
+					}
+				}
+				// TradingSessionSubID
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x-1), true
+						} else {
+							v.HasTradingSessionSubID = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTradingSessionSubID, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradingSessionSubID = uint32(x)
+						v.HasTradingSessionSubID = ok
+						p = np
+					}
+				}
+				// FastMarketIndicator
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fFastMarketIndicator, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.FastMarketIndicator = uint32(x)
+						v.HasFastMarketIndicator = ok
+						p = np
+					}
+				}
+				// SecurityTradingStatus
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
+						} else {
+							v.HasSecurityTradingStatus = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.SecurityTradingStatus = uint32(x)
+						v.HasSecurityTradingStatus = ok
+						p = np
+					}
+				}
+				// TradeCondition
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.TradeCondition, v.HasTradeCondition = uint64(x-1), true
+						} else {
+							v.HasTradeCondition = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 {
+							x--
+							v.TradeCondition, v.HasTradeCondition = uint64(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTradeCondition, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeCondition = uint64(x)
+						v.HasTradeCondition = ok
+						p = np
+					}
+				}
+				// MDEntryPx
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, &c.d.s10MDEntryPx)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
+						v.HasMDEntryPx = ok
+						p = np
+					}
+				}
+				// MDEntrySize
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s11MDEntrySize)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntrySize = uint32(x)
+						v.HasMDEntrySize = ok
+						p = np
+					}
+				}
+				// NumberOfOrders
+				{
+					done := false
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s12NumberOfOrders)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.NumberOfOrders = uint32(x)
+						v.HasNumberOfOrders = ok
+						p = np
+					}
+				}
+				// MDPriceLevel
+				{
+					done := false
+					e := &c.d.s13MDPriceLevel
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen && e.I < 1<<32-1 {
+							pmb <<= 1
+							e.I++
+							v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, &c.d.s13MDPriceLevel)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDPriceLevel = uint32(x)
+						v.HasMDPriceLevel = ok
+						p = np
+					}
+				}
+				// MDEntryTime
+				{
+					done := false
+					e := &c.d.s14MDEntryTime
+					if int64(pmb) >= 0 {
+						if e.G == c.Gen {
+							pmb <<= 1
+							v.MDEntryTime, v.HasMDEntryTime = int64(e.I), true
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s14MDEntryTime)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.MDEntryTime = int64(x)
+						v.HasMDEntryTime = ok
+						p = np
+					}
+				}
+				// TradeVolume
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.TradeVolume, v.HasTradeVolume = uint64(x-1), true
+						} else {
+							v.HasTradeVolume = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 {
+							x--
+							v.TradeVolume, v.HasTradeVolume = uint64(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.TradeVolume = uint64(x)
+						v.HasTradeVolume = ok
+						p = np
+					}
+				}
+				if pmb != 0 || pmx {
+					return p, fastrt.Err(fast.R8, p, fMDSshGrp, "presence map has more bits than the segment uses")
 				}
 			}
 			c.Depth--
@@ -655,434 +1078,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
-	}
-	return p, nil
-}
-
-func (c *Decoder) d2(b []byte, p int, v *DepthSnapshotMDSshGrp, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	var tpm fastrt.PMap
-	// MDEntryType
-	{
-		done := false
-		e := &c.d.s9MDEntryType
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryType = uint32(e.I)
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pmb <<= 1
-			x := int64(b[p] & 0x7f)
-			p++
-			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
-			v.MDEntryType = uint32(x)
-			done = true
-		} else {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32-1 {
-				pmb <<= 1
-				p += n
-				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
-				v.MDEntryType = uint32(x)
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryType, &tpm, &c.d.s9MDEntryType)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryType = uint32(x)
-			p = np
-		}
-	}
-	// TrdType
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.TrdType, v.HasTrdType = uint32(x-1), true
-			} else {
-				v.HasTrdType = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.TrdType, v.HasTrdType = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TrdType = uint32(x)
-			v.HasTrdType = ok
-			p = np
-		}
-	}
-	// TradingSessionID
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionID = uint32(x)
-			v.HasTradingSessionID = ok
-			p = np
-		}
-	}
-	// TradingSessionSubID
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x-1), true
-			} else {
-				v.HasTradingSessionSubID = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.TradingSessionSubID, v.HasTradingSessionSubID = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fTradingSessionSubID, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradingSessionSubID = uint32(x)
-			v.HasTradingSessionSubID = ok
-			p = np
-		}
-	}
-	// FastMarketIndicator
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fFastMarketIndicator, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.FastMarketIndicator = uint32(x)
-			v.HasFastMarketIndicator = ok
-			p = np
-		}
-	}
-	// SecurityTradingStatus
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x-1), true
-			} else {
-				v.HasSecurityTradingStatus = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.SecurityTradingStatus, v.HasSecurityTradingStatus = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.SecurityTradingStatus = uint32(x)
-			v.HasSecurityTradingStatus = ok
-			p = np
-		}
-	}
-	// TradeCondition
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.TradeCondition, v.HasTradeCondition = uint64(x-1), true
-			} else {
-				v.HasTradeCondition = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 {
-				x--
-				v.TradeCondition, v.HasTradeCondition = uint64(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fTradeCondition, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeCondition = uint64(x)
-			v.HasTradeCondition = ok
-			p = np
-		}
-	}
-	// MDEntryPx
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, &c.d.s10MDEntryPx)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryPx = fastrt.Decimal{Mantissa: m, Exponent: e}
-			v.HasMDEntryPx = ok
-			p = np
-		}
-	}
-	// MDEntrySize
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s11MDEntrySize)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntrySize = uint32(x)
-			v.HasMDEntrySize = ok
-			p = np
-		}
-	}
-	// NumberOfOrders
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s12NumberOfOrders)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.NumberOfOrders = uint32(x)
-			v.HasNumberOfOrders = ok
-			p = np
-		}
-	}
-	// MDPriceLevel
-	{
-		done := false
-		e := &c.d.s13MDPriceLevel
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen && e.I < 1<<32-1 {
-				pmb <<= 1
-				e.I++
-				v.MDPriceLevel, v.HasMDPriceLevel = uint32(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, &c.d.s13MDPriceLevel)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDPriceLevel = uint32(x)
-			v.HasMDPriceLevel = ok
-			p = np
-		}
-	}
-	// MDEntryTime
-	{
-		done := false
-		e := &c.d.s14MDEntryTime
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.MDEntryTime, v.HasMDEntryTime = int64(e.I), true
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s14MDEntryTime)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.MDEntryTime = int64(x)
-			v.HasMDEntryTime = ok
-			p = np
-		}
-	}
-	// TradeVolume
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.TradeVolume, v.HasTradeVolume = uint64(x-1), true
-			} else {
-				v.HasTradeVolume = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 {
-				x--
-				v.TradeVolume, v.HasTradeVolume = uint64(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, nil)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.TradeVolume = uint64(x)
-			v.HasTradeVolume = ok
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fMDSshGrp, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }

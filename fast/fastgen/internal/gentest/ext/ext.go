@@ -552,7 +552,9 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// A
 	{
 		done := false
@@ -699,7 +701,9 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	var err error
 	_ = err
 	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// A
 	{
 		done := false
@@ -1035,14 +1039,108 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	_ = pm
 	var err error
 	_ = err
+	win := c.Win
+	_ = win
 	var tpm fastrt.PMap
+	_ = tpm
 	// G1
 	{
 		if err := c.Enter(p, fG1); err != nil {
 			return p, err
 		}
-		if p, err = c.d3(b, p, &v.G1, nil); err != nil {
-			return p, err
+		{
+			v := &v.G1
+			win := c.Win
+			_ = win
+			// A
+			{
+				done := false
+				if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					v.A = uint32(b[p] & 0x7f)
+					p++
+					done = true
+				}
+				if !done {
+					x, n := uint64(0), 0
+					if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q[1] >= 0x80 {
+							x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Uint(b, p)
+					}
+					if n > 0 && x <= 1<<32-1 {
+						v.A = uint32(x)
+						p += n
+						done = true
+					}
+				}
+				if !done {
+					tpm.Bits = pmb
+					x, ok, np, err := c.Int(b, p, fA3, &tpm, nil)
+					pmb = tpm.Bits
+					if err != nil {
+						return np, err
+					}
+					_ = ok
+					v.A = uint32(x)
+					p = np
+				}
+			}
+			// S
+			{
+				done := false
+				if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+					end := p
+					if q := b[p:]; len(q) >= 8 {
+						if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+							end = p + bits.TrailingZeros64(m)>>3
+						} else {
+							end = p + 8
+							for end < len(b) && b[end] < 0x80 {
+								end++
+							}
+						}
+					} else {
+						for end < len(b) && b[end] < 0x80 {
+							end++
+						}
+					}
+					if end < len(b) {
+						var w []byte
+						if end < len(win) {
+							w = win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
+						} else {
+							w = c.Append(b[p : end+1])
+						}
+						v.S, v.HasS = w, true
+						p = end + 1
+						done = true
+					}
+				} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
+					v.HasS = false
+					p++
+					done = true
+				}
+				if !done {
+					tpm.Bits = pmb
+					x, ok, np, err := c.Vector(b, p, fS3, &tpm, nil)
+					pmb = tpm.Bits
+					if err != nil {
+						return np, err
+					}
+					_ = ok
+					v.S = x
+					v.HasS = ok
+					p = np
+				}
+			}
 		}
 		c.Depth--
 	}
@@ -1053,8 +1151,226 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 		if err := c.Enter(p, fG2); err != nil {
 			return p, err
 		}
-		if p, err = c.d4(b, p, &v.G2, nil); err != nil {
-			return p, err
+		{
+			v := &v.G2
+			var pmb uint64
+			pmx := false
+			if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+				pmb = uint64(b[p]&0x7f) << 57
+				p++
+			} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
+				return p, err
+			}
+			win := c.Win
+			_ = win
+			var tpm fastrt.PMap
+			_ = tpm
+			// A
+			{
+				done := false
+				e := &c.d.s1A
+				if int64(pmb) >= 0 {
+					if e.G == c.Gen {
+						pmb <<= 1
+						v.A = uint32(e.I)
+						done = true
+					}
+				} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+					pmb <<= 1
+					x := int64(b[p] & 0x7f)
+					p++
+					e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
+					v.A = uint32(x)
+					done = true
+				} else {
+					x, n := uint64(0), 0
+					if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q[1] >= 0x80 {
+							x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+						} else if q[2] >= 0x80 {
+							x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+						} else if q[3] >= 0x80 {
+							x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+						}
+					}
+					if n == 0 {
+						x, n = fastrt.Uint(b, p)
+					}
+					if n > 0 && x <= 1<<32-1 {
+						pmb <<= 1
+						p += n
+						e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
+						v.A = uint32(x)
+						done = true
+					}
+				}
+				if !done {
+					tpm.Bits = pmb
+					x, ok, np, err := c.Int(b, p, fA4, &tpm, &c.d.s1A)
+					pmb = tpm.Bits
+					if err != nil {
+						return np, err
+					}
+					_ = ok
+					v.A = uint32(x)
+					p = np
+				}
+			}
+			// Inner
+			{
+				n := -1
+				{
+					tpm.Bits = pmb
+					x, ok, np, err := c.Int(b, p, fN, &tpm, &c.d.s12N)
+					pmb = tpm.Bits
+					if err != nil {
+						return np, err
+					}
+					p = np
+					if ok {
+						n = int(x)
+					}
+				}
+				if n < 0 {
+					v.Inner = v.Inner[:0]
+					v.HasInner = false
+				} else {
+					if err := fastrt.SeqCheck(n, p, len(b), 1, fInner); err != nil {
+						return p, err
+					}
+					if err := c.Enter(p, fInner); err != nil {
+						return p, err
+					}
+					if cap(v.Inner) < n {
+						v.Inner = make([]GroupsG2Inner, n)
+					} else {
+						v.Inner = v.Inner[:n]
+					}
+					for j := range v.Inner {
+						v := &v.Inner[j]
+						var pmb uint64
+						pmx := false
+						if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+							pmb = uint64(b[p]&0x7f) << 57
+							p++
+						} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
+							return p, err
+						}
+						win := c.Win
+						_ = win
+						var tpm fastrt.PMap
+						_ = tpm
+						// V
+						{
+							done := false
+							if !done {
+								tpm.Bits = pmb
+								x, ok, np, err := c.Int(b, p, fV, &tpm, &c.d.s13V)
+								pmb = tpm.Bits
+								if err != nil {
+									return np, err
+								}
+								_ = ok
+								v.V = int32(x)
+								p = np
+							}
+						}
+						// G3
+						v.HasG3 = int64(pmb) < 0
+						pmb <<= 1
+						if v.HasG3 {
+							if err := c.Enter(p, fG3); err != nil {
+								return p, err
+							}
+							{
+								v := &v.G3
+								var pmb uint64
+								pmx := false
+								if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+									pmb = uint64(b[p]&0x7f) << 57
+									p++
+								} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
+									return p, err
+								}
+								win := c.Win
+								_ = win
+								var tpm fastrt.PMap
+								_ = tpm
+								// Z
+								{
+									done := false
+									e := &c.d.s14Z
+									if int64(pmb) >= 0 {
+										if e.G == c.Gen {
+											pmb <<= 1
+											if e.Msg == c.Msg {
+												v.Z = e.Cur
+											} else {
+												v.Z = c.Copy(e.B)
+											}
+											done = true
+										}
+									} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
+										end := p
+										if q := b[p:]; len(q) >= 8 {
+											if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
+												end = p + bits.TrailingZeros64(m)>>3
+											} else {
+												end = p + 8
+												for end < len(b) && b[end] < 0x80 {
+													end++
+												}
+											}
+										} else {
+											for end < len(b) && b[end] < 0x80 {
+												end++
+											}
+										}
+										if end < len(b) {
+											var w []byte
+											if end < len(win) {
+												w = win[p : end+1 : end+1]
+												w[end-p] = b[end] &^ 0x80
+											} else {
+												w = c.Append(b[p : end+1])
+											}
+											pmb <<= 1
+											e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
+											e.B = append(e.B[:0], w...)
+											v.Z = w
+											p = end + 1
+											done = true
+										}
+									}
+									if !done {
+										tpm.Bits = pmb
+										x, ok, np, err := c.Vector(b, p, fZ, &tpm, &c.d.s14Z)
+										pmb = tpm.Bits
+										if err != nil {
+											return np, err
+										}
+										_ = ok
+										v.Z = x
+										p = np
+									}
+								}
+								if pmb != 0 || pmx {
+									return p, fastrt.Err(fast.R8, p, fG3, "presence map has more bits than the segment uses")
+								}
+							}
+							c.Depth--
+						}
+						if pmb != 0 || pmx {
+							return p, fastrt.Err(fast.R8, p, fInner, "presence map has more bits than the segment uses")
+						}
+					}
+					c.Depth--
+					v.HasInner = true
+				}
+			}
+			if pmb != 0 || pmx {
+				return p, fastrt.Err(fast.R8, p, fG2, "presence map has more bits than the segment uses")
+			}
 		}
 		c.Depth--
 	}
@@ -1088,8 +1404,154 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 				v.Outer = v.Outer[:n]
 			}
 			for j := range v.Outer {
-				if p, err = c.d7(b, p, &v.Outer[j], nil); err != nil {
-					return p, err
+				v := &v.Outer[j]
+				// V
+				{
+					done := false
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						if x := b[p] & 0x7f; x != 0 {
+							v.V, v.HasV = uint32(x-1), true
+						} else {
+							v.HasV = false
+						}
+						p++
+						done = true
+					}
+					if !done {
+						x, n := uint64(0), 0
+						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+							if q[1] >= 0x80 {
+								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+							} else if q[2] >= 0x80 {
+								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+							} else if q[3] >= 0x80 {
+								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+							}
+						}
+						if n == 0 {
+							x, n = fastrt.Uint(b, p)
+						}
+						if n > 0 && x <= 1<<32 {
+							x--
+							v.V, v.HasV = uint32(x), true
+							p += n
+							done = true
+						}
+					}
+					if !done {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fV2, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						_ = ok
+						v.V = uint32(x)
+						v.HasV = ok
+						p = np
+					}
+				}
+				// Nested
+				{
+					n := -1
+					if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+						n = int(b[p] & 0x7f)
+						p++
+					} else {
+						tpm.Bits = pmb
+						x, ok, np, err := c.Int(b, p, fNestedLength, &tpm, nil)
+						pmb = tpm.Bits
+						if err != nil {
+							return np, err
+						}
+						p = np
+						if ok {
+							n = int(x)
+						}
+					}
+					if n < 0 {
+						v.Nested = v.Nested[:0]
+					} else {
+						if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
+							return p, err
+						}
+						if err := c.Enter(p, fNested); err != nil {
+							return p, err
+						}
+						if cap(v.Nested) < n {
+							v.Nested = make([]GroupsOuterNested, n)
+						} else {
+							v.Nested = v.Nested[:n]
+						}
+						for j := range v.Nested {
+							v := &v.Nested[j]
+							var pmb uint64
+							pmx := false
+							if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+								pmb = uint64(b[p]&0x7f) << 57
+								p++
+							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
+								return p, err
+							}
+							var tpm fastrt.PMap
+							_ = tpm
+							// W
+							{
+								done := false
+								e := &c.d.s16W
+								if int64(pmb) >= 0 {
+									if e.G == c.Gen {
+										pmb <<= 1
+										v.W = uint64(e.I)
+										done = true
+									}
+								} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
+									pmb <<= 1
+									x := int64(b[p] & 0x7f)
+									p++
+									e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
+									v.W = uint64(x)
+									done = true
+								} else {
+									x, n := uint64(0), 0
+									if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+										if q[1] >= 0x80 {
+											x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
+										} else if q[2] >= 0x80 {
+											x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
+										} else if q[3] >= 0x80 {
+											x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
+										}
+									}
+									if n == 0 {
+										x, n = fastrt.Uint(b, p)
+									}
+									if n > 0 {
+										pmb <<= 1
+										p += n
+										e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
+										v.W = uint64(x)
+										done = true
+									}
+								}
+								if !done {
+									tpm.Bits = pmb
+									x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
+									pmb = tpm.Bits
+									if err != nil {
+										return np, err
+									}
+									_ = ok
+									v.W = uint64(x)
+									p = np
+								}
+							}
+							if pmb != 0 || pmx {
+								return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
+							}
+						}
+						c.Depth--
+					}
 				}
 			}
 			c.Depth--
@@ -1097,485 +1559,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	}
 	if pmb != 0 || pmx {
 		return p, fastrt.Err(fast.R8, p, nil, "presence map has more bits than the template uses")
-	}
-	return p, nil
-}
-
-func (c *Decoder) d3(b []byte, p int, v *GroupsG1, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	win := c.Win
-	// A
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			v.A = uint32(b[p] & 0x7f)
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32-1 {
-				v.A = uint32(x)
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fA3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.A = uint32(x)
-			p = np
-		}
-	}
-	// S
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				v.S, v.HasS = w, true
-				p = end + 1
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] == 0x80 {
-			v.HasS = false
-			p++
-			done = true
-		}
-		if !done {
-			x, ok, np, err := c.Vector(b, p, fS3, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.S = x
-			v.HasS = ok
-			p = np
-		}
-	}
-	return p, nil
-}
-
-func (c *Decoder) d4(b []byte, p int, v *GroupsG2, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	var tpm fastrt.PMap
-	// A
-	{
-		done := false
-		e := &c.d.s1A
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.A = uint32(e.I)
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pmb <<= 1
-			x := int64(b[p] & 0x7f)
-			p++
-			e.G, e.T, e.I, e.E = c.Gen, 1, x, 0
-			v.A = uint32(x)
-			done = true
-		} else {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32-1 {
-				pmb <<= 1
-				p += n
-				e.G, e.T, e.I, e.E = c.Gen, 1, int64(x), 0
-				v.A = uint32(x)
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fA4, &tpm, &c.d.s1A)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.A = uint32(x)
-			p = np
-		}
-	}
-	// Inner
-	{
-		n := -1
-		{
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fN, &tpm, &c.d.s12N)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			p = np
-			if ok {
-				n = int(x)
-			}
-		}
-		if n < 0 {
-			v.Inner = v.Inner[:0]
-			v.HasInner = false
-		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fInner); err != nil {
-				return p, err
-			}
-			if err := c.Enter(p, fInner); err != nil {
-				return p, err
-			}
-			if cap(v.Inner) < n {
-				v.Inner = make([]GroupsG2Inner, n)
-			} else {
-				v.Inner = v.Inner[:n]
-			}
-			for j := range v.Inner {
-				if p, err = c.d5(b, p, &v.Inner[j], nil); err != nil {
-					return p, err
-				}
-			}
-			c.Depth--
-			v.HasInner = true
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fG2, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
-func (c *Decoder) d5(b []byte, p int, v *GroupsG2Inner, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	var tpm fastrt.PMap
-	// V
-	{
-		done := false
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fV, &tpm, &c.d.s13V)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.V = int32(x)
-			p = np
-		}
-	}
-	// G3
-	v.HasG3 = int64(pmb) < 0
-	pmb <<= 1
-	if v.HasG3 {
-		if err := c.Enter(p, fG3); err != nil {
-			return p, err
-		}
-		if p, err = c.d6(b, p, &v.G3, nil); err != nil {
-			return p, err
-		}
-		c.Depth--
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fInner, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
-func (c *Decoder) d6(b []byte, p int, v *GroupsG2InnerG3, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	win := c.Win
-	var tpm fastrt.PMap
-	// Z
-	{
-		done := false
-		e := &c.d.s14Z
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				if e.Msg == c.Msg {
-					v.Z = e.Cur
-				} else {
-					v.Z = c.Copy(e.B)
-				}
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] != 0 && b[p] != 0x80 {
-			end := p
-			if q := b[p:]; len(q) >= 8 {
-				if m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {
-					end = p + bits.TrailingZeros64(m)>>3
-				} else {
-					end = p + 8
-					for end < len(b) && b[end] < 0x80 {
-						end++
-					}
-				}
-			} else {
-				for end < len(b) && b[end] < 0x80 {
-					end++
-				}
-			}
-			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
-				}
-				pmb <<= 1
-				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
-				e.B = append(e.B[:0], w...)
-				v.Z = w
-				p = end + 1
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Vector(b, p, fZ, &tpm, &c.d.s14Z)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.Z = x
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fG3, "presence map has more bits than the segment uses")
-	}
-	return p, nil
-}
-
-func (c *Decoder) d7(b []byte, p int, v *GroupsOuter, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	// V
-	{
-		done := false
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			if x := b[p] & 0x7f; x != 0 {
-				v.V, v.HasV = uint32(x-1), true
-			} else {
-				v.HasV = false
-			}
-			p++
-			done = true
-		}
-		if !done {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 && x <= 1<<32 {
-				x--
-				v.V, v.HasV = uint32(x), true
-				p += n
-				done = true
-			}
-		}
-		if !done {
-			x, ok, np, err := c.Int(b, p, fV2, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.V = uint32(x)
-			v.HasV = ok
-			p = np
-		}
-	}
-	// Nested
-	{
-		n := -1
-		if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			n = int(b[p] & 0x7f)
-			p++
-		} else {
-			x, ok, np, err := c.Int(b, p, fNestedLength, pm, nil)
-			if err != nil {
-				return np, err
-			}
-			p = np
-			if ok {
-				n = int(x)
-			}
-		}
-		if n < 0 {
-			v.Nested = v.Nested[:0]
-		} else {
-			if err := fastrt.SeqCheck(n, p, len(b), 1, fNested); err != nil {
-				return p, err
-			}
-			if err := c.Enter(p, fNested); err != nil {
-				return p, err
-			}
-			if cap(v.Nested) < n {
-				v.Nested = make([]GroupsOuterNested, n)
-			} else {
-				v.Nested = v.Nested[:n]
-			}
-			for j := range v.Nested {
-				if p, err = c.d8(b, p, &v.Nested[j], pm); err != nil {
-					return p, err
-				}
-			}
-			c.Depth--
-		}
-	}
-	return p, nil
-}
-
-func (c *Decoder) d8(b []byte, p int, v *GroupsOuterNested, pm *fastrt.PMap) (int, error) {
-	var err error
-	_ = err
-	var pmb uint64
-	pmx := false
-	if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-		pmb = uint64(b[p]&0x7f) << 57
-		p++
-	} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
-		return p, err
-	}
-	var tpm fastrt.PMap
-	// W
-	{
-		done := false
-		e := &c.d.s16W
-		if int64(pmb) >= 0 {
-			if e.G == c.Gen {
-				pmb <<= 1
-				v.W = uint64(e.I)
-				done = true
-			}
-		} else if uint(p) < uint(len(b)) && b[p] >= 0x80 {
-			pmb <<= 1
-			x := int64(b[p] & 0x7f)
-			p++
-			e.G, e.T, e.I, e.E = c.Gen, 3, x, 0
-			v.W = uint64(x)
-			done = true
-		} else {
-			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
-				if q[1] >= 0x80 {
-					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
-					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
-					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
-				}
-			}
-			if n == 0 {
-				x, n = fastrt.Uint(b, p)
-			}
-			if n > 0 {
-				pmb <<= 1
-				p += n
-				e.G, e.T, e.I, e.E = c.Gen, 3, int64(x), 0
-				v.W = uint64(x)
-				done = true
-			}
-		}
-		if !done {
-			tpm.Bits = pmb
-			x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
-			pmb = tpm.Bits
-			if err != nil {
-				return np, err
-			}
-			_ = ok
-			v.W = uint64(x)
-			p = np
-		}
-	}
-	if pmb != 0 || pmx {
-		return p, fastrt.Err(fast.R8, p, fNested, "presence map has more bits than the segment uses")
 	}
 	return p, nil
 }

@@ -337,6 +337,7 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -394,6 +395,7 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -459,6 +461,7 @@ func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pmb uint64
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -487,6 +490,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -577,6 +581,7 @@ func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pmb uint64, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -605,6 +610,7 @@ func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pmb uint64, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -632,6 +638,7 @@ func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pmb uint64, pm
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -660,6 +667,7 @@ func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pmb uint64, pmx 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -687,6 +695,7 @@ func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -715,6 +724,7 @@ func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pmb uint64
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -742,6 +752,7 @@ func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, p
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -769,6 +780,7 @@ func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pmb uin
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -796,6 +808,7 @@ func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit,
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -823,6 +836,7 @@ func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pmb uint
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -850,6 +864,7 @@ func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pmb uint64, pmx bool
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false

@@ -277,6 +277,7 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -329,6 +330,7 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -387,6 +389,7 @@ func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -414,6 +417,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pmb uint64, pmx bool) (in
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -455,6 +459,7 @@ func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -483,6 +488,7 @@ func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pmb uint64, pmx bool)
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -510,6 +516,7 @@ func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pmb uint64, pmx bo
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -538,6 +545,7 @@ func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -566,6 +574,7 @@ func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -593,6 +602,7 @@ func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pmb uint64, pmx bool) (i
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
@@ -621,6 +631,7 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx b
 	var err error
 	_ = err
 	var tpm fastrt.PMap
+	_ = tpm
 	// Value
 	{
 		done := false
