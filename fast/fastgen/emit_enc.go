@@ -72,13 +72,30 @@ func (g *gen) reserve(from, pm string, bits int, assign string) {
 }
 
 func (g *gen) encSegment(s *segment) {
+	if s.encInlined {
+		return // written out where it is used
+	}
 	g.w("func (c *Encoder) e%d(out []byte, v *%s, pm *fastrt.PMapW) ([]byte, error) {\n", s.id, s.typeName)
 	g.w("var err error\n_ = err\n")
+	g.buf.WriteString(g.encBody(s, false))
+	g.w("return out, nil\n}\n\n")
+}
+
+// encBody returns the code that encodes segment s from v, with its presence map. Inline
+// (inside its parent, for a segment of inlinable) it keeps to its own block and names its
+// own map directly, never through pm.
+func (g *gen) encBody(s *segment, inline bool) string {
+	saved := g.buf
+	g.buf = bytes.Buffer{}
+	defer func() { g.buf = saved }()
 	reg := regMode(s)
-	if s.owner != nil && s.ownPmap {
+	own := s.owner != nil && s.ownPmap
+	if own {
 		g.w("var own fastrt.PMapW\n")
 		g.reserve("out", "own", s.bits, "out =")
-		g.w("pm = &own\n")
+		if !inline {
+			g.w("pm = &own\n")
+		}
 	}
 	var body bytes.Buffer
 	for _, f := range s.fields {
@@ -94,20 +111,24 @@ func (g *gen) encSegment(s *segment) {
 		body.WriteString(code)
 	}
 	// In register mode the bits collect in pmr (pmn of them) and go into the map at the end.
+	mp := "pm"
+	if inline && own {
+		mp = "own"
+	}
 	if reg {
-		g.w("pmr, pmn := pm.Reg, pm.N\n")
+		g.w("pmr, pmn := %s.Reg, %s.N\n", mp, mp)
 		if strings.Contains(body.String(), "tpw") {
-			g.w("var tpw fastrt.PMapW\n")
+			g.w("var tpw fastrt.PMapW\n_ = tpw\n")
 		}
 	}
 	g.buf.Write(body.Bytes())
 	if reg {
-		g.w("pm.Reg, pm.N = pmr, pmn\n")
+		g.w("%s.Reg, %s.N = pmr, pmn\n", mp, mp)
 	}
-	if s.owner != nil && s.ownPmap {
+	if own {
 		g.w("out = fastrt.Finish(out, &own)\n")
 	}
-	g.w("return out, nil\n}\n\n")
+	return g.buf.String()
 }
 
 var (
@@ -157,6 +178,11 @@ func (g *gen) encField(f *field) {
 			g.w("{\n")
 		}
 		g.w("if err := c.Enter(%s); err != nil {\nreturn out, err\n}\n", f.fv)
+		if inlinable(f.elem) {
+			f.elem.encInlined = true
+			g.w("{\nv := &v.%s\n%s}\nc.Depth--\n}\n", f.name, g.encBody(f.elem, true))
+			return
+		}
 		g.w("if out, err = c.e%d(out, &v.%s, pm); err != nil {\nreturn out, err\n}\nc.Depth--\n}\n", f.elem.id, f.name)
 		return
 	}
@@ -296,5 +322,10 @@ func (g *gen) encSequence(f *field) {
 		g.w("if out, err = c.Int(out, %s, pm, %s, int64(len(v.%s)), %s); err != nil {\nreturn out, err\n}\n", g.fvar(lf), g.slot(lf), f.name, has)
 	}
 	g.w("if %s {\nif err := c.Enter(%s); err != nil {\nreturn out, err\n}\n", has, f.fv)
+	if inlinable(f.elem) {
+		f.elem.encInlined = true
+		g.w("for j := range v.%s {\nv := &v.%s[j]\n%s}\nc.Depth--\n}\n", f.name, f.name, g.encBody(f.elem, true))
+		return
+	}
 	g.w("for j := range v.%s {\nif out, err = c.e%d(out, &v.%s[j], pm); err != nil {\nreturn out, err\n}\n}\nc.Depth--\n}\n", f.name, f.elem.id, f.name)
 }

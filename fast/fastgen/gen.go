@@ -84,6 +84,8 @@ type segment struct {
 	ownerVar string
 	id       int
 	inlined  bool // decoded inside its parent's code
+	// encInlined: encoded inside its parent's code.
+	encInlined bool
 }
 
 type field struct {

@@ -21804,6 +21804,7 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -21879,6 +21880,7 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -21928,6 +21930,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -22047,8 +22050,549 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e3(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDEntryType
+			if !v.HasMDEntryType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrigTime
+			if !v.HasOrigTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OrigTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			if !v.HasQuoteCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOpenCloseSettlFlag, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrdType
+			if !v.HasOrdType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrdType, &tpw, nil, v.OrdType, v.HasOrdType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// EffectiveTime
+			if !v.HasEffectiveTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EffectiveTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartTime
+			if !v.HasStartTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AccruedInterestAmt
+			if !v.HasAccruedInterestAmt {
+				out = append(out, 0x80)
+			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAccruedInterestAmt, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgFromWAPrice
+			if !v.HasChgFromWAPrice {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromWAPrice, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgOpenInterest
+			if !v.HasChgOpenInterest {
+				out = append(out, 0x80)
+			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgOpenInterest, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BidMarketSize
+			if !v.HasBidMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBidMarketSize, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AskMarketSize
+			if !v.HasAskMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAskMarketSize, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalNumOfTrades
+			if !v.HasTotalNumOfTrades {
+				out = append(out, 0x80)
+			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Yield
+			if !v.HasYield {
+				out = append(out, 0x80)
+			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fYield, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalVolume
+			if !v.HasTotalVolume {
+				out = append(out, 0x80)
+			} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTotalVolume, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OfferNbOr
+			if !v.HasOfferNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// BidNbOr
+			if !v.HasBidNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ChgFromSettlmnt
+			if !v.HasChgFromSettlmnt {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromSettlmnt, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SumQtyOfBest
+			if !v.HasSumQtyOfBest {
+				out = append(out, 0x80)
+			} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// OrderSide
+			if !v.HasOrderSide {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrderStatus
+			if !v.HasOrderStatus {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPx
+			if !v.HasMinCurrPx {
+				out = append(out, 0x80)
+			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMinCurrPx, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPxChgTime
+			if !v.HasMinCurrPxChgTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// VolumeIndicator
+			if !v.HasVolumeIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Price
+			if !v.HasPrice {
+				out = append(out, 0x80)
+			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fPrice, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// NominalValue
+			if !v.HasNominalValue {
+				out = append(out, 0x80)
+			} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fNominalValue, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RepoToPx
+			if !v.HasRepoToPx {
+				out = append(out, 0x80)
+			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fRepoToPx, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackPx
+			if !v.HasBuyBackPx {
+				out = append(out, 0x80)
+			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBuyBackPx, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackDate
+			if !v.HasBuyBackDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BuyBackDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CXFlag
+			if !v.HasCXFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCXFlag, &tpw, nil, v.CXFlag, v.HasCXFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -22057,478 +22601,12 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	return out, nil
 }
 
-func (c *Encoder) e3(out []byte, v *WGenericGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDEntryType
-	if !v.HasMDEntryType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrigTime
-	if !v.HasOrigTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fQuoteCondition, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
-			return out, err
-		}
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradeCondition, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOpenCloseSettlFlag, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
-			return out, err
-		}
-	}
-	// OrdType
-	if !v.HasOrdType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrdType, pm, nil, v.OrdType, v.HasOrdType); err != nil {
-			return out, err
-		}
-	}
-	// EffectiveTime
-	if !v.HasEffectiveTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EffectiveTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartTime
-	if !v.HasStartTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AccruedInterestAmt
-	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
-	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAccruedInterestAmt, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
-			return out, err
-		}
-	}
-	// ChgFromWAPrice
-	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromWAPrice, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
-			return out, err
-		}
-	}
-	// ChgOpenInterest
-	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
-	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgOpenInterest, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
-			return out, err
-		}
-	}
-	// BidMarketSize
-	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBidMarketSize, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// AskMarketSize
-	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAskMarketSize, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// TotalNumOfTrades
-	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
-	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// Yield
-	if !v.HasYield {
-		out = append(out, 0x80)
-	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fYield, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
-			return out, err
-		}
-	}
-	// TotalVolume
-	if !v.HasTotalVolume {
-		out = append(out, 0x80)
-	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTotalVolume, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
-			return out, err
-		}
-	}
-	// OfferNbOr
-	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// BidNbOr
-	if !v.HasBidNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ChgFromSettlmnt
-	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromSettlmnt, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// SumQtyOfBest
-	if !v.HasSumQtyOfBest {
-		out = append(out, 0x80)
-	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// OrderSide
-	if !v.HasOrderSide {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderSide, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
-			return out, err
-		}
-	}
-	// OrderStatus
-	if !v.HasOrderStatus {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderStatus, pm, nil, v.OrderStatus, v.HasOrderStatus); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPx
-	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
-	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMinCurrPx, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPxChgTime
-	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// VolumeIndicator
-	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Price
-	if !v.HasPrice {
-		out = append(out, 0x80)
-	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fPrice, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
-			return out, err
-		}
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// NominalValue
-	if !v.HasNominalValue {
-		out = append(out, 0x80)
-	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fNominalValue, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
-			return out, err
-		}
-	}
-	// RepoToPx
-	if !v.HasRepoToPx {
-		out = append(out, 0x80)
-	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fRepoToPx, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackPx
-	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
-	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBuyBackPx, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackDate
-	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CXFlag
-	if !v.HasCXFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fCXFlag, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
@@ -22556,8 +22634,609 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e5(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if !v.HasMDEntryType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrigTime
+			if !v.HasOrigTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OrigTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType2, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EffectiveTime
+			if !v.HasEffectiveTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EffectiveTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartTime
+			if !v.HasStartTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			if !v.HasQuoteCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOpenCloseSettlFlag2, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrdType
+			if !v.HasOrdType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrdType2, &tpw, nil, v.OrdType, v.HasOrdType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			if !v.HasNetChgPrevDay {
+				out = append(out, 0x80)
+			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fNetChgPrevDay2, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AccruedInterestAmt
+			if !v.HasAccruedInterestAmt {
+				out = append(out, 0x80)
+			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAccruedInterestAmt2, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgFromWAPrice
+			if !v.HasChgFromWAPrice {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromWAPrice2, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgOpenInterest
+			if !v.HasChgOpenInterest {
+				out = append(out, 0x80)
+			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgOpenInterest2, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BidMarketSize
+			if !v.HasBidMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBidMarketSize2, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AskMarketSize
+			if !v.HasAskMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAskMarketSize2, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalNumOfTrades
+			if !v.HasTotalNumOfTrades {
+				out = append(out, 0x80)
+			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue2, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Yield
+			if !v.HasYield {
+				out = append(out, 0x80)
+			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fYield2, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalVolume
+			if !v.HasTotalVolume {
+				out = append(out, 0x80)
+			} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTotalVolume2, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OfferNbOr
+			if !v.HasOfferNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// BidNbOr
+			if !v.HasBidNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ChgFromSettlmnt
+			if !v.HasChgFromSettlmnt {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromSettlmnt2, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SumQtyOfBest
+			if !v.HasSumQtyOfBest {
+				out = append(out, 0x80)
+			} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// OrderSide
+			if !v.HasOrderSide {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrderStatus
+			if !v.HasOrderStatus {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus2, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPx
+			if !v.HasMinCurrPx {
+				out = append(out, 0x80)
+			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMinCurrPx2, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPxChgTime
+			if !v.HasMinCurrPxChgTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// VolumeIndicator
+			if !v.HasVolumeIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Price
+			if !v.HasPrice {
+				out = append(out, 0x80)
+			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fPrice2, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// NominalValue
+			if !v.HasNominalValue {
+				out = append(out, 0x80)
+			} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fNominalValue2, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RepoToPx
+			if !v.HasRepoToPx {
+				out = append(out, 0x80)
+			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fRepoToPx2, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackPx
+			if !v.HasBuyBackPx {
+				out = append(out, 0x80)
+			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBuyBackPx2, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackDate
+			if !v.HasBuyBackDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BuyBackDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CXFlag
+			if !v.HasCXFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCXFlag2, &tpw, nil, v.CXFlag, v.HasCXFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID2, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -22566,530 +23245,12 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	return out, nil
 }
 
-func (c *Encoder) e5(out []byte, v *XGenericGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if !v.HasMDEntryType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType2, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID2, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrigTime
-	if !v.HasOrigTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType2, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EffectiveTime
-	if !v.HasEffectiveTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EffectiveTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartTime
-	if !v.HasStartTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSymbol2, pm, nil, v.Symbol, v.HasSymbol); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx2, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize2, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fQuoteCondition2, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
-			return out, err
-		}
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradeCondition2, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOpenCloseSettlFlag2, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
-			return out, err
-		}
-	}
-	// OrdType
-	if !v.HasOrdType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrdType2, pm, nil, v.OrdType, v.HasOrdType); err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
-	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fNetChgPrevDay2, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
-			return out, err
-		}
-	}
-	// AccruedInterestAmt
-	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
-	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAccruedInterestAmt2, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
-			return out, err
-		}
-	}
-	// ChgFromWAPrice
-	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromWAPrice2, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
-			return out, err
-		}
-	}
-	// ChgOpenInterest
-	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
-	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgOpenInterest2, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
-			return out, err
-		}
-	}
-	// BidMarketSize
-	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBidMarketSize2, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// AskMarketSize
-	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAskMarketSize2, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// TotalNumOfTrades
-	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
-	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue2, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// Yield
-	if !v.HasYield {
-		out = append(out, 0x80)
-	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fYield2, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
-			return out, err
-		}
-	}
-	// TotalVolume
-	if !v.HasTotalVolume {
-		out = append(out, 0x80)
-	} else if x := v.TotalVolume; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTotalVolume2, pm, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume); err != nil {
-			return out, err
-		}
-	}
-	// OfferNbOr
-	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// BidNbOr
-	if !v.HasBidNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ChgFromSettlmnt
-	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromSettlmnt2, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
-			return out, err
-		}
-	}
-	// SumQtyOfBest
-	if !v.HasSumQtyOfBest {
-		out = append(out, 0x80)
-	} else if x := int64(v.SumQtyOfBest); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// OrderSide
-	if !v.HasOrderSide {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderSide2, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
-			return out, err
-		}
-	}
-	// OrderStatus
-	if !v.HasOrderStatus {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderStatus2, pm, nil, v.OrderStatus, v.HasOrderStatus); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPx
-	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
-	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMinCurrPx2, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPxChgTime
-	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// VolumeIndicator
-	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Price
-	if !v.HasPrice {
-		out = append(out, 0x80)
-	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fPrice2, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
-			return out, err
-		}
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// NominalValue
-	if !v.HasNominalValue {
-		out = append(out, 0x80)
-	} else if x := v.NominalValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fNominalValue2, pm, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue); err != nil {
-			return out, err
-		}
-	}
-	// RepoToPx
-	if !v.HasRepoToPx {
-		out = append(out, 0x80)
-	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fRepoToPx2, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackPx
-	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
-	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBuyBackPx2, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackDate
-	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CXFlag
-	if !v.HasCXFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fCXFlag2, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID2, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID2, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType5) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
@@ -23191,190 +23352,182 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e7(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 11)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Yield
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderStatus
+			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderStatus...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrdType
+			if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrdType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e7(out []byte, v *WOLSFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 11)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Yield
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderStatus
-	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderStatus...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrdType
-	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrdType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TotalVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -23383,6 +23536,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType6) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
@@ -23476,158 +23630,150 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e9(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 8)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderStatus
+			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderStatus...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e9(out []byte, v *WOLSCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 8)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderStatus
-	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderStatus...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -23636,6 +23782,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType7) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
@@ -23737,280 +23884,272 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e11(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 18)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrderSide
+			if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderSide...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// AccruedInterestAmt
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeValue
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Yield
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlDate
+			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettleType
+			if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.SettleType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Price
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendIntNullable(out, int64(v.PriceType))
+				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RepoToPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// BuyBackPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// BuyBackDate
+			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RefOrderID
+			if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.RefOrderID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e11(out []byte, v *WTLSFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 18)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrderSide
-	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderSide...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// AccruedInterestAmt
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeValue
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Yield
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlDate
-	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettleType
-	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SettleType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Price
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendIntNullable(out, int64(v.PriceType))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RepoToPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// BuyBackPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// BuyBackDate
-	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RefOrderID
-	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.RefOrderID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -24019,6 +24158,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType8) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
@@ -24112,9 +24252,254 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e13(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 16)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrderSide
+			if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderSide...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeValue
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlDate
+			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettleType
+			if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.SettleType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Price
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendIntNullable(out, int64(v.PriceType))
+				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RepoToPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// BuyBackPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// BuyBackDate
+			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RefOrderID
+			if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.RefOrderID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -24122,263 +24507,12 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e13(out []byte, v *WTLSCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 16)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrderSide
-	if e := &c.d.s12OrderSide; v.HasOrderSide && e.G == c.Gen && string(e.B) == string(v.OrderSide) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok && (v.HasOrderSide && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderSide...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeValue
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlDate
-	if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s15SettlDate; v.HasSettlDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.SettlDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettleType
-	if e := &c.d.s16SettleType; v.HasSettleType && e.G == c.Gen && string(e.B) == string(v.SettleType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok && (v.HasSettleType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SettleType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Price
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s18PriceType; v.HasPriceType && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendIntNullable(out, int64(v.PriceType))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RepoToPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// BuyBackPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// BuyBackDate
-	if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RefOrderID
-	if e := &c.d.s22RefOrderID; v.HasRefOrderID && e.G == c.Gen && string(e.B) == string(v.RefOrderID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok && (v.HasRefOrderID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.RefOrderID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
 func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -24406,8 +24540,440 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e15(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if !v.HasMDEntryType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType7, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID7, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx7, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize7, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartTime
+			if !v.HasStartTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// QuoteCondition
+			if !v.HasQuoteCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOpenCloseSettlFlag3, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			if !v.HasNetChgPrevDay {
+				out = append(out, 0x80)
+			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fNetChgPrevDay3, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AccruedInterestAmt
+			if !v.HasAccruedInterestAmt {
+				out = append(out, 0x80)
+			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAccruedInterestAmt4, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgFromWAPrice
+			if !v.HasChgFromWAPrice {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromWAPrice3, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgOpenInterest
+			if !v.HasChgOpenInterest {
+				out = append(out, 0x80)
+			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgOpenInterest3, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BidMarketSize
+			if !v.HasBidMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBidMarketSize3, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AskMarketSize
+			if !v.HasAskMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAskMarketSize3, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalNumOfTrades
+			if !v.HasTotalNumOfTrades {
+				out = append(out, 0x80)
+			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue5, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Yield
+			if !v.HasYield {
+				out = append(out, 0x80)
+			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fYield5, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OfferNbOr
+			if !v.HasOfferNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// BidNbOr
+			if !v.HasBidNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ChgFromSettlmnt
+			if !v.HasChgFromSettlmnt {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromSettlmnt3, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPx
+			if !v.HasMinCurrPx {
+				out = append(out, 0x80)
+			} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMinCurrPx3, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinCurrPxChgTime
+			if !v.HasMinCurrPxChgTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// VolumeIndicator
+			if !v.HasVolumeIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.VolumeIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType5, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CXFlag
+			if !v.HasCXFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCXFlag3, &tpw, nil, v.CXFlag, v.HasCXFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -24416,384 +24982,12 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e15(out []byte, v *XMSRFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if !v.HasMDEntryType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType7, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID7, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSymbol7, pm, nil, v.Symbol, v.HasSymbol); err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx7, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize7, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartTime
-	if !v.HasStartTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// QuoteCondition
-	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fQuoteCondition3, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
-			return out, err
-		}
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradeCondition3, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOpenCloseSettlFlag3, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
-	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fNetChgPrevDay3, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
-			return out, err
-		}
-	}
-	// AccruedInterestAmt
-	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
-	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAccruedInterestAmt4, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
-			return out, err
-		}
-	}
-	// ChgFromWAPrice
-	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromWAPrice3, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
-			return out, err
-		}
-	}
-	// ChgOpenInterest
-	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
-	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgOpenInterest3, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
-			return out, err
-		}
-	}
-	// BidMarketSize
-	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBidMarketSize3, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// AskMarketSize
-	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAskMarketSize3, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// TotalNumOfTrades
-	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
-	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue5, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// Yield
-	if !v.HasYield {
-		out = append(out, 0x80)
-	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fYield5, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
-			return out, err
-		}
-	}
-	// OfferNbOr
-	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// BidNbOr
-	if !v.HasBidNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ChgFromSettlmnt
-	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromSettlmnt3, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPx
-	if !v.HasMinCurrPx {
-		out = append(out, 0x80)
-	} else if x := v.MinCurrPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMinCurrPx3, pm, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx); err != nil {
-			return out, err
-		}
-	}
-	// MinCurrPxChgTime
-	if !v.HasMinCurrPxChgTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinCurrPxChgTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// VolumeIndicator
-	if !v.HasVolumeIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.VolumeIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType5, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// CXFlag
-	if !v.HasCXFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fCXFlag3, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID7, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID7, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -24821,8 +25015,370 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e17(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if !v.HasMDEntryType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID8, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx8, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize8, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartTime
+			if !v.HasStartTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// QuoteCondition
+			if !v.HasQuoteCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			if !v.HasNetChgPrevDay {
+				out = append(out, 0x80)
+			} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fNetChgPrevDay4, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgFromWAPrice
+			if !v.HasChgFromWAPrice {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromWAPrice4, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ChgOpenInterest
+			if !v.HasChgOpenInterest {
+				out = append(out, 0x80)
+			} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgOpenInterest4, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BidMarketSize
+			if !v.HasBidMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBidMarketSize4, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AskMarketSize
+			if !v.HasAskMarketSize {
+				out = append(out, 0x80)
+			} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAskMarketSize4, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalNumOfTrades
+			if !v.HasTotalNumOfTrades {
+				out = append(out, 0x80)
+			} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue6, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OfferNbOr
+			if !v.HasOfferNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// BidNbOr
+			if !v.HasBidNbOr {
+				out = append(out, 0x80)
+			} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ChgFromSettlmnt
+			if !v.HasChgFromSettlmnt {
+				out = append(out, 0x80)
+			} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fChgFromSettlmnt4, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType6, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CXFlag
+			if !v.HasCXFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCXFlag4, &tpw, nil, v.CXFlag, v.HasCXFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID8, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -24831,323 +25387,12 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e17(out []byte, v *XMSRCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if !v.HasMDEntryType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType8, pm, nil, v.MDEntryType, v.HasMDEntryType); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID8, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSymbol8, pm, nil, v.Symbol, v.HasSymbol); err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx8, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize8, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartTime
-	if !v.HasStartTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// QuoteCondition
-	if !v.HasQuoteCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fQuoteCondition4, pm, nil, v.QuoteCondition, v.HasQuoteCondition); err != nil {
-			return out, err
-		}
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradeCondition4, pm, nil, v.TradeCondition, v.HasTradeCondition); err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOpenCloseSettlFlag4, pm, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag); err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	if !v.HasNetChgPrevDay {
-		out = append(out, 0x80)
-	} else if x := v.NetChgPrevDay; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fNetChgPrevDay4, pm, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay); err != nil {
-			return out, err
-		}
-	}
-	// ChgFromWAPrice
-	if !v.HasChgFromWAPrice {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromWAPrice; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromWAPrice4, pm, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice); err != nil {
-			return out, err
-		}
-	}
-	// ChgOpenInterest
-	if !v.HasChgOpenInterest {
-		out = append(out, 0x80)
-	} else if x := v.ChgOpenInterest; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgOpenInterest4, pm, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest); err != nil {
-			return out, err
-		}
-	}
-	// BidMarketSize
-	if !v.HasBidMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.BidMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBidMarketSize4, pm, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// AskMarketSize
-	if !v.HasAskMarketSize {
-		out = append(out, 0x80)
-	} else if x := v.AskMarketSize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAskMarketSize4, pm, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize); err != nil {
-			return out, err
-		}
-	}
-	// TotalNumOfTrades
-	if !v.HasTotalNumOfTrades {
-		out = append(out, 0x80)
-	} else if x := int64(v.TotalNumOfTrades); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue6, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// OfferNbOr
-	if !v.HasOfferNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.OfferNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// BidNbOr
-	if !v.HasBidNbOr {
-		out = append(out, 0x80)
-	} else if x := int64(v.BidNbOr); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ChgFromSettlmnt
-	if !v.HasChgFromSettlmnt {
-		out = append(out, 0x80)
-	} else if x := v.ChgFromSettlmnt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fChgFromSettlmnt4, pm, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt); err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType6, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// CXFlag
-	if !v.HasCXFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fCXFlag4, pm, nil, v.CXFlag, v.HasCXFlag); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID8, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID8, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
@@ -25175,9 +25420,230 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e19(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 13)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Symbol...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Yield
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderStatus
+			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderStatus...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrdType
+			if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrdType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TotalVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -25185,239 +25651,12 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e19(out []byte, v *XOLRFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 13)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Symbol...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Yield
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderStatus
-	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderStatus...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrdType
-	if e := &c.d.s9OrdType; v.HasOrdType && e.G == c.Gen && string(e.B) == string(v.OrdType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok && (v.HasOrdType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrdType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TotalVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
 func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
@@ -25445,9 +25684,207 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e21(out, &v.GroupMDEntries[j], nil); err != nil {
+			v := &v.GroupMDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 11)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Symbol...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryDate
+			if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrigTime
+			if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderStatus
+			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.OrderStatus...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.TradingSessionSubID...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -25455,216 +25892,12 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e21(out []byte, v *XOLRCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 11)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok && (v.HasMDEntryType && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if e := &c.d.s23Symbol; v.HasSymbol && e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok && (v.HasSymbol && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Symbol...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryDate
-	if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s2MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrigTime
-	if e := &c.d.s4OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s4OrigTime; v.HasOrigTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderStatus
-	if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok && (v.HasOrderStatus && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.OrderStatus...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok && (v.HasTradingSessionID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok && (v.HasTradingSessionSubID && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.TradingSessionSubID...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
 func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
@@ -25692,8 +25925,316 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e23(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID11, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol11, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrigTime
+			if !v.HasOrigTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OrigTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderSide
+			if !v.HasOrderSide {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide5, &tpw, nil, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx11, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize11, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// AccruedInterestAmt
+			if !v.HasAccruedInterestAmt {
+				out = append(out, 0x80)
+			} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fAccruedInterestAmt5, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue7, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Yield
+			if !v.HasYield {
+				out = append(out, 0x80)
+			} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fYield7, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType7, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Price
+			if !v.HasPrice {
+				out = append(out, 0x80)
+			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fPrice5, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// RepoToPx
+			if !v.HasRepoToPx {
+				out = append(out, 0x80)
+			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fRepoToPx5, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackPx
+			if !v.HasBuyBackPx {
+				out = append(out, 0x80)
+			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBuyBackPx5, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackDate
+			if !v.HasBuyBackDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BuyBackDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID11, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID11, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RefOrderID
+			if !v.HasRefOrderID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fRefOrderID3, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -25702,278 +26243,12 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e23(out []byte, v *XTLRFONDGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType11, pm, nil, v.MDEntryType, true); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID11, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSymbol11, pm, nil, v.Symbol, v.HasSymbol); err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrigTime
-	if !v.HasOrigTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderSide
-	if !v.HasOrderSide {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderSide5, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx11, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize11, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// AccruedInterestAmt
-	if !v.HasAccruedInterestAmt {
-		out = append(out, 0x80)
-	} else if x := v.AccruedInterestAmt; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fAccruedInterestAmt5, pm, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt); err != nil {
-			return out, err
-		}
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue7, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// Yield
-	if !v.HasYield {
-		out = append(out, 0x80)
-	} else if x := v.Yield; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fYield7, pm, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield); err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType7, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// Price
-	if !v.HasPrice {
-		out = append(out, 0x80)
-	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fPrice5, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
-			return out, err
-		}
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// RepoToPx
-	if !v.HasRepoToPx {
-		out = append(out, 0x80)
-	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fRepoToPx5, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackPx
-	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
-	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBuyBackPx5, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackDate
-	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID11, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID11, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	// RefOrderID
-	if !v.HasRefOrderID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fRefOrderID3, pm, nil, v.RefOrderID, v.HasRefOrderID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType14) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
@@ -26001,8 +26276,280 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			return out, err
 		}
 		for j := range v.GroupMDEntries {
-			if out, err = c.e25(out, &v.GroupMDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.GroupMDEntries[j]
+			// MDUpdateAction
+			if !v.HasMDUpdateAction {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDUpdateAction); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryType
+			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID12, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol12, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if !v.HasRptSeq {
+				out = append(out, 0x80)
+			} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MDEntryDate
+			if !v.HasMDEntryDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryTime
+			if !v.HasMDEntryTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MDEntryTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrigTime
+			if !v.HasOrigTime {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OrigTime); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderSide
+			if !v.HasOrderSide {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOrderSide6, &tpw, nil, v.OrderSide, v.HasOrderSide)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			if !v.HasMDEntryPx {
+				out = append(out, 0x80)
+			} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntryPx12, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize12, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeValue
+			if !v.HasTradeValue {
+				out = append(out, 0x80)
+			} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fTradeValue8, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettleType
+			if !v.HasSettleType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettleType8, &tpw, nil, v.SettleType, v.HasSettleType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Price
+			if !v.HasPrice {
+				out = append(out, 0x80)
+			} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fPrice6, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// RepoToPx
+			if !v.HasRepoToPx {
+				out = append(out, 0x80)
+			} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fRepoToPx6, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackPx
+			if !v.HasBuyBackPx {
+				out = append(out, 0x80)
+			} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fBuyBackPx6, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// BuyBackDate
+			if !v.HasBuyBackDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BuyBackDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionID12, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID12, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RefOrderID
+			if !v.HasRefOrderID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fRefOrderID4, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -26011,249 +26558,12 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	return out, nil
 }
 
-func (c *Encoder) e25(out []byte, v *XTLRCURRGroupMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDUpdateAction
-	if !v.HasMDUpdateAction {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDUpdateAction); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryType
-	if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryType12, pm, nil, v.MDEntryType, true); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDEntryID12, pm, nil, v.MDEntryID, v.HasMDEntryID); err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSymbol12, pm, nil, v.Symbol, v.HasSymbol); err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if !v.HasRptSeq {
-		out = append(out, 0x80)
-	} else if x := int64(v.RptSeq); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MDEntryDate
-	if !v.HasMDEntryDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryTime
-	if !v.HasMDEntryTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MDEntryTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrigTime
-	if !v.HasOrigTime {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OrigTime); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderSide
-	if !v.HasOrderSide {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fOrderSide6, pm, nil, v.OrderSide, v.HasOrderSide); err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	if !v.HasMDEntryPx {
-		out = append(out, 0x80)
-	} else if x := v.MDEntryPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntryPx12, pm, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx); err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fMDEntrySize12, pm, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize); err != nil {
-			return out, err
-		}
-	}
-	// TradeValue
-	if !v.HasTradeValue {
-		out = append(out, 0x80)
-	} else if x := v.TradeValue; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fTradeValue8, pm, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue); err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettleType
-	if !v.HasSettleType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fSettleType8, pm, nil, v.SettleType, v.HasSettleType); err != nil {
-			return out, err
-		}
-	}
-	// Price
-	if !v.HasPrice {
-		out = append(out, 0x80)
-	} else if x := v.Price; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fPrice6, pm, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice); err != nil {
-			return out, err
-		}
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if x := int64(v.PriceType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// RepoToPx
-	if !v.HasRepoToPx {
-		out = append(out, 0x80)
-	} else if x := v.RepoToPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fRepoToPx6, pm, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackPx
-	if !v.HasBuyBackPx {
-		out = append(out, 0x80)
-	} else if x := v.BuyBackPx; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fBuyBackPx6, pm, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx); err != nil {
-			return out, err
-		}
-	}
-	// BuyBackDate
-	if !v.HasBuyBackDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BuyBackDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID12, pm, nil, v.TradingSessionID, v.HasTradingSessionID); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID12, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	// RefOrderID
-	if !v.HasRefOrderID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fRefOrderID4, pm, nil, v.RefOrderID, v.HasRefOrderID); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
 func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType15) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
@@ -26486,7 +26796,14 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.GroupInstrAttrib {
-			if out, err = c.e27(out, &v.GroupInstrAttrib[j], nil); err != nil {
+			v := &v.GroupInstrAttrib[j]
+			// InstrAttribType
+			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+			// InstrAttribValue
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, v.HasInstrAttribValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
 		}
@@ -26517,8 +26834,80 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.MarketSegmentGrp {
-			if out, err = c.e28(out, &v.MarketSegmentGrp[j], nil); err != nil {
+			v := &v.MarketSegmentGrp[j]
+			// RoundLot
+			if !v.HasRoundLot {
+				out = append(out, 0x80)
+			} else if x := v.RoundLot; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fRoundLot, &tpw, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionRulesGrp
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoTradingSessionRules, &tpw, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
+			}
+			if v.HasTradingSessionRulesGrp {
+				if err := c.Enter(fTradingSessionRulesGrp); err != nil {
+					return out, err
+				}
+				for j := range v.TradingSessionRulesGrp {
+					v := &v.TradingSessionRulesGrp[j]
+					// TradingSessionID
+					if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fTradingSessionID13, &tpw, nil, v.TradingSessionID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TradingSessionSubID
+					if !v.HasTradingSessionSubID {
+						out = append(out, 0x80)
+					} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fTradingSessionSubID13, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// SecurityTradingStatus
+					if !v.HasSecurityTradingStatus {
+						out = append(out, 0x80)
+					} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// OrderNote
+					if !v.HasOrderNote {
+						out = append(out, 0x80)
+					} else if x := int64(v.OrderNote); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+				}
+				c.Depth--
 			}
 		}
 		c.Depth--
@@ -26807,99 +27196,12 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	return out, nil
 }
 
-func (c *Encoder) e27(out []byte, v *DGroupInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// InstrAttribType
-	out = fastrt.AppendInt(out, int64(v.InstrAttribType))
-	// InstrAttribValue
-	if out, err = c.Vector(out, fInstrAttribValue, pm, nil, v.InstrAttribValue, v.HasInstrAttribValue); err != nil {
-		return out, err
-	}
-	return out, nil
-}
-
-func (c *Encoder) e28(out []byte, v *DMarketSegmentGrp, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// RoundLot
-	if !v.HasRoundLot {
-		out = append(out, 0x80)
-	} else if x := v.RoundLot; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		if out, err = c.Decimal(out, fRoundLot, pm, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionRulesGrp
-	if out, err = c.Int(out, fNoTradingSessionRules, pm, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp); err != nil {
-		return out, err
-	}
-	if v.HasTradingSessionRulesGrp {
-		if err := c.Enter(fTradingSessionRulesGrp); err != nil {
-			return out, err
-		}
-		for j := range v.TradingSessionRulesGrp {
-			if out, err = c.e29(out, &v.TradingSessionRulesGrp[j], pm); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	return out, nil
-}
-
-func (c *Encoder) e29(out []byte, v *DMarketSegmentGrpTradingSessionRulesGrp, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// TradingSessionID
-	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionID13, pm, nil, v.TradingSessionID, true); err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fTradingSessionSubID13, pm, nil, v.TradingSessionSubID, v.HasTradingSessionSubID); err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
-	} else if x := int64(v.SecurityTradingStatus); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// OrderNote
-	if !v.HasOrderNote {
-		out = append(out, 0x80)
-	} else if x := int64(v.OrderNote); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	return out, nil
-}
-
 func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
@@ -26982,6 +27284,7 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType17) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType17, "value differs from the constant")

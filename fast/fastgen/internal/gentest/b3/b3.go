@@ -44021,6 +44021,7 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -44055,6 +44056,7 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -44125,6 +44127,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
@@ -44166,1140 +44169,1080 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e3(out, &v.RelatedSym[j], nil); err != nil {
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Symbol
+			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityID
+			if e := &c.d.s3SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s3SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID, &tpw, &c.d.s3SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
+			}
+			// ApplIDs
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if true {
+				if err := c.Enter(fApplIDs); err != nil {
+					return out, err
+				}
+				for j := range v.ApplIDs {
+					v := &v.ApplIDs[j]
+					// ApplID
+					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// FeedTypes
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fNoMDFeedTypes, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					if v.HasFeedTypes {
+						if err := c.Enter(fFeedTypes); err != nil {
+							return out, err
+						}
+						for j := range v.FeedTypes {
+							v := &v.FeedTypes[j]
+							// MDFeedType
+							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+								out = o
+							} else {
+								tpw.Reg, tpw.N = pmr, pmn
+								out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+							// MarketDepth
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+						}
+						c.Depth--
+					}
+				}
+				c.Depth--
+			}
+			// SecurityAltIDs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoSecurityAltID, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			if v.HasSecurityAltIDs {
+				if err := c.Enter(fSecurityAltIDs); err != nil {
+					return out, err
+				}
+				for j := range v.SecurityAltIDs {
+					v := &v.SecurityAltIDs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// SecurityAltID
+					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// SecurityAltIDSource
+					if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						pmr <<= 1
+						pmn++
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = o
+						e.G, e.T, e.Msg = c.Gen, 6, 0
+						e.B = append(e.B[:0], v.SecurityAltIDSource...)
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSymbol
+					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// UnderlyingSecurityID
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange, "value differs from the constant")
+					}
+					// IndexPct
+					if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// IndexTheoreticalQty
+					if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; v.HasIndexTheoreticalQty && v.IndexTheoreticalQty.Exponent >= -63 && v.IndexTheoreticalQty.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.IndexTheoreticalQty.Mantissa, int64(v.IndexTheoreticalQty.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if true {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// ImpliedMarketIndicator
+			if !v.HasImpliedMarketIndicator {
+				out = append(out, 0x80)
+			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// InstrAttrib
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasInstrAttrib {
+				if err := c.Enter(fInstrAttrib); err != nil {
+					return out, err
+				}
+				for j := range v.InstrAttrib {
+					v := &v.InstrAttrib[j]
+					// InstAttribType
+					if !v.HasInstAttribType {
+						out = append(out, 0x80)
+					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// InstAttribValue
+					if !v.HasInstAttribValue {
+						out = append(out, 0x80)
+					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fInstAttribValue, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+				c.Depth--
+			}
+			// TickRules
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoTickRules, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasTickRules {
+				if err := c.Enter(fTickRules); err != nil {
+					return out, err
+				}
+				for j := range v.TickRules {
+					v := &v.TickRules[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// StartTickPriceRange
+					if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// EndTickPriceRange
+					if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickIncrement
+					if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickRuleType
+					if !v.HasTickRuleType {
+						out = append(out, 0x80)
+					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Legs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLegs {
+				if err := c.Enter(fLegs); err != nil {
+					return out, err
+				}
+				for j := range v.Legs {
+					v := &v.Legs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// LegSymbol
+					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityID
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					// LegSecurityIDSource
+					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
+					}
+					// LegRatioQty
+					if e := &c.d.s15LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
+						pmr <<= 1
+						pmn++
+					} else if e := &c.d.s15LegRatioQty; true {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityType
+					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSide
+					out = fastrt.AppendInt(out, int64(v.LegSide))
+					// LegSecurityExchange
+					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// SecurityUpdateAction
+			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityUpdateAction, &tpw, nil, v.SecurityUpdateAction, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Lots
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLotTypeRules, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLots {
+				if err := c.Enter(fLots); err != nil {
+					return out, err
+				}
+				for j := range v.Lots {
+					v := &v.Lots[j]
+					// LotType
+					if !v.HasLotType {
+						out = append(out, 0x80)
+					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// MinLotSize
+					if !v.HasMinLotSize {
+						out = append(out, 0x80)
+					} else if x := uint64(v.MinLotSize); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+				}
+				c.Depth--
+			}
+			// MinPriceIncrement
+			if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickSizeDenominator
+			if !v.HasTickSizeDenominator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceDivisor
+			if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinOrderQty
+			if !v.HasMinOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxOrderQty
+			if !v.HasMaxOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MultiLegModel
+			if !v.HasMultiLegModel {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MultiLegPriceMethod
+			if !v.HasMultiLegPriceMethod {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// Currency
+			if !v.HasCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlCurrency
+			if !v.HasSettlCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Product
+			out = fastrt.AppendInt(out, int64(v.Product))
+			// SecurityType
+			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecuritySubType
+			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecuritySubType, &tpw, nil, v.SecuritySubType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityStrategyType
+			if !v.HasSecurityStrategyType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityStrategyType, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Asset
+			if !v.HasAsset {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fAsset, &tpw, nil, v.Asset, v.HasAsset)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityDesc
+			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NoShareIssued
+			if !v.HasNoShareIssued {
+				out = append(out, 0x80)
+			} else if x := uint64(v.NoShareIssued); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityDate
+			if !v.HasMaturityDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityMonthYear
+			if !v.HasMaturityMonthYear {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StrikePrice
+			if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// StrikeCurrency
+			if !v.HasStrikeCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fStrikeCurrency, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ExerciseStyle
+			if !v.HasExerciseStyle {
+				out = append(out, 0x80)
+			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// PutOrCall
+			if !v.HasPutOrCall {
+				out = append(out, 0x80)
+			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ContractMultiplier
+			if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ContractSettlMonth
+			if !v.HasContractSettlMonth {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CFICode
+			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CountryOfIssue
+			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCountryOfIssue, &tpw, nil, v.CountryOfIssue, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// IssueDate
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			// DatedDate
+			if !v.HasDatedDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.DatedDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartDate
+			if !v.HasStartDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EndDate
+			if !v.HasEndDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EndDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlType
+			if !v.HasSettlType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlType, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityValidityTimestamp
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			// MarketSegmentID
+			if !v.HasMarketSegmentID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// GovernanceIndicator
+			if !v.HasGovernanceIndicator {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fGovernanceIndicator, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CorporateActionEventID
+			if !v.HasCorporateActionEventID {
+				out = append(out, 0x80)
+			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// SecurityGroup
+			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityMatchType
+			if !v.HasSecurityMatchType {
+				out = append(out, 0x80)
+			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e3(out []byte, v *MDSecurityList149RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityID
-	if e := &c.d.s3SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s3SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID, &tpw, &c.d.s3SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
-	}
-	// ApplIDs
-	out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
-	if true {
-		if err := c.Enter(fApplIDs); err != nil {
-			return out, err
-		}
-		for j := range v.ApplIDs {
-			if out, err = c.e4(out, &v.ApplIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityAltIDs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoSecurityAltID, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasSecurityAltIDs {
-		if err := c.Enter(fSecurityAltIDs); err != nil {
-			return out, err
-		}
-		for j := range v.SecurityAltIDs {
-			if out, err = c.e6(out, &v.SecurityAltIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e7(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// ImpliedMarketIndicator
-	if !v.HasImpliedMarketIndicator {
-		out = append(out, 0x80)
-	} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstrAttrib
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasInstrAttrib {
-		if err := c.Enter(fInstrAttrib); err != nil {
-			return out, err
-		}
-		for j := range v.InstrAttrib {
-			if out, err = c.e8(out, &v.InstrAttrib[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// TickRules
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoTickRules, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasTickRules {
-		if err := c.Enter(fTickRules); err != nil {
-			return out, err
-		}
-		for j := range v.TickRules {
-			if out, err = c.e9(out, &v.TickRules[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Legs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLegs {
-		if err := c.Enter(fLegs); err != nil {
-			return out, err
-		}
-		for j := range v.Legs {
-			if out, err = c.e10(out, &v.Legs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityUpdateAction
-	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityUpdateAction, &tpw, nil, v.SecurityUpdateAction, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Lots
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLotTypeRules, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLots {
-		if err := c.Enter(fLots); err != nil {
-			return out, err
-		}
-		for j := range v.Lots {
-			if out, err = c.e11(out, &v.Lots[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// MinPriceIncrement
-	if ee, me := &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickSizeDenominator
-	if !v.HasTickSizeDenominator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceDivisor
-	if ee, me := &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MinOrderQty
-	if !v.HasMinOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxOrderQty
-	if !v.HasMaxOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MultiLegModel
-	if !v.HasMultiLegModel {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MultiLegPriceMethod
-	if !v.HasMultiLegPriceMethod {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// Currency
-	if !v.HasCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlCurrency
-	if !v.HasSettlCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Product
-	out = fastrt.AppendInt(out, int64(v.Product))
-	// SecurityType
-	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecuritySubType
-	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecuritySubType, &tpw, nil, v.SecuritySubType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityStrategyType
-	if !v.HasSecurityStrategyType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityStrategyType, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Asset
-	if !v.HasAsset {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fAsset, &tpw, nil, v.Asset, v.HasAsset)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityDesc
-	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NoShareIssued
-	if !v.HasNoShareIssued {
-		out = append(out, 0x80)
-	} else if x := uint64(v.NoShareIssued); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityDate
-	if !v.HasMaturityDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityMonthYear
-	if !v.HasMaturityMonthYear {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StrikePrice
-	if ee, me := &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// StrikeCurrency
-	if !v.HasStrikeCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fStrikeCurrency, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ExerciseStyle
-	if !v.HasExerciseStyle {
-		out = append(out, 0x80)
-	} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// PutOrCall
-	if !v.HasPutOrCall {
-		out = append(out, 0x80)
-	} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ContractMultiplier
-	if ee, me := &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ContractSettlMonth
-	if !v.HasContractSettlMonth {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CFICode
-	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CountryOfIssue
-	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCountryOfIssue, &tpw, nil, v.CountryOfIssue, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// IssueDate
-	out = fastrt.AppendUint(out, uint64(v.IssueDate))
-	// DatedDate
-	if !v.HasDatedDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.DatedDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartDate
-	if !v.HasStartDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EndDate
-	if !v.HasEndDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EndDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlType
-	if !v.HasSettlType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlType, &tpw, nil, v.SettlType, v.HasSettlType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityValidityTimestamp
-	out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
-	// MarketSegmentID
-	if !v.HasMarketSegmentID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// GovernanceIndicator
-	if !v.HasGovernanceIndicator {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fGovernanceIndicator, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CorporateActionEventID
-	if !v.HasCorporateActionEventID {
-		out = append(out, 0x80)
-	} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// SecurityGroup
-	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityMatchType
-	if !v.HasSecurityMatchType {
-		out = append(out, 0x80)
-	} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e4(out []byte, v *MDSecurityList149RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fApplID, pm, nil, v.ApplID, true); err != nil {
-			return out, err
-		}
-	}
-	// FeedTypes
-	if out, err = c.Int(out, fNoMDFeedTypes, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
-		return out, err
-	}
-	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes); err != nil {
-			return out, err
-		}
-		for j := range v.FeedTypes {
-			if out, err = c.e5(out, &v.FeedTypes[j], pm); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	return out, nil
-}
-
-func (c *Encoder) e5(out []byte, v *MDSecurityList149RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDFeedType, pm, nil, v.MDFeedType, true); err != nil {
-			return out, err
-		}
-	}
-	// MarketDepth
-	out = fastrt.AppendUint(out, uint64(v.MarketDepth))
-	return out, nil
-}
-
-func (c *Encoder) e6(out []byte, v *MDSecurityList149RelatedSymSecurityAltIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityAltID
-	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityAltIDSource
-	if e := &c.d.s4SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SecurityAltIDSource...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e7(out []byte, v *MDSecurityList149RelatedSymUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// UnderlyingSecurityID
-	out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange, "value differs from the constant")
-	}
-	// IndexPct
-	if ee, me := &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// IndexTheoreticalQty
-	if ee, me := &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa; v.HasIndexTheoreticalQty && v.IndexTheoreticalQty.Exponent >= -63 && v.IndexTheoreticalQty.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.IndexTheoreticalQty.Mantissa, int64(v.IndexTheoreticalQty.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if true {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e8(out []byte, v *MDSecurityList149RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// InstAttribType
-	if !v.HasInstAttribType {
-		out = append(out, 0x80)
-	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstAttribValue
-	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fInstAttribValue, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-func (c *Encoder) e9(out []byte, v *MDSecurityList149RelatedSymTickRules, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// StartTickPriceRange
-	if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EndTickPriceRange
-	if ee, me := &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickIncrement
-	if ee, me := &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickRuleType
-	if !v.HasTickRuleType {
-		out = append(out, 0x80)
-	} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e10(out []byte, v *MDSecurityList149RelatedSymLegs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// LegSymbol
-	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityID
-	out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
-	// LegSecurityIDSource
-	if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
-	}
-	// LegRatioQty
-	if e := &c.d.s15LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s15LegRatioQty; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityType
-	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSide
-	out = fastrt.AppendInt(out, int64(v.LegSide))
-	// LegSecurityExchange
-	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e11(out []byte, v *MDSecurityList149RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// LotType
-	if !v.HasLotType {
-		out = append(out, 0x80)
-	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MinLotSize
-	if !v.HasMinLotSize {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
 	return out, nil
 }
 
@@ -45308,6 +45251,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType2, "value differs from the constant")
@@ -45349,1099 +45293,1039 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e13(out, &v.RelatedSym[j], nil); err != nil {
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Symbol
+			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityID
+			if e := &c.d.s24SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s24SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID2, &tpw, &c.d.s24SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource2) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource2, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange2) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
+			}
+			// ApplIDs
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if true {
+				if err := c.Enter(fApplIDs2); err != nil {
+					return out, err
+				}
+				for j := range v.ApplIDs {
+					v := &v.ApplIDs[j]
+					// ApplID
+					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fApplID2, &tpw, nil, v.ApplID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// FeedTypes
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fNoMDFeedTypes2, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					if v.HasFeedTypes {
+						if err := c.Enter(fFeedTypes2); err != nil {
+							return out, err
+						}
+						for j := range v.FeedTypes {
+							v := &v.FeedTypes[j]
+							// MDFeedType
+							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+								out = o
+							} else {
+								tpw.Reg, tpw.N = pmr, pmn
+								out, err = c.Vector(out, fMDFeedType2, &tpw, nil, v.MDFeedType, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+							// MarketDepth
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+						}
+						c.Depth--
+					}
+				}
+				c.Depth--
+			}
+			// SecurityAltIDs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoSecurityAltID2, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			if v.HasSecurityAltIDs {
+				if err := c.Enter(fSecurityAltIDs2); err != nil {
+					return out, err
+				}
+				for j := range v.SecurityAltIDs {
+					v := &v.SecurityAltIDs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// SecurityAltID
+					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// SecurityAltIDSource
+					if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						pmr <<= 1
+						pmn++
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = o
+						e.G, e.T, e.Msg = c.Gen, 6, 0
+						e.B = append(e.B[:0], v.SecurityAltIDSource...)
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings2, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings2); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSymbol
+					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// UnderlyingSecurityID
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange2) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange2, "value differs from the constant")
+					}
+					// IndexPct
+					if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// ImpliedMarketIndicator
+			if !v.HasImpliedMarketIndicator {
+				out = append(out, 0x80)
+			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// InstrAttrib
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoInstrAttrib2, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasInstrAttrib {
+				if err := c.Enter(fInstrAttrib2); err != nil {
+					return out, err
+				}
+				for j := range v.InstrAttrib {
+					v := &v.InstrAttrib[j]
+					// InstAttribType
+					if !v.HasInstAttribType {
+						out = append(out, 0x80)
+					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// InstAttribValue
+					if !v.HasInstAttribValue {
+						out = append(out, 0x80)
+					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fInstAttribValue2, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+				c.Depth--
+			}
+			// TickRules
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoTickRules2, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasTickRules {
+				if err := c.Enter(fTickRules2); err != nil {
+					return out, err
+				}
+				for j := range v.TickRules {
+					v := &v.TickRules[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// StartTickPriceRange
+					if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// EndTickPriceRange
+					if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickIncrement
+					if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickRuleType
+					if !v.HasTickRuleType {
+						out = append(out, 0x80)
+					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Legs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLegs2, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLegs {
+				if err := c.Enter(fLegs2); err != nil {
+					return out, err
+				}
+				for j := range v.Legs {
+					v := &v.Legs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// LegSymbol
+					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityID
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					// LegSecurityIDSource
+					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
+					}
+					// LegRatioQty
+					if e := &c.d.s34LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
+						pmr <<= 1
+						pmn++
+					} else if e := &c.d.s34LegRatioQty; true {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityType
+					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSide
+					out = fastrt.AppendInt(out, int64(v.LegSide))
+					// LegSecurityExchange
+					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// SecurityUpdateAction
+			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityUpdateAction2, &tpw, nil, v.SecurityUpdateAction, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Lots
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLotTypeRules2, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLots {
+				if err := c.Enter(fLots2); err != nil {
+					return out, err
+				}
+				for j := range v.Lots {
+					v := &v.Lots[j]
+					// LotType
+					if !v.HasLotType {
+						out = append(out, 0x80)
+					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// MinLotSize
+					if !v.HasMinLotSize {
+						out = append(out, 0x80)
+					} else if x := uint64(v.MinLotSize); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+				}
+				c.Depth--
+			}
+			// MinPriceIncrement
+			if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickSizeDenominator
+			if !v.HasTickSizeDenominator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceDivisor
+			if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinOrderQty
+			if !v.HasMinOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxOrderQty
+			if !v.HasMaxOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MultiLegModel
+			if !v.HasMultiLegModel {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MultiLegPriceMethod
+			if !v.HasMultiLegPriceMethod {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// Currency
+			if !v.HasCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlCurrency
+			if !v.HasSettlCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlCurrency2, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Product
+			out = fastrt.AppendInt(out, int64(v.Product))
+			// SecurityType
+			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityType2, &tpw, nil, v.SecurityType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecuritySubType
+			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecuritySubType2, &tpw, nil, v.SecuritySubType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityStrategyType
+			if !v.HasSecurityStrategyType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityStrategyType2, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Asset
+			if !v.HasAsset {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fAsset2, &tpw, nil, v.Asset, v.HasAsset)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityDesc
+			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityDesc2, &tpw, nil, v.SecurityDesc, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NoShareIssued
+			if !v.HasNoShareIssued {
+				out = append(out, 0x80)
+			} else if x := uint64(v.NoShareIssued); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityDate
+			if !v.HasMaturityDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityMonthYear
+			if !v.HasMaturityMonthYear {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StrikePrice
+			if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// StrikeCurrency
+			if !v.HasStrikeCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fStrikeCurrency2, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ExerciseStyle
+			if !v.HasExerciseStyle {
+				out = append(out, 0x80)
+			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// PutOrCall
+			if !v.HasPutOrCall {
+				out = append(out, 0x80)
+			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ContractMultiplier
+			if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ContractSettlMonth
+			if !v.HasContractSettlMonth {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CFICode
+			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCFICode2, &tpw, nil, v.CFICode, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CountryOfIssue
+			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCountryOfIssue2, &tpw, nil, v.CountryOfIssue, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// IssueDate
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			// DatedDate
+			if !v.HasDatedDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.DatedDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartDate
+			if !v.HasStartDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EndDate
+			if !v.HasEndDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EndDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlType
+			if !v.HasSettlType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlType2, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityValidityTimestamp
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			// MarketSegmentID
+			if !v.HasMarketSegmentID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// GovernanceIndicator
+			if !v.HasGovernanceIndicator {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fGovernanceIndicator2, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CorporateActionEventID
+			if !v.HasCorporateActionEventID {
+				out = append(out, 0x80)
+			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// SecurityGroup
+			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityMatchType
+			if !v.HasSecurityMatchType {
+				out = append(out, 0x80)
+			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e13(out []byte, v *MDSecurityList148RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityID
-	if e := &c.d.s24SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s24SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID2, &tpw, &c.d.s24SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource2) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource2, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange2) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
-	}
-	// ApplIDs
-	out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
-	if true {
-		if err := c.Enter(fApplIDs2); err != nil {
-			return out, err
-		}
-		for j := range v.ApplIDs {
-			if out, err = c.e14(out, &v.ApplIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityAltIDs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoSecurityAltID2, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasSecurityAltIDs {
-		if err := c.Enter(fSecurityAltIDs2); err != nil {
-			return out, err
-		}
-		for j := range v.SecurityAltIDs {
-			if out, err = c.e16(out, &v.SecurityAltIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings2, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings2); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e17(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// ImpliedMarketIndicator
-	if !v.HasImpliedMarketIndicator {
-		out = append(out, 0x80)
-	} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstrAttrib
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoInstrAttrib2, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasInstrAttrib {
-		if err := c.Enter(fInstrAttrib2); err != nil {
-			return out, err
-		}
-		for j := range v.InstrAttrib {
-			if out, err = c.e18(out, &v.InstrAttrib[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// TickRules
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoTickRules2, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasTickRules {
-		if err := c.Enter(fTickRules2); err != nil {
-			return out, err
-		}
-		for j := range v.TickRules {
-			if out, err = c.e19(out, &v.TickRules[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Legs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLegs2, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLegs {
-		if err := c.Enter(fLegs2); err != nil {
-			return out, err
-		}
-		for j := range v.Legs {
-			if out, err = c.e20(out, &v.Legs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityUpdateAction
-	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityUpdateAction2, &tpw, nil, v.SecurityUpdateAction, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Lots
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLotTypeRules2, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLots {
-		if err := c.Enter(fLots2); err != nil {
-			return out, err
-		}
-		for j := range v.Lots {
-			if out, err = c.e21(out, &v.Lots[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// MinPriceIncrement
-	if ee, me := &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickSizeDenominator
-	if !v.HasTickSizeDenominator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceDivisor
-	if ee, me := &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MinOrderQty
-	if !v.HasMinOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxOrderQty
-	if !v.HasMaxOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MultiLegModel
-	if !v.HasMultiLegModel {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MultiLegPriceMethod
-	if !v.HasMultiLegPriceMethod {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// Currency
-	if !v.HasCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlCurrency
-	if !v.HasSettlCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlCurrency2, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Product
-	out = fastrt.AppendInt(out, int64(v.Product))
-	// SecurityType
-	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType2, &tpw, nil, v.SecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecuritySubType
-	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecuritySubType2, &tpw, nil, v.SecuritySubType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityStrategyType
-	if !v.HasSecurityStrategyType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityStrategyType2, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Asset
-	if !v.HasAsset {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fAsset2, &tpw, nil, v.Asset, v.HasAsset)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityDesc
-	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityDesc2, &tpw, nil, v.SecurityDesc, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NoShareIssued
-	if !v.HasNoShareIssued {
-		out = append(out, 0x80)
-	} else if x := uint64(v.NoShareIssued); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityDate
-	if !v.HasMaturityDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityMonthYear
-	if !v.HasMaturityMonthYear {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StrikePrice
-	if ee, me := &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// StrikeCurrency
-	if !v.HasStrikeCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fStrikeCurrency2, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ExerciseStyle
-	if !v.HasExerciseStyle {
-		out = append(out, 0x80)
-	} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// PutOrCall
-	if !v.HasPutOrCall {
-		out = append(out, 0x80)
-	} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ContractMultiplier
-	if ee, me := &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ContractSettlMonth
-	if !v.HasContractSettlMonth {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CFICode
-	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCFICode2, &tpw, nil, v.CFICode, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CountryOfIssue
-	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCountryOfIssue2, &tpw, nil, v.CountryOfIssue, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// IssueDate
-	out = fastrt.AppendUint(out, uint64(v.IssueDate))
-	// DatedDate
-	if !v.HasDatedDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.DatedDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartDate
-	if !v.HasStartDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EndDate
-	if !v.HasEndDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EndDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlType
-	if !v.HasSettlType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlType2, &tpw, nil, v.SettlType, v.HasSettlType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityValidityTimestamp
-	out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
-	// MarketSegmentID
-	if !v.HasMarketSegmentID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// GovernanceIndicator
-	if !v.HasGovernanceIndicator {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fGovernanceIndicator2, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CorporateActionEventID
-	if !v.HasCorporateActionEventID {
-		out = append(out, 0x80)
-	} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// SecurityGroup
-	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityMatchType
-	if !v.HasSecurityMatchType {
-		out = append(out, 0x80)
-	} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e14(out []byte, v *MDSecurityList148RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fApplID2, pm, nil, v.ApplID, true); err != nil {
-			return out, err
-		}
-	}
-	// FeedTypes
-	if out, err = c.Int(out, fNoMDFeedTypes2, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
-		return out, err
-	}
-	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes2); err != nil {
-			return out, err
-		}
-		for j := range v.FeedTypes {
-			if out, err = c.e15(out, &v.FeedTypes[j], pm); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	return out, nil
-}
-
-func (c *Encoder) e15(out []byte, v *MDSecurityList148RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDFeedType2, pm, nil, v.MDFeedType, true); err != nil {
-			return out, err
-		}
-	}
-	// MarketDepth
-	out = fastrt.AppendUint(out, uint64(v.MarketDepth))
-	return out, nil
-}
-
-func (c *Encoder) e16(out []byte, v *MDSecurityList148RelatedSymSecurityAltIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityAltID
-	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityAltIDSource
-	if e := &c.d.s25SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SecurityAltIDSource...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e17(out []byte, v *MDSecurityList148RelatedSymUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// UnderlyingSecurityID
-	out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange2) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange2, "value differs from the constant")
-	}
-	// IndexPct
-	if ee, me := &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e18(out []byte, v *MDSecurityList148RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// InstAttribType
-	if !v.HasInstAttribType {
-		out = append(out, 0x80)
-	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstAttribValue
-	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fInstAttribValue2, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-func (c *Encoder) e19(out []byte, v *MDSecurityList148RelatedSymTickRules, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// StartTickPriceRange
-	if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EndTickPriceRange
-	if ee, me := &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickIncrement
-	if ee, me := &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickRuleType
-	if !v.HasTickRuleType {
-		out = append(out, 0x80)
-	} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e20(out []byte, v *MDSecurityList148RelatedSymLegs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// LegSymbol
-	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityID
-	out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
-	// LegSecurityIDSource
-	if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
-	}
-	// LegRatioQty
-	if e := &c.d.s34LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s34LegRatioQty; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityType
-	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSide
-	out = fastrt.AppendInt(out, int64(v.LegSide))
-	// LegSecurityExchange
-	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e21(out []byte, v *MDSecurityList148RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// LotType
-	if !v.HasLotType {
-		out = append(out, 0x80)
-	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MinLotSize
-	if !v.HasMinLotSize {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
 	return out, nil
 }
 
@@ -46450,6 +46334,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType3, "value differs from the constant")
@@ -46491,1099 +46376,1039 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e23(out, &v.RelatedSym[j], nil); err != nil {
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Symbol
+			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityID
+			if e := &c.d.s43SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s43SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID3, &tpw, &c.d.s43SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource3) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange3) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
+			}
+			// ApplIDs
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if true {
+				if err := c.Enter(fApplIDs3); err != nil {
+					return out, err
+				}
+				for j := range v.ApplIDs {
+					v := &v.ApplIDs[j]
+					// ApplID
+					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fApplID3, &tpw, nil, v.ApplID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// FeedTypes
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fNoMDFeedTypes3, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					if v.HasFeedTypes {
+						if err := c.Enter(fFeedTypes3); err != nil {
+							return out, err
+						}
+						for j := range v.FeedTypes {
+							v := &v.FeedTypes[j]
+							// MDFeedType
+							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+								out = o
+							} else {
+								tpw.Reg, tpw.N = pmr, pmn
+								out, err = c.Vector(out, fMDFeedType3, &tpw, nil, v.MDFeedType, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+							// MarketDepth
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+						}
+						c.Depth--
+					}
+				}
+				c.Depth--
+			}
+			// SecurityAltIDs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoSecurityAltID3, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			if v.HasSecurityAltIDs {
+				if err := c.Enter(fSecurityAltIDs3); err != nil {
+					return out, err
+				}
+				for j := range v.SecurityAltIDs {
+					v := &v.SecurityAltIDs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// SecurityAltID
+					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// SecurityAltIDSource
+					if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						pmr <<= 1
+						pmn++
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = o
+						e.G, e.T, e.Msg = c.Gen, 6, 0
+						e.B = append(e.B[:0], v.SecurityAltIDSource...)
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings3, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings3); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSymbol
+					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// UnderlyingSecurityID
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange3) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange3, "value differs from the constant")
+					}
+					// IndexPct
+					if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// ImpliedMarketIndicator
+			if !v.HasImpliedMarketIndicator {
+				out = append(out, 0x80)
+			} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// InstrAttrib
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoInstrAttrib3, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasInstrAttrib {
+				if err := c.Enter(fInstrAttrib3); err != nil {
+					return out, err
+				}
+				for j := range v.InstrAttrib {
+					v := &v.InstrAttrib[j]
+					// InstAttribType
+					if !v.HasInstAttribType {
+						out = append(out, 0x80)
+					} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// InstAttribValue
+					if !v.HasInstAttribValue {
+						out = append(out, 0x80)
+					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fInstAttribValue3, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+				c.Depth--
+			}
+			// TickRules
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoTickRules3, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasTickRules {
+				if err := c.Enter(fTickRules3); err != nil {
+					return out, err
+				}
+				for j := range v.TickRules {
+					v := &v.TickRules[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// StartTickPriceRange
+					if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// EndTickPriceRange
+					if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickIncrement
+					if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+						base := int64(0)
+						if me.G == c.Gen {
+							base = me.I
+						}
+						m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
+						d := m - base
+						sent := true
+						if (m^base)&(m^d) < 0 {
+							sent = false
+						} else if ee.G == c.Gen && ee.I == exp {
+							pmr <<= 1
+							pmn++
+						} else if ee.G == c.Gen {
+							pmr = pmr<<1 | 1
+							pmn++
+							out = fast.AppendIntNullable(out, exp)
+							ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+						} else {
+							sent = false
+						}
+						if sent {
+							out = fastrt.AppendInt(out, d)
+							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+						} else {
+							tpw.Reg, tpw.N = pmr, pmn
+							out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// TickRuleType
+					if !v.HasTickRuleType {
+						out = append(out, 0x80)
+					} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Legs
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLegs3, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLegs {
+				if err := c.Enter(fLegs3); err != nil {
+					return out, err
+				}
+				for j := range v.Legs {
+					v := &v.Legs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// LegSymbol
+					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityID
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					// LegSecurityIDSource
+					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
+					}
+					// LegRatioQty
+					if e := &c.d.s53LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
+						pmr <<= 1
+						pmn++
+					} else if e := &c.d.s53LegRatioQty; true {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityType
+					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSide
+					out = fastrt.AppendInt(out, int64(v.LegSide))
+					// LegSecurityExchange
+					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// SecurityUpdateAction
+			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityUpdateAction3, &tpw, nil, v.SecurityUpdateAction, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Lots
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoLotTypeRules3, &tpw, nil, int64(len(v.Lots)), v.HasLots)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasLots {
+				if err := c.Enter(fLots3); err != nil {
+					return out, err
+				}
+				for j := range v.Lots {
+					v := &v.Lots[j]
+					// LotType
+					if !v.HasLotType {
+						out = append(out, 0x80)
+					} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendIntNullable(out, x)
+					}
+					// MinLotSize
+					if !v.HasMinLotSize {
+						out = append(out, 0x80)
+					} else if x := uint64(v.MinLotSize); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+				}
+				c.Depth--
+			}
+			// MinPriceIncrement
+			if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickSizeDenominator
+			if !v.HasTickSizeDenominator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceDivisor
+			if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MinOrderQty
+			if !v.HasMinOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxOrderQty
+			if !v.HasMaxOrderQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxOrderQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MultiLegModel
+			if !v.HasMultiLegModel {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// MultiLegPriceMethod
+			if !v.HasMultiLegPriceMethod {
+				out = append(out, 0x80)
+			} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// Currency
+			if !v.HasCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlCurrency
+			if !v.HasSettlCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlCurrency3, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Product
+			out = fastrt.AppendInt(out, int64(v.Product))
+			// SecurityType
+			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityType3, &tpw, nil, v.SecurityType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecuritySubType
+			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecuritySubType3, &tpw, nil, v.SecuritySubType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityStrategyType
+			if !v.HasSecurityStrategyType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityStrategyType3, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Asset
+			if !v.HasAsset {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fAsset3, &tpw, nil, v.Asset, v.HasAsset)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityDesc
+			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityDesc3, &tpw, nil, v.SecurityDesc, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NoShareIssued
+			if !v.HasNoShareIssued {
+				out = append(out, 0x80)
+			} else if x := uint64(v.NoShareIssued); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityDate
+			if !v.HasMaturityDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityMonthYear
+			if !v.HasMaturityMonthYear {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StrikePrice
+			if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// StrikeCurrency
+			if !v.HasStrikeCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fStrikeCurrency3, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ExerciseStyle
+			if !v.HasExerciseStyle {
+				out = append(out, 0x80)
+			} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// PutOrCall
+			if !v.HasPutOrCall {
+				out = append(out, 0x80)
+			} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// ContractMultiplier
+			if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ContractSettlMonth
+			if !v.HasContractSettlMonth {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CFICode
+			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCFICode3, &tpw, nil, v.CFICode, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CountryOfIssue
+			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCountryOfIssue3, &tpw, nil, v.CountryOfIssue, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// IssueDate
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			// DatedDate
+			if !v.HasDatedDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.DatedDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StartDate
+			if !v.HasStartDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EndDate
+			if !v.HasEndDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EndDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlType
+			if !v.HasSettlType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlType3, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityValidityTimestamp
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			// MarketSegmentID
+			if !v.HasMarketSegmentID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// GovernanceIndicator
+			if !v.HasGovernanceIndicator {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fGovernanceIndicator3, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CorporateActionEventID
+			if !v.HasCorporateActionEventID {
+				out = append(out, 0x80)
+			} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			// SecurityGroup
+			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityGroup3, &tpw, nil, v.SecurityGroup, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityMatchType
+			if !v.HasSecurityMatchType {
+				out = append(out, 0x80)
+			} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendIntNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e23(out []byte, v *MDSecurityList141RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityID
-	if e := &c.d.s43SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s43SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID3, &tpw, &c.d.s43SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource3) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange3) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
-	}
-	// ApplIDs
-	out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
-	if true {
-		if err := c.Enter(fApplIDs3); err != nil {
-			return out, err
-		}
-		for j := range v.ApplIDs {
-			if out, err = c.e24(out, &v.ApplIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityAltIDs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoSecurityAltID3, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasSecurityAltIDs {
-		if err := c.Enter(fSecurityAltIDs3); err != nil {
-			return out, err
-		}
-		for j := range v.SecurityAltIDs {
-			if out, err = c.e26(out, &v.SecurityAltIDs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings3, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings3); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e27(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// ImpliedMarketIndicator
-	if !v.HasImpliedMarketIndicator {
-		out = append(out, 0x80)
-	} else if x := int64(v.ImpliedMarketIndicator); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstrAttrib
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoInstrAttrib3, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasInstrAttrib {
-		if err := c.Enter(fInstrAttrib3); err != nil {
-			return out, err
-		}
-		for j := range v.InstrAttrib {
-			if out, err = c.e28(out, &v.InstrAttrib[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// TickRules
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoTickRules3, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasTickRules {
-		if err := c.Enter(fTickRules3); err != nil {
-			return out, err
-		}
-		for j := range v.TickRules {
-			if out, err = c.e29(out, &v.TickRules[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// Legs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLegs3, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLegs {
-		if err := c.Enter(fLegs3); err != nil {
-			return out, err
-		}
-		for j := range v.Legs {
-			if out, err = c.e30(out, &v.Legs[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// SecurityUpdateAction
-	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityUpdateAction3, &tpw, nil, v.SecurityUpdateAction, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Lots
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLotTypeRules3, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLots {
-		if err := c.Enter(fLots3); err != nil {
-			return out, err
-		}
-		for j := range v.Lots {
-			if out, err = c.e31(out, &v.Lots[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// MinPriceIncrement
-	if ee, me := &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa; v.HasMinPriceIncrement && v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickSizeDenominator
-	if !v.HasTickSizeDenominator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TickSizeDenominator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceDivisor
-	if ee, me := &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa; v.HasPriceDivisor && v.PriceDivisor.Exponent >= -63 && v.PriceDivisor.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.PriceDivisor.Mantissa, int64(v.PriceDivisor.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MinOrderQty
-	if !v.HasMinOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxOrderQty
-	if !v.HasMaxOrderQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxOrderQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MultiLegModel
-	if !v.HasMultiLegModel {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegModel); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MultiLegPriceMethod
-	if !v.HasMultiLegPriceMethod {
-		out = append(out, 0x80)
-	} else if x := int64(v.MultiLegPriceMethod); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// Currency
-	if !v.HasCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlCurrency
-	if !v.HasSettlCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlCurrency3, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Product
-	out = fastrt.AppendInt(out, int64(v.Product))
-	// SecurityType
-	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType3, &tpw, nil, v.SecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecuritySubType
-	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecuritySubType3, &tpw, nil, v.SecuritySubType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityStrategyType
-	if !v.HasSecurityStrategyType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityStrategyType3, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Asset
-	if !v.HasAsset {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fAsset3, &tpw, nil, v.Asset, v.HasAsset)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityDesc
-	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityDesc3, &tpw, nil, v.SecurityDesc, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NoShareIssued
-	if !v.HasNoShareIssued {
-		out = append(out, 0x80)
-	} else if x := uint64(v.NoShareIssued); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityDate
-	if !v.HasMaturityDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityMonthYear
-	if !v.HasMaturityMonthYear {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StrikePrice
-	if ee, me := &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// StrikeCurrency
-	if !v.HasStrikeCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fStrikeCurrency3, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ExerciseStyle
-	if !v.HasExerciseStyle {
-		out = append(out, 0x80)
-	} else if x := int64(v.ExerciseStyle); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// PutOrCall
-	if !v.HasPutOrCall {
-		out = append(out, 0x80)
-	} else if x := int64(v.PutOrCall); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// ContractMultiplier
-	if ee, me := &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa; v.HasContractMultiplier && v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ContractSettlMonth
-	if !v.HasContractSettlMonth {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CFICode
-	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCFICode3, &tpw, nil, v.CFICode, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CountryOfIssue
-	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCountryOfIssue3, &tpw, nil, v.CountryOfIssue, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// IssueDate
-	out = fastrt.AppendUint(out, uint64(v.IssueDate))
-	// DatedDate
-	if !v.HasDatedDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.DatedDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StartDate
-	if !v.HasStartDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EndDate
-	if !v.HasEndDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EndDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlType
-	if !v.HasSettlType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlType3, &tpw, nil, v.SettlType, v.HasSettlType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityValidityTimestamp
-	out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
-	// MarketSegmentID
-	if !v.HasMarketSegmentID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// GovernanceIndicator
-	if !v.HasGovernanceIndicator {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fGovernanceIndicator3, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CorporateActionEventID
-	if !v.HasCorporateActionEventID {
-		out = append(out, 0x80)
-	} else if x := int64(v.CorporateActionEventID); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// SecurityGroup
-	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup3, &tpw, nil, v.SecurityGroup, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityMatchType
-	if !v.HasSecurityMatchType {
-		out = append(out, 0x80)
-	} else if x := int64(v.SecurityMatchType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e24(out []byte, v *MDSecurityList141RelatedSymApplIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// ApplID
-	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fApplID3, pm, nil, v.ApplID, true); err != nil {
-			return out, err
-		}
-	}
-	// FeedTypes
-	if out, err = c.Int(out, fNoMDFeedTypes3, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
-		return out, err
-	}
-	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes3); err != nil {
-			return out, err
-		}
-		for j := range v.FeedTypes {
-			if out, err = c.e25(out, &v.FeedTypes[j], pm); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	return out, nil
-}
-
-func (c *Encoder) e25(out []byte, v *MDSecurityList141RelatedSymApplIDsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDFeedType3, pm, nil, v.MDFeedType, true); err != nil {
-			return out, err
-		}
-	}
-	// MarketDepth
-	out = fastrt.AppendUint(out, uint64(v.MarketDepth))
-	return out, nil
-}
-
-func (c *Encoder) e26(out []byte, v *MDSecurityList141RelatedSymSecurityAltIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityAltID
-	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityAltIDSource
-	if e := &c.d.s44SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SecurityAltIDSource...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e27(out []byte, v *MDSecurityList141RelatedSymUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// UnderlyingSecurityID
-	out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange3) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange3, "value differs from the constant")
-	}
-	// IndexPct
-	if ee, me := &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa; v.HasIndexPct && v.IndexPct.Exponent >= -63 && v.IndexPct.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.IndexPct.Mantissa, int64(v.IndexPct.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e28(out []byte, v *MDSecurityList141RelatedSymInstrAttrib, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// InstAttribType
-	if !v.HasInstAttribType {
-		out = append(out, 0x80)
-	} else if x := int64(v.InstAttribType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// InstAttribValue
-	if !v.HasInstAttribValue {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fInstAttribValue3, pm, nil, v.InstAttribValue, v.HasInstAttribValue); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-func (c *Encoder) e29(out []byte, v *MDSecurityList141RelatedSymTickRules, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// StartTickPriceRange
-	if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StartTickPriceRange.Mantissa, int64(v.StartTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EndTickPriceRange
-	if ee, me := &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa; v.HasEndTickPriceRange && v.EndTickPriceRange.Exponent >= -63 && v.EndTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.EndTickPriceRange.Mantissa, int64(v.EndTickPriceRange.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickIncrement
-	if ee, me := &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa; v.HasTickIncrement && v.TickIncrement.Exponent >= -63 && v.TickIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.TickIncrement.Mantissa, int64(v.TickIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickRuleType
-	if !v.HasTickRuleType {
-		out = append(out, 0x80)
-	} else if x := int64(v.TickRuleType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e30(out []byte, v *MDSecurityList141RelatedSymLegs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// LegSymbol
-	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityID
-	out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
-	// LegSecurityIDSource
-	if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
-	}
-	// LegRatioQty
-	if e := &c.d.s53LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s53LegRatioQty; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityType
-	if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSide
-	out = fastrt.AppendInt(out, int64(v.LegSide))
-	// LegSecurityExchange
-	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e31(out []byte, v *MDSecurityList141RelatedSymLots, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// LotType
-	if !v.HasLotType {
-		out = append(out, 0x80)
-	} else if x := int64(v.LotType); x >= 0 && x < 0x3f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendIntNullable(out, x)
-	}
-	// MinLotSize
-	if !v.HasMinLotSize {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinLotSize); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
 	return out, nil
 }
 
@@ -47592,6 +47417,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -47624,661 +47450,625 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			return out, err
 		}
 		for j := range v.RelatedSymbols {
-			if out, err = c.e33(out, &v.RelatedSymbols[j], nil); err != nil {
-				return out, err
+			v := &v.RelatedSymbols[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Symbol
+			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e33(out []byte, v *MDSecurityList111RelatedSymbols, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Symbol
-	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityID
-	if e := &c.d.s62SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s62SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID4, &tpw, &c.d.s62SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource4) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange4) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
-	}
-	// ApplIds
-	out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
-	if true {
-		if err := c.Enter(fApplIds); err != nil {
-			return out, err
-		}
-		for j := range v.ApplIds {
-			if out, err = c.e34(out, &v.ApplIds[j], nil); err != nil {
-				return out, err
+			// SecurityID
+			if e := &c.d.s62SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s62SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID4, &tpw, &c.d.s62SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
-		}
-		c.Depth--
-	}
-	// SecurityAltIDs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoSecurityAltID4, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasSecurityAltIDs {
-		if err := c.Enter(fSecurityAltIDs4); err != nil {
-			return out, err
-		}
-		for j := range v.SecurityAltIDs {
-			if out, err = c.e36(out, &v.SecurityAltIDs[j], nil); err != nil {
-				return out, err
+			// SecurityIDSource
+			if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource4) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
 			}
-		}
-		c.Depth--
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings4, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings4); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e37(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange4) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
-		}
-		c.Depth--
-	}
-	// Legs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLegs4, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasLegs {
-		if err := c.Enter(fLegs4); err != nil {
-			return out, err
-		}
-		for j := range v.Legs {
-			if out, err = c.e38(out, &v.Legs[j], nil); err != nil {
-				return out, err
+			// ApplIds
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
+			if true {
+				if err := c.Enter(fApplIds); err != nil {
+					return out, err
+				}
+				for j := range v.ApplIds {
+					v := &v.ApplIds[j]
+					// ApplId
+					if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fApplId, &tpw, nil, v.ApplId, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// FeedTypes
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fNoMDFeedTypes4, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					if v.HasFeedTypes {
+						if err := c.Enter(fFeedTypes4); err != nil {
+							return out, err
+						}
+						for j := range v.FeedTypes {
+							v := &v.FeedTypes[j]
+							// MDFeedType
+							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
+								out = o
+							} else {
+								tpw.Reg, tpw.N = pmr, pmn
+								out, err = c.Vector(out, fMDFeedType4, &tpw, nil, v.MDFeedType, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+							// MarketDepth
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+						}
+						c.Depth--
+					}
+				}
+				c.Depth--
 			}
-		}
-		c.Depth--
-	}
-	// SecurityUpdateAction
-	if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityUpdateAction4, &tpw, nil, v.SecurityUpdateAction, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RoundLot
-	out = fastrt.AppendUint(out, uint64(v.RoundLot))
-	// MinTradeVol
-	if !v.HasMinTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MinTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MinPriceIncrement
-	if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fastrt.AppendInt(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
+			// SecurityAltIDs
 			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+			out, err = c.Int(out, fNoSecurityAltID4, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
 			pmr, pmn = tpw.Reg, tpw.N
 			if err != nil {
 				return out, err
 			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickSizeDenominator
-	out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
-	// MinOrderQty
-	out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
-	// MaxOrderQty
-	out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
-	// InstrumentID
-	if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fInstrumentID, &tpw, nil, v.InstrumentID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Currency
-	if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency4, &tpw, nil, v.Currency, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlCurrency
-	if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlCurrency4, &tpw, nil, v.SettlCurrency, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityType
-	if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType4, &tpw, nil, v.SecurityType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecuritySubType
-	if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecuritySubType4, &tpw, nil, v.SecuritySubType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Asset
-	if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fAsset4, &tpw, nil, v.Asset, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityDesc
-	if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityDesc4, &tpw, nil, v.SecurityDesc, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MaturityDate
-	if !v.HasMaturityDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaturityMonthYear
-	if !v.HasMaturityMonthYear {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// StrikePrice
-	if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
+			if v.HasSecurityAltIDs {
+				if err := c.Enter(fSecurityAltIDs4); err != nil {
+					return out, err
+				}
+				for j := range v.SecurityAltIDs {
+					v := &v.SecurityAltIDs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// SecurityAltID
+					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// SecurityAltIDSource
+					if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
+						pmr <<= 1
+						pmn++
+					} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = o
+						e.G, e.T, e.Msg = c.Gen, 6, 0
+						e.B = append(e.B[:0], v.SecurityAltIDSource...)
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// Underlyings
 			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			out, err = c.Int(out, fNoUnderlyings4, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
 			pmr, pmn = tpw.Reg, tpw.N
 			if err != nil {
 				return out, err
 			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// StrikeCurrency
-	if !v.HasStrikeCurrency {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fStrikeCurrency4, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ContractMultiplier
-	if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if ee.G == c.Gen {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fastrt.AppendInt(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings4); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					// UnderlyingSymbol
+					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fUnderlyingSymbol4, &tpw, nil, v.UnderlyingSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// UnderlyingSecurityID
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange4) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange4, "value differs from the constant")
+					}
+				}
+				c.Depth--
+			}
+			// Legs
 			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+			out, err = c.Int(out, fNoLegs4, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
 			pmr, pmn = tpw.Reg, tpw.N
 			if err != nil {
 				return out, err
 			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// ContractSettlMonth
-	if !v.HasContractSettlMonth {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// CFICode
-	if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCFICode4, &tpw, nil, v.CFICode, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// CountryOfIssue
-	if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCountryOfIssue4, &tpw, nil, v.CountryOfIssue, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// IssueDate
-	out = fastrt.AppendUint(out, uint64(v.IssueDate))
-	// DatedDate
-	out = fastrt.AppendUint(out, uint64(v.DatedDate))
-	// StartDate
-	if !v.HasStartDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.StartDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EndDate
-	if !v.HasEndDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EndDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SettlType
-	if !v.HasSettlType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlType4, &tpw, nil, v.SettlType, v.HasSettlType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SettlDate
-	if !v.HasSettlDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityValidityTimestamp
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityValidityTimestamp4, &tpw, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SecurityGroup
-	if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup4, &tpw, nil, v.SecurityGroup, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e34(out []byte, v *MDSecurityList111RelatedSymbolsApplIds, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// ApplId
-	if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fApplId, pm, nil, v.ApplId, true); err != nil {
-			return out, err
-		}
-	}
-	// FeedTypes
-	if out, err = c.Int(out, fNoMDFeedTypes4, pm, nil, int64(len(v.FeedTypes)), v.HasFeedTypes); err != nil {
-		return out, err
-	}
-	if v.HasFeedTypes {
-		if err := c.Enter(fFeedTypes4); err != nil {
-			return out, err
-		}
-		for j := range v.FeedTypes {
-			if out, err = c.e35(out, &v.FeedTypes[j], pm); err != nil {
+			if v.HasLegs {
+				if err := c.Enter(fLegs4); err != nil {
+					return out, err
+				}
+				for j := range v.Legs {
+					v := &v.Legs[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// LegSymbol
+					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityID
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					// LegSecurityIDSource
+					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
+					}
+					// LegRatioQty
+					if e := &c.d.s64LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
+						pmr <<= 1
+						pmn++
+					} else if e := &c.d.s64LegRatioQty; true {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegType
+					if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// BuyersPerspective
+					if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
+						out = o
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					// LegSecurityExchange
+					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
+						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// SecurityUpdateAction
+			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityUpdateAction4, &tpw, nil, v.SecurityUpdateAction, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RoundLot
+			out = fastrt.AppendUint(out, uint64(v.RoundLot))
+			// MinTradeVol
+			if !v.HasMinTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MinTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MinPriceIncrement
+			if ee, me := &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa; v.MinPriceIncrement.Exponent >= -63 && v.MinPriceIncrement.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MinPriceIncrement.Mantissa, int64(v.MinPriceIncrement.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fastrt.AppendInt(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickSizeDenominator
+			out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
+			// MinOrderQty
+			out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
+			// MaxOrderQty
+			out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
+			// InstrumentID
+			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fInstrumentID, &tpw, nil, v.InstrumentID, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Currency
+			if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency4, &tpw, nil, v.Currency, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlCurrency
+			if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlCurrency4, &tpw, nil, v.SettlCurrency, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityType
+			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityType4, &tpw, nil, v.SecurityType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecuritySubType
+			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecuritySubType4, &tpw, nil, v.SecuritySubType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Asset
+			if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fAsset4, &tpw, nil, v.Asset, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityDesc
+			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityDesc4, &tpw, nil, v.SecurityDesc, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MaturityDate
+			if !v.HasMaturityDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaturityMonthYear
+			if !v.HasMaturityMonthYear {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaturityMonthYear); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// StrikePrice
+			if ee, me := &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa; v.HasStrikePrice && v.StrikePrice.Exponent >= -63 && v.StrikePrice.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.StrikePrice.Mantissa, int64(v.StrikePrice.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// StrikeCurrency
+			if !v.HasStrikeCurrency {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fStrikeCurrency4, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ContractMultiplier
+			if ee, me := &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa; v.ContractMultiplier.Exponent >= -63 && v.ContractMultiplier.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.ContractMultiplier.Mantissa, int64(v.ContractMultiplier.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if ee.G == c.Gen {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fastrt.AppendInt(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// ContractSettlMonth
+			if !v.HasContractSettlMonth {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ContractSettlMonth); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// CFICode
+			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCFICode4, &tpw, nil, v.CFICode, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// CountryOfIssue
+			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCountryOfIssue4, &tpw, nil, v.CountryOfIssue, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// IssueDate
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			// DatedDate
+			out = fastrt.AppendUint(out, uint64(v.DatedDate))
+			// StartDate
+			if !v.HasStartDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.StartDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EndDate
+			if !v.HasEndDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EndDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SettlType
+			if !v.HasSettlType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSettlType4, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SettlDate
+			if !v.HasSettlDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityValidityTimestamp
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityValidityTimestamp4, &tpw, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// SecurityGroup
+			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityGroup4, &tpw, nil, v.SecurityGroup, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
-	return out, nil
-}
-
-func (c *Encoder) e35(out []byte, v *MDSecurityList111RelatedSymbolsApplIdsFeedTypes, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// MDFeedType
-	if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fMDFeedType4, pm, nil, v.MDFeedType, true); err != nil {
-			return out, err
-		}
-	}
-	// MarketDepth
-	out = fastrt.AppendUint(out, uint64(v.MarketDepth))
-	return out, nil
-}
-
-func (c *Encoder) e36(out []byte, v *MDSecurityList111RelatedSymbolsSecurityAltIDs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityAltID
-	if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityAltIDSource
-	if e := &c.d.s63SecurityAltIDSource; e.G == c.Gen && string(e.B) == string(v.SecurityAltIDSource) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.SecurityAltIDSource...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
 	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e37(out []byte, v *MDSecurityList111RelatedSymbolsUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// UnderlyingSymbol
-	if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fUnderlyingSymbol4, pm, nil, v.UnderlyingSymbol, true); err != nil {
-			return out, err
-		}
-	}
-	// UnderlyingSecurityID
-	out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange4) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange4, "value differs from the constant")
-	}
-	return out, nil
-}
-
-func (c *Encoder) e38(out []byte, v *MDSecurityList111RelatedSymbolsLegs, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// LegSymbol
-	if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityID
-	out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
-	// LegSecurityIDSource
-	if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
-	}
-	// LegRatioQty
-	if e := &c.d.s64LegRatioQty; e.G == c.Gen && e.I == int64(v.LegRatioQty) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s64LegRatioQty; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendInt(out, int64(v.LegRatioQty))
-		e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegType
-	if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// BuyersPerspective
-	if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// LegSecurityExchange
-	if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
-		return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -48287,6 +48077,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID7) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID7, "value differs from the constant")
@@ -48313,9 +48104,150 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e40(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 10)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDPriceLevel
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryType
+			if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SecurityID
+			if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s73SecurityID; v.HasSecurityID && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s74RptSeq; v.HasRptSeq && e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s74RptSeq; v.HasRptSeq && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryTime
+			if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s76MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -48323,159 +48255,12 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	return out, nil
 }
 
-func (c *Encoder) e40(out []byte, v *MDIncRefresh81MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 10)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDPriceLevel
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryType
-	if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SecurityID
-	if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s73SecurityID; v.HasSecurityID && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s74RptSeq; v.HasRptSeq && e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s74RptSeq; v.HasRptSeq && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryTime
-	if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s76MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
 func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID8) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID8, "value differs from the constant")
@@ -48503,551 +48288,535 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e42(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s79MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction2, &tpw, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource6, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange5) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange5, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s81SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s81SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID6, &tpw, &c.d.s81SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s82RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s82RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq2, &tpw, &c.d.s82RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate, &tpw, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders2, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s85MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s85MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime2, &tpw, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize2, &tpw, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate, &tpw, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate, &tpw, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime, &tpw, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceDelta
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fPriceDelta, &tpw, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// FirstPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fFirstPx, &tpw, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLastPx, &tpw, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay, &tpw, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume, &tpw, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			if !v.HasSettPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice, &tpw, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice, &tpw, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice, &tpw, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBCertIndicator
+			if !v.HasBTBCertIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBContractInfo
+			if !v.HasBTBContractInfo {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBGraceDate
+			if !v.HasBTBGraceDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings5, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings5); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource5, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange5) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange5, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e42(out []byte, v *MDIncRefresh152MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s79MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction2, &tpw, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s80MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource6, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange5) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange5, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s81SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s81SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID6, &tpw, &c.d.s81SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s82RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s82RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq2, &tpw, &c.d.s82RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate, &tpw, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders2, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s85MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s85MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime2, &tpw, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize2, &tpw, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate, &tpw, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s88MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate, &tpw, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s89MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime, &tpw, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceDelta
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fPriceDelta, &tpw, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// FirstPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fFirstPx, &tpw, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLastPx, &tpw, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay, &tpw, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume, &tpw, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	if !v.HasSettPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice, &tpw, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice, &tpw, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice, &tpw, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBCertIndicator
-	if !v.HasBTBCertIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBContractInfo
-	if !v.HasBTBContractInfo {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBGraceDate
-	if !v.HasBTBGraceDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings5, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings5); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e43(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e43(out []byte, v *MDIncRefresh152MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource5, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange5) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange5, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -49055,6 +48824,8 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID9) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID9, "value differs from the constant")
@@ -49082,530 +48853,514 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e45(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 27)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s101MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction3, &tpw, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange6) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange6, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s103SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s103SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID7, &tpw, &c.d.s103SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s104RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s104RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq3, &tpw, &c.d.s104RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx7, &tpw, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate4, &tpw, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders3, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType2, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s107MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s107MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize3, &tpw, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate2, &tpw, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate2, &tpw, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime2, &tpw, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID2, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay4, &tpw, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays2, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume2, &tpw, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection2, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID2, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID2, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer2, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller2, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo2, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			if !v.HasSettPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType2, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType2, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice4, &tpw, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice4, &tpw, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice4, &tpw, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBCertIndicator
+			if !v.HasBTBCertIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBContractInfo
+			if !v.HasBTBContractInfo {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBGraceDate
+			if !v.HasBTBGraceDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings6, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings6); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource6, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange6) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange6, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e45(out []byte, v *MDIncRefresh150MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 27)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s101MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction3, &tpw, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s102MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange6) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange6, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s103SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s103SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID7, &tpw, &c.d.s103SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s104RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s104RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq3, &tpw, &c.d.s104RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx7, &tpw, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate4, &tpw, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders3, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType2, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s107MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s107MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize3, &tpw, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate2, &tpw, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s110MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate2, &tpw, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s111MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime2, &tpw, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID2, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay4, &tpw, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays2, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume2, &tpw, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection2, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID2, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID2, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer2, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller2, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo2, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	if !v.HasSettPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType2, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType2, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice4, &tpw, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice4, &tpw, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice4, &tpw, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBCertIndicator
-	if !v.HasBTBCertIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBContractInfo
-	if !v.HasBTBContractInfo {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBGraceDate
-	if !v.HasBTBGraceDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings6, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings6); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e46(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e46(out []byte, v *MDIncRefresh150MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource6, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange6) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange6, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -49613,6 +49368,8 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID10) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID10, "value differs from the constant")
@@ -49640,506 +49397,490 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e48(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 27)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s120MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction4, &tpw, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource8, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange7) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange7, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s122SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s122SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID8, &tpw, &c.d.s122SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s123RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s123RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq4, &tpw, &c.d.s123RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx10, &tpw, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate7, &tpw, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders4, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType3, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s126MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s126MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize4, &tpw, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate3, &tpw, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime3, &tpw, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID3, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay7, &tpw, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays3, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume3, &tpw, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection3, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID3, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID3, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer3, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller3, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo3, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			if !v.HasSettPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType3, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType3, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice7, &tpw, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice7, &tpw, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice7, &tpw, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings7, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings7); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource7, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange7) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange7, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e48(out []byte, v *MDIncRefresh145MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 27)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s120MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction4, &tpw, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s121MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource8, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange7) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange7, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s122SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s122SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID8, &tpw, &c.d.s122SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s123RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s123RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq4, &tpw, &c.d.s123RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx10, &tpw, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate7, &tpw, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders4, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType3, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s126MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s126MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize4, &tpw, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s129MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate3, &tpw, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s130MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime3, &tpw, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID3, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay7, &tpw, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays3, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume3, &tpw, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection3, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettlFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID3, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID3, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer3, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller3, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo3, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	if !v.HasSettPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType3, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType3, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice7, &tpw, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice7, &tpw, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice7, &tpw, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings7, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings7); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e49(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e49(out []byte, v *MDIncRefresh145MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource7, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange7) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange7, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -50147,6 +49888,8 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID11) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID11, "value differs from the constant")
@@ -50174,511 +49917,495 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e51(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 27)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s139MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource9, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange8, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s141SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s141SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID9, &tpw, &c.d.s141SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s142RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s142RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq5, &tpw, &c.d.s142RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition5, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx13, &tpw, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate10, &tpw, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders5, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType4, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s145MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s145MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize5, &tpw, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate4, &tpw, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime4, &tpw, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID4, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay10, &tpw, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays4, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume4, &tpw, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection4, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OpenCloseSettlFlag
+			if !v.HasOpenCloseSettlFlag {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID4, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID4, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer4, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller4, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo4, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			if !v.HasSettPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType4, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType4, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice10, &tpw, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice10, &tpw, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice10, &tpw, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings8, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings8); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource8, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange8, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e51(out []byte, v *MDIncRefresh138MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 27)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s139MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s140MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource9, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange8, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s141SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s141SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID9, &tpw, &c.d.s141SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s142RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s142RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq5, &tpw, &c.d.s142RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition5, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx13, &tpw, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate10, &tpw, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders5, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType4, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s145MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s145MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize5, &tpw, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s148MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate4, &tpw, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s149MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime4, &tpw, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID4, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay10, &tpw, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays4, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume4, &tpw, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection4, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OpenCloseSettlFlag
-	if !v.HasOpenCloseSettlFlag {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID4, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID4, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer4, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller4, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo4, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	if !v.HasSettPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType4, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType4, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice10, &tpw, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice10, &tpw, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice10, &tpw, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings8, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings8); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e52(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e52(out []byte, v *MDIncRefresh138MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource8, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange8, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -50686,6 +50413,8 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID12) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID12, "value differs from the constant")
@@ -50707,9 +50436,405 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e54(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDPriceLevel
+			if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource10, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange9) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange9, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s161SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s161SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s162RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s162RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s164MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s164MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettleFlag
+			if !v.HasOpenCloseSettleFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlDate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlePriceType
+			if !v.HasSettlePriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlePriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingRefPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -50717,414 +50842,12 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	return out, nil
 }
 
-func (c *Encoder) e54(out []byte, v *MDIncRefresh123MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDPriceLevel
-	if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s159MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s160MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource10, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange9) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange9, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s161SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s161SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s162RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s162RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s164MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s164MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s167MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s168MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettleFlag
-	if !v.HasOpenCloseSettleFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlDate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlePriceType
-	if !v.HasSettlePriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlePriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingRefPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
 func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID13) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID13, "value differs from the constant")
@@ -51146,417 +50869,409 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e56(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDPriceLevel
+			if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryType
+			if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if !v.HasSymbol {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource11, "value differs from the constant")
+			}
+			// SecurityExchange
+			if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange10) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange10, "value differs from the constant")
+			}
+			// SecurityID
+			if e := &c.d.s178SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s178SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s179RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s179RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			if !v.HasPriceType {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s181MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s181MDEntryTime; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Currency
+			if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Currency...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradingSessionID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// OpenCloseSettleFlag
+			if !v.HasOpenCloseSettleFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlDate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlePriceType
+			if !v.HasSettlePriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SettlePriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingRefPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e56(out []byte, v *MDIncRefresh126MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDPriceLevel
-	if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s176MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s177MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (e.G == c.Gen) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if !v.HasSymbol {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource11, "value differs from the constant")
-	}
-	// SecurityExchange
-	if v.SecurityExchange != nil && string(v.SecurityExchange) != string(cSecurityExchange10) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange10, "value differs from the constant")
-	}
-	// SecurityID
-	if e := &c.d.s178SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s178SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s179RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s179RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	if !v.HasPriceType {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s181MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s181MDEntryTime; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s184MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s185MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok && (v.HasCurrency && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Currency...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradingSessionID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// OpenCloseSettleFlag
-	if !v.HasOpenCloseSettleFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlDate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlePriceType
-	if !v.HasSettlePriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SettlePriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingRefPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -51565,6 +51280,7 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID14) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID14, "value differs from the constant")
@@ -51676,6 +51392,7 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID15) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID15, "value differs from the constant")
@@ -51800,6 +51517,7 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID16) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID16, "value differs from the constant")
@@ -51916,6 +51634,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -51991,307 +51710,299 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e61(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 29)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Curerncy
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDInsertDate
+			if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettleFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// DayCumQty
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlePriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingRefPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e61(out []byte, v *MDSnapshotFullRefresh127MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 29)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Curerncy
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDInsertDate
-	if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s196MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s199MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettleFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// DayCumQty
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlePriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingRefPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -52300,6 +52011,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
@@ -52375,501 +52087,485 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e63(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 33)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType9, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Currency
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurrency11, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx25, &tpw, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate13, &tpw, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize9, &tpw, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume8, &tpw, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate8, &tpw, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate8, &tpw, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime8, &tpw, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection8, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay22, &tpw, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID8, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceDelta
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fPriceDelta4, &tpw, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// FirstPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fFirstPx4, &tpw, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLastPx4, &tpw, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType8, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID5, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus5, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime5, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityTradingEvent
+			if !v.HasSecurityTradingEvent {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition8, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettlFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fOpenCloseSettlFlag5, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID8, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID8, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer8, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller8, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition9, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders9, &tpw, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo8, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays8, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettPriceType5, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType8, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice22, &tpw, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice22, &tpw, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice13, &tpw, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBCertIndicator
+			if !v.HasBTBCertIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBContractInfo
+			if !v.HasBTBContractInfo {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBGraceDate
+			if !v.HasBTBGraceDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType7, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings9, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings9); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource9, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange9) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange9, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e63(out []byte, v *MDSnapshotFullRefresh153MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 33)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType9, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurrency11, &tpw, nil, v.Currency, v.HasCurrency)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx25, &tpw, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate13, &tpw, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize9, &tpw, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume8, &tpw, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate8, &tpw, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s211MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s212MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate8, &tpw, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s213MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime8, &tpw, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection8, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay22, &tpw, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID8, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceDelta
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fPriceDelta4, &tpw, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// FirstPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fFirstPx4, &tpw, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLastPx4, &tpw, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType8, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID5, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus5, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime5, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityTradingEvent
-	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition8, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettlFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fOpenCloseSettlFlag5, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID8, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID8, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer8, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller8, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition9, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders9, &tpw, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo8, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays8, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettPriceType5, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType8, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice22, &tpw, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice22, &tpw, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice13, &tpw, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBCertIndicator
-	if !v.HasBTBCertIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBContractInfo
-	if !v.HasBTBContractInfo {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBGraceDate
-	if !v.HasBTBGraceDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType7, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings9, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings9); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e64(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e64(out []byte, v *MDSnapshotFullRefresh153MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource9, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange9) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange9, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -52878,6 +52574,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
@@ -52953,480 +52650,464 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e66(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType10, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Currency
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurrency12, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx28, &tpw, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate16, &tpw, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize10, &tpw, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume9, &tpw, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate9, &tpw, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime9, &tpw, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection9, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay25, &tpw, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID9, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType9, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID6, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus6, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime6, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityTradingEvent
+			if !v.HasSecurityTradingEvent {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition9, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettlFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fOpenCloseSettlFlag6, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID9, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID9, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer9, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller9, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition10, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders10, &tpw, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo9, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays9, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettPriceType6, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType9, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice25, &tpw, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice25, &tpw, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice16, &tpw, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBCertIndicator
+			if !v.HasBTBCertIndicator {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBContractInfo
+			if !v.HasBTBContractInfo {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBContractInfo); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// BTBGraceDate
+			if !v.HasBTBGraceDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.BTBGraceDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType8, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings10, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings10); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource10, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange10) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange10, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e66(out []byte, v *MDSnapshotFullRefresh151MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType10, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurrency12, &tpw, nil, v.Currency, v.HasCurrency)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx28, &tpw, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate16, &tpw, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize10, &tpw, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume9, &tpw, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s230MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s231MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate9, &tpw, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s232MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime9, &tpw, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection9, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay25, &tpw, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID9, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType9, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID6, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus6, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime6, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityTradingEvent
-	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition9, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettlFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fOpenCloseSettlFlag6, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID9, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID9, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer9, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller9, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition10, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders10, &tpw, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo9, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays9, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettPriceType6, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType9, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice25, &tpw, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice25, &tpw, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice16, &tpw, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBCertIndicator
-	if !v.HasBTBCertIndicator {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBCertIndicator); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBContractInfo
-	if !v.HasBTBContractInfo {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBContractInfo); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// BTBGraceDate
-	if !v.HasBTBGraceDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.BTBGraceDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType8, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings10, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings10); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e67(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e67(out []byte, v *MDSnapshotFullRefresh151MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource10, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange10) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange10, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -53435,6 +53116,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
@@ -53510,456 +53192,440 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e69(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Currency
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurrency13, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx31, &tpw, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate19, &tpw, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize11, &tpw, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume10, &tpw, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate10, &tpw, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime10, &tpw, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection10, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay28, &tpw, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID10, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType10, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus7, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime7, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityTradingEvent
+			if !v.HasSecurityTradingEvent {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition10, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettlFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fOpenCloseSettlFlag7, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID10, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID10, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer10, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller10, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition11, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders11, &tpw, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo10, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays10, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettPriceType7, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType10, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice28, &tpw, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice28, &tpw, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice19, &tpw, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType9, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings11, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings11); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource11, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange11) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange11, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e69(out []byte, v *MDSnapshotFullRefresh147MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurrency13, &tpw, nil, v.Currency, v.HasCurrency)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx31, &tpw, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate19, &tpw, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize11, &tpw, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume10, &tpw, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s246MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s247MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate10, &tpw, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s248MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime10, &tpw, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection10, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay28, &tpw, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID10, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType10, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus7, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime7, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityTradingEvent
-	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition10, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettlFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fOpenCloseSettlFlag7, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID10, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID10, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer10, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller10, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition11, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders11, &tpw, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo10, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays10, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettPriceType7, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType10, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice28, &tpw, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice28, &tpw, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice19, &tpw, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType9, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings11, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings11); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e70(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e70(out []byte, v *MDSnapshotFullRefresh147MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource11, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange11) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange11, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -53968,6 +53634,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
@@ -54043,456 +53710,440 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e72(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Currency
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurrency14, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx34, &tpw, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate22, &tpw, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize12, &tpw, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume11, &tpw, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate11, &tpw, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate11, &tpw, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime11, &tpw, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection11, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay31, &tpw, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID11, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType11, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus8, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime8, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityTradingEvent
+			if !v.HasSecurityTradingEvent {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition11, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettlFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fOpenCloseSettlFlag8, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID11, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID11, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer11, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller11, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition12, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders12, &tpw, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo11, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays11, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettPriceType8, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType11, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice31, &tpw, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice31, &tpw, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice22, &tpw, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType10, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings12, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings12); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource12, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange12) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange12, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e72(out []byte, v *MDSnapshotFullRefresh146MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurrency14, &tpw, nil, v.Currency, v.HasCurrency)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx34, &tpw, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate22, &tpw, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize12, &tpw, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume11, &tpw, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate11, &tpw, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s262MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s263MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate11, &tpw, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s264MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime11, &tpw, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection11, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay31, &tpw, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID11, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType11, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus8, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime8, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityTradingEvent
-	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition11, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettlFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fOpenCloseSettlFlag8, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID11, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID11, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer11, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller11, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition12, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders12, &tpw, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo11, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays11, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettPriceType8, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType11, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice31, &tpw, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice31, &tpw, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice22, &tpw, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType10, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings12, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings12); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e73(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e73(out []byte, v *MDSnapshotFullRefresh146MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource12, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange12) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange12, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -54501,6 +54152,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
@@ -54576,456 +54228,440 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e75(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 30)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType13, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Currency
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurrency15, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx37, &tpw, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryInterestRate
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryInterestRate25, &tpw, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// IndexSeq
+			if !v.HasIndexSeq {
+				out = append(out, 0x80)
+			} else if x := uint64(v.IndexSeq); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize13, &tpw, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume12, &tpw, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate12, &tpw, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertDate
+			if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate12, &tpw, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime12, &tpw, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection12, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay34, &tpw, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID12, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType12, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID9, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus9, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime9, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionID
+			if !v.HasTradingSessionID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// SecurityTradingEvent
+			if !v.HasSecurityTradingEvent {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition12, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettlFlag
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOpenCloseSettlFlag9, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID12, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID12, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer12, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller12, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition13, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders13, &tpw, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo12, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays12, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettPriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettPriceType9, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LastTradeDate
+			if !v.HasLastTradeDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.LastTradeDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceAdjustmentMethod
+			if !v.HasPriceAdjustmentMethod {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType12, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice34, &tpw, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice34, &tpw, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingReferencePrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingReferencePrice25, &tpw, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceBandMidpointPriceType
+			if !v.HasPriceBandMidpointPriceType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// AvgDailyTradedQty
+			if !v.HasAvgDailyTradedQty {
+				out = append(out, 0x80)
+			} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// ExpireDate
+			if !v.HasExpireDate {
+				out = append(out, 0x80)
+			} else if x := uint64(v.ExpireDate); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EarlyTermination
+			if !v.HasEarlyTermination {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EarlyTermination); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MaxTradeVol
+			if !v.HasMaxTradeVol {
+				out = append(out, 0x80)
+			} else if x := uint64(v.MaxTradeVol); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// PriceBandType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceBandType11, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// Underlyings
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNoUnderlyings13, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasUnderlyings {
+				if err := c.Enter(fUnderlyings13); err != nil {
+					return out, err
+				}
+				for j := range v.Underlyings {
+					v := &v.Underlyings[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// UnderlyingSecurityID
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingSecurityIDSource
+					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource13, "value differs from the constant")
+					}
+					// UnderlyingSecurityExchange
+					if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange13) {
+						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange13, "value differs from the constant")
+					}
+					// UnderlyingPx
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// UnderlyingPxType
+					if !v.HasUnderlyingPxType {
+						out = append(out, 0x80)
+					} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
+						out = append(out, byte(x+1)|0x80)
+					} else {
+						out = fast.AppendUintNullable(out, x)
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e75(out []byte, v *MDSnapshotFullRefresh139MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 30)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType13, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Currency
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurrency15, &tpw, nil, v.Currency, v.HasCurrency)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx37, &tpw, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryInterestRate
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryInterestRate25, &tpw, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// IndexSeq
-	if !v.HasIndexSeq {
-		out = append(out, 0x80)
-	} else if x := uint64(v.IndexSeq); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize13, &tpw, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume12, &tpw, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate12, &tpw, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s278MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertDate
-	if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s279MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate12, &tpw, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s280MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime12, &tpw, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection12, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay34, &tpw, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID12, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType12, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID9, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus9, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime9, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionID
-	if !v.HasTradingSessionID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// SecurityTradingEvent
-	if !v.HasSecurityTradingEvent {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingEvent); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition12, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettlFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOpenCloseSettlFlag9, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID12, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID12, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer12, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller12, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition13, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders13, &tpw, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo12, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays12, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettPriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettPriceType9, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LastTradeDate
-	if !v.HasLastTradeDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.LastTradeDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceAdjustmentMethod
-	if !v.HasPriceAdjustmentMethod {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceAdjustmentMethod); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType12, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice34, &tpw, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice34, &tpw, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingReferencePrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingReferencePrice25, &tpw, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceBandMidpointPriceType
-	if !v.HasPriceBandMidpointPriceType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.PriceBandMidpointPriceType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// AvgDailyTradedQty
-	if !v.HasAvgDailyTradedQty {
-		out = append(out, 0x80)
-	} else if x := uint64(v.AvgDailyTradedQty); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// ExpireDate
-	if !v.HasExpireDate {
-		out = append(out, 0x80)
-	} else if x := uint64(v.ExpireDate); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EarlyTermination
-	if !v.HasEarlyTermination {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EarlyTermination); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MaxTradeVol
-	if !v.HasMaxTradeVol {
-		out = append(out, 0x80)
-	} else if x := uint64(v.MaxTradeVol); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// PriceBandType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceBandType11, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings13, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasUnderlyings {
-		if err := c.Enter(fUnderlyings13); err != nil {
-			return out, err
-		}
-		for j := range v.Underlyings {
-			if out, err = c.e76(out, &v.Underlyings[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e76(out []byte, v *MDSnapshotFullRefresh139MDEntriesUnderlyings, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// UnderlyingSecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingSecurityIDSource
-	if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource13, "value differs from the constant")
-	}
-	// UnderlyingSecurityExchange
-	if v.UnderlyingSecurityExchange != nil && string(v.UnderlyingSecurityExchange) != string(cUnderlyingSecurityExchange13) {
-		return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange13, "value differs from the constant")
-	}
-	// UnderlyingPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// UnderlyingPxType
-	if !v.HasUnderlyingPxType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.UnderlyingPxType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -55034,6 +54670,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -55109,308 +54746,300 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e78(out, &v.MDEntries[j], nil); err != nil {
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			out = fastrt.Reserve(out, &own, 28)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// Curerncy
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDInsertDate
+			if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDInsertTime
+			if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeVolume
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryDate
+			if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryTime...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TickDirection
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NetChgPrevDay
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDStreamID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// SecurityTradingStatus
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradSesOpenTime
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// OpenCloseSettleFlag
+			if !v.HasOpenCloseSettleFlag {
+				out = append(out, 0x80)
+			} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// OrderID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradeID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntryBuyer
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySeller
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// QuoteCondition
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPositionNo
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// DayCumQty
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SellerDays
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SettlePriceType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// PriceLimitType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// LowLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// HighLimitPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// TradingRefPrice
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e78(out []byte, v *MDSnapshotFullRefresh128MDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	out = fastrt.Reserve(out, &own, 28)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// Curerncy
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDInsertDate
-	if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDInsertTime
-	if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && e.G == c.Gen && e.I == int64(v.MDInsertTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s292MDInsertTime; v.HasMDInsertTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradeVolume
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryDate
-	if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s295MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && string(e.B) == string(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTime, true); ok && (v.HasMDEntryTime && (true)) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryTime...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TickDirection
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NetChgPrevDay
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDStreamID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityTradingStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradSesOpenTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// OpenCloseSettleFlag
-	if !v.HasOpenCloseSettleFlag {
-		out = append(out, 0x80)
-	} else if x := uint64(v.OpenCloseSettleFlag); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// OrderID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradeID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntryBuyer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySeller
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// QuoteCondition
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPositionNo
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// DayCumQty
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SellerDays
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SettlePriceType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// PriceLimitType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// LowLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// HighLimitPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingRefPrice
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -55419,6 +55048,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID24) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID24, "value differs from the constant")
@@ -55565,9 +55195,47 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e80(out, &v.RelatedSym[j], nil); err != nil {
-				return out, err
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// SecurityID
+			if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s307SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource22, "value differs from the constant")
+			}
+			// SecurityExchange
+			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -55583,106 +55251,52 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e81(out, &v.LinesOfText[j], nil); err != nil {
+			v := &v.LinesOfText[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Text
+			if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Text...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// EncodedTextLen
+			if !v.HasEncodedTextLen {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EncodedText
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e80(out []byte, v *MDNewsMessage143RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityID
-	if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s307SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource22, "value differs from the constant")
-	}
-	// SecurityExchange
-	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e81(out []byte, v *MDNewsMessage143LinesOfText, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Text
-	if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Text...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EncodedTextLen
-	if !v.HasEncodedTextLen {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EncodedText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -55691,6 +55305,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID25) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID25, "value differs from the constant")
@@ -55837,9 +55452,47 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e83(out, &v.RelatedSym[j], nil); err != nil {
-				return out, err
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// SecurityID
+			if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s315SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource23, "value differs from the constant")
+			}
+			// SecurityExchange
+			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -55855,106 +55508,52 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e84(out, &v.LinesOfText[j], nil); err != nil {
+			v := &v.LinesOfText[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// Text
+			if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Text...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// EncodedTextLen
+			if !v.HasEncodedTextLen {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EncodedText
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e83(out []byte, v *MDNewsMessage137RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityID
-	if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s315SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource23, "value differs from the constant")
-	}
-	// SecurityExchange
-	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e84(out []byte, v *MDNewsMessage137LinesOfText, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Text
-	if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Text...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EncodedTextLen
-	if !v.HasEncodedTextLen {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EncodedText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -55963,6 +55562,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID26) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID26, "value differs from the constant")
@@ -56067,9 +55667,47 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RelatedSym {
-			if out, err = c.e86(out, &v.RelatedSym[j], nil); err != nil {
-				return out, err
+			v := &v.RelatedSym[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// SecurityID
+			if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s321SecurityID; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// SecurityIDSource
+			if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
+				return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource24, "value differs from the constant")
+			}
+			// SecurityExchange
+			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -56085,9 +55723,35 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.RoutingIds {
-			if out, err = c.e87(out, &v.RoutingIds[j], nil); err != nil {
+			v := &v.RoutingIds[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// RoutingType
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// RoutingID
+			if !v.HasRoutingID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -56103,146 +55767,58 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			return out, err
 		}
 		for j := range v.LinesOfText {
-			if out, err = c.e88(out, &v.LinesOfText[j], nil); err != nil {
-				return out, err
+			v := &v.LinesOfText[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// text
+			if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Text...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// EncodedTextLen
+			if !v.HasEncodedTextLen {
+				out = append(out, 0x80)
+			} else if x := uint64(v.EncodedTextLen); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// EncodedText
+			if !v.HasEncodedText {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e86(out []byte, v *MDNewsMessage120RelatedSym, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// SecurityID
-	if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s321SecurityID; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SecurityID))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// SecurityIDSource
-	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
-		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource24, "value differs from the constant")
-	}
-	// SecurityExchange
-	if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e87(out []byte, v *MDNewsMessage120RoutingIds, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// RoutingType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// RoutingID
-	if !v.HasRoutingID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e88(out []byte, v *MDNewsMessage120LinesOfText, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// text
-	if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Text, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Text...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// EncodedTextLen
-	if !v.HasEncodedTextLen {
-		out = append(out, 0x80)
-	} else if x := uint64(v.EncodedTextLen); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// EncodedText
-	if !v.HasEncodedText {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -56291,6 +55867,7 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID29) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID29, "value differs from the constant")
@@ -56353,6 +55930,7 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID31) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID31, "value differs from the constant")
@@ -56391,6 +55969,7 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")

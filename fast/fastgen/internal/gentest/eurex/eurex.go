@@ -1168,6 +1168,7 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// PartitionID
 	out = fastrt.AppendUint(out, uint64(v.PartitionID))
 	// SenderCompID
@@ -1202,6 +1203,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
@@ -1347,154 +1349,146 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			return out, err
 		}
 		for j := range v.MDSshGrp {
-			if out, err = c.e2(out, &v.MDSshGrp[j], nil); err != nil {
+			v := &v.MDSshGrp[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s9MDEntryType; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDEntryType))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TrdType
+			if !v.HasTrdType {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TrdType); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradingSessionID
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
 				return out, err
 			}
+			// TradingSessionSubID
+			if !v.HasTradingSessionSubID {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradingSessionSubID); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// FastMarketIndicator
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// SecurityTradingStatus
+			if !v.HasSecurityTradingStatus {
+				out = append(out, 0x80)
+			} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// TradeCondition
+			if !v.HasTradeCondition {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradeCondition); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// MDEntryPx
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDEntrySize
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// NumberOfOrders
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			// MDPriceLevel
+			if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryTime
+			if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
+				e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// TradeVolume
+			if !v.HasTradeVolume {
+				out = append(out, 0x80)
+			} else if x := uint64(v.TradeVolume); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e2(out []byte, v *DepthSnapshotMDSshGrp, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s9MDEntryType; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDEntryType))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TrdType
-	if !v.HasTrdType {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TrdType); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradingSessionID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// TradingSessionSubID
-	if !v.HasTradingSessionSubID {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradingSessionSubID); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// FastMarketIndicator
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// SecurityTradingStatus
-	if !v.HasSecurityTradingStatus {
-		out = append(out, 0x80)
-	} else if x := uint64(v.SecurityTradingStatus); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// TradeCondition
-	if !v.HasTradeCondition {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradeCondition); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// MDEntryPx
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDEntrySize
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// NumberOfOrders
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// MDPriceLevel
-	if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryTime
-	if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && e.G == c.Gen && e.I == int64(v.MDEntryTime) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s14MDEntryTime; v.HasMDEntryTime && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
-		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// TradeVolume
-	if !v.HasTradeVolume {
-		out = append(out, 0x80)
-	} else if x := uint64(v.TradeVolume); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 

@@ -3285,6 +3285,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pmr <<= 1
@@ -3347,6 +3348,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pmr <<= 1
@@ -3497,13 +3499,29 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// G1
 	{
 		if err := c.Enter(fG1); err != nil {
 			return out, err
 		}
-		if out, err = c.e3(out, &v.G1, nil); err != nil {
-			return out, err
+		{
+			v := &v.G1
+			// A
+			out = fastrt.AppendUint(out, uint64(v.A))
+			// S
+			if !v.HasS {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.S, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fS3, &tpw, nil, v.S, v.HasS)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
 		}
 		c.Depth--
 	}
@@ -3517,8 +3535,105 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		if err := c.Enter(fG2); err != nil {
 			return out, err
 		}
-		if out, err = c.e4(out, &v.G2, nil); err != nil {
-			return out, err
+		{
+			v := &v.G2
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// A
+			if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s1A; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.A))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fA4, &tpw, &c.d.s1A, int64(v.A), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Inner
+			tpw.Reg, tpw.N = pmr, pmn
+			out, err = c.Int(out, fN, &tpw, &c.d.s12N, int64(len(v.Inner)), v.HasInner)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+			if v.HasInner {
+				if err := c.Enter(fInner); err != nil {
+					return out, err
+				}
+				for j := range v.Inner {
+					v := &v.Inner[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// V
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.Int(out, fV, &tpw, &c.d.s13V, int64(v.V), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+					// G3
+					pmr <<= 1
+					pmn++
+					if v.HasG3 {
+						pmr |= 1
+					}
+					if v.HasG3 {
+						if err := c.Enter(fG3); err != nil {
+							return out, err
+						}
+						{
+							v := &v.G3
+							var own fastrt.PMapW
+							own = fastrt.PMapW{Start: len(out), Size: 1}
+							out = append(out, 0)
+							pmr, pmn := own.Reg, own.N
+							var tpw fastrt.PMapW
+							_ = tpw
+							// Z
+							if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
+								pmr <<= 1
+								pmn++
+							} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
+								pmr = pmr<<1 | 1
+								pmn++
+								out = o
+								e.G, e.T, e.Msg = c.Gen, 6, 0
+								e.B = append(e.B[:0], v.Z...)
+							} else {
+								tpw.Reg, tpw.N = pmr, pmn
+								out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+							own.Reg, own.N = pmr, pmn
+							out = fastrt.Finish(out, &own)
+						}
+						c.Depth--
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
@@ -3534,206 +3649,55 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			return out, err
 		}
 		for j := range v.Outer {
-			if out, err = c.e7(out, &v.Outer[j], nil); err != nil {
-				return out, err
+			v := &v.Outer[j]
+			// V
+			if !v.HasV {
+				out = append(out, 0x80)
+			} else if x := uint64(v.V); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			// Nested
+			out = fastrt.AppendUint(out, uint64(len(v.Nested)))
+			if true {
+				if err := c.Enter(fNested); err != nil {
+					return out, err
+				}
+				for j := range v.Nested {
+					v := &v.Nested[j]
+					var own fastrt.PMapW
+					own = fastrt.PMapW{Start: len(out), Size: 1}
+					out = append(out, 0)
+					pmr, pmn := own.Reg, own.N
+					var tpw fastrt.PMapW
+					_ = tpw
+					// W
+					if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
+						pmr <<= 1
+						pmn++
+					} else if e := &c.d.s16W; true {
+						pmr = pmr<<1 | 1
+						pmn++
+						out = fastrt.AppendUint(out, uint64(v.W))
+						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
+					} else {
+						tpw.Reg, tpw.N = pmr, pmn
+						out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+					own.Reg, own.N = pmr, pmn
+					out = fastrt.Finish(out, &own)
+				}
+				c.Depth--
 			}
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e3(out []byte, v *GroupsG1, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// A
-	out = fastrt.AppendUint(out, uint64(v.A))
-	// S
-	if !v.HasS {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.S, true); ok {
-		out = o
-	} else {
-		if out, err = c.Vector(out, fS3, pm, nil, v.S, v.HasS); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-}
-
-func (c *Encoder) e4(out []byte, v *GroupsG2, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// A
-	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s1A; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.A))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fA4, &tpw, &c.d.s1A, int64(v.A), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Inner
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fN, &tpw, &c.d.s12N, int64(len(v.Inner)), v.HasInner)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	if v.HasInner {
-		if err := c.Enter(fInner); err != nil {
-			return out, err
-		}
-		for j := range v.Inner {
-			if out, err = c.e5(out, &v.Inner[j], nil); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e5(out []byte, v *GroupsG2Inner, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// V
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fV, &tpw, &c.d.s13V, int64(v.V), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
-	// G3
-	pmr <<= 1
-	pmn++
-	if v.HasG3 {
-		pmr |= 1
-	}
-	if v.HasG3 {
-		if err := c.Enter(fG3); err != nil {
-			return out, err
-		}
-		if out, err = c.e6(out, &v.G3, nil); err != nil {
-			return out, err
-		}
-		c.Depth--
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e6(out []byte, v *GroupsG2InnerG3, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// Z
-	if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Z, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Z...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
-	return out, nil
-}
-
-func (c *Encoder) e7(out []byte, v *GroupsOuter, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	// V
-	if !v.HasV {
-		out = append(out, 0x80)
-	} else if x := uint64(v.V); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	// Nested
-	out = fastrt.AppendUint(out, uint64(len(v.Nested)))
-	if true {
-		if err := c.Enter(fNested); err != nil {
-			return out, err
-		}
-		for j := range v.Nested {
-			if out, err = c.e8(out, &v.Nested[j], pm); err != nil {
-				return out, err
-			}
-		}
-		c.Depth--
-	}
-	return out, nil
-}
-
-func (c *Encoder) e8(out []byte, v *GroupsOuterNested, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// W
-	if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s16W; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.W))
-		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 

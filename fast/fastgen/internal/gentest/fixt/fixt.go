@@ -2782,6 +2782,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
+	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -2809,178 +2811,170 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e1(out, &v.MDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDUpdateAction
+			if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
+				pmr <<= 1
+				pmn++
+			} else if e := &c.d.s1MDUpdateAction; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// MDEntryType
+			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// Symbol
+			if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.Symbol...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// RptSeq
+			if e := &c.d.s4RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
+				pmr <<= 1
+				pmn++
+				e.I++
+			} else if e := &c.d.s4RptSeq; true {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.HasMDEntryPx && v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if true {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fast.AppendIntNullable(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if !v.HasMDEntrySize {
+				out = append(out, 0x80)
+			} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				if exp >= 0 {
+					exp++
+				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NumberOfOrders
+			if !v.HasNumberOfOrders {
+				out = append(out, 0x80)
+			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e1(out []byte, v *MDIncRefreshMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDUpdateAction
-	if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
-		pmr <<= 1
-		pmn++
-	} else if e := &c.d.s1MDUpdateAction; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryType
-	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// Symbol
-	if e := &c.d.s3Symbol; e.G == c.Gen && string(e.B) == string(v.Symbol) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.Symbol...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// RptSeq
-	if e := &c.d.s4RptSeq; e.G == c.Gen && e.I+1 == int64(v.RptSeq) && e.I+1 > e.I {
-		pmr <<= 1
-		pmn++
-		e.I++
-	} else if e := &c.d.s4RptSeq; true {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = fastrt.AppendUint(out, uint64(v.RptSeq))
-		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.HasMDEntryPx && v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if true {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fast.AppendIntNullable(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if !v.HasMDEntrySize {
-		out = append(out, 0x80)
-	} else if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		if exp >= 0 {
-			exp++
-		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NumberOfOrders
-	if !v.HasNumberOfOrders {
-		out = append(out, 0x80)
-	} else if x := uint64(v.NumberOfOrders); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -2989,6 +2983,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -3031,120 +3026,112 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			return out, err
 		}
 		for j := range v.MDEntries {
-			if out, err = c.e3(out, &v.MDEntries[j], nil); err != nil {
-				return out, err
+			v := &v.MDEntries[j]
+			var own fastrt.PMapW
+			own = fastrt.PMapW{Start: len(out), Size: 1}
+			out = append(out, 0)
+			pmr, pmn := own.Reg, own.N
+			var tpw fastrt.PMapW
+			_ = tpw
+			// MDEntryType
+			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
+				pmr <<= 1
+				pmn++
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
+				pmr = pmr<<1 | 1
+				pmn++
+				out = o
+				e.G, e.T, e.Msg = c.Gen, 6, 0
+				e.B = append(e.B[:0], v.MDEntryType...)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
+			// MDEntryID
+			if !v.HasMDEntryID {
+				out = append(out, 0x80)
+			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
+				out = o
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntryPx
+			if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
+				base := int64(0)
+				if me.G == c.Gen {
+					base = me.I
+				}
+				m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
+				d := m - base
+				sent := true
+				if (m^base)&(m^d) < 0 {
+					sent = false
+				} else if ee.G == c.Gen && ee.I == exp {
+					pmr <<= 1
+					pmn++
+				} else if true {
+					pmr = pmr<<1 | 1
+					pmn++
+					out = fastrt.AppendInt(out, exp)
+					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
+				} else {
+					sent = false
+				}
+				if sent {
+					out = fastrt.AppendInt(out, d)
+					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
+				} else {
+					tpw.Reg, tpw.N = pmr, pmn
+					out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// MDEntrySize
+			if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
+				exp := int64(x.Exponent)
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
+			} else {
+				tpw.Reg, tpw.N = pmr, pmn
+				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+			// NumberOfOrders
+			if !v.HasNumberOfOrders {
+				out = append(out, 0x80)
+			} else if x := uint64(v.NumberOfOrders); x < 0x7f {
+				out = append(out, byte(x+1)|0x80)
+			} else {
+				out = fast.AppendUintNullable(out, x)
+			}
+			own.Reg, own.N = pmr, pmn
+			out = fastrt.Finish(out, &own)
 		}
 		c.Depth--
 	}
 	pm.Reg, pm.N = pmr, pmn
-	return out, nil
-}
-
-func (c *Encoder) e3(out []byte, v *MDSnapshotFullRefreshMDEntries, pm *fastrt.PMapW) ([]byte, error) {
-	var err error
-	_ = err
-	var own fastrt.PMapW
-	own = fastrt.PMapW{Start: len(out), Size: 1}
-	out = append(out, 0)
-	pm = &own
-	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	// MDEntryType
-	if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
-		pmr <<= 1
-		pmn++
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok && (true) {
-		pmr = pmr<<1 | 1
-		pmn++
-		out = o
-		e.G, e.T, e.Msg = c.Gen, 6, 0
-		e.B = append(e.B[:0], v.MDEntryType...)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryID
-	if !v.HasMDEntryID {
-		out = append(out, 0x80)
-	} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
-		out = o
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntryPx
-	if ee, me := &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa; v.MDEntryPx.Exponent >= -63 && v.MDEntryPx.Exponent <= 63 && me.G != c.Gen+1 {
-		base := int64(0)
-		if me.G == c.Gen {
-			base = me.I
-		}
-		m, exp := v.MDEntryPx.Mantissa, int64(v.MDEntryPx.Exponent)
-		d := m - base
-		sent := true
-		if (m^base)&(m^d) < 0 {
-			sent = false
-		} else if ee.G == c.Gen && ee.I == exp {
-			pmr <<= 1
-			pmn++
-		} else if true {
-			pmr = pmr<<1 | 1
-			pmn++
-			out = fastrt.AppendInt(out, exp)
-			ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
-		} else {
-			sent = false
-		}
-		if sent {
-			out = fastrt.AppendInt(out, d)
-			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
-		} else {
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// MDEntrySize
-	if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
-		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
-		}
-	}
-	// NumberOfOrders
-	if !v.HasNumberOfOrders {
-		out = append(out, 0x80)
-	} else if x := uint64(v.NumberOfOrders); x < 0x7f {
-		out = append(out, byte(x+1)|0x80)
-	} else {
-		out = fast.AppendUintNullable(out, x)
-	}
-	pm.Reg, pm.N = pmr, pmn
-	out = fastrt.Finish(out, &own)
 	return out, nil
 }
 
@@ -3153,6 +3140,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -3282,6 +3270,7 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")

@@ -1338,6 +1338,7 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
@@ -1360,6 +1361,7 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	if !v.HasValue {
 		out = append(out, 0x80)
@@ -1387,6 +1389,7 @@ func (c *Encoder) e2(out []byte, v *OptionalDecimalWithOperator, pm *fastrt.PMap
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Decimal(out, fValue3, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
@@ -1403,6 +1406,7 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; v.HasValue && v.Value.Exponent >= -63 && v.Value.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -1465,6 +1469,7 @@ func (c *Encoder) e5(out []byte, v *ConstantOperatorOptional, pm *fastrt.PMapW) 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
@@ -1481,6 +1486,7 @@ func (c *Encoder) e6(out []byte, v *DefaultOperatorMandatory, pm *fastrt.PMapW) 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), true)
@@ -1497,6 +1503,7 @@ func (c *Encoder) e7(out []byte, v *DefaultOperatorOptional, pm *fastrt.PMapW) (
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue10, &tpw, nil, int64(v.Value), v.HasValue)
@@ -1513,6 +1520,7 @@ func (c *Encoder) e8(out []byte, v *CopyOperatorMandatory, pm *fastrt.PMapW) ([]
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, true)
@@ -1529,6 +1537,7 @@ func (c *Encoder) e9(out []byte, v *CopyOperatorOptional, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
@@ -1545,6 +1554,7 @@ func (c *Encoder) e10(out []byte, v *IncrementOperatorMandatory, pm *fastrt.PMap
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue13, &tpw, &c.d.s1Value, int64(v.Value), true)
@@ -1561,6 +1571,7 @@ func (c *Encoder) e11(out []byte, v *DeltaOperatorMandatorySignedInteger, pm *fa
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue14, &tpw, &c.d.s1Value, int64(v.Value), true)
@@ -1577,6 +1588,7 @@ func (c *Encoder) e12(out []byte, v *DeltaOperatorMandatoryDecimal, pm *fastrt.P
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Decimal(out, fValue15, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
@@ -1593,6 +1605,7 @@ func (c *Encoder) e13(out []byte, v *DeltaOperatorMandatoryDecimalWithInit, pm *
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Decimal(out, fValue16, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
@@ -1609,6 +1622,7 @@ func (c *Encoder) e14(out []byte, v *DeltaOperatorMandatoryString, pm *fastrt.PM
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue17, &tpw, &c.d.s1Value, v.Value, true)
@@ -1625,6 +1639,7 @@ func (c *Encoder) e15(out []byte, v *MultiplePMapSlot, pm *fastrt.PMapW) ([]byte
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.SplitDecimal(out, fValue18, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)

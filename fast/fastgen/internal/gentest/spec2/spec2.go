@@ -1027,6 +1027,7 @@ func (c *Encoder) e2(out []byte, v *MandatoryCopy, pm *fastrt.PMapW) ([]byte, er
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue3, &tpw, &c.d.s1Value, int64(v.Value), true)
@@ -1043,6 +1044,7 @@ func (c *Encoder) e3(out []byte, v *OptionalCopy, pm *fastrt.PMapW) ([]byte, err
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue4, &tpw, &c.d.s1Value, int64(v.Value), v.HasValue)
@@ -1071,6 +1073,7 @@ func (c *Encoder) e5(out []byte, v *OptionalConstant, pm *fastrt.PMapW) ([]byte,
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue6, &tpw, nil, int64(v.Value), v.HasValue)
@@ -1087,6 +1090,7 @@ func (c *Encoder) e6(out []byte, v *MandatoryDefault, pm *fastrt.PMapW) ([]byte,
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue7, &tpw, nil, int64(v.Value), true)
@@ -1103,6 +1107,7 @@ func (c *Encoder) e7(out []byte, v *OptionalDefaultNone, pm *fastrt.PMapW) ([]by
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
@@ -1119,6 +1124,7 @@ func (c *Encoder) e8(out []byte, v *OptionalDefaultValue, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), v.HasValue)
@@ -1135,6 +1141,7 @@ func (c *Encoder) e9(out []byte, v *MandatoryTail, pm *fastrt.PMapW) ([]byte, er
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue10, &tpw, &c.d.s1Value, v.Value, true)
@@ -1151,6 +1158,7 @@ func (c *Encoder) e10(out []byte, v *OptionalTail, pm *fastrt.PMapW) ([]byte, er
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, v.HasValue)
@@ -1167,6 +1175,7 @@ func (c *Encoder) e11(out []byte, v *OptionalTailDefault, pm *fastrt.PMapW) ([]b
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	var tpw fastrt.PMapW
+	_ = tpw
 	// Value
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
