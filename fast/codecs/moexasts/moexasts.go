@@ -21829,11 +21829,23 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// HeartBtInt
-	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
+	if x := int64(int64(v.HeartBtInt)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Username
 	if !v.HasUsername {
 		out = append(out, 0x80)
@@ -21905,9 +21917,17 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -21948,9 +21968,17 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
 		out = append(out, 0x80)
@@ -21984,7 +22012,11 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -22033,8 +22065,16 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fNetChgPrevDay, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
@@ -22044,7 +22084,11 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -22109,8 +22153,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -22127,8 +22187,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -22213,8 +22289,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAccruedInterestAmt, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
@@ -22231,8 +22323,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromWAPrice, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
@@ -22249,8 +22357,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgOpenInterest, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
@@ -22267,8 +22391,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBidMarketSize, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
@@ -22285,8 +22425,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAskMarketSize, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
@@ -22311,8 +22467,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -22329,8 +22501,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fYield, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
@@ -22347,8 +22535,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTotalVolume, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
@@ -22381,8 +22585,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromSettlmnt, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
@@ -22454,8 +22674,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMinCurrPx, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
@@ -22488,8 +22724,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fPrice, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
@@ -22514,8 +22766,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fNominalValue, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
@@ -22532,8 +22800,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fRepoToPx, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
@@ -22550,8 +22834,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBuyBackPx, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
@@ -22624,11 +22924,23 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -22759,8 +23071,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -22777,8 +23105,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -22847,8 +23191,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fNetChgPrevDay2, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
@@ -22865,8 +23225,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAccruedInterestAmt2, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
@@ -22883,8 +23259,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromWAPrice2, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
@@ -22901,8 +23293,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgOpenInterest2, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
@@ -22919,8 +23327,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBidMarketSize2, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
@@ -22937,8 +23361,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAskMarketSize2, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
@@ -22963,8 +23403,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue2, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -22981,8 +23437,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fYield2, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
@@ -22999,8 +23471,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTotalVolume2, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
@@ -23033,8 +23521,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromSettlmnt2, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
@@ -23085,8 +23589,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMinCurrPx2, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
@@ -23119,8 +23639,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fPrice2, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
@@ -23145,8 +23681,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fNominalValue2, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
@@ -23163,8 +23715,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fRepoToPx2, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
@@ -23181,8 +23749,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBuyBackPx2, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
@@ -23268,9 +23852,17 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -23280,7 +23872,11 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23346,7 +23942,11 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -23554,9 +24154,17 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -23566,7 +24174,11 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23624,7 +24236,11 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -23800,9 +24416,17 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -23812,7 +24436,11 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23878,7 +24506,11 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -24176,9 +24808,17 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24188,7 +24828,11 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24246,7 +24890,11 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -24530,11 +25178,23 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -24604,8 +25264,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx7, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -24622,8 +25298,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize7, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -24703,8 +25395,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fNetChgPrevDay3, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
@@ -24721,8 +25429,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAccruedInterestAmt4, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
@@ -24739,8 +25463,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromWAPrice3, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
@@ -24757,8 +25497,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgOpenInterest3, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
@@ -24775,8 +25531,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBidMarketSize3, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
@@ -24793,8 +25565,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAskMarketSize3, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
@@ -24819,8 +25607,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue5, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -24837,8 +25641,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fYield5, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
@@ -24871,8 +25691,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromSettlmnt3, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
@@ -24889,8 +25725,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMinCurrPx3, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
@@ -25005,11 +25857,23 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -25079,8 +25943,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx8, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -25097,8 +25977,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize8, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -25178,8 +26074,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fNetChgPrevDay4, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
@@ -25196,8 +26108,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromWAPrice4, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
@@ -25214,8 +26142,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgOpenInterest4, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
@@ -25232,8 +26176,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBidMarketSize4, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
@@ -25250,8 +26210,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAskMarketSize4, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
@@ -25276,8 +26252,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue6, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -25310,8 +26302,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fChgFromSettlmnt4, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
@@ -25410,11 +26418,23 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -25674,11 +26694,23 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -25915,11 +26947,23 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -26024,8 +27068,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx11, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -26042,8 +27102,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize11, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -26060,8 +27136,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fAccruedInterestAmt5, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
@@ -26078,8 +27170,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue7, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -26096,8 +27204,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fYield7, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
@@ -26135,8 +27259,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fPrice5, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
@@ -26161,8 +27301,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fRepoToPx5, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
@@ -26179,8 +27335,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBuyBackPx5, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
@@ -26266,11 +27438,23 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -26375,8 +27559,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx12, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -26393,8 +27593,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize12, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -26411,8 +27627,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fTradeValue8, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
@@ -26450,8 +27682,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fPrice6, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
@@ -26476,8 +27724,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fRepoToPx6, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
@@ -26494,8 +27758,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fBuyBackPx6, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
@@ -26588,7 +27868,11 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+		if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -26599,7 +27883,11 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MessageEncoding
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fMessageEncoding, &tpw, nil, v.MessageEncoding, true)
@@ -26701,8 +27989,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fOrigIssueAmt, &tpw, nil, v.OrigIssueAmt.Mantissa, v.OrigIssueAmt.Exponent, v.HasOrigIssueAmt)
@@ -26727,8 +28023,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fCouponRate, &tpw, nil, v.CouponRate.Mantissa, v.CouponRate.Exponent, v.HasCouponRate)
@@ -26753,8 +28057,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fDividendNetPx, &tpw, nil, v.DividendNetPx.Mantissa, v.DividendNetPx.Exponent, v.HasDividendNetPx)
@@ -26798,7 +28110,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		for j := range v.GroupInstrAttrib {
 			v := &v.GroupInstrAttrib[j]
 			// InstrAttribType
-			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+			if x := int64(int64(v.InstrAttribType)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// InstrAttribValue
 			tpw.Reg, tpw.N = pmr, pmn
 			out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, v.HasInstrAttribValue)
@@ -26843,8 +28163,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fRoundLot, &tpw, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot)
@@ -26968,8 +28304,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
@@ -26986,8 +28330,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMktShareLimit, &tpw, nil, v.MktShareLimit.Mantissa, v.MktShareLimit.Exponent, v.HasMktShareLimit)
@@ -27004,8 +28356,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMktShareThreshold, &tpw, nil, v.MktShareThreshold.Mantissa, v.MktShareThreshold.Exponent, v.HasMktShareThreshold)
@@ -27022,8 +28382,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMaxOrdersVolume, &tpw, nil, v.MaxOrdersVolume.Mantissa, v.MaxOrdersVolume.Exponent, v.HasMaxOrdersVolume)
@@ -27040,8 +28408,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fPriceMvmLimit, &tpw, nil, v.PriceMvmLimit.Mantissa, v.PriceMvmLimit.Exponent, v.HasPriceMvmLimit)
@@ -27058,8 +28434,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fFaceValue, &tpw, nil, v.FaceValue.Mantissa, v.FaceValue.Exponent, v.HasFaceValue)
@@ -27076,8 +28460,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fBaseSwapPx, &tpw, nil, v.BaseSwapPx.Mantissa, v.BaseSwapPx.Exponent, v.HasBaseSwapPx)
@@ -27094,8 +28486,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fRepoToPx7, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
@@ -27112,8 +28512,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fBuyBackPx7, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
@@ -27138,8 +28546,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fNoSharesIssued, &tpw, nil, v.NoSharesIssued.Mantissa, v.NoSharesIssued.Exponent, v.HasNoSharesIssued)
@@ -27156,8 +28572,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fHighLimit, &tpw, nil, v.HighLimit.Mantissa, v.HighLimit.Exponent, v.HasHighLimit)
@@ -27174,8 +28598,16 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fLowLimit, &tpw, nil, v.LowLimit.Mantissa, v.LowLimit.Exponent, v.HasLowLimit)
@@ -27219,9 +28651,17 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -27302,11 +28742,23 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradSesStatus
-	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
+	if x := int64(int64(v.TradSesStatus)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -27352,9 +28804,17 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

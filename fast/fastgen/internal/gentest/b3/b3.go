@@ -44027,15 +44027,27 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// DataLen
-	out = fastrt.AppendUint(out, uint64(v.DataLen))
+	if x := uint64(uint64(v.DataLen)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Data
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fData, &tpw, nil, v.Data, true)
@@ -44062,9 +44074,17 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -44137,7 +44157,11 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -44150,7 +44174,11 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -44163,7 +44191,11 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
@@ -44194,7 +44226,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s3SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -44213,7 +44253,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs); err != nil {
 					return out, err
@@ -44256,7 +44304,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								if x := uint64(x); x < 0x80 {
+									out = append(out, byte(x)|0x80)
+								} else {
+									if x := uint64(x); x < 0x80 {
+										out = append(out, byte(x)|0x80)
+									} else {
+										if x := uint64(x); x < 0x80 {
+											out = append(out, byte(x)|0x80)
+										} else {
+											out = fastrt.AppendUint(out, x)
+										}
+									}
+								}
+							}
 						}
 						c.Depth--
 					}
@@ -44347,7 +44411,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
@@ -44379,7 +44455,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -44420,7 +44508,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -44530,7 +44630,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -44571,7 +44683,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -44612,7 +44736,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -44674,7 +44810,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
@@ -44686,7 +44834,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else if e := &c.d.s15LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						tpw.Reg, tpw.N = pmr, pmn
@@ -44708,7 +44868,19 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
@@ -44784,7 +44956,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -44833,7 +45013,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -44910,7 +45098,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -45017,7 +45213,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -45087,7 +45291,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -45136,7 +45348,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -45183,7 +45403,15 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -45261,7 +45489,11 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -45274,7 +45506,11 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -45287,7 +45523,11 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
@@ -45318,7 +45558,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s24SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -45337,7 +45585,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
@@ -45380,7 +45636,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								if x := uint64(x); x < 0x80 {
+									out = append(out, byte(x)|0x80)
+								} else {
+									if x := uint64(x); x < 0x80 {
+										out = append(out, byte(x)|0x80)
+									} else {
+										if x := uint64(x); x < 0x80 {
+											out = append(out, byte(x)|0x80)
+										} else {
+											out = fastrt.AppendUint(out, x)
+										}
+									}
+								}
+							}
 						}
 						c.Depth--
 					}
@@ -45471,7 +45743,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
@@ -45503,7 +45787,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -45613,7 +45909,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -45654,7 +45962,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -45695,7 +46015,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -45757,7 +46089,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
@@ -45769,7 +46113,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s34LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						tpw.Reg, tpw.N = pmr, pmn
@@ -45791,7 +46147,19 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
@@ -45867,7 +46235,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -45916,7 +46292,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -45993,7 +46377,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -46100,7 +46492,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -46170,7 +46570,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -46219,7 +46627,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -46266,7 +46682,15 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -46344,7 +46768,11 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -46357,7 +46785,11 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -46370,7 +46802,11 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
+	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
@@ -46401,7 +46837,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s43SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -46420,7 +46864,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
 			}
 			// ApplIDs
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
+			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
@@ -46463,7 +46915,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								if x := uint64(x); x < 0x80 {
+									out = append(out, byte(x)|0x80)
+								} else {
+									if x := uint64(x); x < 0x80 {
+										out = append(out, byte(x)|0x80)
+									} else {
+										if x := uint64(x); x < 0x80 {
+											out = append(out, byte(x)|0x80)
+										} else {
+											out = fastrt.AppendUint(out, x)
+										}
+									}
+								}
+							}
 						}
 						c.Depth--
 					}
@@ -46554,7 +47022,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
@@ -46586,7 +47066,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -46696,7 +47188,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -46737,7 +47241,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -46778,7 +47294,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							out = fastrt.AppendInt(out, d)
+							if x := int64(d); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									if x := int64(x); x >= -64 && x < 64 {
+										out = append(out, byte(x)&0x7f|0x80)
+									} else {
+										out = fastrt.AppendInt(out, x)
+									}
+								}
+							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							tpw.Reg, tpw.N = pmr, pmn
@@ -46840,7 +47368,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
@@ -46852,7 +47392,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s53LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						tpw.Reg, tpw.N = pmr, pmn
@@ -46874,7 +47426,19 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					out = fastrt.AppendInt(out, int64(v.LegSide))
+					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								out = fastrt.AppendInt(out, x)
+							}
+						}
+					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
@@ -46950,7 +47514,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -46999,7 +47571,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -47076,7 +47656,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			out = fastrt.AppendInt(out, int64(v.Product))
+			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -47183,7 +47771,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -47253,7 +47849,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -47302,7 +47906,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -47349,7 +47961,15 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
+			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -47427,11 +48047,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNoRelatedSym
-	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
+	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -47444,7 +48076,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSymbols
-	out = fastrt.AppendUint(out, uint64(len(v.RelatedSymbols)))
+	if x := uint64(uint64(len(v.RelatedSymbols))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
@@ -47475,7 +48111,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s62SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -47494,7 +48138,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
 			// ApplIds
-			out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
+			if x := uint64(uint64(len(v.ApplIds))); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fApplIds); err != nil {
 					return out, err
@@ -47537,7 +48189,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
+							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								if x := uint64(x); x < 0x80 {
+									out = append(out, byte(x)|0x80)
+								} else {
+									if x := uint64(x); x < 0x80 {
+										out = append(out, byte(x)|0x80)
+									} else {
+										if x := uint64(x); x < 0x80 {
+											out = append(out, byte(x)|0x80)
+										} else {
+											out = fastrt.AppendUint(out, x)
+										}
+									}
+								}
+							}
 						}
 						c.Depth--
 					}
@@ -47622,7 +48290,19 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
+					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
@@ -47665,7 +48345,19 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						if x := uint64(x); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								out = fastrt.AppendUint(out, x)
+							}
+						}
+					}
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
@@ -47677,7 +48369,19 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s64LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
+						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							if x := int64(x); x >= -64 && x < 64 {
+								out = append(out, byte(x)&0x7f|0x80)
+							} else {
+								if x := int64(x); x >= -64 && x < 64 {
+									out = append(out, byte(x)&0x7f|0x80)
+								} else {
+									out = fastrt.AppendInt(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						tpw.Reg, tpw.N = pmr, pmn
@@ -47730,7 +48434,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// RoundLot
-			out = fastrt.AppendUint(out, uint64(v.RoundLot))
+			if x := uint64(uint64(v.RoundLot)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MinTradeVol
 			if !v.HasMinTradeVol {
 				out = append(out, 0x80)
@@ -47756,13 +48468,29 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x := int64(exp); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -47781,11 +48509,35 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// TickSizeDenominator
-			out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
+			if x := uint64(uint64(v.TickSizeDenominator)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MinOrderQty
-			out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
+			if x := uint64(uint64(v.MinOrderQty)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MaxOrderQty
-			out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
+			if x := uint64(uint64(v.MaxOrderQty)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// InstrumentID
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
@@ -47902,7 +48654,15 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -47950,13 +48710,29 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x := int64(exp); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -48005,9 +48781,25 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			out = fastrt.AppendUint(out, uint64(v.IssueDate))
+			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// DatedDate
-			out = fastrt.AppendUint(out, uint64(v.DatedDate))
+			if x := uint64(uint64(v.DatedDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// StartDate
 			if !v.HasStartDate {
 				out = append(out, 0x80)
@@ -48087,9 +48879,17 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// PosDupFlag
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fPosDupFlag, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
@@ -48098,7 +48898,11 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, err
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -48208,7 +49012,15 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48270,9 +49082,17 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -48282,7 +49102,11 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -48301,7 +49125,15 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48344,7 +49176,15 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s81SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48362,7 +49202,15 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s82RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48420,7 +49268,15 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s85MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48835,9 +49691,17 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -48847,7 +49711,11 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -48866,7 +49734,15 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48909,7 +49785,15 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s103SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48927,7 +49811,15 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s104RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -48985,7 +49877,15 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s107MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49379,9 +50279,17 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -49391,7 +50299,11 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -49410,7 +50322,15 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49453,7 +50373,15 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s122SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49471,7 +50399,15 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s123RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49529,7 +50465,15 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s126MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49899,9 +50843,17 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -49911,7 +50863,11 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
@@ -49930,7 +50886,15 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49973,7 +50937,15 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s141SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -49991,7 +50963,15 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s142RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50049,7 +51029,15 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s145MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50424,13 +51412,29 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
@@ -50449,7 +51453,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50523,7 +51535,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50541,7 +51561,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50592,7 +51620,15 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50857,13 +51893,29 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
@@ -50882,7 +51934,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50956,7 +52016,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -50974,7 +52042,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -51025,7 +52101,15 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -51290,9 +52374,17 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -51372,9 +52464,17 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -51402,9 +52502,17 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -51497,9 +52605,17 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -51527,11 +52643,23 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradeDate
-	out = fastrt.AppendUint(out, uint64(v.TradeDate))
+	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -51616,7 +52744,11 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	out = fastrt.AppendUint(out, uint64(v.TransactTime))
+	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -51640,15 +52772,27 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID17) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID17, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -51692,9 +52836,17 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource15, "value differs from the constant")
@@ -51704,7 +52856,11 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange14, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
@@ -52017,15 +53173,27 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID18) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID18, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -52069,9 +53237,17 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource16, "value differs from the constant")
@@ -52081,7 +53257,11 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange15, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
@@ -52580,15 +53760,27 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID19) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID19, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -52632,9 +53824,17 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource17, "value differs from the constant")
@@ -52644,7 +53844,11 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange16, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
@@ -53122,15 +54326,27 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID20) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID20, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -53174,9 +54390,17 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource18, "value differs from the constant")
@@ -53186,7 +54410,11 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange17, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
@@ -53640,15 +54868,27 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID21) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID21, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -53692,9 +54932,17 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource19, "value differs from the constant")
@@ -53704,7 +54952,11 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange18, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
@@ -54158,15 +55410,27 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID22) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID22, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -54210,9 +55474,17 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource20, "value differs from the constant")
@@ -54222,7 +55494,11 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange19, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
@@ -54676,15 +55952,27 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID23) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID23, "value differs from the constant")
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -54728,9 +56016,17 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource21, "value differs from the constant")
@@ -54740,7 +56036,11 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange20, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
@@ -55058,9 +56358,17 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -55209,7 +56517,15 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -55315,9 +56631,17 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -55466,7 +56790,15 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -55572,9 +56904,17 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// OrigTime
 	if !v.HasOrigTime {
 		out = append(out, 0x80)
@@ -55681,7 +57021,15 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.SecurityID))
+				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -55835,9 +57183,17 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -55855,9 +57211,17 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -55877,9 +57241,17 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// PosDupFlag
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fPosDupFlag2, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
@@ -55904,9 +57276,17 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID4, "value differs from the constant")
@@ -55916,7 +57296,11 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fEncryptMethod, "value differs from the constant")
 	}
 	// HeartbeatInt
-	out = fastrt.AppendUint(out, uint64(v.HeartbeatInt))
+	if x := uint64(uint64(v.HeartbeatInt)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// DefaultApplVerID
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
@@ -55940,9 +57324,17 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID5, "value differs from the constant")
@@ -55975,9 +57367,17 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ApplVerID
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fApplVerID32, &tpw, nil, v.ApplVerID, v.HasApplVerID)
@@ -55986,7 +57386,11 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, err
 	}
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -1170,9 +1170,17 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	var tpw fastrt.PMapW
 	_ = tpw
 	// PartitionID
-	out = fastrt.AppendUint(out, uint64(v.PartitionID))
+	if x := uint64(uint64(v.PartitionID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SenderCompID
-	out = fastrt.AppendUint(out, uint64(v.SenderCompID))
+	if x := uint64(uint64(v.SenderCompID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// PacketSeqNum
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Vector(out, fPacketSeqNum, &tpw, nil, v.PacketSeqNum, true)
@@ -1233,7 +1241,11 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s2SenderCompID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
+		if x := uint64(uint64(v.SenderCompID)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -1285,7 +1297,11 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s5MarketSegmentID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
+		if x := uint64(uint64(v.MarketSegmentID)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -1313,7 +1329,11 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s7ProductComplex; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
+		if x := uint64(uint64(v.ProductComplex)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -1363,7 +1383,15 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDEntryType))
+				if x := uint64(uint64(v.MDEntryType)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn

@@ -3293,7 +3293,11 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.A))
+		if x := uint64(uint64(v.A)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -3356,7 +3360,11 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.A))
+		if x := uint64(uint64(v.A)); x < 0x80 {
+			out = append(out, byte(x)|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
@@ -3508,7 +3516,15 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		{
 			v := &v.G1
 			// A
-			out = fastrt.AppendUint(out, uint64(v.A))
+			if x := uint64(uint64(v.A)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// S
 			if !v.HasS {
 				out = append(out, 0x80)
@@ -3550,7 +3566,15 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if e := &c.d.s1A; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.A))
+				if x := uint64(uint64(v.A)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -3659,7 +3683,15 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Nested
-			out = fastrt.AppendUint(out, uint64(len(v.Nested)))
+			if x := uint64(uint64(len(v.Nested))); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			if true {
 				if err := c.Enter(fNested); err != nil {
 					return out, err
@@ -3679,7 +3711,19 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					} else if e := &c.d.s16W; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						out = fastrt.AppendUint(out, uint64(v.W))
+						if x := uint64(uint64(v.W)); x < 0x80 {
+							out = append(out, byte(x)|0x80)
+						} else {
+							if x := uint64(x); x < 0x80 {
+								out = append(out, byte(x)|0x80)
+							} else {
+								if x := uint64(x); x < 0x80 {
+									out = append(out, byte(x)|0x80)
+								} else {
+									out = fastrt.AppendUint(out, x)
+								}
+							}
+						}
 						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 					} else {
 						tpw.Reg, tpw.N = pmr, pmn

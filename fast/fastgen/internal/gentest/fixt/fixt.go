@@ -2793,9 +2793,17 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -2805,7 +2813,11 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -2825,7 +2837,15 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -2879,7 +2899,15 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				out = fastrt.AppendUint(out, uint64(v.RptSeq))
+				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					if x := uint64(x); x < 0x80 {
+						out = append(out, byte(x)|0x80)
+					} else {
+						out = fastrt.AppendUint(out, x)
+					}
+				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
@@ -2925,7 +2953,15 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -2951,8 +2987,24 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
@@ -2993,11 +3045,23 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3010,7 +3074,11 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		}
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3020,7 +3088,11 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -3081,13 +3153,29 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				} else if true {
 					pmr = pmr<<1 | 1
 					pmn++
-					out = fastrt.AppendInt(out, exp)
+					if x := int64(exp); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					out = fastrt.AppendInt(out, d)
+					if x := int64(d); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						if x := int64(x); x >= -64 && x < 64 {
+							out = append(out, byte(x)&0x7f|0x80)
+						} else {
+							out = fastrt.AppendInt(out, x)
+						}
+					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					tpw.Reg, tpw.N = pmr, pmn
@@ -3108,8 +3196,24 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			// MDEntrySize
 			if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
@@ -3150,9 +3254,17 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -3216,8 +3328,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	// MinPriceIncrement
 	if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
@@ -3227,7 +3347,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// PriceExponent
-	out = fastrt.AppendInt(out, int64(v.PriceExponent))
+	if x := int64(int64(v.PriceExponent)); x >= -64 && x < 64 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// SizeExponent
 	tpw.Reg, tpw.N = pmr, pmn
 	out, err = c.Int(out, fSizeExponent, &tpw, nil, int64(v.SizeExponent), true)
@@ -3280,9 +3404,17 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3341,11 +3473,23 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -3359,11 +3503,23 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

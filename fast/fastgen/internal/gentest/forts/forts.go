@@ -9667,9 +9667,17 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -9679,7 +9687,11 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -9687,7 +9699,15 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+			if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -9746,7 +9766,15 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// RptSeq
-			out = fastrt.AppendUint(out, uint64(v.RptSeq))
+			if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MarketDepth
 			if !v.HasMarketDepth {
 				out = append(out, 0x80)
@@ -9779,8 +9807,24 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -9806,7 +9850,15 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
 				out = append(out, 0x80)
@@ -9844,8 +9896,24 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fLastPx, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
@@ -9922,9 +9990,17 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -9934,11 +10010,23 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendUint(out, uint64(v.RptSeq))
+	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
-	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
+	if x := uint64(uint64(v.TotNumReports)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -9978,7 +10066,11 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		}
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -10028,8 +10120,24 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -10047,7 +10155,15 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MDEntrySize
 			if !v.HasMDEntrySize {
 				out = append(out, 0x80)
@@ -10153,11 +10269,23 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TotNumReports
-	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
+	if x := uint64(uint64(v.TotNumReports)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -10177,7 +10305,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, err
 	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
@@ -10242,8 +10374,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fStrikePrice, &tpw, nil, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
@@ -10260,8 +10400,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fContractMultiplier, &tpw, nil, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
@@ -10330,8 +10478,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fVolatility, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
@@ -10341,7 +10497,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// MDFeedTypes
-	out = fastrt.AppendUint(out, uint64(len(v.MDFeedTypes)))
+	if x := uint64(uint64(len(v.MDFeedTypes))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
@@ -10421,8 +10581,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fHighLimitPx, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
@@ -10439,8 +10607,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fLowLimitPx, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
@@ -10457,8 +10633,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
@@ -10475,8 +10659,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fMinPriceIncrementAmount, &tpw, nil, v.MinPriceIncrementAmount.Mantissa, v.MinPriceIncrementAmount.Exponent, v.HasMinPriceIncrementAmount)
@@ -10493,8 +10685,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginOnBuy, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
@@ -10511,8 +10711,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginOnSell, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
@@ -10529,8 +10737,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginSyntetic, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
@@ -10560,8 +10776,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fTheorPrice, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
@@ -10578,8 +10802,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fTheorPriceLimit, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
@@ -10613,12 +10845,36 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// LegSecurityID
-			out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
+			if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// LegRatioQty
 			if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fLegRatioQty, &tpw, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true)
@@ -10644,7 +10900,15 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.InstrumentAttributes {
 			v := &v.InstrumentAttributes[j]
 			// InstrAttribType
-			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+			if x := int64(int64(v.InstrAttribType)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// InstrAttribValue
 			if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 				out = o
@@ -10667,8 +10931,16 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fUnderlyingQty, &tpw, nil, v.UnderlyingQty.Mantissa, v.UnderlyingQty.Exponent, v.HasUnderlyingQty)
@@ -10704,11 +10976,35 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.EvntGrp {
 			v := &v.EvntGrp[j]
 			// EventType
-			out = fastrt.AppendInt(out, int64(v.EventType))
+			if x := int64(int64(v.EventType)); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				if x := int64(x); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+			}
 			// EventDate
-			out = fastrt.AppendUint(out, uint64(v.EventDate))
+			if x := uint64(uint64(v.EventDate)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// EventTime
-			out = fastrt.AppendUint(out, uint64(v.EventTime))
+			if x := uint64(uint64(v.EventTime)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 		}
 		c.Depth--
 	}
@@ -10751,11 +11047,23 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
@@ -10768,8 +11076,16 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fVolatility2, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
@@ -10786,8 +11102,16 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fTheorPrice2, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
@@ -10804,8 +11128,16 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fTheorPriceLimit2, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
@@ -10837,11 +11169,23 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
-	out = fastrt.AppendUint(out, uint64(v.SecurityID))
+	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
@@ -10873,8 +11217,16 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fHighLimitPx2, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
@@ -10891,8 +11243,16 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fLowLimitPx2, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
@@ -10909,8 +11269,16 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginOnBuy2, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
@@ -10927,8 +11295,16 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginOnSell2, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
@@ -10945,8 +11321,16 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fInitialMarginSyntetic2, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
@@ -10976,9 +11360,17 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -11000,11 +11392,23 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// NewSeqNo
-	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
+	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -11028,13 +11432,29 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradSesOpenTime
-	out = fastrt.AppendUint(out, uint64(v.TradSesOpenTime))
+	if x := uint64(uint64(v.TradSesOpenTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradSesCloseTime
-	out = fastrt.AppendUint(out, uint64(v.TradSesCloseTime))
+	if x := uint64(uint64(v.TradSesCloseTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradSesIntermClearingStartTime
 	if !v.HasTradSesIntermClearingStartTime {
 		out = append(out, 0x80)
@@ -11052,7 +11472,11 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	out = fastrt.AppendUint(out, uint64(v.TradingSessionID))
+	if x := uint64(uint64(v.TradingSessionID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
 		out = append(out, 0x80)
@@ -11062,7 +11486,11 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
-	out = fastrt.AppendUint(out, uint64(v.TradSesStatus))
+	if x := uint64(uint64(v.TradSesStatus)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
@@ -11109,9 +11537,17 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -11187,7 +11623,11 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// NewsText
-	out = fastrt.AppendUint(out, uint64(len(v.NewsText)))
+	if x := uint64(uint64(len(v.NewsText))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fNewsText); err != nil {
 			return out, err
@@ -11227,13 +11667,29 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastFragment
-	out = fastrt.AppendUint(out, uint64(v.LastFragment))
+	if x := uint64(uint64(v.LastFragment)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -11241,7 +11697,15 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
+			if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -11290,7 +11754,15 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -11299,8 +11771,24 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx3, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -11325,8 +11813,24 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fLastPx2, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
@@ -11401,11 +11905,23 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
-	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
+	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// RptSeq
 	if !v.HasRptSeq {
 		out = append(out, 0x80)
@@ -11415,11 +11931,23 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LastFragment
-	out = fastrt.AppendUint(out, uint64(v.LastFragment))
+	if x := uint64(uint64(v.LastFragment)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// RouteFirst
-	out = fastrt.AppendUint(out, uint64(v.RouteFirst))
+	if x := uint64(uint64(v.RouteFirst)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// ExchangeTradingSessionID
-	out = fastrt.AppendUint(out, uint64(v.ExchangeTradingSessionID))
+	if x := uint64(uint64(v.ExchangeTradingSessionID)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -11433,7 +11961,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
 	}
 	// MDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
+	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -11468,7 +12000,15 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
+			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
+				out = append(out, byte(x)|0x80)
+			} else {
+				if x := uint64(x); x < 0x80 {
+					out = append(out, byte(x)|0x80)
+				} else {
+					out = fastrt.AppendUint(out, x)
+				}
+			}
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -11477,8 +12017,24 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
+				if x := int64(x.Mantissa); x >= -64 && x < 64 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else {
+					if x := int64(x); x >= -64 && x < 64 {
+						out = append(out, byte(x)&0x7f|0x80)
+					} else {
+						out = fastrt.AppendInt(out, x)
+					}
+				}
 			} else {
 				tpw.Reg, tpw.N = pmr, pmn
 				out, err = c.Decimal(out, fMDEntryPx4, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
@@ -11535,9 +12091,17 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -11561,9 +12125,17 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
+		out = append(out, byte(x)|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)

@@ -1342,8 +1342,16 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fValue, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, true)
@@ -1370,8 +1378,16 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -64 && x < 64 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		tpw.Reg, tpw.N = pmr, pmn
 		out, err = c.Decimal(out, fValue2, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
@@ -1430,7 +1446,11 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			sent = false
 		}
 		if sent {
-			out = fastrt.AppendInt(out, d)
+			if x := int64(d); x >= -64 && x < 64 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else {
+				out = fastrt.AppendInt(out, x)
+			}
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
 			tpw.Reg, tpw.N = pmr, pmn
