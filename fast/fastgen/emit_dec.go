@@ -342,7 +342,7 @@ func (g *gen) asciiScan(f *field, onValue string) {
 	// The stop bit is found eight bytes at a time; the cleared last byte is written from
 	// the input, not read back from the window just copied (a store-forwarding stall).
 	g.w("end := p\nif q := b[p:]; len(q) >= 8 {\nif m := binary.LittleEndian.Uint64(q) & 0x8080808080808080; m != 0 {\nend = p + bits.TrailingZeros64(m)>>3\n} else {\nend = p + 8\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n} else {\nfor end < len(b) && b[end] < 0x80 {\nend++\n}\n}\n")
-	g.w("if end < len(b) {\nvar w []byte\nif end < len(win) {\nw = win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n} else {\nw = c.Append(b[p : end+1])\n}\n")
+	g.w("if end < len(b) {\nif end >= len(win) {\nwin = c.Extend(b, end)\n}\nw := win[p : end+1 : end+1]\nw[end-p] = b[end] &^ 0x80\n")
 	g.w("%s%sp = end + 1\ndone = true\n}\n", onValue, setv(f, "w", "true"))
 }
 

@@ -107,12 +107,13 @@ type Dec struct {
 	Depth int
 }
 
-// WinMax is the most input bytes Begin mirrors; strings beyond it are copied one by one.
-const WinMax = 2048
+// WinChunk is how many input bytes Begin mirrors, and Extend adds at a time: the input of
+// a decoder may be a whole file, of which a message uses the start.
+const WinChunk = 512
 
-// Begin starts a message at b: it mirrors the input and counts the message.
+// Begin starts a message at b: it mirrors the start of the input and counts the message.
 func (s *Dec) Begin(b []byte) {
-	s.Win = append(s.Win[:0], b[:min(len(b), WinMax)]...)
+	s.Win = append(s.Win[:0], b[:min(len(b), WinChunk)]...)
 	s.Extra = s.Extra[:0]
 	s.Depth = 0
 	s.Msg++
@@ -121,14 +122,21 @@ func (s *Dec) Begin(b []byte) {
 	}
 }
 
+// Extend mirrors more of the input b, so that Win covers b[:end+1], and returns Win. The
+// strings already sliced from Win stay valid (a larger Win is a new array).
+func (s *Dec) Extend(b []byte, end int) []byte {
+	if end < len(s.Win) {
+		return s.Win
+	}
+	s.Win = append(s.Win, b[len(s.Win):min(len(b), end+1+WinChunk)]...)
+	return s.Win
+}
+
 // ASCII returns the string b[p:end+1] (end holds the stop bit) as a slice without it.
 func (s *Dec) ASCII(b []byte, p, end int) []byte {
-	if end < len(s.Win) {
-		w := s.Win[p : end+1 : end+1]
-		w[len(w)-1] &^= stopBit
-		return w
-	}
-	return s.Append(b[p : end+1])
+	w := s.Extend(b, end)[p : end+1 : end+1]
+	w[len(w)-1] = b[end] &^ stopBit
+	return w
 }
 
 // Append copies v into Extra and returns the copy, clearing the stop bit of its last byte

@@ -1348,13 +1348,11 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
 				done = true
@@ -1513,13 +1511,11 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Username, v.HasUsername = w, true
 				p = end + 1
 				done = true
@@ -1562,13 +1558,11 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Password, v.HasPassword = w, true
 				p = end + 1
 				done = true
@@ -1611,13 +1605,11 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.DefaultApplVerID = w
 				p = end + 1
 				done = true
@@ -1676,13 +1668,11 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TargetCompID = w
 				p = end + 1
 				done = true
@@ -1800,13 +1790,11 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true
@@ -1952,13 +1940,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -2001,13 +1987,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -2461,13 +2445,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							done = true
@@ -2510,13 +2492,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -2803,13 +2783,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.QuoteCondition, v.HasQuoteCondition = w, true
 							p = end + 1
 							done = true
@@ -2852,13 +2830,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -2901,13 +2877,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							done = true
@@ -2950,13 +2924,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
 							done = true
@@ -3767,13 +3739,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -3867,13 +3837,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -3916,13 +3884,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							done = true
@@ -4419,13 +4385,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CXFlag, v.HasCXFlag = w, true
 							p = end + 1
 							done = true
@@ -4468,13 +4432,11 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -4706,13 +4668,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							done = true
@@ -4755,13 +4715,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -4993,13 +4951,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -5180,13 +5136,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -5335,13 +5289,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.QuoteCondition, v.HasQuoteCondition = w, true
 							p = end + 1
 							done = true
@@ -5384,13 +5336,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -5433,13 +5383,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							done = true
@@ -5482,13 +5430,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrdType, v.HasOrdType = w, true
 							p = end + 1
 							done = true
@@ -6265,13 +6211,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -6314,13 +6258,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderStatus, v.HasOrderStatus = w, true
 							p = end + 1
 							done = true
@@ -6817,13 +6759,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CXFlag, v.HasCXFlag = w, true
 							p = end + 1
 							done = true
@@ -6866,13 +6806,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							done = true
@@ -6915,13 +6853,11 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -7301,13 +7237,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -7350,13 +7284,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -7548,13 +7480,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -7596,13 +7526,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -7776,13 +7704,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -7835,13 +7761,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -7910,13 +7834,11 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -8298,13 +8220,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -8347,13 +8267,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -8499,13 +8417,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -8547,13 +8463,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -8711,13 +8625,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -8770,13 +8682,11 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -9158,13 +9068,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -9207,13 +9115,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -9394,13 +9300,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -9438,13 +9342,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -9570,13 +9472,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -9733,13 +9633,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -9888,13 +9786,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -9947,13 +9843,11 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -10335,13 +10229,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -10384,13 +10276,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -10525,13 +10415,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -10569,13 +10457,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -10701,13 +10587,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -10832,13 +10716,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -10987,13 +10869,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -11046,13 +10926,11 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -11286,13 +11164,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							done = true
@@ -11335,13 +11211,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -11384,13 +11258,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -11728,13 +11600,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.QuoteCondition, v.HasQuoteCondition = w, true
 							p = end + 1
 							done = true
@@ -11777,13 +11647,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -11826,13 +11694,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							done = true
@@ -12696,13 +12562,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -12745,13 +12609,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CXFlag, v.HasCXFlag = w, true
 							p = end + 1
 							done = true
@@ -12794,13 +12656,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							done = true
@@ -12843,13 +12703,11 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -13081,13 +12939,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType, v.HasMDEntryType = w, true
 							p = end + 1
 							done = true
@@ -13130,13 +12986,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -13179,13 +13033,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -13523,13 +13375,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.QuoteCondition, v.HasQuoteCondition = w, true
 							p = end + 1
 							done = true
@@ -13572,13 +13422,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -13621,13 +13469,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							done = true
@@ -14240,13 +14086,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -14289,13 +14133,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CXFlag, v.HasCXFlag = w, true
 							p = end + 1
 							done = true
@@ -14338,13 +14180,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							done = true
@@ -14387,13 +14227,11 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -14646,13 +14484,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -14694,13 +14530,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -14754,13 +14588,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -14984,13 +14816,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15043,13 +14873,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15118,13 +14946,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15177,13 +15003,11 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15416,13 +15240,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15464,13 +15286,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -15524,13 +15344,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15738,13 +15556,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15797,13 +15613,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -15856,13 +15670,11 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -16096,13 +15908,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -16140,13 +15950,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -16189,13 +15997,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -16427,13 +16233,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -16787,13 +16591,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -17092,13 +16894,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							done = true
@@ -17141,13 +16941,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -17190,13 +16988,11 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
 							done = true
@@ -17428,13 +17224,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -17472,13 +17266,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -17521,13 +17313,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -17759,13 +17549,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -18013,13 +17801,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettleType, v.HasSettleType = w, true
 							p = end + 1
 							done = true
@@ -18318,13 +18104,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionID, v.HasTradingSessionID = w, true
 							p = end + 1
 							done = true
@@ -18367,13 +18151,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -18416,13 +18198,11 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.RefOrderID, v.HasRefOrderID = w, true
 							p = end + 1
 							done = true
@@ -18650,13 +18430,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				done = true
@@ -18906,13 +18684,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SettleType, v.HasSettleType = w, true
 				p = end + 1
 				done = true
@@ -19348,13 +19124,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				done = true
@@ -19518,13 +19292,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.TradingSessionID = w
 										p = end + 1
 										done = true
@@ -19562,13 +19334,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 										p = end + 1
 										done = true
@@ -19723,13 +19493,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SettlCurrency, v.HasSettlCurrency = w, true
 				p = end + 1
 				done = true
@@ -19823,13 +19591,11 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.StateSecurityID, v.HasStateSecurityID = w, true
 				p = end + 1
 				done = true
@@ -20740,13 +20506,11 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -20784,13 +20548,11 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -20833,13 +20595,11 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				done = true
@@ -21123,13 +20883,11 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true
@@ -21172,13 +20930,11 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID = w
 				p = end + 1
 				done = true

@@ -524,3 +524,48 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestLongMessage decodes a message whose strings run far past the first 512 bytes that a
+// generated decoder mirrors at once, from a stream that goes on after it.
+func TestLongMessage(t *testing.T) {
+	f := files[len(files)-2] // fixtures
+	if f.name != "fixtures" {
+		t.Fatal("files changed order")
+	}
+	p := newPair(f, t)
+	tmpl := p.ts.ByName("MDIncRefresh")
+	var m fast.Message
+	m.Reset(tmpl)
+	g := m.Root()
+	g.SetUint(2, 1)
+	g.SetUint(3, 2)
+	s := g.SetSeq(5, 150)
+	for j := 0; j < 150; j++ {
+		e := s.Elem(j)
+		e.SetUint(0, uint64(j%3))
+		e.SetString(1, string(rune('0'+j%2)))
+		e.SetString(2, fmt.Sprintf("SYM%04d", j/4))
+		e.SetUint(3, uint64(1000+j))
+		if j%5 != 0 {
+			e.SetString(4, fmt.Sprintf("ORDER-%08d", j))
+		}
+		e.SetDecimal(5, int64(28455+j*j), -2)
+	}
+	wire, err := p.encode(t, &m, "long message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wire) < 3000 {
+		t.Fatalf("message of %d bytes, want a long one", len(wire))
+	}
+	stream := append(append([]byte(nil), wire...), wire...)
+	p.resetDec()
+	n, err := p.decode(t, stream, "long message")
+	if err != nil || n != len(wire) {
+		t.Fatalf("decoded %d of %d bytes: %v", n, len(wire), err)
+	}
+	p.resetDec()
+	if _, err := p.decode(t, stream[n:], "long message, second copy"); err != nil {
+		t.Fatal(err)
+	}
+}

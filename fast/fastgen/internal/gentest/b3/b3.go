@@ -3693,13 +3693,11 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -3751,13 +3749,11 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -3798,13 +3794,11 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true
@@ -3906,13 +3900,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
 				done = true
@@ -3990,13 +3982,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
 				done = true
@@ -4080,13 +4070,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
 							done = true
@@ -4215,13 +4203,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.ApplID = w
 										p = end + 1
 										done = true
@@ -4293,13 +4279,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													}
 												}
 												if end < len(b) {
-													var w []byte
-													if end < len(win) {
-														w = win[p : end+1 : end+1]
-														w[end-p] = b[end] &^ 0x80
-													} else {
-														w = c.Append(b[p : end+1])
+													if end >= len(win) {
+														win = c.Extend(b, end)
 													}
+													w := win[p : end+1 : end+1]
+													w[end-p] = b[end] &^ 0x80
 													v.MDFeedType = w
 													p = end + 1
 													done = true
@@ -4430,13 +4414,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
 										done = true
@@ -4485,13 +4467,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										e.B = append(e.B[:0], w...)
@@ -4584,13 +4564,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
 										done = true
@@ -4946,13 +4924,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.InstAttribValue, v.HasInstAttribValue = w, true
 										p = end + 1
 										done = true
@@ -5340,13 +5316,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
 										done = true
@@ -5449,13 +5423,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
 										done = true
@@ -5544,13 +5516,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
 							done = true
@@ -6092,13 +6062,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							done = true
@@ -6141,13 +6109,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							done = true
@@ -6231,13 +6197,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
 							done = true
@@ -6275,13 +6239,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
 							done = true
@@ -6319,13 +6281,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							done = true
@@ -6368,13 +6328,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							done = true
@@ -6417,13 +6375,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
 							done = true
@@ -6664,13 +6620,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							done = true
@@ -6926,13 +6880,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
 							done = true
@@ -6970,13 +6922,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
 							done = true
@@ -7192,13 +7142,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							done = true
@@ -7327,13 +7275,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							done = true
@@ -7376,13 +7322,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							done = true
@@ -7476,13 +7420,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
 							done = true
@@ -7637,13 +7579,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
 				done = true
@@ -7721,13 +7661,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
 				done = true
@@ -7811,13 +7749,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
 							done = true
@@ -7946,13 +7882,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.ApplID = w
 										p = end + 1
 										done = true
@@ -8024,13 +7958,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 													}
 												}
 												if end < len(b) {
-													var w []byte
-													if end < len(win) {
-														w = win[p : end+1 : end+1]
-														w[end-p] = b[end] &^ 0x80
-													} else {
-														w = c.Append(b[p : end+1])
+													if end >= len(win) {
+														win = c.Extend(b, end)
 													}
+													w := win[p : end+1 : end+1]
+													w[end-p] = b[end] &^ 0x80
 													v.MDFeedType = w
 													p = end + 1
 													done = true
@@ -8161,13 +8093,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
 										done = true
@@ -8216,13 +8146,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										e.B = append(e.B[:0], w...)
@@ -8315,13 +8243,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
 										done = true
@@ -8612,13 +8538,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.InstAttribValue, v.HasInstAttribValue = w, true
 										p = end + 1
 										done = true
@@ -9006,13 +8930,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
 										done = true
@@ -9115,13 +9037,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
 										done = true
@@ -9210,13 +9130,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
 							done = true
@@ -9758,13 +9676,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							done = true
@@ -9807,13 +9723,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							done = true
@@ -9897,13 +9811,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
 							done = true
@@ -9941,13 +9853,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
 							done = true
@@ -9985,13 +9895,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							done = true
@@ -10034,13 +9942,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							done = true
@@ -10083,13 +9989,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
 							done = true
@@ -10330,13 +10234,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							done = true
@@ -10592,13 +10494,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
 							done = true
@@ -10636,13 +10536,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
 							done = true
@@ -10858,13 +10756,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							done = true
@@ -10993,13 +10889,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							done = true
@@ -11042,13 +10936,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							done = true
@@ -11142,13 +11034,11 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
 							done = true
@@ -11303,13 +11193,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SendingTime = w
 				p = end + 1
 				done = true
@@ -11387,13 +11275,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
 				done = true
@@ -11477,13 +11363,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
 							done = true
@@ -11612,13 +11496,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.ApplID = w
 										p = end + 1
 										done = true
@@ -11690,13 +11572,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 													}
 												}
 												if end < len(b) {
-													var w []byte
-													if end < len(win) {
-														w = win[p : end+1 : end+1]
-														w[end-p] = b[end] &^ 0x80
-													} else {
-														w = c.Append(b[p : end+1])
+													if end >= len(win) {
+														win = c.Extend(b, end)
 													}
+													w := win[p : end+1 : end+1]
+													w[end-p] = b[end] &^ 0x80
 													v.MDFeedType = w
 													p = end + 1
 													done = true
@@ -11827,13 +11707,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
 										done = true
@@ -11882,13 +11760,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										e.B = append(e.B[:0], w...)
@@ -11981,13 +11857,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
 										done = true
@@ -12278,13 +12152,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.InstAttribValue, v.HasInstAttribValue = w, true
 										p = end + 1
 										done = true
@@ -12672,13 +12544,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
 										done = true
@@ -12781,13 +12651,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSecurityType = w
 										p = end + 1
 										done = true
@@ -12876,13 +12744,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
 							done = true
@@ -13424,13 +13290,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							done = true
@@ -13473,13 +13337,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency, v.HasSettlCurrency = w, true
 							p = end + 1
 							done = true
@@ -13563,13 +13425,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
 							done = true
@@ -13607,13 +13467,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
 							done = true
@@ -13651,13 +13509,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityStrategyType, v.HasSecurityStrategyType = w, true
 							p = end + 1
 							done = true
@@ -13700,13 +13556,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Asset, v.HasAsset = w, true
 							p = end + 1
 							done = true
@@ -13749,13 +13603,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
 							done = true
@@ -13996,13 +13848,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							done = true
@@ -14258,13 +14108,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
 							done = true
@@ -14302,13 +14150,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
 							done = true
@@ -14524,13 +14370,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							done = true
@@ -14659,13 +14503,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MarketSegmentID, v.HasMarketSegmentID = w, true
 							p = end + 1
 							done = true
@@ -14708,13 +14550,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.GovernanceIndicator, v.HasGovernanceIndicator = w, true
 							p = end + 1
 							done = true
@@ -14808,13 +14648,11 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
 							done = true
@@ -15049,13 +14887,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.LastFragment = w
 				p = end + 1
 				done = true
@@ -15139,13 +14975,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol = w
 							p = end + 1
 							done = true
@@ -15274,13 +15108,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.ApplId = w
 										p = end + 1
 										done = true
@@ -15352,13 +15184,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 													}
 												}
 												if end < len(b) {
-													var w []byte
-													if end < len(win) {
-														w = win[p : end+1 : end+1]
-														w[end-p] = b[end] &^ 0x80
-													} else {
-														w = c.Append(b[p : end+1])
+													if end >= len(win) {
+														win = c.Extend(b, end)
 													}
+													w := win[p : end+1 : end+1]
+													w[end-p] = b[end] &^ 0x80
 													v.MDFeedType = w
 													p = end + 1
 													done = true
@@ -15489,13 +15319,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.SecurityAltID = w
 										p = end + 1
 										done = true
@@ -15544,13 +15372,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										pmb <<= 1
 										e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 										e.B = append(e.B[:0], w...)
@@ -15633,13 +15459,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.UnderlyingSymbol = w
 										p = end + 1
 										done = true
@@ -15770,13 +15594,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegSymbol = w
 										p = end + 1
 										done = true
@@ -15879,13 +15701,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.LegType = w
 										p = end + 1
 										done = true
@@ -15923,13 +15743,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										}
 									}
 									if end < len(b) {
-										var w []byte
-										if end < len(win) {
-											w = win[p : end+1 : end+1]
-											w[end-p] = b[end] &^ 0x80
-										} else {
-											w = c.Append(b[p : end+1])
+										if end >= len(win) {
+											win = c.Extend(b, end)
 										}
+										w := win[p : end+1 : end+1]
+										w[end-p] = b[end] &^ 0x80
 										v.BuyersPerspective = w
 										p = end + 1
 										done = true
@@ -15977,13 +15795,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityUpdateAction = w
 							p = end + 1
 							done = true
@@ -16288,13 +16104,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.InstrumentID = w
 							p = end + 1
 							done = true
@@ -16332,13 +16146,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency = w
 							p = end + 1
 							done = true
@@ -16376,13 +16188,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlCurrency = w
 							p = end + 1
 							done = true
@@ -16420,13 +16230,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityType = w
 							p = end + 1
 							done = true
@@ -16464,13 +16272,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecuritySubType = w
 							p = end + 1
 							done = true
@@ -16508,13 +16314,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Asset = w
 							p = end + 1
 							done = true
@@ -16552,13 +16356,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityDesc = w
 							p = end + 1
 							done = true
@@ -16753,13 +16555,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.StrikeCurrency, v.HasStrikeCurrency = w, true
 							p = end + 1
 							done = true
@@ -16909,13 +16709,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CFICode = w
 							p = end + 1
 							done = true
@@ -16953,13 +16751,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.CountryOfIssue = w
 							p = end + 1
 							done = true
@@ -17169,13 +16965,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SettlType, v.HasSettlType = w, true
 							p = end + 1
 							done = true
@@ -17280,13 +17074,11 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup = w
 							p = end + 1
 							done = true
@@ -17543,13 +17335,11 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -18046,13 +17836,11 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -18264,13 +18052,11 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -18527,13 +18313,11 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -18639,13 +18423,11 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -19882,13 +19664,11 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -20100,13 +19880,11 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -20315,13 +20093,11 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -20427,13 +20203,11 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -21670,13 +21444,11 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -21888,13 +21660,11 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -22103,13 +21873,11 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -22215,13 +21983,11 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -23320,13 +23086,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -23538,13 +23302,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -23753,13 +23515,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -23865,13 +23625,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -23960,13 +23718,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag = w, true
 							p = end + 1
 							done = true
@@ -24992,13 +24748,11 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -25039,13 +24793,11 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -25243,13 +24995,11 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -25458,13 +25208,11 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -25586,13 +25334,11 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -26198,13 +25944,11 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -26245,13 +25989,11 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -26449,13 +26191,11 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.PriceType, v.HasPriceType = w, true
 							p = end + 1
 							done = true
@@ -26664,13 +26404,11 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -26792,13 +26530,11 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradeCondition, v.HasTradeCondition = w, true
 							p = end + 1
 							done = true
@@ -27231,13 +26967,11 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				done = true
@@ -27342,13 +27076,11 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				done = true
@@ -27391,13 +27123,11 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				done = true
@@ -27803,13 +27533,11 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				done = true
@@ -27852,13 +27580,11 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				done = true
@@ -27963,13 +27689,11 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				done = true
@@ -28012,13 +27736,11 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				done = true
@@ -28464,13 +28186,11 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				done = true
@@ -28513,13 +28233,11 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				done = true
@@ -28624,13 +28342,11 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityExchange, v.HasSecurityExchange = w, true
 				p = end + 1
 				done = true
@@ -28673,13 +28389,11 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 				p = end + 1
 				done = true
@@ -29142,13 +28856,11 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -29533,13 +29245,11 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -29645,13 +29355,11 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -30239,13 +29947,11 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -30644,13 +30350,11 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -30852,13 +30556,11 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -32128,13 +31830,11 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -32533,13 +32233,11 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -32693,13 +32391,11 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -33969,13 +33665,11 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -34374,13 +34068,11 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -34534,13 +34226,11 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -35672,13 +35362,11 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -36077,13 +35765,11 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -36237,13 +35923,11 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -37375,13 +37059,11 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -37780,13 +37462,11 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -37940,13 +37620,11 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -39078,13 +38756,11 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -39469,13 +39145,11 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -39581,13 +39255,11 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.TradingSessionSubID, v.HasTradingSessionSubID = w, true
 							p = end + 1
 							done = true
@@ -40097,13 +39769,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40156,13 +39826,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40215,13 +39883,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40274,13 +39940,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40333,13 +39997,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40540,13 +40202,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
 							done = true
@@ -40647,13 +40307,11 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -40898,13 +40556,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -40957,13 +40613,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41016,13 +40670,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41075,13 +40727,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41134,13 +40784,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41341,13 +40989,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
 							done = true
@@ -41448,13 +41094,11 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -41721,13 +41365,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41780,13 +41422,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41839,13 +41479,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -41898,13 +41536,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -42043,13 +41679,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityExchange = w
 							p = end + 1
 							done = true
@@ -42155,13 +41789,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.RoutingID, v.HasRoutingID = w, true
 							p = end + 1
 							done = true
@@ -42267,13 +41899,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -42360,13 +41990,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.EncodedText, v.HasEncodedText = w, true
 							p = end + 1
 							done = true
@@ -42968,13 +42596,11 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true

@@ -662,13 +662,11 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -811,13 +809,11 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				pmb <<= 1
 				e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 				e.B = append(e.B[:0], w...)
@@ -1112,13 +1108,11 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						}
 					}
 					if end < len(b) {
-						var w []byte
-						if end < len(win) {
-							w = win[p : end+1 : end+1]
-							w[end-p] = b[end] &^ 0x80
-						} else {
-							w = c.Append(b[p : end+1])
+						if end >= len(win) {
+							win = c.Extend(b, end)
 						}
+						w := win[p : end+1 : end+1]
+						w[end-p] = b[end] &^ 0x80
 						v.S, v.HasS = w, true
 						p = end + 1
 						done = true
@@ -1327,13 +1321,11 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											}
 										}
 										if end < len(b) {
-											var w []byte
-											if end < len(win) {
-												w = win[p : end+1 : end+1]
-												w[end-p] = b[end] &^ 0x80
-											} else {
-												w = c.Append(b[p : end+1])
+											if end >= len(win) {
+												win = c.Extend(b, end)
 											}
+											w := win[p : end+1 : end+1]
+											w[end-p] = b[end] &^ 0x80
 											pmb <<= 1
 											e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 											e.B = append(e.B[:0], w...)

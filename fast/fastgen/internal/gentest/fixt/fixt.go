@@ -536,13 +536,11 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -594,13 +592,11 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -693,13 +689,11 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -1052,13 +1046,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -1239,13 +1231,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							pmb <<= 1
 							e.G, e.T, e.Msg, e.Cur = c.Gen, 6, c.Msg, w
 							e.B = append(e.B[:0], w...)
@@ -1286,13 +1276,11 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryID, v.HasMDEntryID = w, true
 							p = end + 1
 							done = true
@@ -1639,13 +1627,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -1729,13 +1715,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
 				done = true
@@ -1778,13 +1762,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				done = true
@@ -2005,13 +1987,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.ApplID = w
 				p = end + 1
 				done = true
@@ -2148,13 +2128,11 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -2238,13 +2216,11 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.TradingSessionID, v.HasTradingSessionID = w, true
 				p = end + 1
 				done = true
@@ -2287,13 +2263,11 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true

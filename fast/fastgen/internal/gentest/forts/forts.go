@@ -883,13 +883,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -975,13 +973,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Symbol, v.HasSymbol = w, true
 							p = end + 1
 							done = true
@@ -1024,13 +1020,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.SecurityGroup, v.HasSecurityGroup = w, true
 							p = end + 1
 							done = true
@@ -1543,13 +1537,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 							p = end + 1
 							done = true
@@ -1747,13 +1739,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							done = true
@@ -1842,13 +1832,11 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -2210,13 +2198,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol, v.HasSymbol = w, true
 				p = end + 1
 				done = true
@@ -2259,13 +2245,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityGroup, v.HasSecurityGroup = w, true
 				p = end + 1
 				done = true
@@ -2344,13 +2328,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -2818,13 +2800,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryTradeType, v.HasMDEntryTradeType = w, true
 							p = end + 1
 							done = true
@@ -2969,13 +2949,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.Currency, v.HasCurrency = w, true
 							p = end + 1
 							done = true
@@ -3018,13 +2996,11 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.OrderSide, v.HasOrderSide = w, true
 							p = end + 1
 							done = true
@@ -3212,13 +3188,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -3314,13 +3288,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltID, v.HasSecurityAltID = w, true
 				p = end + 1
 				done = true
@@ -3363,13 +3335,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityAltIDSource, v.HasSecurityAltIDSource = w, true
 				p = end + 1
 				done = true
@@ -3412,13 +3382,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.SecurityType, v.HasSecurityType = w, true
 				p = end + 1
 				done = true
@@ -3461,13 +3429,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.CFICode, v.HasCFICode = w, true
 				p = end + 1
 				done = true
@@ -3662,13 +3628,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Currency, v.HasCurrency = w, true
 				p = end + 1
 				done = true
@@ -3713,13 +3677,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
 				done = true
@@ -3938,13 +3900,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDFeedType = w
 							p = end + 1
 							done = true
@@ -4112,13 +4072,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.UnderlyingSymbol = w
 							p = end + 1
 							done = true
@@ -4578,13 +4536,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.QuotationList, v.HasQuotationList = w, true
 				p = end + 1
 				done = true
@@ -4767,13 +4723,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.LegSymbol = w
 							p = end + 1
 							done = true
@@ -4976,13 +4930,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.InstrAttribValue = w
 							p = end + 1
 							done = true
@@ -5078,13 +5030,11 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.UnderlyingCurrency, v.HasUnderlyingCurrency = w, true
 				p = end + 1
 				done = true
@@ -5820,13 +5770,11 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Symbol = w
 				p = end + 1
 				done = true
@@ -6814,13 +6762,11 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID = w
 				p = end + 1
 				done = true
@@ -7056,13 +7002,11 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.NewsId, v.HasNewsId = w, true
 				p = end + 1
 				done = true
@@ -7151,13 +7095,11 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.LanguageCode, v.HasLanguageCode = w, true
 				p = end + 1
 				done = true
@@ -7263,13 +7205,11 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.MarketSegmentID, v.HasMarketSegmentID = w, true
 				p = end + 1
 				done = true
@@ -7582,13 +7522,11 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -8654,13 +8592,11 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 							}
 						}
 						if end < len(b) {
-							var w []byte
-							if end < len(win) {
-								w = win[p : end+1 : end+1]
-								w[end-p] = b[end] &^ 0x80
-							} else {
-								w = c.Append(b[p : end+1])
+							if end >= len(win) {
+								win = c.Extend(b, end)
 							}
+							w := win[p : end+1 : end+1]
+							w[end-p] = b[end] &^ 0x80
 							v.MDEntryType = w
 							p = end + 1
 							done = true
@@ -9245,13 +9181,11 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 				}
 			}
 			if end < len(b) {
-				var w []byte
-				if end < len(win) {
-					w = win[p : end+1 : end+1]
-					w[end-p] = b[end] &^ 0x80
-				} else {
-					w = c.Append(b[p : end+1])
+				if end >= len(win) {
+					win = c.Extend(b, end)
 				}
+				w := win[p : end+1 : end+1]
+				w[end-p] = b[end] &^ 0x80
 				v.Text, v.HasText = w, true
 				p = end + 1
 				done = true
