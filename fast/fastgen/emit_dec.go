@@ -145,9 +145,6 @@ func (g *gen) decBody(s *segment, inline bool) string {
 	if strings.Contains(body.String(), "win[") {
 		g.w("win := c.Win\n_ = win\n")
 	}
-	if reg && strings.Contains(body.String(), "tpm") {
-		g.w("var tpm fastrt.PMap\n_ = tpm\n")
-	}
 	g.buf.Write(body.Bytes())
 	switch {
 	case s.owner == nil && reg:
@@ -172,7 +169,7 @@ func toReg(code string) string {
 	code = strings.ReplaceAll(code, "!pm.Peek(b)", "int64(pmb) >= 0")
 	code = strings.ReplaceAll(code, "pm.Peek(b)", "int64(pmb) < 0")
 	code = strings.ReplaceAll(code, "pm.Next(b)\n", "pmb <<= 1\n")
-	code = reCall.ReplaceAllString(code, "tpm.Bits = pmb\n${1}&tpm${2}\npmb = tpm.Bits")
+	code = reCall.ReplaceAllString(code, "tpm := fastrt.PMap{Bits: pmb}\n${1}&tpm${2}\npmb = tpm.Bits")
 	code = strings.ReplaceAll(code, "], pm); err != nil", "], nil); err != nil")
 	code = strings.ReplaceAll(code, ", pm); err != nil", ", nil); err != nil")
 	if reLeft.MatchString(code) {

@@ -116,13 +116,19 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		mp = "own"
 	}
 	if reg {
-		g.w("pmr, pmn := %s.Reg, %s.N\n", mp, mp)
-		if strings.Contains(body.String(), "tpw") {
-			g.w("var tpw fastrt.PMapW\n_ = tpw\n")
+		if own {
+			g.w("pmr, pmn := uint64(0), 0\n") // the map was just reserved
+		} else {
+			g.w("pmr, pmn := %s.Reg, %s.N\n", mp, mp)
 		}
 	}
 	g.buf.Write(body.Bytes())
-	if reg {
+	switch {
+	case reg && own && s.bits <= 7:
+		// A one-byte map: its bits, left-aligned, and the stop bit.
+		g.w("out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80\n")
+		return g.buf.String()
+	case reg:
 		g.w("%s.Reg, %s.N = pmr, pmn\n", mp, mp)
 	}
 	if own {
@@ -133,7 +139,7 @@ func (g *gen) encBody(s *segment, inline bool) string {
 
 var (
 	reBitVar  = regexp.MustCompile(`pm\.Bit\(out, (v\.\w+)\)\n`)
-	reEncCall = regexp.MustCompile(`(?m)^if out, err = (c\.\w+\(out, \w+, )pm(, .*); err != nil \{$`)
+	reEncCall = regexp.MustCompile(`(?m)^if out, err = (c\.\w+\(out, \w+, )pm(, .*); err != nil \{\nreturn out, err\n\}$`)
 	reLeftW   = regexp.MustCompile(`\bpm\.`)
 )
 
@@ -154,7 +160,7 @@ func toRegW(code string) string {
 	code = strings.ReplaceAll(code, "pm.Bit(out, false)\n", "pmr <<= 1\npmn++\n")
 	code = strings.ReplaceAll(code, "pm.Bit(out, true)\n", "pmr = pmr<<1 | 1\npmn++\n")
 	code = reBitVar.ReplaceAllString(code, "pmr <<= 1\npmn++\nif $1 {\npmr |= 1\n}\n")
-	code = reEncCall.ReplaceAllString(code, "tpw.Reg, tpw.N = pmr, pmn\nout, err = ${1}&tpw${2}\npmr, pmn = tpw.Reg, tpw.N\nif err != nil {")
+	code = reEncCall.ReplaceAllString(code, "{\ntpw := fastrt.PMapW{Reg: pmr, N: pmn}\nout, err = ${1}&tpw${2}\npmr, pmn = tpw.Reg, tpw.N\nif err != nil {\nreturn out, err\n}\n}")
 	code = strings.ReplaceAll(code, ", pm); err != nil", ", nil); err != nil")
 	if reLeftW.MatchString(code) {
 		panic("fastgen: presence map use left in register mode:\n" + code)

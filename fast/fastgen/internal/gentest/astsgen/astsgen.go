@@ -1320,8 +1320,6 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// BeginString
@@ -1359,7 +1357,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTargetCompID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1399,7 +1397,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1439,7 +1437,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1480,7 +1478,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fHeartBtInt, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1526,7 +1524,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fUsername, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1573,7 +1571,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPassword, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1616,7 +1614,7 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fDefaultApplVerID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1640,8 +1638,6 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// BeginString
@@ -1679,7 +1675,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTargetCompID2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1719,7 +1715,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1759,7 +1755,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1805,7 +1801,7 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1830,8 +1826,6 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// BeginString
@@ -1869,7 +1863,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1909,7 +1903,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1955,7 +1949,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1998,7 +1992,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2043,7 +2037,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2085,7 +2079,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2130,7 +2124,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2176,7 +2170,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2227,7 +2221,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2278,7 +2272,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2324,7 +2318,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2377,7 +2371,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2396,7 +2390,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2460,7 +2454,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2507,7 +2501,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2553,7 +2547,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2599,7 +2593,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2645,7 +2639,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2698,7 +2692,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2751,7 +2745,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2798,7 +2792,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2845,7 +2839,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2892,7 +2886,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2939,7 +2933,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2985,7 +2979,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEffectiveTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3031,7 +3025,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3084,7 +3078,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3137,7 +3131,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3190,7 +3184,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3243,7 +3237,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3296,7 +3290,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3347,7 +3341,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3400,7 +3394,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3453,7 +3447,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3506,7 +3500,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3557,7 +3551,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOfferNbOr, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3608,7 +3602,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBidNbOr, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3661,7 +3655,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3707,7 +3701,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3754,7 +3748,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3805,7 +3799,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSumQtyOfBest, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3852,7 +3846,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3899,7 +3893,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3952,7 +3946,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3998,7 +3992,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4044,7 +4038,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fVolumeIndicator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4097,7 +4091,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4148,7 +4142,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4201,7 +4195,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fNominalValue, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4254,7 +4248,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4307,7 +4301,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4353,7 +4347,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4400,7 +4394,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCXFlag, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4447,7 +4441,7 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4476,8 +4470,6 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -4515,7 +4507,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4555,7 +4547,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4573,7 +4565,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4636,7 +4628,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4683,7 +4675,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4730,7 +4722,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4781,7 +4773,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4827,7 +4819,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4873,7 +4865,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4919,7 +4911,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4966,7 +4958,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5012,7 +5004,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5058,7 +5050,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEffectiveTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5104,7 +5096,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5151,7 +5143,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5204,7 +5196,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5257,7 +5249,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5304,7 +5296,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5351,7 +5343,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5398,7 +5390,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5445,7 +5437,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5498,7 +5490,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5551,7 +5543,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5604,7 +5596,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5657,7 +5649,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5710,7 +5702,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5763,7 +5755,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5814,7 +5806,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5867,7 +5859,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5920,7 +5912,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5973,7 +5965,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6024,7 +6016,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOfferNbOr2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6075,7 +6067,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBidNbOr2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6128,7 +6120,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6179,7 +6171,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSumQtyOfBest2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6226,7 +6218,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6273,7 +6265,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6326,7 +6318,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6372,7 +6364,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6418,7 +6410,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fVolumeIndicator2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6471,7 +6463,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6522,7 +6514,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6575,7 +6567,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fNominalValue2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6628,7 +6620,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6681,7 +6673,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6727,7 +6719,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6774,7 +6766,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCXFlag2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6821,7 +6813,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6868,7 +6860,7 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6897,8 +6889,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// BeginString
@@ -6936,7 +6926,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6976,7 +6966,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7021,7 +7011,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7063,7 +7053,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7108,7 +7098,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7154,7 +7144,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7205,7 +7195,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7252,7 +7242,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7295,7 +7285,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7345,7 +7335,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7391,7 +7381,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7410,7 +7400,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7447,8 +7437,6 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -7494,7 +7482,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7541,7 +7529,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7565,7 +7553,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7589,7 +7577,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7613,7 +7601,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7629,7 +7617,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7645,7 +7633,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize3, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7661,7 +7649,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield3, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7718,7 +7706,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus3, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7775,7 +7763,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType3, &tpm, &c.d.s9OrdType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7791,7 +7779,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume3, &tpm, &c.d.s10TotalVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7848,7 +7836,7 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7880,8 +7868,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// BeginString
@@ -7919,7 +7905,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7959,7 +7945,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8004,7 +7990,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8046,7 +8032,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8091,7 +8077,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8137,7 +8123,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8188,7 +8174,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8235,7 +8221,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8278,7 +8264,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8328,7 +8314,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8347,7 +8333,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8384,8 +8370,6 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -8431,7 +8415,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8478,7 +8462,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8502,7 +8486,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8526,7 +8510,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8550,7 +8534,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime4, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8566,7 +8550,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8582,7 +8566,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize4, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8639,7 +8623,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus4, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8696,7 +8680,7 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8728,8 +8712,6 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType7
 	// BeginString
@@ -8767,7 +8749,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8807,7 +8789,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8852,7 +8834,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8894,7 +8876,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8939,7 +8921,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8985,7 +8967,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9036,7 +9018,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9083,7 +9065,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9126,7 +9108,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9176,7 +9158,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9222,7 +9204,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9241,7 +9223,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9278,8 +9260,6 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -9311,7 +9291,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9357,7 +9337,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9381,7 +9361,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9405,7 +9385,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9429,7 +9409,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime5, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9486,7 +9466,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide3, &tpm, &c.d.s12OrderSide)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9502,7 +9482,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx5, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9518,7 +9498,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize5, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9534,7 +9514,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt3, &tpm, &c.d.s13AccruedInterestAmt)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9550,7 +9530,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue3, &tpm, &c.d.s14TradeValue)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9566,7 +9546,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield4, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9590,7 +9570,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, &c.d.s15SettlDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9647,7 +9627,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType3, &tpm, &c.d.s16SettleType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9663,7 +9643,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice3, &tpm, &c.d.s17Price)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9687,7 +9667,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType3, &tpm, &c.d.s18PriceType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9703,7 +9683,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx3, &tpm, &c.d.s19RepoToPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9719,7 +9699,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx3, &tpm, &c.d.s20BuyBackPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9743,7 +9723,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate3, &tpm, &c.d.s21BuyBackDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9800,7 +9780,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9857,7 +9837,7 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID, &tpm, &c.d.s22RefOrderID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9889,8 +9869,6 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType8
 	// BeginString
@@ -9928,7 +9906,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9968,7 +9946,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10013,7 +9991,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10055,7 +10033,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10100,7 +10078,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10146,7 +10124,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10197,7 +10175,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10244,7 +10222,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10287,7 +10265,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10337,7 +10315,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDSecurityTradingStatus5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10356,7 +10334,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -10393,8 +10371,6 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -10426,7 +10402,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10472,7 +10448,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10496,7 +10472,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10520,7 +10496,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10544,7 +10520,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime6, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10601,7 +10577,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide4, &tpm, &c.d.s12OrderSide)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10617,7 +10593,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx6, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10633,7 +10609,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize6, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10649,7 +10625,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue4, &tpm, &c.d.s14TradeValue)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10673,7 +10649,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, &c.d.s15SettlDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10730,7 +10706,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType4, &tpm, &c.d.s16SettleType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10746,7 +10722,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice4, &tpm, &c.d.s17Price)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10770,7 +10746,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType4, &tpm, &c.d.s18PriceType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10786,7 +10762,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx4, &tpm, &c.d.s19RepoToPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10802,7 +10778,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx4, &tpm, &c.d.s20BuyBackPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10826,7 +10802,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate4, &tpm, &c.d.s21BuyBackDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10883,7 +10859,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10940,7 +10916,7 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID2, &tpm, &c.d.s22RefOrderID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10972,8 +10948,6 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// ApplVerID
@@ -11011,7 +10985,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11051,7 +11025,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11069,7 +11043,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11132,7 +11106,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11179,7 +11153,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11226,7 +11200,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11273,7 +11247,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11324,7 +11298,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11377,7 +11351,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11430,7 +11404,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11476,7 +11450,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11522,7 +11496,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11568,7 +11542,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartTime3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11615,7 +11589,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11662,7 +11636,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11709,7 +11683,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11762,7 +11736,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11815,7 +11789,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11868,7 +11842,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11921,7 +11895,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11974,7 +11948,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12027,7 +12001,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12078,7 +12052,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12131,7 +12105,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12184,7 +12158,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12235,7 +12209,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOfferNbOr3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12286,7 +12260,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBidNbOr3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12339,7 +12313,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12392,7 +12366,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMinCurrPx3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12438,7 +12412,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinCurrPxChgTime3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12484,7 +12458,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fVolumeIndicator3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12530,7 +12504,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12577,7 +12551,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12624,7 +12598,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCXFlag3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12671,7 +12645,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12718,7 +12692,7 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12747,8 +12721,6 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// ApplVerID
@@ -12786,7 +12758,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -12826,7 +12798,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -12844,7 +12816,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -12907,7 +12879,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12954,7 +12926,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13001,7 +12973,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13048,7 +13020,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13099,7 +13071,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13152,7 +13124,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13205,7 +13177,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13251,7 +13223,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13297,7 +13269,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13343,7 +13315,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartTime4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13390,7 +13362,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13437,7 +13409,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13484,7 +13456,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13537,7 +13509,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fNetChgPrevDay4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13590,7 +13562,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromWAPrice4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13643,7 +13615,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgOpenInterest4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13696,7 +13668,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBidMarketSize4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13749,7 +13721,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAskMarketSize4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13800,7 +13772,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTotalNumOfTrades4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13853,7 +13825,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13904,7 +13876,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOfferNbOr4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13955,7 +13927,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBidNbOr4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14008,7 +13980,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fChgFromSettlmnt4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14054,7 +14026,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14101,7 +14073,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14148,7 +14120,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCXFlag4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14195,7 +14167,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14242,7 +14214,7 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14271,8 +14243,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType11
 	// ApplVerID
@@ -14310,7 +14280,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14350,7 +14320,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14368,7 +14338,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14405,8 +14375,6 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -14441,7 +14409,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14498,7 +14466,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14545,7 +14513,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14602,7 +14570,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol9, &tpm, &c.d.s23Symbol)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14653,7 +14621,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14677,7 +14645,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14701,7 +14669,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime9, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14725,7 +14693,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime7, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14741,7 +14709,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx9, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14757,7 +14725,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize9, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14773,7 +14741,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield6, &tpm, &c.d.s7Yield)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14830,7 +14798,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus5, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14887,7 +14855,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrdType4, &tpm, &c.d.s9OrdType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14903,7 +14871,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTotalVolume4, &tpm, &c.d.s10TotalVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14960,7 +14928,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID9, &tpm, &c.d.s24TradingSessionID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15017,7 +14985,7 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15049,8 +15017,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType12
 	// ApplVerID
@@ -15088,7 +15054,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15128,7 +15094,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15146,7 +15112,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15183,8 +15149,6 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -15197,7 +15161,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s25MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15254,7 +15218,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, &c.d.s1MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15301,7 +15265,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15358,7 +15322,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol10, &tpm, &c.d.s23Symbol)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15409,7 +15373,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15433,7 +15397,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s2MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15457,7 +15421,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime10, &tpm, &c.d.s3MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15481,7 +15445,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime8, &tpm, &c.d.s4OrigTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15497,7 +15461,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx10, &tpm, &c.d.s5MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15513,7 +15477,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize10, &tpm, &c.d.s6MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15570,7 +15534,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderStatus6, &tpm, &c.d.s8OrderStatus)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15627,7 +15591,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID10, &tpm, &c.d.s24TradingSessionID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15684,7 +15648,7 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, &c.d.s11TradingSessionSubID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15716,8 +15680,6 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType13
 	// ApplVerID
@@ -15755,7 +15717,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15795,7 +15757,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15813,7 +15775,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -15876,7 +15838,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15919,7 +15881,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15965,7 +15927,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16012,7 +15974,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16063,7 +16025,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16109,7 +16071,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16155,7 +16117,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16201,7 +16163,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16248,7 +16210,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16301,7 +16263,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16354,7 +16316,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16407,7 +16369,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fAccruedInterestAmt5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16460,7 +16422,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16513,7 +16475,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fYield7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16559,7 +16521,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16606,7 +16568,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16659,7 +16621,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16710,7 +16672,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16763,7 +16725,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16816,7 +16778,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16862,7 +16824,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16909,7 +16871,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16956,7 +16918,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17003,7 +16965,7 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17032,8 +16994,6 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType14
 	// ApplVerID
@@ -17071,7 +17031,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17111,7 +17071,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17129,7 +17089,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17192,7 +17152,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17235,7 +17195,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17281,7 +17241,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17328,7 +17288,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17379,7 +17339,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17425,7 +17385,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17471,7 +17431,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17517,7 +17477,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOrigTime10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17564,7 +17524,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17617,7 +17577,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17670,7 +17630,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17723,7 +17683,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fTradeValue8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17769,7 +17729,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17816,7 +17776,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettleType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17869,7 +17829,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fPrice6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17920,7 +17880,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17973,7 +17933,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRepoToPx6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18026,7 +17986,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18072,7 +18032,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBuyBackDate6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18119,7 +18079,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18166,7 +18126,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18213,7 +18173,7 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRefOrderID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18242,8 +18202,6 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType15
 	// ApplVerID
@@ -18293,7 +18251,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, &c.d.s26MsgSeqNum)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18333,7 +18291,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18348,7 +18306,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMessageEncoding, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18398,7 +18356,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18445,7 +18403,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18461,7 +18419,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18477,7 +18435,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityIDSource, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18528,7 +18486,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18544,7 +18502,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18560,7 +18518,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18606,7 +18564,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18652,7 +18610,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSettlDate9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18699,7 +18657,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSettleType9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18752,7 +18710,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fOrigIssueAmt, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18798,7 +18756,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fCouponPaymentDate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18851,7 +18809,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fCouponRate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18897,7 +18855,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSettlFixingDate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18950,7 +18908,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fDividendNetPx, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18966,7 +18924,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18982,7 +18940,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -18998,7 +18956,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fQuoteText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19014,7 +18972,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19072,7 +19030,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fInstrAttribType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19087,7 +19045,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fInstrAttribValue, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19139,7 +19097,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19155,7 +19113,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMarketSegments, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19226,7 +19184,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fRoundLot, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19242,7 +19200,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoTradingSessionRules, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19303,7 +19261,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fTradingSessionID13, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19349,7 +19307,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 									done = true
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fTradingSessionSubID13, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19400,7 +19358,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19451,7 +19409,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fOrderNote, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19508,7 +19466,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19559,7 +19517,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPriceType7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19606,7 +19564,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fStateSecurityID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19622,7 +19580,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedShortSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19638,7 +19596,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketCode, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19691,7 +19649,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19744,7 +19702,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMktShareLimit, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19797,7 +19755,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMktShareThreshold, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19850,7 +19808,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMaxOrdersVolume, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19903,7 +19861,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fPriceMvmLimit, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19956,7 +19914,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fFaceValue, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20009,7 +19967,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fBaseSwapPx, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20062,7 +20020,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fRepoToPx7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20115,7 +20073,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fBuyBackPx7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20161,7 +20119,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fBuyBackDate7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20214,7 +20172,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fNoSharesIssued, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20267,7 +20225,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimit, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20320,7 +20278,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimit, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20371,7 +20329,7 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNumOfDaysToMaturity, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20396,8 +20354,6 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType16
 	// ApplVerID
@@ -20435,7 +20391,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20475,7 +20431,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20517,7 +20473,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20563,7 +20519,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20610,7 +20566,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20661,7 +20617,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20707,7 +20663,7 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fAuctionIndicator4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20732,8 +20688,6 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType17
 	// ApplVerID
@@ -20771,7 +20725,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20811,7 +20765,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20852,7 +20806,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20898,7 +20852,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20941,7 +20895,7 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -20963,8 +20917,6 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType18
 	// BeginString
@@ -21000,7 +20952,7 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21040,7 +20992,7 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21559,8 +21511,6 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -21577,11 +21527,13 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTargetCompID, &tpw, nil, v.TargetCompID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTargetCompID, &tpw, nil, v.TargetCompID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MsgSeqNum
@@ -21608,11 +21560,13 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Username, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fUsername, &tpw, nil, v.Username, v.HasUsername)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fUsername, &tpw, nil, v.Username, v.HasUsername)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Password
@@ -21621,22 +21575,26 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Password, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fPassword, &tpw, nil, v.Password, v.HasPassword)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fPassword, &tpw, nil, v.Password, v.HasPassword)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// DefaultApplVerID
 	if o, ok := fastrt.AppendASCII(out, v.DefaultApplVerID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fDefaultApplVerID, &tpw, nil, v.DefaultApplVerID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fDefaultApplVerID, &tpw, nil, v.DefaultApplVerID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -21647,8 +21605,6 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -21665,11 +21621,13 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.TargetCompID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTargetCompID2, &tpw, nil, v.TargetCompID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTargetCompID2, &tpw, nil, v.TargetCompID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MsgSeqNum
@@ -21690,11 +21648,13 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -21705,8 +21665,6 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -21741,22 +21699,26 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LastMsgSeqNumProcessed
@@ -21832,11 +21794,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fNetChgPrevDay, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fNetChgPrevDay, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// GroupMDEntries
@@ -21857,11 +21821,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -21870,11 +21836,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -21928,11 +21896,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -21962,11 +21932,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// QuoteCondition
@@ -21975,11 +21947,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeCondition
@@ -21988,11 +21962,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettlFlag
@@ -22001,11 +21977,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOpenCloseSettlFlag, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOpenCloseSettlFlag, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrdType
@@ -22014,11 +21992,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrdType, &tpw, nil, v.OrdType, v.HasOrdType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrdType, &tpw, nil, v.OrdType, v.HasOrdType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// EffectiveTime
@@ -22064,11 +22044,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAccruedInterestAmt, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAccruedInterestAmt, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgFromWAPrice
@@ -22098,11 +22080,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromWAPrice, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromWAPrice, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgOpenInterest
@@ -22132,11 +22116,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgOpenInterest, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgOpenInterest, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BidMarketSize
@@ -22166,11 +22152,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBidMarketSize, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBidMarketSize, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AskMarketSize
@@ -22200,11 +22188,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAskMarketSize, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAskMarketSize, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalNumOfTrades
@@ -22242,11 +22232,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Yield
@@ -22276,11 +22268,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fYield, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fYield, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalVolume
@@ -22310,11 +22304,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTotalVolume, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTotalVolume, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OfferNbOr
@@ -22360,11 +22356,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromSettlmnt, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromSettlmnt, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -22381,11 +22379,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SumQtyOfBest
@@ -22402,11 +22402,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrderStatus
@@ -22415,11 +22417,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPx
@@ -22449,11 +22453,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMinCurrPx, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMinCurrPx, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPxChgTime
@@ -22499,11 +22505,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fPrice, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fPrice, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// PriceType
@@ -22541,11 +22549,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fNominalValue, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fNominalValue, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RepoToPx
@@ -22575,11 +22585,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fRepoToPx, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fRepoToPx, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackPx
@@ -22609,11 +22621,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBuyBackPx, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBuyBackPx, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackDate
@@ -22630,11 +22644,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCXFlag, &tpw, nil, v.CXFlag, v.HasCXFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCXFlag, &tpw, nil, v.CXFlag, v.HasCXFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -22643,11 +22659,13 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -22661,8 +22679,6 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
@@ -22717,11 +22733,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -22730,11 +22748,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -22775,11 +22795,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType2, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType2, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -22812,11 +22834,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryPx
@@ -22846,11 +22870,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -22880,11 +22906,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// QuoteCondition
@@ -22893,11 +22921,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeCondition
@@ -22906,11 +22936,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettlFlag
@@ -22919,11 +22951,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOpenCloseSettlFlag2, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOpenCloseSettlFlag2, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrdType
@@ -22932,11 +22966,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrdType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrdType2, &tpw, nil, v.OrdType, v.HasOrdType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrdType2, &tpw, nil, v.OrdType, v.HasOrdType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NetChgPrevDay
@@ -22966,11 +23002,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fNetChgPrevDay2, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fNetChgPrevDay2, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AccruedInterestAmt
@@ -23000,11 +23038,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAccruedInterestAmt2, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAccruedInterestAmt2, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgFromWAPrice
@@ -23034,11 +23074,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromWAPrice2, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromWAPrice2, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgOpenInterest
@@ -23068,11 +23110,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgOpenInterest2, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgOpenInterest2, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BidMarketSize
@@ -23102,11 +23146,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBidMarketSize2, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBidMarketSize2, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AskMarketSize
@@ -23136,11 +23182,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAskMarketSize2, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAskMarketSize2, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalNumOfTrades
@@ -23178,11 +23226,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue2, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue2, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Yield
@@ -23212,11 +23262,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fYield2, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fYield2, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalVolume
@@ -23246,11 +23298,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTotalVolume2, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTotalVolume2, &tpw, nil, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OfferNbOr
@@ -23296,11 +23350,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromSettlmnt2, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromSettlmnt2, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SumQtyOfBest
@@ -23317,11 +23373,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrderStatus
@@ -23330,11 +23388,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderStatus, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus2, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus2, &tpw, nil, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPx
@@ -23364,11 +23424,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMinCurrPx2, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMinCurrPx2, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPxChgTime
@@ -23414,11 +23476,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fPrice2, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fPrice2, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// PriceType
@@ -23456,11 +23520,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fNominalValue2, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fNominalValue2, &tpw, nil, v.NominalValue.Mantissa, v.NominalValue.Exponent, v.HasNominalValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RepoToPx
@@ -23490,11 +23556,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fRepoToPx2, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fRepoToPx2, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackPx
@@ -23524,11 +23592,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBuyBackPx2, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBuyBackPx2, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackDate
@@ -23545,11 +23615,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCXFlag2, &tpw, nil, v.CXFlag, v.HasCXFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCXFlag2, &tpw, nil, v.CXFlag, v.HasCXFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -23558,11 +23630,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID2, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID2, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -23571,11 +23645,13 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -23589,8 +23665,6 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType5) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
@@ -23663,22 +23737,26 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID3, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID3, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDSecurityTradingStatus
@@ -23711,9 +23789,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 				pmr <<= 1
@@ -23725,11 +23801,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -23738,11 +23816,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID3, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -23755,11 +23835,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -23772,11 +23854,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -23789,33 +23873,41 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime3, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx3, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize3, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Yield
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fYield3, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderStatus
 			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
@@ -23828,11 +23920,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderStatus...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus3, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrdType
@@ -23846,19 +23940,23 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrdType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrdType3, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TotalVolume
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// TotalVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fTotalVolume3, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// TradingSessionSubID
 			if e := &c.d.s11TradingSessionSubID; v.HasTradingSessionSubID && e.G == c.Gen && string(e.B) == string(v.TradingSessionSubID) {
@@ -23871,11 +23969,13 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID3, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -23891,8 +23991,6 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType6) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
@@ -23965,22 +24063,26 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID4, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID4, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDSecurityTradingStatus
@@ -24005,9 +24107,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 8)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s1MDEntryType; v.HasMDEntryType && e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 				pmr <<= 1
@@ -24019,11 +24119,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -24032,11 +24134,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID4, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -24049,11 +24153,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -24066,11 +24172,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -24083,26 +24191,32 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime4, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize4, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderStatus
 			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
@@ -24115,11 +24229,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderStatus...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus4, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -24133,11 +24249,13 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID4, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -24153,8 +24271,6 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType7) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
@@ -24227,22 +24343,26 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID5, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID5, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDSecurityTradingStatus
@@ -24275,18 +24395,18 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 18)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType5, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -24295,11 +24415,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID5, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -24312,11 +24434,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -24329,11 +24453,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -24346,11 +24472,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime5, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrderSide
@@ -24364,47 +24492,59 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderSide...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide3, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx5, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize5, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// AccruedInterestAmt
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fAccruedInterestAmt3, &tpw, &c.d.s13AccruedInterestAmt, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeValue
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fTradeValue3, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Yield
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fYield4, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlDate
 			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
@@ -24416,11 +24556,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSettlDate3, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettleType
@@ -24434,19 +24576,23 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.SettleType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType3, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Price
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Price
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fPrice3, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// PriceType
 			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
@@ -24458,26 +24604,32 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendIntNullable(out, int64(v.PriceType))
 				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fPriceType3, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// RepoToPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// RepoToPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fRepoToPx3, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// BuyBackPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fBuyBackPx3, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// BuyBackDate
 			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
@@ -24489,11 +24641,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fBuyBackDate3, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -24507,11 +24661,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID5, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RefOrderID
@@ -24525,11 +24681,13 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.RefOrderID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fRefOrderID, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -24545,8 +24703,6 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType8) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
@@ -24619,22 +24775,26 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDSecurityTradingStatus
@@ -24659,18 +24819,18 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 16)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType6, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -24679,11 +24839,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID6, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -24696,11 +24858,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -24713,11 +24877,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -24730,11 +24896,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime6, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrderSide
@@ -24748,33 +24916,41 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderSide...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide4, &tpw, &c.d.s12OrderSide, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx6, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize6, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeValue
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fTradeValue4, &tpw, &c.d.s14TradeValue, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlDate
 			if e := &c.d.s15SettlDate; v.HasSettlDate && e.G == c.Gen && e.I == int64(v.SettlDate) {
@@ -24786,11 +24962,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.SettlDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SettlDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSettlDate4, &tpw, &c.d.s15SettlDate, int64(v.SettlDate), v.HasSettlDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettleType
@@ -24804,19 +24982,23 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.SettleType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType4, &tpw, &c.d.s16SettleType, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Price
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Price
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fPrice4, &tpw, &c.d.s17Price, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// PriceType
 			if e := &c.d.s18PriceType; v.HasPriceType && e.G == c.Gen && e.I == int64(v.PriceType) {
@@ -24828,26 +25010,32 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendIntNullable(out, int64(v.PriceType))
 				e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.PriceType), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fPriceType4, &tpw, &c.d.s18PriceType, int64(v.PriceType), v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// RepoToPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// RepoToPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fRepoToPx4, &tpw, &c.d.s19RepoToPx, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// BuyBackPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fBuyBackPx4, &tpw, &c.d.s20BuyBackPx, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// BuyBackDate
 			if e := &c.d.s21BuyBackDate; v.HasBuyBackDate && e.G == c.Gen && e.I == int64(v.BuyBackDate) {
@@ -24859,11 +25047,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.BuyBackDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.BuyBackDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fBuyBackDate4, &tpw, &c.d.s21BuyBackDate, int64(v.BuyBackDate), v.HasBuyBackDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -24877,11 +25067,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID6, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RefOrderID
@@ -24895,11 +25087,13 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.RefOrderID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fRefOrderID2, &tpw, &c.d.s22RefOrderID, v.RefOrderID, v.HasRefOrderID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -24915,8 +25109,6 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -24971,11 +25163,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType7, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType7, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -24984,11 +25178,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID7, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID7, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -24997,11 +25193,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -25039,11 +25237,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx7, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx7, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -25073,11 +25273,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize7, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize7, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -25110,11 +25312,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeCondition
@@ -25123,11 +25327,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettlFlag
@@ -25136,11 +25342,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOpenCloseSettlFlag3, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOpenCloseSettlFlag3, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NetChgPrevDay
@@ -25170,11 +25378,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fNetChgPrevDay3, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fNetChgPrevDay3, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AccruedInterestAmt
@@ -25204,11 +25414,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAccruedInterestAmt4, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAccruedInterestAmt4, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgFromWAPrice
@@ -25238,11 +25450,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromWAPrice3, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromWAPrice3, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgOpenInterest
@@ -25272,11 +25486,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgOpenInterest3, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgOpenInterest3, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BidMarketSize
@@ -25306,11 +25522,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBidMarketSize3, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBidMarketSize3, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AskMarketSize
@@ -25340,11 +25558,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAskMarketSize3, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAskMarketSize3, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalNumOfTrades
@@ -25382,11 +25602,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue5, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue5, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Yield
@@ -25416,11 +25638,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fYield5, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fYield5, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OfferNbOr
@@ -25466,11 +25690,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromSettlmnt3, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromSettlmnt3, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPx
@@ -25500,11 +25726,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMinCurrPx3, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMinCurrPx3, &tpw, nil, v.MinCurrPx.Mantissa, v.MinCurrPx.Exponent, v.HasMinCurrPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MinCurrPxChgTime
@@ -25537,11 +25765,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType5, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType5, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CXFlag
@@ -25550,11 +25780,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCXFlag3, &tpw, nil, v.CXFlag, v.HasCXFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCXFlag3, &tpw, nil, v.CXFlag, v.HasCXFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -25563,11 +25795,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -25576,11 +25810,13 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -25594,8 +25830,6 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -25650,11 +25884,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -25663,11 +25899,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID8, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID8, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -25676,11 +25914,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -25718,11 +25958,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx8, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx8, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -25752,11 +25994,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize8, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize8, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -25789,11 +26033,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.QuoteCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeCondition
@@ -25802,11 +26048,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettlFlag
@@ -25815,11 +26063,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NetChgPrevDay
@@ -25849,11 +26099,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fNetChgPrevDay4, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fNetChgPrevDay4, &tpw, nil, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgFromWAPrice
@@ -25883,11 +26135,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromWAPrice4, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromWAPrice4, &tpw, nil, v.ChgFromWAPrice.Mantissa, v.ChgFromWAPrice.Exponent, v.HasChgFromWAPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ChgOpenInterest
@@ -25917,11 +26171,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgOpenInterest4, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgOpenInterest4, &tpw, nil, v.ChgOpenInterest.Mantissa, v.ChgOpenInterest.Exponent, v.HasChgOpenInterest)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BidMarketSize
@@ -25951,11 +26207,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBidMarketSize4, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBidMarketSize4, &tpw, nil, v.BidMarketSize.Mantissa, v.BidMarketSize.Exponent, v.HasBidMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AskMarketSize
@@ -25985,11 +26243,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAskMarketSize4, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAskMarketSize4, &tpw, nil, v.AskMarketSize.Mantissa, v.AskMarketSize.Exponent, v.HasAskMarketSize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TotalNumOfTrades
@@ -26027,11 +26287,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue6, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue6, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OfferNbOr
@@ -26077,11 +26339,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fChgFromSettlmnt4, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fChgFromSettlmnt4, &tpw, nil, v.ChgFromSettlmnt.Mantissa, v.ChgFromSettlmnt.Exponent, v.HasChgFromSettlmnt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -26098,11 +26362,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType6, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType6, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CXFlag
@@ -26111,11 +26377,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.CXFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCXFlag4, &tpw, nil, v.CXFlag, v.HasCXFlag)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCXFlag4, &tpw, nil, v.CXFlag, v.HasCXFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -26124,11 +26392,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID8, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID8, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -26137,11 +26407,13 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -26155,8 +26427,6 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
@@ -26199,9 +26469,7 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 13)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if !v.HasMDUpdateAction {
 				out = append(out, 0x80)
@@ -26221,11 +26489,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType9, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -26234,11 +26504,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID9, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -26252,11 +26524,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Symbol...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol9, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -26277,11 +26551,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -26294,11 +26570,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime9, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -26311,33 +26589,41 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime7, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx9, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize9, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Yield
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fYield6, &tpw, &c.d.s7Yield, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderStatus
 			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
@@ -26350,11 +26636,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderStatus...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus5, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrdType
@@ -26368,19 +26656,23 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrdType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrdType4, &tpw, &c.d.s9OrdType, v.OrdType, v.HasOrdType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TotalVolume
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// TotalVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fTotalVolume4, &tpw, &c.d.s10TotalVolume, v.TotalVolume.Mantissa, v.TotalVolume.Exponent, v.HasTotalVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// TradingSessionID
 			if e := &c.d.s24TradingSessionID; v.HasTradingSessionID && e.G == c.Gen && string(e.B) == string(v.TradingSessionID) {
@@ -26393,11 +26685,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID9, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -26411,11 +26705,13 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID9, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -26431,8 +26727,6 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
@@ -26475,9 +26769,7 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			v := &v.GroupMDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 11)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s25MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -26488,11 +26780,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s25MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -26506,11 +26800,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType10, &tpw, &c.d.s1MDEntryType, v.MDEntryType, v.HasMDEntryType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -26519,11 +26815,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID10, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -26537,11 +26835,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Symbol...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol10, &tpw, &c.d.s23Symbol, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -26562,11 +26862,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s2MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -26579,11 +26881,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime10, &tpw, &c.d.s3MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrigTime
@@ -26596,26 +26900,32 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.OrigTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fOrigTime8, &tpw, &c.d.s4OrigTime, int64(v.OrigTime), v.HasOrigTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx10, &tpw, &c.d.s5MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntrySize10, &tpw, &c.d.s6MDEntrySize, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderStatus
 			if e := &c.d.s8OrderStatus; v.HasOrderStatus && e.G == c.Gen && string(e.B) == string(v.OrderStatus) {
@@ -26628,11 +26938,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.OrderStatus...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderStatus6, &tpw, &c.d.s8OrderStatus, v.OrderStatus, v.HasOrderStatus)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -26646,11 +26958,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID10, &tpw, &c.d.s24TradingSessionID, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -26664,11 +26978,13 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.TradingSessionSubID...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID10, &tpw, &c.d.s11TradingSessionSubID, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			own.Reg, own.N = pmr, pmn
@@ -26684,8 +27000,6 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
@@ -26738,11 +27052,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -26751,11 +27067,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID11, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID11, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -26764,11 +27082,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol11, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol11, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -26809,11 +27129,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide5, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide5, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryPx
@@ -26843,11 +27165,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx11, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx11, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -26877,11 +27201,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize11, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize11, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// AccruedInterestAmt
@@ -26911,11 +27237,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fAccruedInterestAmt5, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fAccruedInterestAmt5, &tpw, nil, v.AccruedInterestAmt.Mantissa, v.AccruedInterestAmt.Exponent, v.HasAccruedInterestAmt)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeValue
@@ -26945,11 +27273,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue7, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue7, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Yield
@@ -26979,11 +27309,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fYield7, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fYield7, &tpw, nil, v.Yield.Mantissa, v.Yield.Exponent, v.HasYield)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -27000,11 +27332,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType7, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType7, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Price
@@ -27034,11 +27368,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fPrice5, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fPrice5, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// PriceType
@@ -27076,11 +27412,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fRepoToPx5, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fRepoToPx5, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackPx
@@ -27110,11 +27448,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBuyBackPx5, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBuyBackPx5, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackDate
@@ -27131,11 +27471,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID11, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID11, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -27144,11 +27486,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID11, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID11, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RefOrderID
@@ -27157,11 +27501,13 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fRefOrderID3, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fRefOrderID3, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -27175,8 +27521,6 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType14) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
@@ -27229,11 +27573,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -27242,11 +27588,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID12, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID12, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -27255,11 +27603,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol12, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol12, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -27300,11 +27650,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide6, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide6, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryPx
@@ -27334,11 +27686,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx12, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx12, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -27368,11 +27722,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize12, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize12, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeValue
@@ -27402,11 +27758,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fTradeValue8, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fTradeValue8, &tpw, nil, v.TradeValue.Mantissa, v.TradeValue.Exponent, v.HasTradeValue)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -27423,11 +27781,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettleType8, &tpw, nil, v.SettleType, v.HasSettleType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettleType8, &tpw, nil, v.SettleType, v.HasSettleType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Price
@@ -27457,11 +27817,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fPrice6, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fPrice6, &tpw, nil, v.Price.Mantissa, v.Price.Exponent, v.HasPrice)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// PriceType
@@ -27499,11 +27861,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fRepoToPx6, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fRepoToPx6, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackPx
@@ -27533,11 +27897,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fBuyBackPx6, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fBuyBackPx6, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// BuyBackDate
@@ -27554,11 +27920,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionID12, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionID12, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionSubID
@@ -27567,11 +27935,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID12, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID12, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RefOrderID
@@ -27580,11 +27950,13 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 			} else if o, ok := fastrt.AppendASCII(out, v.RefOrderID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fRefOrderID4, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fRefOrderID4, &tpw, nil, v.RefOrderID, v.HasRefOrderID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -27598,8 +27970,6 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType15) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
@@ -27631,11 +28001,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMsgSeqNum15, &tpw, &c.d.s26MsgSeqNum, int64(v.MsgSeqNum), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fMsgSeqNum15, &tpw, &c.d.s26MsgSeqNum, int64(v.MsgSeqNum), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SendingTime
@@ -27645,11 +28017,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fastrt.AppendUint(out, x)
 	}
 	// MessageEncoding
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMessageEncoding, &tpw, nil, v.MessageEncoding, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fMessageEncoding, &tpw, nil, v.MessageEncoding, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// TotNumReports
 	if !v.HasTotNumReports {
@@ -27665,26 +28039,32 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol13, &tpw, nil, v.Symbol, v.HasSymbol)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol13, &tpw, nil, v.Symbol, v.HasSymbol)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityID
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityID, &tpw, nil, v.SecurityID, v.HasSecurityID)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
 	}
-	// SecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityID, &tpw, nil, v.SecurityID, v.HasSecurityID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
 	// SecurityIDSource
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityIDSource, &tpw, nil, v.SecurityIDSource, v.HasSecurityIDSource)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityIDSource, &tpw, nil, v.SecurityIDSource, v.HasSecurityIDSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// Product
 	if !v.HasProduct {
@@ -27695,18 +28075,22 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendIntNullable(out, x)
 	}
 	// CFICode
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// SecurityType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MaturityDate
 	if !v.HasMaturityDate {
@@ -27730,11 +28114,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.SettleType, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettleType9, &tpw, nil, v.SettleType, v.HasSettleType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSettleType9, &tpw, nil, v.SettleType, v.HasSettleType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// OrigIssueAmt
@@ -27756,11 +28142,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fOrigIssueAmt, &tpw, nil, v.OrigIssueAmt.Mantissa, v.OrigIssueAmt.Exponent, v.HasOrigIssueAmt)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fOrigIssueAmt, &tpw, nil, v.OrigIssueAmt.Mantissa, v.OrigIssueAmt.Exponent, v.HasOrigIssueAmt)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// CouponPaymentDate
@@ -27790,11 +28178,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fCouponRate, &tpw, nil, v.CouponRate.Mantissa, v.CouponRate.Exponent, v.HasCouponRate)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fCouponRate, &tpw, nil, v.CouponRate.Mantissa, v.CouponRate.Exponent, v.HasCouponRate)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SettlFixingDate
@@ -27824,40 +28214,50 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fDividendNetPx, &tpw, nil, v.DividendNetPx.Mantissa, v.DividendNetPx.Exponent, v.HasDividendNetPx)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fDividendNetPx, &tpw, nil, v.DividendNetPx.Mantissa, v.DividendNetPx.Exponent, v.HasDividendNetPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityDesc
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
 	}
-	// SecurityDesc
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
 	// EncodedSecurityDesc
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedSecurityDesc, &tpw, nil, v.EncodedSecurityDesc, v.HasEncodedSecurityDesc)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fEncodedSecurityDesc, &tpw, nil, v.EncodedSecurityDesc, v.HasEncodedSecurityDesc)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// QuoteText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fQuoteText, &tpw, nil, v.QuoteText, v.HasQuoteText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fQuoteText, &tpw, nil, v.QuoteText, v.HasQuoteText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// GroupInstrAttrib
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.GroupInstrAttrib)), v.HasGroupInstrAttrib)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.GroupInstrAttrib)), v.HasGroupInstrAttrib)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasGroupInstrAttrib {
 		if err := c.Enter(fGroupInstrAttrib); err != nil {
@@ -27876,11 +28276,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 				}
 			}
 			// InstrAttribValue
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, v.HasInstrAttribValue)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, v.HasInstrAttribValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -27891,19 +28293,23 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// MarketSegmentGrp
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoMarketSegments, &tpw, nil, int64(len(v.MarketSegmentGrp)), v.HasMarketSegmentGrp)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// MarketSegmentGrp
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoMarketSegments, &tpw, nil, int64(len(v.MarketSegmentGrp)), v.HasMarketSegmentGrp)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	if v.HasMarketSegmentGrp {
 		if err := c.Enter(fMarketSegmentGrp); err != nil {
@@ -27938,19 +28344,23 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fRoundLot, &tpw, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fRoundLot, &tpw, nil, v.RoundLot.Mantissa, v.RoundLot.Exponent, v.HasRoundLot)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TradingSessionRulesGrp
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoTradingSessionRules, &tpw, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// TradingSessionRulesGrp
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoTradingSessionRules, &tpw, nil, int64(len(v.TradingSessionRulesGrp)), v.HasTradingSessionRulesGrp)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			if v.HasTradingSessionRulesGrp {
 				if err := c.Enter(fTradingSessionRulesGrp); err != nil {
@@ -27962,11 +28372,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 					if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fTradingSessionID13, &tpw, nil, v.TradingSessionID, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fTradingSessionID13, &tpw, nil, v.TradingSessionID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// TradingSessionSubID
@@ -27975,11 +28387,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 					} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fTradingSessionSubID13, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fTradingSessionSubID13, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// SecurityTradingStatus
@@ -28010,11 +28424,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// PriceType
@@ -28031,26 +28447,32 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.StateSecurityID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fStateSecurityID, &tpw, nil, v.StateSecurityID, v.HasStateSecurityID)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fStateSecurityID, &tpw, nil, v.StateSecurityID, v.HasStateSecurityID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// EncodedShortSecurityDesc
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fEncodedShortSecurityDesc, &tpw, nil, v.EncodedShortSecurityDesc, v.HasEncodedShortSecurityDesc)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
 	}
-	// EncodedShortSecurityDesc
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedShortSecurityDesc, &tpw, nil, v.EncodedShortSecurityDesc, v.HasEncodedShortSecurityDesc)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
 	// MarketCode
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fMarketCode, &tpw, nil, v.MarketCode, v.HasMarketCode)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fMarketCode, &tpw, nil, v.MarketCode, v.HasMarketCode)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MinPriceIncrement
 	if !v.HasMinPriceIncrement {
@@ -28071,11 +28493,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MktShareLimit
@@ -28097,11 +28521,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMktShareLimit, &tpw, nil, v.MktShareLimit.Mantissa, v.MktShareLimit.Exponent, v.HasMktShareLimit)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMktShareLimit, &tpw, nil, v.MktShareLimit.Mantissa, v.MktShareLimit.Exponent, v.HasMktShareLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MktShareThreshold
@@ -28123,11 +28549,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMktShareThreshold, &tpw, nil, v.MktShareThreshold.Mantissa, v.MktShareThreshold.Exponent, v.HasMktShareThreshold)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMktShareThreshold, &tpw, nil, v.MktShareThreshold.Mantissa, v.MktShareThreshold.Exponent, v.HasMktShareThreshold)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MaxOrdersVolume
@@ -28149,11 +28577,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMaxOrdersVolume, &tpw, nil, v.MaxOrdersVolume.Mantissa, v.MaxOrdersVolume.Exponent, v.HasMaxOrdersVolume)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMaxOrdersVolume, &tpw, nil, v.MaxOrdersVolume.Mantissa, v.MaxOrdersVolume.Exponent, v.HasMaxOrdersVolume)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// PriceMvmLimit
@@ -28175,11 +28605,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fPriceMvmLimit, &tpw, nil, v.PriceMvmLimit.Mantissa, v.PriceMvmLimit.Exponent, v.HasPriceMvmLimit)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fPriceMvmLimit, &tpw, nil, v.PriceMvmLimit.Mantissa, v.PriceMvmLimit.Exponent, v.HasPriceMvmLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// FaceValue
@@ -28201,11 +28633,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fFaceValue, &tpw, nil, v.FaceValue.Mantissa, v.FaceValue.Exponent, v.HasFaceValue)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fFaceValue, &tpw, nil, v.FaceValue.Mantissa, v.FaceValue.Exponent, v.HasFaceValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// BaseSwapPx
@@ -28227,11 +28661,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fBaseSwapPx, &tpw, nil, v.BaseSwapPx.Mantissa, v.BaseSwapPx.Exponent, v.HasBaseSwapPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fBaseSwapPx, &tpw, nil, v.BaseSwapPx.Mantissa, v.BaseSwapPx.Exponent, v.HasBaseSwapPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RepoToPx
@@ -28253,11 +28689,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fRepoToPx7, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fRepoToPx7, &tpw, nil, v.RepoToPx.Mantissa, v.RepoToPx.Exponent, v.HasRepoToPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// BuyBackPx
@@ -28279,11 +28717,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fBuyBackPx7, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fBuyBackPx7, &tpw, nil, v.BuyBackPx.Mantissa, v.BuyBackPx.Exponent, v.HasBuyBackPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// BuyBackDate
@@ -28313,11 +28753,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fNoSharesIssued, &tpw, nil, v.NoSharesIssued.Mantissa, v.NoSharesIssued.Exponent, v.HasNoSharesIssued)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fNoSharesIssued, &tpw, nil, v.NoSharesIssued.Mantissa, v.NoSharesIssued.Exponent, v.HasNoSharesIssued)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// HighLimit
@@ -28339,11 +28781,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fHighLimit, &tpw, nil, v.HighLimit.Mantissa, v.HighLimit.Exponent, v.HasHighLimit)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fHighLimit, &tpw, nil, v.HighLimit.Mantissa, v.HighLimit.Exponent, v.HasHighLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LowLimit
@@ -28365,11 +28809,13 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fLowLimit, &tpw, nil, v.LowLimit.Mantissa, v.LowLimit.Exponent, v.HasLowLimit)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fLowLimit, &tpw, nil, v.LowLimit.Mantissa, v.LowLimit.Exponent, v.HasLowLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NumOfDaysToMaturity
@@ -28388,8 +28834,6 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
@@ -28422,11 +28866,13 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol14, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol14, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionID
@@ -28435,11 +28881,13 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID14, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID14, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionSubID
@@ -28448,11 +28896,13 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID14, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionSubID14, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -28479,8 +28929,6 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType17) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType17, "value differs from the constant")
@@ -28521,22 +28969,26 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionID
 	if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID15, &tpw, nil, v.TradingSessionID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID15, &tpw, nil, v.TradingSessionID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn

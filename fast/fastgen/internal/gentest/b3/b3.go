@@ -3420,8 +3420,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// MsgSeqNum
@@ -3453,7 +3451,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3493,7 +3491,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3535,7 +3533,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fDataLen, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3550,7 +3548,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fData, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3576,8 +3574,6 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// MsgSeqNum
@@ -3609,7 +3605,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3649,7 +3645,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3707,7 +3703,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID, &tpm, &c.d.s1MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3763,7 +3759,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqRejReason, &tpm, &c.d.s2MDReqRejReason)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3809,7 +3805,7 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3834,8 +3830,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// ApplVerID
@@ -3869,7 +3863,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3911,7 +3905,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3951,7 +3945,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3993,7 +3987,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4011,7 +4005,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4048,8 +4042,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Symbol
 				{
 					done := false
@@ -4081,7 +4073,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4132,7 +4124,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s3SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4154,7 +4146,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						n = int(b[p] & 0x7f)
 						p++
 					} else {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoApplIDs, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4214,7 +4206,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fApplID, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4229,7 +4221,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							{
 								n := -1
 								{
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4290,7 +4282,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Vector(b, p, fMDFeedType, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -4330,7 +4322,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -4354,7 +4346,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoSecurityAltID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4392,8 +4384,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// SecurityAltID
 							{
 								done := false
@@ -4425,7 +4415,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4481,7 +4471,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, &c.d.s4SecurityAltIDSource)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4504,7 +4494,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4542,8 +4532,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSymbol
 							{
 								done := false
@@ -4575,7 +4563,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4615,7 +4603,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4683,7 +4671,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct, &tpm, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4748,7 +4736,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexTheoreticalQty, &tpm, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4807,7 +4795,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4823,7 +4811,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4892,7 +4880,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fInstAttribType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4939,7 +4927,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									done = true
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fInstAttribValue, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -4960,7 +4948,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoTickRules, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4996,8 +4984,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// StartTickPriceRange
 							{
 								done := false
@@ -5051,7 +5037,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange, &tpm, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5116,7 +5102,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange, &tpm, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5181,7 +5167,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement, &tpm, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5232,7 +5218,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5256,7 +5242,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLegs, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5294,8 +5280,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// LegSymbol
 							{
 								done := false
@@ -5327,7 +5311,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5367,7 +5351,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5392,7 +5376,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty, &tpm, &c.d.s15LegRatioQty)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5434,7 +5418,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5475,7 +5459,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5527,7 +5511,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5542,7 +5526,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLotTypeRules, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5609,7 +5593,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLotType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5655,7 +5639,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fMinLotSize, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -5725,7 +5709,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement, &tpm, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5771,7 +5755,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5836,7 +5820,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor, &tpm, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5882,7 +5866,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5928,7 +5912,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5979,7 +5963,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6030,7 +6014,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6077,7 +6061,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6124,7 +6108,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6166,7 +6150,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6208,7 +6192,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6250,7 +6234,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6296,7 +6280,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6343,7 +6327,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6386,7 +6370,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6431,7 +6415,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6477,7 +6461,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6523,7 +6507,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6588,7 +6572,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice, &tpm, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6635,7 +6619,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6686,7 +6670,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6737,7 +6721,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6802,7 +6786,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier, &tpm, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6848,7 +6832,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6891,7 +6875,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6933,7 +6917,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -6973,7 +6957,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7018,7 +7002,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7064,7 +7048,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7110,7 +7094,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7157,7 +7141,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7203,7 +7187,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7244,7 +7228,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7290,7 +7274,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7337,7 +7321,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7388,7 +7372,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7431,7 +7415,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7481,7 +7465,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7513,8 +7497,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType2
 	// ApplVerID
@@ -7548,7 +7530,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7590,7 +7572,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7630,7 +7612,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7672,7 +7654,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7690,7 +7672,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7727,8 +7709,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Symbol
 				{
 					done := false
@@ -7760,7 +7740,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7811,7 +7791,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, &c.d.s24SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7833,7 +7813,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						n = int(b[p] & 0x7f)
 						p++
 					} else {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoApplIDs2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7893,7 +7873,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fApplID2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -7908,7 +7888,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							{
 								n := -1
 								{
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -7969,7 +7949,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Vector(b, p, fMDFeedType2, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -8009,7 +7989,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Int(b, p, fMarketDepth2, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -8033,7 +8013,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoSecurityAltID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8071,8 +8051,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// SecurityAltID
 							{
 								done := false
@@ -8104,7 +8082,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8160,7 +8138,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource2, &tpm, &c.d.s25SecurityAltIDSource)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8183,7 +8161,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8221,8 +8199,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSymbol
 							{
 								done := false
@@ -8254,7 +8230,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8294,7 +8270,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8362,7 +8338,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct4, &tpm, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8421,7 +8397,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8437,7 +8413,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoInstrAttrib2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8506,7 +8482,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fInstAttribType2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8553,7 +8529,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									done = true
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fInstAttribValue2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8574,7 +8550,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoTickRules2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8610,8 +8586,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// StartTickPriceRange
 							{
 								done := false
@@ -8665,7 +8639,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange4, &tpm, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8730,7 +8704,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange4, &tpm, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8795,7 +8769,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement4, &tpm, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8846,7 +8820,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8870,7 +8844,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLegs2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8908,8 +8882,6 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// LegSymbol
 							{
 								done := false
@@ -8941,7 +8913,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -8981,7 +8953,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9006,7 +8978,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty2, &tpm, &c.d.s34LegRatioQty)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9048,7 +9020,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9089,7 +9061,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9141,7 +9113,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9156,7 +9128,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLotTypeRules2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9223,7 +9195,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLotType2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9269,7 +9241,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fMinLotSize2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -9339,7 +9311,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement4, &tpm, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9385,7 +9357,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9450,7 +9422,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor4, &tpm, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9496,7 +9468,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9542,7 +9514,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9593,7 +9565,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9644,7 +9616,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9691,7 +9663,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9738,7 +9710,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9780,7 +9752,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9822,7 +9794,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9864,7 +9836,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9910,7 +9882,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -9957,7 +9929,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10000,7 +9972,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10045,7 +10017,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10091,7 +10063,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10137,7 +10109,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10202,7 +10174,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice4, &tpm, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10249,7 +10221,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10300,7 +10272,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10351,7 +10323,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10416,7 +10388,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier4, &tpm, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10462,7 +10434,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10505,7 +10477,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10547,7 +10519,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10587,7 +10559,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10632,7 +10604,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10678,7 +10650,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10724,7 +10696,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10771,7 +10743,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10817,7 +10789,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10858,7 +10830,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10904,7 +10876,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -10951,7 +10923,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11002,7 +10974,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11045,7 +11017,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11095,7 +11067,7 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11127,8 +11099,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType3
 	// ApplVerID
@@ -11162,7 +11132,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11204,7 +11174,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11244,7 +11214,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11286,7 +11256,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11304,7 +11274,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -11341,8 +11311,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Symbol
 				{
 					done := false
@@ -11374,7 +11342,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11425,7 +11393,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, &c.d.s43SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11447,7 +11415,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						n = int(b[p] & 0x7f)
 						p++
 					} else {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoApplIDs3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11507,7 +11475,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fApplID3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11522,7 +11490,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							{
 								n := -1
 								{
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11583,7 +11551,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Vector(b, p, fMDFeedType3, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -11623,7 +11591,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Int(b, p, fMarketDepth3, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -11647,7 +11615,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoSecurityAltID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11685,8 +11653,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// SecurityAltID
 							{
 								done := false
@@ -11718,7 +11684,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11774,7 +11740,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource3, &tpm, &c.d.s44SecurityAltIDSource)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11797,7 +11763,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -11835,8 +11801,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSymbol
 							{
 								done := false
@@ -11868,7 +11832,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11908,7 +11872,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -11976,7 +11940,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fIndexPct7, &tpm, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12035,7 +11999,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fImpliedMarketIndicator3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12051,7 +12015,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoInstrAttrib3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12120,7 +12084,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fInstAttribType3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12167,7 +12131,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									done = true
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fInstAttribValue3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12188,7 +12152,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoTickRules3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12224,8 +12188,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// StartTickPriceRange
 							{
 								done := false
@@ -12279,7 +12241,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fStartTickPriceRange7, &tpm, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12344,7 +12306,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fEndTickPriceRange7, &tpm, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12409,7 +12371,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fTickIncrement7, &tpm, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12460,7 +12422,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fTickRuleType3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12484,7 +12446,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLegs3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12522,8 +12484,6 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// LegSymbol
 							{
 								done := false
@@ -12555,7 +12515,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12595,7 +12555,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12620,7 +12580,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty3, &tpm, &c.d.s53LegRatioQty)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12662,7 +12622,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSecurityType3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12703,7 +12663,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSide3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12755,7 +12715,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12770,7 +12730,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLotTypeRules3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12837,7 +12797,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLotType3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12883,7 +12843,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fMinLotSize3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -12953,7 +12913,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement7, &tpm, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -12999,7 +12959,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13064,7 +13024,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDivisor7, &tpm, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13110,7 +13070,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13156,7 +13116,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13207,7 +13167,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegModel3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13258,7 +13218,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMultiLegPriceMethod3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13305,7 +13265,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13352,7 +13312,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13394,7 +13354,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fProduct3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13436,7 +13396,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13478,7 +13438,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13524,7 +13484,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityStrategyType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13571,7 +13531,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13614,7 +13574,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13659,7 +13619,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoShareIssued3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13705,7 +13665,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13751,7 +13711,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13816,7 +13776,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice7, &tpm, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13863,7 +13823,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13914,7 +13874,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExerciseStyle3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -13965,7 +13925,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPutOrCall3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14030,7 +13990,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier7, &tpm, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14076,7 +14036,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14119,7 +14079,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14161,7 +14121,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14201,7 +14161,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14246,7 +14206,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14292,7 +14252,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14338,7 +14298,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14385,7 +14345,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14431,7 +14391,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14472,7 +14432,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14518,7 +14478,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14565,7 +14525,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fGovernanceIndicator3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14616,7 +14576,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fCorporateActionEventID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14659,7 +14619,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14709,7 +14669,7 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityMatchType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -14741,8 +14701,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -14776,7 +14734,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14816,7 +14774,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14856,7 +14814,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNoRelatedSym4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14898,7 +14856,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14916,7 +14874,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -14953,8 +14911,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Symbol
 				{
 					done := false
@@ -14986,7 +14942,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15037,7 +14993,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, &c.d.s62SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15059,7 +15015,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						n = int(b[p] & 0x7f)
 						p++
 					} else {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoApplIds, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15119,7 +15075,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fApplId, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15134,7 +15090,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							{
 								n := -1
 								{
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fNoMDFeedTypes4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15195,7 +15151,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Vector(b, p, fMDFeedType4, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -15235,7 +15191,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 												}
 											}
 											if !done {
-												tpm.Bits = pmb
+												tpm := fastrt.PMap{Bits: pmb}
 												x, ok, np, err := c.Int(b, p, fMarketDepth4, &tpm, nil)
 												pmb = tpm.Bits
 												if err != nil {
@@ -15259,7 +15215,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoSecurityAltID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15297,8 +15253,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// SecurityAltID
 							{
 								done := false
@@ -15330,7 +15284,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltID4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15386,7 +15340,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource4, &tpm, &c.d.s63SecurityAltIDSource)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15409,7 +15363,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15470,7 +15424,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15510,7 +15464,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15534,7 +15488,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoLegs4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15572,8 +15526,6 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 							}
 							win := c.Win
 							_ = win
-							var tpm fastrt.PMap
-							_ = tpm
 							// LegSymbol
 							{
 								done := false
@@ -15605,7 +15557,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegSymbol4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15645,7 +15597,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegSecurityID4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15670,7 +15622,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fLegRatioQty4, &tpm, &c.d.s64LegRatioQty)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15712,7 +15664,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fLegType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15754,7 +15706,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Vector(b, p, fBuyersPerspective, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -15806,7 +15758,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityUpdateAction4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15846,7 +15798,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRoundLot, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15891,7 +15843,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinTradeVol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15953,7 +15905,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMinPriceIncrement10, &tpm, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -15993,7 +15945,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTickSizeDenominator4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16033,7 +15985,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMinOrderQty4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16073,7 +16025,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxOrderQty4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16115,7 +16067,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fInstrumentID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16157,7 +16109,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16199,7 +16151,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlCurrency4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16241,7 +16193,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16283,7 +16235,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecuritySubType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16325,7 +16277,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fAsset4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16367,7 +16319,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityDesc4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16412,7 +16364,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16458,7 +16410,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaturityMonthYear4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16523,7 +16475,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fStrikePrice10, &tpm, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16570,7 +16522,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fStrikeCurrency4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16632,7 +16584,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fContractMultiplier10, &tpm, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16677,7 +16629,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fContractSettlMonth4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16720,7 +16672,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCFICode4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16762,7 +16714,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCountryOfIssue4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16802,7 +16754,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIssueDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16842,7 +16794,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDatedDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16887,7 +16839,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fStartDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16933,7 +16885,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEndDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -16980,7 +16932,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17026,7 +16978,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17042,7 +16994,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityValidityTimestamp4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17085,7 +17037,7 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17116,8 +17068,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -17151,7 +17101,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17191,7 +17141,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17206,7 +17156,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPosDupFlag, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17225,7 +17175,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17262,8 +17212,6 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -17276,7 +17224,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s71MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17292,7 +17240,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17349,7 +17297,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s72MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17364,7 +17312,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityIDSource5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17388,7 +17336,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, &c.d.s73SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17413,7 +17361,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s74RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17429,7 +17377,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, nil, &c.d.s75MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17481,7 +17429,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s76MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17496,7 +17444,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s77MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17512,7 +17460,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17528,7 +17476,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s78NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17544,7 +17492,7 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17576,8 +17524,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MsgType
@@ -17611,7 +17557,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17651,7 +17597,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17696,7 +17642,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17715,7 +17661,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -17752,8 +17698,6 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -17794,7 +17738,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, &c.d.s79MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17850,7 +17794,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s80MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17905,7 +17849,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID6, &tpm, &c.d.s81SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17957,7 +17901,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, &c.d.s82RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17972,7 +17916,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -17988,7 +17932,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, nil, &c.d.s83MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18004,7 +17948,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate, &tpm, nil, &c.d.s84MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18020,7 +17964,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18067,7 +18011,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18119,7 +18063,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, &c.d.s85MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18134,7 +18078,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize2, &tpm, &c.d.s86MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18158,7 +18102,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, &c.d.s87MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18182,7 +18126,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate, &tpm, &c.d.s88MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18206,7 +18150,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime, &tpm, &c.d.s89MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18222,7 +18166,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18238,7 +18182,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta, &tpm, nil, &c.d.s90PriceDeltaMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18254,7 +18198,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx, &tpm, nil, &c.d.s91FirstPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18270,7 +18214,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx, &tpm, nil, &c.d.s92LastPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18327,7 +18271,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency5, &tpm, &c.d.s93Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18343,7 +18287,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay, &tpm, nil, &c.d.s94NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18359,7 +18303,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18375,7 +18319,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, &c.d.s95TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18391,7 +18335,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18438,7 +18382,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18484,7 +18428,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18530,7 +18474,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18546,7 +18490,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18562,7 +18506,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18578,7 +18522,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18594,7 +18538,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18610,7 +18554,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18656,7 +18600,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18702,7 +18646,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18748,7 +18692,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18764,7 +18708,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18780,7 +18724,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18796,7 +18740,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice, &tpm, nil, &c.d.s96LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18812,7 +18756,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice, &tpm, nil, &c.d.s97HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18828,7 +18772,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice, &tpm, nil, &c.d.s98TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18874,7 +18818,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18920,7 +18864,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -18966,7 +18910,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19012,7 +18956,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19058,7 +19002,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19104,7 +19048,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19150,7 +19094,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19196,7 +19140,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19212,7 +19156,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19248,13 +19192,11 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID5, &tpm, &c.d.s99UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19273,7 +19215,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx, &tpm, nil, &c.d.s100UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19318,7 +19260,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -19372,7 +19314,7 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19404,8 +19346,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MsgType
@@ -19439,7 +19379,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19479,7 +19419,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19524,7 +19464,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19543,7 +19483,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -19580,8 +19520,6 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -19622,7 +19560,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction3, &tpm, &c.d.s101MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19678,7 +19616,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, &c.d.s102MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19733,7 +19671,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, &c.d.s103SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19785,7 +19723,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, &c.d.s104RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19800,7 +19738,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19816,7 +19754,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx7, &tpm, nil, &c.d.s105MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19832,7 +19770,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate4, &tpm, nil, &c.d.s106MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19848,7 +19786,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19895,7 +19833,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19947,7 +19885,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, &c.d.s107MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19962,7 +19900,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize3, &tpm, &c.d.s108MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -19986,7 +19924,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, &c.d.s109MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20010,7 +19948,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate2, &tpm, &c.d.s110MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20034,7 +19972,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime2, &tpm, &c.d.s111MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20050,7 +19988,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20107,7 +20045,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency6, &tpm, &c.d.s112Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20123,7 +20061,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay4, &tpm, nil, &c.d.s113NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20139,7 +20077,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20155,7 +20093,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume2, &tpm, &c.d.s114TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20171,7 +20109,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20218,7 +20156,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20264,7 +20202,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20310,7 +20248,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20326,7 +20264,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20342,7 +20280,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20358,7 +20296,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20374,7 +20312,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20390,7 +20328,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20436,7 +20374,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20482,7 +20420,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20528,7 +20466,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20544,7 +20482,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20560,7 +20498,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20576,7 +20514,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice4, &tpm, nil, &c.d.s115LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20592,7 +20530,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice4, &tpm, nil, &c.d.s116HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20608,7 +20546,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice4, &tpm, nil, &c.d.s117TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20654,7 +20592,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20700,7 +20638,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20746,7 +20684,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20792,7 +20730,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20838,7 +20776,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20884,7 +20822,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20930,7 +20868,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20976,7 +20914,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -20992,7 +20930,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21028,13 +20966,11 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID6, &tpm, &c.d.s118UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -21053,7 +20989,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx4, &tpm, nil, &c.d.s119UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -21098,7 +21034,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType2, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -21152,7 +21088,7 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21184,8 +21120,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MsgType
@@ -21219,7 +21153,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21259,7 +21193,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21304,7 +21238,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21323,7 +21257,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -21360,8 +21294,6 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -21402,7 +21334,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction4, &tpm, &c.d.s120MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21458,7 +21390,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, &c.d.s121MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21513,7 +21445,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID8, &tpm, &c.d.s122SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21565,7 +21497,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, &c.d.s123RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21580,7 +21512,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21596,7 +21528,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx10, &tpm, nil, &c.d.s124MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21612,7 +21544,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate7, &tpm, nil, &c.d.s125MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21628,7 +21560,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21675,7 +21607,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21727,7 +21659,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, &c.d.s126MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21742,7 +21674,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize4, &tpm, &c.d.s127MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21766,7 +21698,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, &c.d.s128MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21790,7 +21722,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate3, &tpm, &c.d.s129MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21814,7 +21746,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime3, &tpm, &c.d.s130MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21830,7 +21762,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21887,7 +21819,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency7, &tpm, &c.d.s131Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21903,7 +21835,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay7, &tpm, nil, &c.d.s132NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21919,7 +21851,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21935,7 +21867,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume3, &tpm, &c.d.s133TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21951,7 +21883,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -21998,7 +21930,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22044,7 +21976,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22090,7 +22022,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22106,7 +22038,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22122,7 +22054,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22138,7 +22070,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22154,7 +22086,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22170,7 +22102,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22216,7 +22148,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22262,7 +22194,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22308,7 +22240,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22324,7 +22256,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22340,7 +22272,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22356,7 +22288,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice7, &tpm, nil, &c.d.s134LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22372,7 +22304,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice7, &tpm, nil, &c.d.s135HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22388,7 +22320,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice7, &tpm, nil, &c.d.s136TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22434,7 +22366,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22480,7 +22412,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22526,7 +22458,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22572,7 +22504,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22618,7 +22550,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22634,7 +22566,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22670,13 +22602,11 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID7, &tpm, &c.d.s137UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -22695,7 +22625,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx7, &tpm, nil, &c.d.s138UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -22740,7 +22670,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType3, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -22794,7 +22724,7 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -22826,8 +22756,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MsgType
@@ -22861,7 +22789,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -22901,7 +22829,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -22946,7 +22874,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -22965,7 +22893,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -23002,8 +22930,6 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -23044,7 +22970,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction5, &tpm, &c.d.s139MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23100,7 +23026,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType5, &tpm, &c.d.s140MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23155,7 +23081,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID9, &tpm, &c.d.s141SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23207,7 +23133,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq5, &tpm, &c.d.s142RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23222,7 +23148,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23238,7 +23164,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx13, &tpm, nil, &c.d.s143MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23254,7 +23180,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate10, &tpm, nil, &c.d.s144MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23270,7 +23196,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23317,7 +23243,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23369,7 +23295,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime5, &tpm, &c.d.s145MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23384,7 +23310,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize5, &tpm, &c.d.s146MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23408,7 +23334,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, &c.d.s147MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23432,7 +23358,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate4, &tpm, &c.d.s148MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23456,7 +23382,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime4, &tpm, &c.d.s149MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23472,7 +23398,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23529,7 +23455,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency8, &tpm, &c.d.s150Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23545,7 +23471,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay10, &tpm, nil, &c.d.s151NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23561,7 +23487,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23577,7 +23503,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume4, &tpm, &c.d.s152TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23593,7 +23519,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23640,7 +23566,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23686,7 +23612,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23733,7 +23659,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23749,7 +23675,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23765,7 +23691,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23781,7 +23707,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23797,7 +23723,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23813,7 +23739,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23859,7 +23785,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23905,7 +23831,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23951,7 +23877,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23967,7 +23893,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23983,7 +23909,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -23999,7 +23925,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice10, &tpm, nil, &c.d.s153LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24015,7 +23941,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice10, &tpm, nil, &c.d.s154HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24031,7 +23957,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice10, &tpm, nil, &c.d.s155TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24077,7 +24003,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24123,7 +24049,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24169,7 +24095,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24215,7 +24141,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24261,7 +24187,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24277,7 +24203,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24313,13 +24239,11 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID8, &tpm, &c.d.s156UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -24338,7 +24262,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx10, &tpm, nil, &c.d.s157UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -24383,7 +24307,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType4, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -24437,7 +24361,7 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24469,8 +24393,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -24504,7 +24426,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -24544,7 +24466,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -24584,7 +24506,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -24602,7 +24524,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -24639,8 +24561,6 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -24681,7 +24601,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction6, &tpm, &c.d.s158MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24705,7 +24625,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel2, &tpm, &c.d.s159MDPriceLevel)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24762,7 +24682,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType6, &tpm, &c.d.s160MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24808,7 +24728,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24864,7 +24784,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID10, &tpm, &c.d.s161SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24916,7 +24836,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq6, &tpm, &c.d.s162RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24931,7 +24851,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24947,7 +24867,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx16, &tpm, nil, &c.d.s163MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -24963,7 +24883,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25010,7 +24930,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25062,7 +24982,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime6, &tpm, &c.d.s164MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25077,7 +24997,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize6, &tpm, &c.d.s165MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25101,7 +25021,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate5, &tpm, &c.d.s166MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25125,7 +25045,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate5, &tpm, &c.d.s167MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25149,7 +25069,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime5, &tpm, &c.d.s168MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25165,7 +25085,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25222,7 +25142,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency9, &tpm, &c.d.s169Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25238,7 +25158,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25254,7 +25174,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay13, &tpm, nil, &c.d.s170NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25270,7 +25190,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25286,7 +25206,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume5, &tpm, &c.d.s171TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25302,7 +25222,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25349,7 +25269,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25395,7 +25315,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25411,7 +25331,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25427,7 +25347,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25443,7 +25363,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25459,7 +25379,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25475,7 +25395,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25491,7 +25411,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25507,7 +25427,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25553,7 +25473,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25569,7 +25489,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25585,7 +25505,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25601,7 +25521,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice13, &tpm, nil, &c.d.s172LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25617,7 +25537,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice13, &tpm, nil, &c.d.s173HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25633,7 +25553,7 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice, &tpm, nil, &c.d.s174TradingRefPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25665,8 +25585,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -25700,7 +25618,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -25740,7 +25658,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -25780,7 +25698,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -25798,7 +25716,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -25835,8 +25753,6 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -25877,7 +25793,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction7, &tpm, &c.d.s175MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25901,7 +25817,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel3, &tpm, &c.d.s176MDPriceLevel)
 						pmb = tpm.Bits
 						if err != nil {
@@ -25958,7 +25874,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType7, &tpm, &c.d.s177MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26004,7 +25920,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26060,7 +25976,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID11, &tpm, &c.d.s178SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26112,7 +26028,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq7, &tpm, &c.d.s179RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26127,7 +26043,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26143,7 +26059,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx19, &tpm, nil, &c.d.s180MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26159,7 +26075,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26206,7 +26122,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26258,7 +26174,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime7, &tpm, &c.d.s181MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26273,7 +26189,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize7, &tpm, &c.d.s182MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26297,7 +26213,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate6, &tpm, &c.d.s183MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26321,7 +26237,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate6, &tpm, &c.d.s184MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26345,7 +26261,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime6, &tpm, &c.d.s185MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26361,7 +26277,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26418,7 +26334,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency10, &tpm, &c.d.s186Currency)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26434,7 +26350,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26450,7 +26366,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay16, &tpm, nil, &c.d.s187NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26466,7 +26382,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26482,7 +26398,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume6, &tpm, &c.d.s188TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26498,7 +26414,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26545,7 +26461,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26591,7 +26507,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26607,7 +26523,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26623,7 +26539,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26639,7 +26555,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26655,7 +26571,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26671,7 +26587,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26687,7 +26603,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSettlType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26703,7 +26619,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlDate6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26749,7 +26665,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26765,7 +26681,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26781,7 +26697,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26797,7 +26713,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice16, &tpm, nil, &c.d.s189LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26813,7 +26729,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice16, &tpm, nil, &c.d.s190HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26829,7 +26745,7 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice4, &tpm, nil, &c.d.s191TradingRefPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -26861,8 +26777,6 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID14
 	// MsgType
@@ -26896,7 +26810,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -26936,7 +26850,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -26982,7 +26896,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27028,7 +26942,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27044,7 +26958,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27091,7 +27005,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27138,7 +27052,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27184,7 +27098,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27230,7 +27144,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27276,7 +27190,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27317,7 +27231,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27357,7 +27271,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27402,7 +27316,7 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27427,8 +27341,6 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID15
 	// MessageType
@@ -27462,7 +27374,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27502,7 +27414,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27548,7 +27460,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27595,7 +27507,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27641,7 +27553,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27657,7 +27569,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27704,7 +27616,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27751,7 +27663,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27797,7 +27709,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27843,7 +27755,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27889,7 +27801,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27930,7 +27842,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -27970,7 +27882,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28015,7 +27927,7 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28040,8 +27952,6 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID16
 	// MessageType
@@ -28075,7 +27985,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28115,7 +28025,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28155,7 +28065,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28201,7 +28111,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28248,7 +28158,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28294,7 +28204,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28310,7 +28220,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityIDSource14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28357,7 +28267,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityExchange13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28404,7 +28314,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionSubID3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28450,7 +28360,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28496,7 +28406,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28537,7 +28447,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTransactTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28582,7 +28492,7 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingEvent3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28607,8 +28517,6 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType9
 	// MsgSeqNum
@@ -28640,7 +28548,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum17, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28682,7 +28590,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime17, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28722,7 +28630,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28767,7 +28675,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28813,7 +28721,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28870,7 +28778,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID2, &tpm, &c.d.s192MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28921,7 +28829,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -28962,7 +28870,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29002,7 +28910,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29024,7 +28932,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29061,13 +28969,11 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29082,7 +28988,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurerncy, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29098,7 +29004,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx22, &tpm, nil, &c.d.s193MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29114,7 +29020,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize8, &tpm, &c.d.s194MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29138,7 +29044,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate7, &tpm, &c.d.s195MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29162,7 +29068,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime7, &tpm, &c.d.s196MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29178,7 +29084,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume7, &tpm, &c.d.s197TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29202,7 +29108,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate7, &tpm, &c.d.s198MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29259,7 +29165,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime8, &tpm, &c.d.s199MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29275,7 +29181,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29291,7 +29197,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay19, &tpm, nil, &c.d.s200NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29307,7 +29213,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29323,7 +29229,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29370,7 +29276,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29386,7 +29292,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29402,7 +29308,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29418,7 +29324,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29434,7 +29340,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettleFlag3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29450,7 +29356,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29466,7 +29372,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29482,7 +29388,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29498,7 +29404,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29514,7 +29420,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29538,7 +29444,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders8, &tpm, &c.d.s201NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29554,7 +29460,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29570,7 +29476,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDayCumQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29586,7 +29492,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29602,7 +29508,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29618,7 +29524,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29634,7 +29540,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice19, &tpm, nil, &c.d.s202LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29650,7 +29556,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice19, &tpm, nil, &c.d.s203HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29666,7 +29572,7 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice7, &tpm, nil, &c.d.s204TradingRefPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -29698,8 +29604,6 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType9
 	// MsgSeqNum
@@ -29731,7 +29635,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum18, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29773,7 +29677,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime18, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29813,7 +29717,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29858,7 +29762,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29904,7 +29808,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -29961,7 +29865,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID3, &tpm, &c.d.s205MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -30012,7 +29916,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -30053,7 +29957,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -30093,7 +29997,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -30115,7 +30019,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -30152,13 +30056,11 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30173,7 +30075,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30189,7 +30091,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx25, &tpm, nil, &c.d.s206MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30205,7 +30107,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate13, &tpm, nil, &c.d.s207MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30251,7 +30153,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30267,7 +30169,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize9, &tpm, &c.d.s208MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30283,7 +30185,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume8, &tpm, &c.d.s209TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30307,7 +30209,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate8, &tpm, &c.d.s210MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30364,7 +30266,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime9, &tpm, &c.d.s211MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30388,7 +30290,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate8, &tpm, &c.d.s212MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30412,7 +30314,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime8, &tpm, &c.d.s213MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30428,7 +30330,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30444,7 +30346,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay22, &tpm, nil, &c.d.s214NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30460,7 +30362,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30476,7 +30378,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fPriceDelta4, &tpm, nil, &c.d.s215PriceDeltaMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30492,7 +30394,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fFirstPx4, &tpm, nil, &c.d.s216FirstPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30508,7 +30410,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLastPx4, &tpm, nil, &c.d.s217LastPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30524,7 +30426,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30571,7 +30473,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30587,7 +30489,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30603,7 +30505,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30649,7 +30551,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30695,7 +30597,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30711,7 +30613,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30727,7 +30629,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30743,7 +30645,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30759,7 +30661,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30775,7 +30677,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30791,7 +30693,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30807,7 +30709,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30831,7 +30733,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders9, &tpm, &c.d.s218NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30847,7 +30749,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30863,7 +30765,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30879,7 +30781,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30925,7 +30827,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30971,7 +30873,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -30987,7 +30889,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31003,7 +30905,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice22, &tpm, nil, &c.d.s219LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31019,7 +30921,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice22, &tpm, nil, &c.d.s220HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31035,7 +30937,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice13, &tpm, nil, &c.d.s221TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31081,7 +30983,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31127,7 +31029,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31173,7 +31075,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31219,7 +31121,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31265,7 +31167,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31311,7 +31213,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31357,7 +31259,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31403,7 +31305,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31419,7 +31321,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31435,7 +31337,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -31471,13 +31373,11 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID9, &tpm, &c.d.s222UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -31496,7 +31396,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx13, &tpm, nil, &c.d.s223UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -31541,7 +31441,7 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType5, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -31581,8 +31481,6 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType10
 	// MsgSeqNum
@@ -31614,7 +31512,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum19, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31656,7 +31554,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime19, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31696,7 +31594,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31741,7 +31639,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31787,7 +31685,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31844,7 +31742,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID4, &tpm, &c.d.s224MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31895,7 +31793,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31936,7 +31834,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31976,7 +31874,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID17, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -31998,7 +31896,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -32035,13 +31933,11 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32056,7 +31952,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32072,7 +31968,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx28, &tpm, nil, &c.d.s225MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32088,7 +31984,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate16, &tpm, nil, &c.d.s226MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32134,7 +32030,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32150,7 +32046,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize10, &tpm, &c.d.s227MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32166,7 +32062,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume9, &tpm, &c.d.s228TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32190,7 +32086,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate9, &tpm, &c.d.s229MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32247,7 +32143,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime10, &tpm, &c.d.s230MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32271,7 +32167,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate9, &tpm, &c.d.s231MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32295,7 +32191,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime9, &tpm, &c.d.s232MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32311,7 +32207,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32327,7 +32223,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay25, &tpm, nil, &c.d.s233NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32343,7 +32239,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32359,7 +32255,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32406,7 +32302,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32422,7 +32318,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32438,7 +32334,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32484,7 +32380,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32530,7 +32426,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32546,7 +32442,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32562,7 +32458,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32578,7 +32474,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32594,7 +32490,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32610,7 +32506,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32626,7 +32522,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32642,7 +32538,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32666,7 +32562,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders10, &tpm, &c.d.s234NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32682,7 +32578,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32698,7 +32594,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32714,7 +32610,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32760,7 +32656,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32806,7 +32702,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32822,7 +32718,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32838,7 +32734,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice25, &tpm, nil, &c.d.s235LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32854,7 +32750,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice25, &tpm, nil, &c.d.s236HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32870,7 +32766,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice16, &tpm, nil, &c.d.s237TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32916,7 +32812,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -32962,7 +32858,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33008,7 +32904,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33054,7 +32950,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33100,7 +32996,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBCertIndicator4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33146,7 +33042,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBContractInfo4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33192,7 +33088,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fBTBGraceDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33238,7 +33134,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33254,7 +33150,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33270,7 +33166,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33306,13 +33202,11 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID10, &tpm, &c.d.s238UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -33331,7 +33225,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx16, &tpm, nil, &c.d.s239UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -33376,7 +33270,7 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType6, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -33416,8 +33310,6 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType11
 	// MsgSeqNum
@@ -33449,7 +33341,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum20, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33491,7 +33383,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime20, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33531,7 +33423,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33576,7 +33468,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33622,7 +33514,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33679,7 +33571,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID5, &tpm, &c.d.s240MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33730,7 +33622,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33771,7 +33663,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33811,7 +33703,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID18, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33833,7 +33725,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -33870,13 +33762,11 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33891,7 +33781,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33907,7 +33797,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx31, &tpm, nil, &c.d.s241MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33923,7 +33813,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate19, &tpm, nil, &c.d.s242MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33969,7 +33859,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -33985,7 +33875,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize11, &tpm, &c.d.s243MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34001,7 +33891,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume10, &tpm, &c.d.s244TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34025,7 +33915,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate10, &tpm, &c.d.s245MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34082,7 +33972,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime11, &tpm, &c.d.s246MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34106,7 +33996,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate10, &tpm, &c.d.s247MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34130,7 +34020,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime10, &tpm, &c.d.s248MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34146,7 +34036,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34162,7 +34052,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay28, &tpm, nil, &c.d.s249NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34178,7 +34068,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34194,7 +34084,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34241,7 +34131,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34257,7 +34147,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34273,7 +34163,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34319,7 +34209,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34365,7 +34255,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34381,7 +34271,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34397,7 +34287,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34413,7 +34303,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34429,7 +34319,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34445,7 +34335,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34461,7 +34351,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34477,7 +34367,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34501,7 +34391,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders11, &tpm, &c.d.s250NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34517,7 +34407,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34533,7 +34423,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34549,7 +34439,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34595,7 +34485,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34641,7 +34531,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34657,7 +34547,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34673,7 +34563,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice28, &tpm, nil, &c.d.s251LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34689,7 +34579,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice28, &tpm, nil, &c.d.s252HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34705,7 +34595,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice19, &tpm, nil, &c.d.s253TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34751,7 +34641,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34797,7 +34687,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34843,7 +34733,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34889,7 +34779,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34935,7 +34825,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34951,7 +34841,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -34967,7 +34857,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35003,13 +34893,11 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID11, &tpm, &c.d.s254UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -35028,7 +34916,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx19, &tpm, nil, &c.d.s255UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -35073,7 +34961,7 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType7, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -35113,8 +35001,6 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType12
 	// MsgSeqNum
@@ -35146,7 +35032,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum21, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35188,7 +35074,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime21, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35228,7 +35114,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35273,7 +35159,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35319,7 +35205,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35376,7 +35262,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID6, &tpm, &c.d.s256MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35427,7 +35313,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35468,7 +35354,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35508,7 +35394,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID19, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35530,7 +35416,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -35567,13 +35453,11 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35588,7 +35472,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency14, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35604,7 +35488,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx34, &tpm, nil, &c.d.s257MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35620,7 +35504,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate22, &tpm, nil, &c.d.s258MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35666,7 +35550,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35682,7 +35566,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize12, &tpm, &c.d.s259MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35698,7 +35582,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume11, &tpm, &c.d.s260TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35722,7 +35606,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate11, &tpm, &c.d.s261MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35779,7 +35663,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime12, &tpm, &c.d.s262MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35803,7 +35687,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate11, &tpm, &c.d.s263MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35827,7 +35711,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime11, &tpm, &c.d.s264MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35843,7 +35727,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35859,7 +35743,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay31, &tpm, nil, &c.d.s265NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35875,7 +35759,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35891,7 +35775,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35938,7 +35822,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35954,7 +35838,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -35970,7 +35854,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36016,7 +35900,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36062,7 +35946,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent7, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36078,7 +35962,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36094,7 +35978,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettlFlag8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36110,7 +35994,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36126,7 +36010,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36142,7 +36026,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36158,7 +36042,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36174,7 +36058,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36198,7 +36082,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders12, &tpm, &c.d.s266NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36214,7 +36098,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36230,7 +36114,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36246,7 +36130,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36292,7 +36176,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36338,7 +36222,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36354,7 +36238,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36370,7 +36254,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice31, &tpm, nil, &c.d.s267LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36386,7 +36270,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice31, &tpm, nil, &c.d.s268HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36402,7 +36286,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice22, &tpm, nil, &c.d.s269TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36448,7 +36332,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36494,7 +36378,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36540,7 +36424,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36586,7 +36470,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36632,7 +36516,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36648,7 +36532,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36664,7 +36548,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -36700,13 +36584,11 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID12, &tpm, &c.d.s270UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -36725,7 +36607,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx22, &tpm, nil, &c.d.s271UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -36770,7 +36652,7 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType8, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -36810,8 +36692,6 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType13
 	// MsgSeqNum
@@ -36843,7 +36723,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum22, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -36885,7 +36765,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime22, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -36925,7 +36805,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -36970,7 +36850,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37016,7 +36896,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate15, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37073,7 +36953,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID7, &tpm, &c.d.s272MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37124,7 +37004,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37165,7 +37045,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37205,7 +37085,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID20, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37227,7 +37107,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -37264,13 +37144,11 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37285,7 +37163,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency15, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37301,7 +37179,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx37, &tpm, nil, &c.d.s273MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37317,7 +37195,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryInterestRate25, &tpm, nil, &c.d.s274MDEntryInterestRateMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37363,7 +37241,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fIndexSeq9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37379,7 +37257,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize13, &tpm, &c.d.s275MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37395,7 +37273,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume12, &tpm, &c.d.s276TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37419,7 +37297,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate12, &tpm, &c.d.s277MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37476,7 +37354,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime13, &tpm, &c.d.s278MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37500,7 +37378,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate12, &tpm, &c.d.s279MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37524,7 +37402,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime12, &tpm, &c.d.s280MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37540,7 +37418,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37556,7 +37434,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay34, &tpm, nil, &c.d.s281NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37572,7 +37450,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37588,7 +37466,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37635,7 +37513,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37651,7 +37529,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37667,7 +37545,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37713,7 +37591,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID14, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37759,7 +37637,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingEvent8, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37775,7 +37653,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37791,7 +37669,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOpenCloseSettlFlag9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37807,7 +37685,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37823,7 +37701,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37839,7 +37717,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37855,7 +37733,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37871,7 +37749,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37895,7 +37773,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders13, &tpm, &c.d.s282NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37911,7 +37789,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37927,7 +37805,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37943,7 +37821,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettPriceType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -37989,7 +37867,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastTradeDate9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38035,7 +37913,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceAdjustmentMethod9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38051,7 +37929,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType12, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38067,7 +37945,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice34, &tpm, nil, &c.d.s283LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38083,7 +37961,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice34, &tpm, nil, &c.d.s284HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38099,7 +37977,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingReferencePrice25, &tpm, nil, &c.d.s285TradingReferencePriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38145,7 +38023,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceBandMidpointPriceType9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38191,7 +38069,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fAvgDailyTradedQty9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38237,7 +38115,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExpireDate9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38283,7 +38161,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEarlyTermination9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38329,7 +38207,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMaxTradeVol9, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38345,7 +38223,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceBandType11, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38361,7 +38239,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 				{
 					n := -1
 					{
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNoUnderlyings13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38397,13 +38275,11 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// UnderlyingSecurityID
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID13, &tpm, &c.d.s286UnderlyingSecurityID)
 									pmb = tpm.Bits
 									if err != nil {
@@ -38422,7 +38298,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 							{
 								done := false
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									m, e, ok, np, err := c.SplitDecimal(b, p, fUnderlyingPx25, &tpm, nil, &c.d.s287UnderlyingPxMantissa)
 									pmb = tpm.Bits
 									if err != nil {
@@ -38467,7 +38343,7 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fUnderlyingPxType9, &tpm, nil)
 									pmb = tpm.Bits
 									if err != nil {
@@ -38507,8 +38383,6 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType10
 	// MsgSeqNum
@@ -38540,7 +38414,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum23, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38582,7 +38456,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime23, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38622,7 +38496,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38667,7 +38541,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38713,7 +38587,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradeDate16, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38770,7 +38644,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMDReqID8, &tpm, &c.d.s288MDReqID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38821,7 +38695,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38862,7 +38736,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38902,7 +38776,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID21, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38924,7 +38798,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries14, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -38961,13 +38835,11 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType14, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38982,7 +38854,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurerncy2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -38998,7 +38870,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx40, &tpm, nil, &c.d.s289MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39014,7 +38886,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize14, &tpm, &c.d.s290MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39038,7 +38910,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertDate13, &tpm, &c.d.s291MDInsertDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39062,7 +38934,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDInsertTime13, &tpm, &c.d.s292MDInsertTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39078,7 +38950,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume13, &tpm, &c.d.s293TradeVolume)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39102,7 +38974,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate13, &tpm, &c.d.s294MDEntryDate)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39159,7 +39031,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTime14, &tpm, &c.d.s295MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39175,7 +39047,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTickDirection13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39191,7 +39063,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fNetChgPrevDay37, &tpm, nil, &c.d.s296NetChgPrevDayMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39207,7 +39079,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDStreamID13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39223,7 +39095,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fPriceType13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39270,7 +39142,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradingSessionSubID10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39286,7 +39158,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39302,7 +39174,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradSesOpenTime10, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39318,7 +39190,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeCondition13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39364,7 +39236,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fOpenCloseSettleFlag4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39380,7 +39252,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderID13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39396,7 +39268,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fTradeID13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39412,7 +39284,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryBuyer13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39428,7 +39300,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntrySeller13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39444,7 +39316,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fQuoteCondition14, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39468,7 +39340,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders14, &tpm, &c.d.s297NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39484,7 +39356,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryPositionNo13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39500,7 +39372,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fDayCumQty2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39516,7 +39388,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSellerDays13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39532,7 +39404,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSettlePriceType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39548,7 +39420,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fPriceLimitType13, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39564,7 +39436,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fLowLimitPrice37, &tpm, nil, &c.d.s298LowLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39580,7 +39452,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fHighLimitPrice37, &tpm, nil, &c.d.s299HighLimitPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39596,7 +39468,7 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fTradingRefPrice10, &tpm, nil, &c.d.s300TradingRefPriceMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -39628,8 +39500,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID24
 	// MsgType
@@ -39663,7 +39533,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum24, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39703,7 +39573,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime24, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39726,7 +39596,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, &c.d.s301OrigTime)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39783,7 +39653,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource, &tpm, &c.d.s302NewsSource)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39840,7 +39710,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsID, &tpm, &c.d.s303NewsID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39897,7 +39767,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, &c.d.s304LanguageCode)
 			pmb = tpm.Bits
 			if err != nil {
@@ -39954,7 +39824,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, &c.d.s305Headline)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40011,7 +39881,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink, &tpm, &c.d.s306URLLink)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40057,7 +39927,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40073,7 +39943,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedHeadline, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40089,7 +39959,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40127,8 +39997,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// SecurityID
 				{
 					done := false
@@ -40169,7 +40037,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID22, &tpm, &c.d.s307SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -40213,7 +40081,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange21, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -40236,7 +40104,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoLinesOfText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40274,8 +40142,6 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Text
 				{
 					done := false
@@ -40321,7 +40187,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText2, &tpm, &c.d.s308Text)
 						pmb = tpm.Bits
 						if err != nil {
@@ -40366,7 +40232,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -40382,7 +40248,7 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -40415,8 +40281,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID25
 	// MessageType
@@ -40450,7 +40314,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum25, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40490,7 +40354,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime25, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40513,7 +40377,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime2, &tpm, &c.d.s309OrigTime)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40570,7 +40434,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource2, &tpm, &c.d.s310NewsSource)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40627,7 +40491,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsID2, &tpm, &c.d.s311NewsID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40684,7 +40548,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode2, &tpm, &c.d.s312LanguageCode)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40741,7 +40605,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline2, &tpm, &c.d.s313Headline)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40798,7 +40662,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink2, &tpm, &c.d.s314URLLink)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40844,7 +40708,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fEncodedHeadlineLen2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40860,7 +40724,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fEncodedHeadline2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40876,7 +40740,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -40914,8 +40778,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// SecurityID
 				{
 					done := false
@@ -40956,7 +40818,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID23, &tpm, &c.d.s315SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41000,7 +40862,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange22, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41023,7 +40885,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoLinesOfText2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41061,8 +40923,6 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// Text
 				{
 					done := false
@@ -41108,7 +40968,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText3, &tpm, &c.d.s316Text)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41153,7 +41013,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41169,7 +41029,7 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41202,8 +41062,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID26
 	// MessageType
@@ -41237,7 +41095,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum26, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41277,7 +41135,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime26, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41322,7 +41180,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41379,7 +41237,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsSource3, &tpm, &c.d.s317NewsSource)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41436,7 +41294,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode3, &tpm, &c.d.s318LanguageCode)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41493,7 +41351,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline3, &tpm, &c.d.s319Headline)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41550,7 +41408,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fURLLink3, &tpm, &c.d.s320URLLink)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41566,7 +41424,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRelatedSym7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41604,8 +41462,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// SecurityID
 				{
 					done := false
@@ -41646,7 +41502,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID24, &tpm, &c.d.s321SecurityID)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41690,7 +41546,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityExchange23, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41713,7 +41569,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoRoutingIDs, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41751,13 +41607,11 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// RoutingType
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRoutingType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41804,7 +41658,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fRoutingID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41828,7 +41682,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoLinesOfText3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -41866,8 +41720,6 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// text
 				{
 					done := false
@@ -41913,7 +41765,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText4, &tpm, &c.d.s322Text)
 						pmb = tpm.Bits
 						if err != nil {
@@ -41958,7 +41810,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEncodedTextLen3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -42005,7 +41857,7 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fEncodedText3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -42036,8 +41888,6 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID27
 	// MsgType
@@ -42071,7 +41921,7 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum27, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42111,7 +41961,7 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime27, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42133,8 +41983,6 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID28
 	// MessageType
@@ -42168,7 +42016,7 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum28, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42208,7 +42056,7 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime28, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42230,8 +42078,6 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID29
 	// MessageType
@@ -42265,7 +42111,7 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum29, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42305,7 +42151,7 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime29, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42320,7 +42166,7 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPosDupFlag2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42343,8 +42189,6 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID30
 	// MessageType
@@ -42378,7 +42222,7 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum30, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42418,7 +42262,7 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime30, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42462,7 +42306,7 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fHeartbeatInt, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42488,8 +42332,6 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID31
 	// MessageType
@@ -42523,7 +42365,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum31, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42563,7 +42405,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime31, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42611,7 +42453,7 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42634,8 +42476,6 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType16
 	// MsgSeqNum
@@ -42667,7 +42507,7 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum32, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42707,7 +42547,7 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime32, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42722,7 +42562,7 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fApplVerID32, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -42763,7 +42603,7 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -43646,8 +43486,6 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -43675,11 +43513,13 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		out = fastrt.AppendUint(out, x)
 	}
 	// Data
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fData, &tpw, nil, v.Data, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fData, &tpw, nil, v.Data, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MessageEncoding
 	if v.MessageEncoding != nil && string(v.MessageEncoding) != string(cMessageEncoding) {
@@ -43693,8 +43533,6 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -43726,11 +43564,13 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID, &tpw, &c.d.s1MDReqID, v.MDReqID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID, &tpw, &c.d.s1MDReqID, v.MDReqID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDReqRejReason
@@ -43744,11 +43584,13 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqRejReason...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqRejReason, &tpw, &c.d.s2MDReqRejReason, v.MDReqRejReason, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqRejReason, &tpw, &c.d.s2MDReqRejReason, v.MDReqRejReason, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Text
@@ -43757,11 +43599,13 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -43772,8 +43616,6 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
@@ -43792,11 +43634,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSendingTime3, &tpw, nil, v.SendingTime, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSendingTime3, &tpw, nil, v.SendingTime, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TotNoRelatedSym
@@ -43809,11 +43653,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLastFragment, &tpw, nil, v.LastFragment, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLastFragment, &tpw, nil, v.LastFragment, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RelatedSym
@@ -43831,18 +43677,18 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityID
@@ -43863,11 +43709,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID, &tpw, &c.d.s3SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID, &tpw, &c.d.s3SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -43898,19 +43746,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					}
+					// FeedTypes
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fNoMDFeedTypes, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
 						pmr, pmn = tpw.Reg, tpw.N
 						if err != nil {
 							return out, err
 						}
-					}
-					// FeedTypes
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fNoMDFeedTypes, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
 					}
 					if v.HasFeedTypes {
 						if err := c.Enter(fFeedTypes); err != nil {
@@ -43922,11 +43774,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 								out = o
 							} else {
-								tpw.Reg, tpw.N = pmr, pmn
-								out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
-								pmr, pmn = tpw.Reg, tpw.N
-								if err != nil {
-									return out, err
+								{
+									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+									out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
+									pmr, pmn = tpw.Reg, tpw.N
+									if err != nil {
+										return out, err
+									}
 								}
 							}
 							// MarketDepth
@@ -43954,11 +43808,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				c.Depth--
 			}
 			// SecurityAltIDs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoSecurityAltID, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoSecurityAltID, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasSecurityAltIDs {
 				if err := c.Enter(fSecurityAltIDs); err != nil {
@@ -43969,18 +43825,18 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// SecurityAltIDSource
@@ -43994,24 +43850,27 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						e.G, e.T, e.Msg = c.Gen, 6, 0
 						e.B = append(e.B[:0], v.SecurityAltIDSource...)
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltIDSource, &tpw, &c.d.s4SecurityAltIDSource, v.SecurityAltIDSource, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings); err != nil {
@@ -44022,18 +43881,18 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// UnderlyingSecurityID
@@ -44096,19 +43955,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fIndexPct, &tpw, &c.d.s5IndexPctExponent, &c.d.s6IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// IndexTheoreticalQty
@@ -44149,23 +44012,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
 						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fIndexTheoreticalQty, &tpw, &c.d.s7IndexTheoreticalQtyExponent, &c.d.s8IndexTheoreticalQtyMantissa, v.IndexTheoreticalQty.Mantissa, v.IndexTheoreticalQty.Exponent, v.HasIndexTheoreticalQty)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -44178,11 +44044,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendIntNullable(out, x)
 			}
 			// InstrAttrib
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasInstrAttrib {
 				if err := c.Enter(fInstrAttrib); err != nil {
@@ -44204,22 +44072,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fInstAttribValue, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fInstAttribValue, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 				}
 				c.Depth--
 			}
 			// TickRules
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoTickRules, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoTickRules, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasTickRules {
 				if err := c.Enter(fTickRules); err != nil {
@@ -44230,9 +44102,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -44271,19 +44141,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fStartTickPriceRange, &tpw, &c.d.s9StartTickPriceRangeExponent, &c.d.s10StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// EndTickPriceRange
@@ -44324,19 +44198,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fEndTickPriceRange, &tpw, &c.d.s11EndTickPriceRangeExponent, &c.d.s12EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickIncrement
@@ -44377,19 +44255,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fTickIncrement, &tpw, &c.d.s13TickIncrementExponent, &c.d.s14TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickRuleType
@@ -44400,17 +44282,18 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Legs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasLegs {
 				if err := c.Enter(fLegs); err != nil {
@@ -44421,18 +44304,18 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityID
@@ -44475,22 +44358,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Int(out, fLegRatioQty, &tpw, &c.d.s15LegRatioQty, int64(v.LegRatioQty), true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityType
 					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSecurityType, &tpw, nil, v.LegSecurityType, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSide
@@ -44511,8 +44398,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -44520,19 +44406,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityUpdateAction, &tpw, nil, v.SecurityUpdateAction, true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityUpdateAction, &tpw, nil, v.SecurityUpdateAction, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Lots
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLotTypeRules, &tpw, nil, int64(len(v.Lots)), v.HasLots)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Lots
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLotTypeRules, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			if v.HasLots {
 				if err := c.Enter(fLots); err != nil {
@@ -44593,19 +44483,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMinPriceIncrement, &tpw, &c.d.s16MinPriceIncrementExponent, &c.d.s17MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// TickSizeDenominator
@@ -44650,19 +44544,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fPriceDivisor, &tpw, &c.d.s18PriceDivisorExponent, &c.d.s19PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// MinOrderQty
@@ -44703,11 +44601,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlCurrency
@@ -44716,11 +44616,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlCurrency, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Product
@@ -44737,22 +44639,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecuritySubType
 			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecuritySubType, &tpw, nil, v.SecuritySubType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecuritySubType, &tpw, nil, v.SecuritySubType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityStrategyType
@@ -44761,11 +44667,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityStrategyType, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityStrategyType, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Asset
@@ -44774,22 +44682,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fAsset, &tpw, nil, v.Asset, v.HasAsset)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fAsset, &tpw, nil, v.Asset, v.HasAsset)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityDesc
 			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NoShareIssued
@@ -44850,19 +44762,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fStrikePrice, &tpw, &c.d.s20StrikePriceExponent, &c.d.s21StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// StrikeCurrency
@@ -44871,11 +44787,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fStrikeCurrency, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fStrikeCurrency, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ExerciseStyle
@@ -44928,19 +44846,23 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fContractMultiplier, &tpw, &c.d.s22ContractMultiplierExponent, &c.d.s23ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// ContractSettlMonth
@@ -44955,22 +44877,26 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CountryOfIssue
 			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCountryOfIssue, &tpw, nil, v.CountryOfIssue, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCountryOfIssue, &tpw, nil, v.CountryOfIssue, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// IssueDate
@@ -45013,11 +44939,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlType, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlType, &tpw, nil, v.SettlType, v.HasSettlType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -45044,11 +44972,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// GovernanceIndicator
@@ -45057,11 +44987,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fGovernanceIndicator, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fGovernanceIndicator, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CorporateActionEventID
@@ -45076,11 +45008,13 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityMatchType
@@ -45091,8 +45025,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -45104,8 +45037,6 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType2, "value differs from the constant")
@@ -45124,11 +45055,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSendingTime4, &tpw, nil, v.SendingTime, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSendingTime4, &tpw, nil, v.SendingTime, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TotNoRelatedSym
@@ -45141,11 +45074,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLastFragment2, &tpw, nil, v.LastFragment, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLastFragment2, &tpw, nil, v.LastFragment, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RelatedSym
@@ -45163,18 +45098,18 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityID
@@ -45195,11 +45130,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID2, &tpw, &c.d.s24SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID2, &tpw, &c.d.s24SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -45230,19 +45167,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fApplID2, &tpw, nil, v.ApplID, true)
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fApplID2, &tpw, nil, v.ApplID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					}
+					// FeedTypes
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fNoMDFeedTypes2, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
 						pmr, pmn = tpw.Reg, tpw.N
 						if err != nil {
 							return out, err
 						}
-					}
-					// FeedTypes
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fNoMDFeedTypes2, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
 					}
 					if v.HasFeedTypes {
 						if err := c.Enter(fFeedTypes2); err != nil {
@@ -45254,11 +45195,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 								out = o
 							} else {
-								tpw.Reg, tpw.N = pmr, pmn
-								out, err = c.Vector(out, fMDFeedType2, &tpw, nil, v.MDFeedType, true)
-								pmr, pmn = tpw.Reg, tpw.N
-								if err != nil {
-									return out, err
+								{
+									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+									out, err = c.Vector(out, fMDFeedType2, &tpw, nil, v.MDFeedType, true)
+									pmr, pmn = tpw.Reg, tpw.N
+									if err != nil {
+										return out, err
+									}
 								}
 							}
 							// MarketDepth
@@ -45286,11 +45229,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityAltIDs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoSecurityAltID2, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoSecurityAltID2, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasSecurityAltIDs {
 				if err := c.Enter(fSecurityAltIDs2); err != nil {
@@ -45301,18 +45246,18 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltID2, &tpw, nil, v.SecurityAltID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// SecurityAltIDSource
@@ -45326,24 +45271,27 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.Msg = c.Gen, 6, 0
 						e.B = append(e.B[:0], v.SecurityAltIDSource...)
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltIDSource2, &tpw, &c.d.s25SecurityAltIDSource, v.SecurityAltIDSource, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings2, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings2, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings2); err != nil {
@@ -45354,18 +45302,18 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fUnderlyingSymbol2, &tpw, nil, v.UnderlyingSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// UnderlyingSecurityID
@@ -45428,23 +45376,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
 						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fIndexPct4, &tpw, &c.d.s26IndexPctExponent, &c.d.s27IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -45457,11 +45408,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendIntNullable(out, x)
 			}
 			// InstrAttrib
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoInstrAttrib2, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoInstrAttrib2, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasInstrAttrib {
 				if err := c.Enter(fInstrAttrib2); err != nil {
@@ -45483,22 +45436,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fInstAttribValue2, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fInstAttribValue2, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 				}
 				c.Depth--
 			}
 			// TickRules
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoTickRules2, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoTickRules2, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasTickRules {
 				if err := c.Enter(fTickRules2); err != nil {
@@ -45509,9 +45466,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -45550,19 +45505,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fStartTickPriceRange4, &tpw, &c.d.s28StartTickPriceRangeExponent, &c.d.s29StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// EndTickPriceRange
@@ -45603,19 +45562,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fEndTickPriceRange4, &tpw, &c.d.s30EndTickPriceRangeExponent, &c.d.s31EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickIncrement
@@ -45656,19 +45619,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fTickIncrement4, &tpw, &c.d.s32TickIncrementExponent, &c.d.s33TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickRuleType
@@ -45679,17 +45646,18 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Legs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLegs2, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLegs2, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasLegs {
 				if err := c.Enter(fLegs2); err != nil {
@@ -45700,18 +45668,18 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSymbol2, &tpw, nil, v.LegSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityID
@@ -45754,22 +45722,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Int(out, fLegRatioQty2, &tpw, &c.d.s34LegRatioQty, int64(v.LegRatioQty), true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityType
 					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSecurityType2, &tpw, nil, v.LegSecurityType, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSide
@@ -45790,8 +45762,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -45799,19 +45770,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityUpdateAction2, &tpw, nil, v.SecurityUpdateAction, true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityUpdateAction2, &tpw, nil, v.SecurityUpdateAction, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Lots
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLotTypeRules2, &tpw, nil, int64(len(v.Lots)), v.HasLots)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Lots
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLotTypeRules2, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			if v.HasLots {
 				if err := c.Enter(fLots2); err != nil {
@@ -45872,19 +45847,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMinPriceIncrement4, &tpw, &c.d.s35MinPriceIncrementExponent, &c.d.s36MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// TickSizeDenominator
@@ -45929,19 +45908,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fPriceDivisor4, &tpw, &c.d.s37PriceDivisorExponent, &c.d.s38PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// MinOrderQty
@@ -45982,11 +45965,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlCurrency
@@ -45995,11 +45980,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlCurrency2, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlCurrency2, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Product
@@ -46016,22 +46003,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityType2, &tpw, nil, v.SecurityType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityType2, &tpw, nil, v.SecurityType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecuritySubType
 			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecuritySubType2, &tpw, nil, v.SecuritySubType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecuritySubType2, &tpw, nil, v.SecuritySubType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityStrategyType
@@ -46040,11 +46031,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityStrategyType2, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityStrategyType2, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Asset
@@ -46053,22 +46046,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fAsset2, &tpw, nil, v.Asset, v.HasAsset)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fAsset2, &tpw, nil, v.Asset, v.HasAsset)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityDesc
 			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityDesc2, &tpw, nil, v.SecurityDesc, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityDesc2, &tpw, nil, v.SecurityDesc, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NoShareIssued
@@ -46129,19 +46126,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fStrikePrice4, &tpw, &c.d.s39StrikePriceExponent, &c.d.s40StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// StrikeCurrency
@@ -46150,11 +46151,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fStrikeCurrency2, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fStrikeCurrency2, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ExerciseStyle
@@ -46207,19 +46210,23 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fContractMultiplier4, &tpw, &c.d.s41ContractMultiplierExponent, &c.d.s42ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// ContractSettlMonth
@@ -46234,22 +46241,26 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCFICode2, &tpw, nil, v.CFICode, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCFICode2, &tpw, nil, v.CFICode, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CountryOfIssue
 			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCountryOfIssue2, &tpw, nil, v.CountryOfIssue, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCountryOfIssue2, &tpw, nil, v.CountryOfIssue, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// IssueDate
@@ -46292,11 +46303,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlType2, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlType2, &tpw, nil, v.SettlType, v.HasSettlType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -46323,11 +46336,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// GovernanceIndicator
@@ -46336,11 +46351,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fGovernanceIndicator2, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fGovernanceIndicator2, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CorporateActionEventID
@@ -46355,11 +46372,13 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityMatchType
@@ -46370,8 +46389,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -46383,8 +46401,6 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType3, "value differs from the constant")
@@ -46403,11 +46419,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSendingTime5, &tpw, nil, v.SendingTime, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSendingTime5, &tpw, nil, v.SendingTime, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TotNoRelatedSym
@@ -46420,11 +46438,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLastFragment3, &tpw, nil, v.LastFragment, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLastFragment3, &tpw, nil, v.LastFragment, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RelatedSym
@@ -46442,18 +46462,18 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityID
@@ -46474,11 +46494,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID3, &tpw, &c.d.s43SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID3, &tpw, &c.d.s43SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -46509,19 +46531,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fApplID3, &tpw, nil, v.ApplID, true)
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fApplID3, &tpw, nil, v.ApplID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					}
+					// FeedTypes
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fNoMDFeedTypes3, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
 						pmr, pmn = tpw.Reg, tpw.N
 						if err != nil {
 							return out, err
 						}
-					}
-					// FeedTypes
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fNoMDFeedTypes3, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
 					}
 					if v.HasFeedTypes {
 						if err := c.Enter(fFeedTypes3); err != nil {
@@ -46533,11 +46559,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 								out = o
 							} else {
-								tpw.Reg, tpw.N = pmr, pmn
-								out, err = c.Vector(out, fMDFeedType3, &tpw, nil, v.MDFeedType, true)
-								pmr, pmn = tpw.Reg, tpw.N
-								if err != nil {
-									return out, err
+								{
+									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+									out, err = c.Vector(out, fMDFeedType3, &tpw, nil, v.MDFeedType, true)
+									pmr, pmn = tpw.Reg, tpw.N
+									if err != nil {
+										return out, err
+									}
 								}
 							}
 							// MarketDepth
@@ -46565,11 +46593,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityAltIDs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoSecurityAltID3, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoSecurityAltID3, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasSecurityAltIDs {
 				if err := c.Enter(fSecurityAltIDs3); err != nil {
@@ -46580,18 +46610,18 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltID3, &tpw, nil, v.SecurityAltID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// SecurityAltIDSource
@@ -46605,24 +46635,27 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.Msg = c.Gen, 6, 0
 						e.B = append(e.B[:0], v.SecurityAltIDSource...)
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltIDSource3, &tpw, &c.d.s44SecurityAltIDSource, v.SecurityAltIDSource, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings3, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings3, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings3); err != nil {
@@ -46633,18 +46666,18 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSymbol
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fUnderlyingSymbol3, &tpw, nil, v.UnderlyingSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// UnderlyingSecurityID
@@ -46707,23 +46740,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
 						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fIndexPct7, &tpw, &c.d.s45IndexPctExponent, &c.d.s46IndexPctMantissa, v.IndexPct.Mantissa, v.IndexPct.Exponent, v.HasIndexPct)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
-						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -46736,11 +46772,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendIntNullable(out, x)
 			}
 			// InstrAttrib
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoInstrAttrib3, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoInstrAttrib3, &tpw, nil, int64(len(v.InstrAttrib)), v.HasInstrAttrib)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasInstrAttrib {
 				if err := c.Enter(fInstrAttrib3); err != nil {
@@ -46762,22 +46800,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else if o, ok := fastrt.AppendASCII(out, v.InstAttribValue, true); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fInstAttribValue3, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fInstAttribValue3, &tpw, nil, v.InstAttribValue, v.HasInstAttribValue)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 				}
 				c.Depth--
 			}
 			// TickRules
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoTickRules3, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoTickRules3, &tpw, nil, int64(len(v.TickRules)), v.HasTickRules)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasTickRules {
 				if err := c.Enter(fTickRules3); err != nil {
@@ -46788,9 +46830,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// StartTickPriceRange
 					if ee, me := &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa; v.HasStartTickPriceRange && v.StartTickPriceRange.Exponent >= -63 && v.StartTickPriceRange.Exponent <= 63 && me.G != c.Gen+1 {
 						base := int64(0)
@@ -46829,19 +46869,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fStartTickPriceRange7, &tpw, &c.d.s47StartTickPriceRangeExponent, &c.d.s48StartTickPriceRangeMantissa, v.StartTickPriceRange.Mantissa, v.StartTickPriceRange.Exponent, v.HasStartTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// EndTickPriceRange
@@ -46882,19 +46926,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fEndTickPriceRange7, &tpw, &c.d.s49EndTickPriceRangeExponent, &c.d.s50EndTickPriceRangeMantissa, v.EndTickPriceRange.Mantissa, v.EndTickPriceRange.Exponent, v.HasEndTickPriceRange)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickIncrement
@@ -46935,19 +46983,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							}
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
-							tpw.Reg, tpw.N = pmr, pmn
+							{
+								tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+								out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
+								pmr, pmn = tpw.Reg, tpw.N
+								if err != nil {
+									return out, err
+								}
+							}
+						}
+					} else {
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 							out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
 							pmr, pmn = tpw.Reg, tpw.N
 							if err != nil {
 								return out, err
 							}
-						}
-					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.SplitDecimal(out, fTickIncrement7, &tpw, &c.d.s51TickIncrementExponent, &c.d.s52TickIncrementMantissa, v.TickIncrement.Mantissa, v.TickIncrement.Exponent, v.HasTickIncrement)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
 						}
 					}
 					// TickRuleType
@@ -46958,17 +47010,18 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else {
 						out = fast.AppendIntNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Legs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLegs3, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLegs3, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasLegs {
 				if err := c.Enter(fLegs3); err != nil {
@@ -46979,18 +47032,18 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSymbol3, &tpw, nil, v.LegSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityID
@@ -47033,22 +47086,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Int(out, fLegRatioQty3, &tpw, &c.d.s53LegRatioQty, int64(v.LegRatioQty), true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityType
 					if o, ok := fastrt.AppendASCII(out, v.LegSecurityType, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSecurityType3, &tpw, nil, v.LegSecurityType, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSide
@@ -47069,8 +47126,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -47078,19 +47134,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityUpdateAction3, &tpw, nil, v.SecurityUpdateAction, true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityUpdateAction3, &tpw, nil, v.SecurityUpdateAction, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Lots
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLotTypeRules3, &tpw, nil, int64(len(v.Lots)), v.HasLots)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Lots
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLotTypeRules3, &tpw, nil, int64(len(v.Lots)), v.HasLots)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			if v.HasLots {
 				if err := c.Enter(fLots3); err != nil {
@@ -47151,19 +47211,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMinPriceIncrement7, &tpw, &c.d.s54MinPriceIncrementExponent, &c.d.s55MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// TickSizeDenominator
@@ -47208,19 +47272,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fPriceDivisor7, &tpw, &c.d.s56PriceDivisorExponent, &c.d.s57PriceDivisorMantissa, v.PriceDivisor.Mantissa, v.PriceDivisor.Exponent, v.HasPriceDivisor)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// MinOrderQty
@@ -47261,11 +47329,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlCurrency
@@ -47274,11 +47344,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlCurrency3, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlCurrency3, &tpw, nil, v.SettlCurrency, v.HasSettlCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Product
@@ -47295,22 +47367,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityType3, &tpw, nil, v.SecurityType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityType3, &tpw, nil, v.SecurityType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecuritySubType
 			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecuritySubType3, &tpw, nil, v.SecuritySubType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecuritySubType3, &tpw, nil, v.SecuritySubType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityStrategyType
@@ -47319,11 +47395,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityStrategyType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityStrategyType3, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityStrategyType3, &tpw, nil, v.SecurityStrategyType, v.HasSecurityStrategyType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Asset
@@ -47332,22 +47410,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.Asset, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fAsset3, &tpw, nil, v.Asset, v.HasAsset)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fAsset3, &tpw, nil, v.Asset, v.HasAsset)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityDesc
 			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityDesc3, &tpw, nil, v.SecurityDesc, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityDesc3, &tpw, nil, v.SecurityDesc, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NoShareIssued
@@ -47408,19 +47490,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fStrikePrice7, &tpw, &c.d.s58StrikePriceExponent, &c.d.s59StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// StrikeCurrency
@@ -47429,11 +47515,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fStrikeCurrency3, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fStrikeCurrency3, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ExerciseStyle
@@ -47486,19 +47574,23 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fContractMultiplier7, &tpw, &c.d.s60ContractMultiplierExponent, &c.d.s61ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// ContractSettlMonth
@@ -47513,22 +47605,26 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCFICode3, &tpw, nil, v.CFICode, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCFICode3, &tpw, nil, v.CFICode, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CountryOfIssue
 			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCountryOfIssue3, &tpw, nil, v.CountryOfIssue, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCountryOfIssue3, &tpw, nil, v.CountryOfIssue, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// IssueDate
@@ -47571,11 +47667,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlType3, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlType3, &tpw, nil, v.SettlType, v.HasSettlType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -47602,11 +47700,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// GovernanceIndicator
@@ -47615,11 +47715,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.GovernanceIndicator, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fGovernanceIndicator3, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fGovernanceIndicator3, &tpw, nil, v.GovernanceIndicator, v.HasGovernanceIndicator)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CorporateActionEventID
@@ -47634,11 +47736,13 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityGroup3, &tpw, nil, v.SecurityGroup, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityGroup3, &tpw, nil, v.SecurityGroup, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityMatchType
@@ -47649,8 +47753,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else {
 				out = fast.AppendIntNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -47662,8 +47765,6 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -47694,11 +47795,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLastFragment4, &tpw, nil, v.LastFragment, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLastFragment4, &tpw, nil, v.LastFragment, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RelatedSymbols
@@ -47716,18 +47819,18 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Symbol
 			if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityID
@@ -47748,11 +47851,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID4, &tpw, &c.d.s62SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID4, &tpw, &c.d.s62SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -47783,19 +47888,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if o, ok := fastrt.AppendASCII(out, v.ApplId, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fApplId, &tpw, nil, v.ApplId, true)
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fApplId, &tpw, nil, v.ApplId, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
+						}
+					}
+					// FeedTypes
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fNoMDFeedTypes4, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
 						pmr, pmn = tpw.Reg, tpw.N
 						if err != nil {
 							return out, err
 						}
-					}
-					// FeedTypes
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fNoMDFeedTypes4, &tpw, nil, int64(len(v.FeedTypes)), v.HasFeedTypes)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
 					}
 					if v.HasFeedTypes {
 						if err := c.Enter(fFeedTypes4); err != nil {
@@ -47807,11 +47916,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 							if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 								out = o
 							} else {
-								tpw.Reg, tpw.N = pmr, pmn
-								out, err = c.Vector(out, fMDFeedType4, &tpw, nil, v.MDFeedType, true)
-								pmr, pmn = tpw.Reg, tpw.N
-								if err != nil {
-									return out, err
+								{
+									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+									out, err = c.Vector(out, fMDFeedType4, &tpw, nil, v.MDFeedType, true)
+									pmr, pmn = tpw.Reg, tpw.N
+									if err != nil {
+										return out, err
+									}
 								}
 							}
 							// MarketDepth
@@ -47839,11 +47950,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// SecurityAltIDs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoSecurityAltID4, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoSecurityAltID4, &tpw, nil, int64(len(v.SecurityAltIDs)), v.HasSecurityAltIDs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasSecurityAltIDs {
 				if err := c.Enter(fSecurityAltIDs4); err != nil {
@@ -47854,18 +47967,18 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// SecurityAltID
 					if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltID4, &tpw, nil, v.SecurityAltID, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// SecurityAltIDSource
@@ -47879,24 +47992,27 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						e.G, e.T, e.Msg = c.Gen, 6, 0
 						e.B = append(e.B[:0], v.SecurityAltIDSource...)
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fSecurityAltIDSource4, &tpw, &c.d.s63SecurityAltIDSource, v.SecurityAltIDSource, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings4, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings4, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings4); err != nil {
@@ -47908,11 +48024,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fUnderlyingSymbol4, &tpw, nil, v.UnderlyingSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fUnderlyingSymbol4, &tpw, nil, v.UnderlyingSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// UnderlyingSecurityID
@@ -47941,11 +48059,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				c.Depth--
 			}
 			// Legs
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoLegs4, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoLegs4, &tpw, nil, int64(len(v.Legs)), v.HasLegs)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasLegs {
 				if err := c.Enter(fLegs4); err != nil {
@@ -47956,18 +48076,18 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// LegSymbol
 					if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegSymbol4, &tpw, nil, v.LegSymbol, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityID
@@ -48010,41 +48130,46 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Int(out, fLegRatioQty4, &tpw, &c.d.s64LegRatioQty, int64(v.LegRatioQty), true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegType
 					if o, ok := fastrt.AppendASCII(out, v.LegType, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fLegType, &tpw, nil, v.LegType, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// BuyersPerspective
 					if o, ok := fastrt.AppendASCII(out, v.BuyersPerspective, false); ok {
 						out = o
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Vector(out, fBuyersPerspective, &tpw, nil, v.BuyersPerspective, true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange4, "value differs from the constant")
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -48052,11 +48177,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.SecurityUpdateAction, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityUpdateAction4, &tpw, nil, v.SecurityUpdateAction, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityUpdateAction4, &tpw, nil, v.SecurityUpdateAction, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RoundLot
@@ -48119,19 +48246,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMinPriceIncrement10, &tpw, &c.d.s65MinPriceIncrementExponent, &c.d.s66MinPriceIncrementMantissa, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// TickSizeDenominator
@@ -48168,77 +48299,91 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fInstrumentID, &tpw, nil, v.InstrumentID, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fInstrumentID, &tpw, nil, v.InstrumentID, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Currency
 			if o, ok := fastrt.AppendASCII(out, v.Currency, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency4, &tpw, nil, v.Currency, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency4, &tpw, nil, v.Currency, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlCurrency
 			if o, ok := fastrt.AppendASCII(out, v.SettlCurrency, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlCurrency4, &tpw, nil, v.SettlCurrency, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlCurrency4, &tpw, nil, v.SettlCurrency, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityType4, &tpw, nil, v.SecurityType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityType4, &tpw, nil, v.SecurityType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecuritySubType
 			if o, ok := fastrt.AppendASCII(out, v.SecuritySubType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecuritySubType4, &tpw, nil, v.SecuritySubType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecuritySubType4, &tpw, nil, v.SecuritySubType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Asset
 			if o, ok := fastrt.AppendASCII(out, v.Asset, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fAsset4, &tpw, nil, v.Asset, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fAsset4, &tpw, nil, v.Asset, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityDesc
 			if o, ok := fastrt.AppendASCII(out, v.SecurityDesc, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityDesc4, &tpw, nil, v.SecurityDesc, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityDesc4, &tpw, nil, v.SecurityDesc, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MaturityDate
@@ -48291,19 +48436,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fStrikePrice10, &tpw, &c.d.s67StrikePriceExponent, &c.d.s68StrikePriceMantissa, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// StrikeCurrency
@@ -48312,11 +48461,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.StrikeCurrency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fStrikeCurrency4, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fStrikeCurrency4, &tpw, nil, v.StrikeCurrency, v.HasStrikeCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ContractMultiplier
@@ -48361,19 +48512,23 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fContractMultiplier10, &tpw, &c.d.s69ContractMultiplierExponent, &c.d.s70ContractMultiplierMantissa, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// ContractSettlMonth
@@ -48388,22 +48543,26 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.CFICode, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCFICode4, &tpw, nil, v.CFICode, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCFICode4, &tpw, nil, v.CFICode, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// CountryOfIssue
 			if o, ok := fastrt.AppendASCII(out, v.CountryOfIssue, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCountryOfIssue4, &tpw, nil, v.CountryOfIssue, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCountryOfIssue4, &tpw, nil, v.CountryOfIssue, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// IssueDate
@@ -48448,11 +48607,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if o, ok := fastrt.AppendASCII(out, v.SettlType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSettlType4, &tpw, nil, v.SettlType, v.HasSettlType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSettlType4, &tpw, nil, v.SettlType, v.HasSettlType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SettlDate
@@ -48464,25 +48625,28 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityValidityTimestamp4, &tpw, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
-			// SecurityGroup
-			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
-				out = o
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityGroup4, &tpw, nil, v.SecurityGroup, true)
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityValidityTimestamp4, &tpw, nil, int64(v.SecurityValidityTimestamp), v.HasSecurityValidityTimestamp)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			// SecurityGroup
+			if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, false); ok {
+				out = o
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityGroup4, &tpw, nil, v.SecurityGroup, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -48494,8 +48658,6 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID7) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID7, "value differs from the constant")
@@ -48517,11 +48679,13 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendUint(out, x)
 	}
 	// PosDupFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPosDupFlag, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fPosDupFlag, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MDEntries
 	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
@@ -48537,9 +48701,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 10)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s71MDUpdateAction; v.HasMDUpdateAction && e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -48550,19 +48712,23 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				out = fast.AppendUintNullable(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s71MDUpdateAction, int64(v.MDUpdateAction), v.HasMDUpdateAction)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDPriceLevel
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDPriceLevel
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDPriceLevel, &tpw, nil, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryType
 			if e := &c.d.s72MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
@@ -48575,19 +48741,23 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s72MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityIDSource
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// SecurityIDSource
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityIDSource5, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// SecurityID
 			if e := &c.d.s73SecurityID; v.HasSecurityID && e.G == c.Gen && e.I == int64(v.SecurityID) {
@@ -48599,11 +48769,13 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				out = fast.AppendUintNullable(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID5, &tpw, &c.d.s73SecurityID, int64(v.SecurityID), v.HasSecurityID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -48617,19 +48789,23 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				out = fast.AppendUintNullable(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq, &tpw, &c.d.s74RptSeq, int64(v.RptSeq), v.HasRptSeq)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPx
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, nil, &c.d.s75MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryTime
 			if e := &c.d.s76MDEntryTime; e.G == c.Gen && e.I == int64(v.MDEntryTime) {
@@ -48649,40 +48825,50 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s76MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s77MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s78NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
@@ -48697,8 +48883,6 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID8) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID8, "value differs from the constant")
@@ -48741,9 +48925,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s79MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -48762,11 +48944,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction2, &tpw, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction2, &tpw, &c.d.s79MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -48780,11 +48964,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s80MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -48813,11 +48999,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID6, &tpw, &c.d.s81SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID6, &tpw, &c.d.s81SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -48839,40 +49027,50 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq2, &tpw, &c.d.s82RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq2, &tpw, &c.d.s82RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition2, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, nil, &c.d.s83MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate, &tpw, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate, &tpw, nil, &c.d.s84MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders2, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders2, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -48880,11 +49078,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -48905,19 +49105,23 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime2, &tpw, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime2, &tpw, &c.d.s85MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize2, &tpw, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize2, &tpw, &c.d.s86MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s87MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -48929,11 +49133,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate, &tpw, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate, &tpw, &c.d.s87MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -48946,11 +49152,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate, &tpw, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate, &tpw, &c.d.s88MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -48963,40 +49171,50 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime, &tpw, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime, &tpw, &c.d.s89MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// PriceDelta
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fPriceDelta, &tpw, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fPriceDelta, &tpw, nil, &c.d.s90PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// FirstPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fFirstPx, &tpw, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fFirstPx, &tpw, nil, &c.d.s91FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLastPx, &tpw, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLastPx, &tpw, nil, &c.d.s92LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
 			if e := &c.d.s93Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -49009,40 +49227,50 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency5, &tpw, &c.d.s93Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// NetChgPrevDay
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay, &tpw, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay, &tpw, nil, &c.d.s94NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume, &tpw, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume, &tpw, &c.d.s95TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -49050,11 +49278,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -49074,39 +49304,49 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
@@ -49133,39 +49373,49 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice, &tpw, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice, &tpw, nil, &c.d.s96LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice, &tpw, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice, &tpw, nil, &c.d.s97HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice, &tpw, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice, &tpw, nil, &c.d.s98TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -49232,11 +49482,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings5, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings5, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings5); err != nil {
@@ -49247,15 +49499,15 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID5, &tpw, &c.d.s99UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -49266,11 +49518,13 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange5, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx, &tpw, nil, &c.d.s100UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -49280,8 +49534,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -49306,8 +49559,6 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID9) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID9, "value differs from the constant")
@@ -49350,9 +49601,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s101MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -49371,11 +49620,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction3, &tpw, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction3, &tpw, &c.d.s101MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -49389,11 +49640,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType3, &tpw, &c.d.s102MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -49422,11 +49675,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID7, &tpw, &c.d.s103SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID7, &tpw, &c.d.s103SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -49448,40 +49703,50 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq3, &tpw, &c.d.s104RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq3, &tpw, &c.d.s104RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition3, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx7, &tpw, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx7, &tpw, nil, &c.d.s105MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate4, &tpw, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate4, &tpw, nil, &c.d.s106MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders3, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders3, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -49489,11 +49754,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType2, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType2, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -49514,19 +49781,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime3, &tpw, &c.d.s107MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize3, &tpw, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize3, &tpw, &c.d.s108MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s109MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -49538,11 +49809,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate2, &tpw, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate2, &tpw, &c.d.s109MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -49555,11 +49828,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate2, &tpw, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate2, &tpw, &c.d.s110MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -49572,19 +49847,23 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime2, &tpw, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime2, &tpw, &c.d.s111MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID2, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID2, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// Currency
 			if e := &c.d.s112Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -49597,40 +49876,50 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency6, &tpw, &c.d.s112Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// NetChgPrevDay
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay4, &tpw, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay4, &tpw, nil, &c.d.s113NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays2, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays2, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume2, &tpw, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume2, &tpw, &c.d.s114TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection2, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection2, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -49638,11 +49927,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition2, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -49662,39 +49953,49 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID2, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID2, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID2, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID2, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer2, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer2, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller2, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller2, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo2, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo2, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
@@ -49721,39 +50022,49 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType2, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType2, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType2, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType2, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice4, &tpw, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice4, &tpw, nil, &c.d.s115LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice4, &tpw, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice4, &tpw, nil, &c.d.s116HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice4, &tpw, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice4, &tpw, nil, &c.d.s117TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -49820,11 +50131,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings6, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings6, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings6); err != nil {
@@ -49835,15 +50148,15 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID6, &tpw, &c.d.s118UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -49854,11 +50167,13 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange6, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx4, &tpw, nil, &c.d.s119UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -49868,8 +50183,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -49894,8 +50208,6 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID10) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID10, "value differs from the constant")
@@ -49938,9 +50250,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s120MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -49959,11 +50269,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction4, &tpw, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction4, &tpw, &c.d.s120MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -49977,11 +50289,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType4, &tpw, &c.d.s121MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -50010,11 +50324,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID8, &tpw, &c.d.s122SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID8, &tpw, &c.d.s122SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -50036,40 +50352,50 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq4, &tpw, &c.d.s123RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq4, &tpw, &c.d.s123RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition4, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx10, &tpw, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx10, &tpw, nil, &c.d.s124MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate7, &tpw, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate7, &tpw, nil, &c.d.s125MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders4, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders4, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -50077,11 +50403,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType3, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType3, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -50102,19 +50430,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime4, &tpw, &c.d.s126MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize4, &tpw, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize4, &tpw, &c.d.s127MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s128MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -50126,11 +50458,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate3, &tpw, &c.d.s128MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -50143,11 +50477,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate3, &tpw, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate3, &tpw, &c.d.s129MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -50160,19 +50496,23 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime3, &tpw, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime3, &tpw, &c.d.s130MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID3, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID3, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// Currency
 			if e := &c.d.s131Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -50185,40 +50525,50 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency7, &tpw, &c.d.s131Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// NetChgPrevDay
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay7, &tpw, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay7, &tpw, nil, &c.d.s132NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays3, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays3, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume3, &tpw, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume3, &tpw, &c.d.s133TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection3, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection3, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -50226,11 +50576,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition3, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -50250,39 +50602,49 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID3, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID3, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID3, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID3, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer3, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer3, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller3, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller3, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo3, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo3, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
@@ -50309,39 +50671,49 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType3, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType3, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType3, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType3, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice7, &tpw, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice7, &tpw, nil, &c.d.s134LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice7, &tpw, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice7, &tpw, nil, &c.d.s135HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice7, &tpw, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice7, &tpw, nil, &c.d.s136TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -50384,11 +50756,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings7, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings7, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings7); err != nil {
@@ -50399,15 +50773,15 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID7, &tpw, &c.d.s137UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -50418,11 +50792,13 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange7, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx7, &tpw, nil, &c.d.s138UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -50432,8 +50808,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -50458,8 +50833,6 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID11) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID11, "value differs from the constant")
@@ -50502,9 +50875,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 27)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s139MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -50523,11 +50894,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction5, &tpw, &c.d.s139MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -50541,11 +50914,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType5, &tpw, &c.d.s140MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -50574,11 +50949,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID9, &tpw, &c.d.s141SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID9, &tpw, &c.d.s141SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -50600,40 +50977,50 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq5, &tpw, &c.d.s142RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq5, &tpw, &c.d.s142RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition5, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition5, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx13, &tpw, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx13, &tpw, nil, &c.d.s143MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate10, &tpw, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate10, &tpw, nil, &c.d.s144MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders5, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders5, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -50641,11 +51028,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType4, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType4, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -50666,19 +51055,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime5, &tpw, &c.d.s145MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize5, &tpw, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize5, &tpw, &c.d.s146MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s147MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -50690,11 +51083,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate4, &tpw, &c.d.s147MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -50707,11 +51102,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate4, &tpw, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate4, &tpw, &c.d.s148MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -50724,19 +51121,23 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime4, &tpw, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime4, &tpw, &c.d.s149MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID4, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID4, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// Currency
 			if e := &c.d.s150Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -50749,40 +51150,50 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency8, &tpw, &c.d.s150Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// NetChgPrevDay
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay10, &tpw, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay10, &tpw, nil, &c.d.s151NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays4, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays4, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume4, &tpw, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume4, &tpw, &c.d.s152TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection4, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection4, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -50790,11 +51201,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition4, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradingSessionID
@@ -50811,47 +51224,59 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.OpenCloseSettlFlag, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOpenCloseSettlFlag4, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// OrderID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID4, &tpw, nil, v.OrderID, v.HasOrderID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID4, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID4, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID4, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer4, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer4, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller4, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller4, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo4, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo4, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
 			if !v.HasSettPriceType {
@@ -50878,39 +51303,49 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType4, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType4, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType4, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType4, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice10, &tpw, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice10, &tpw, nil, &c.d.s153LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice10, &tpw, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice10, &tpw, nil, &c.d.s154HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice10, &tpw, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice10, &tpw, nil, &c.d.s155TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -50953,11 +51388,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings8, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings8, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings8); err != nil {
@@ -50968,15 +51405,15 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID8, &tpw, &c.d.s156UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -50987,11 +51424,13 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange8, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx10, &tpw, nil, &c.d.s157UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -51001,8 +51440,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -51027,8 +51465,6 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID12) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID12, "value differs from the constant")
@@ -51069,9 +51505,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s158MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -51090,11 +51524,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction6, &tpw, &c.d.s158MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDPriceLevel
@@ -51108,11 +51544,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDPriceLevel2, &tpw, &c.d.s159MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -51126,11 +51564,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType6, &tpw, &c.d.s160MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -51139,11 +51579,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol5, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -51172,11 +51614,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID10, &tpw, &c.d.s161SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -51198,33 +51642,41 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq6, &tpw, &c.d.s162RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition6, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx16, &tpw, nil, &c.d.s163MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders6, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -51232,11 +51684,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType5, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -51257,19 +51711,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime6, &tpw, &c.d.s164MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize6, &tpw, &c.d.s165MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s166MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -51281,11 +51739,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate5, &tpw, &c.d.s166MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -51298,11 +51758,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate5, &tpw, &c.d.s167MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -51315,19 +51777,23 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime5, &tpw, &c.d.s168MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID5, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// Currency
 			if e := &c.d.s169Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -51340,47 +51806,59 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency9, &tpw, &c.d.s169Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TradingSessionID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TradingSessionID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradingSessionID6, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay13, &tpw, nil, &c.d.s170NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays5, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume5, &tpw, &c.d.s171TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection5, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -51388,11 +51866,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition5, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettleFlag
@@ -51404,53 +51884,67 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID5, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID5, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer5, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller5, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo5, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fSettlType5, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlDate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettlDate5, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlePriceType
 			if !v.HasSettlePriceType {
@@ -51461,39 +51955,49 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType5, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType5, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice13, &tpw, nil, &c.d.s172LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice13, &tpw, nil, &c.d.s173HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingRefPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingRefPrice, &tpw, nil, &c.d.s174TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
@@ -51508,8 +52012,6 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID13) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID13, "value differs from the constant")
@@ -51550,9 +52052,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s175MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -51571,11 +52071,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction7, &tpw, &c.d.s175MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDPriceLevel
@@ -51589,11 +52091,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDPriceLevel3, &tpw, &c.d.s176MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -51607,11 +52111,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType7, &tpw, &c.d.s177MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -51620,11 +52126,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol6, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -51653,11 +52161,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID11, &tpw, &c.d.s178SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -51679,33 +52189,41 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq7, &tpw, &c.d.s179RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// QuoteCondition
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition7, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx19, &tpw, nil, &c.d.s180MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders7, &tpw, nil, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
 			if !v.HasPriceType {
@@ -51713,11 +52231,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.PriceType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fPriceType6, &tpw, nil, v.PriceType, v.HasPriceType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -51738,19 +52258,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime7, &tpw, &c.d.s181MDEntryTime, int64(v.MDEntryTime), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntrySize
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize7, &tpw, &c.d.s182MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s183MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -51762,11 +52286,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate6, &tpw, &c.d.s183MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -51779,11 +52305,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate6, &tpw, &c.d.s184MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -51796,19 +52324,23 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime6, &tpw, &c.d.s185MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDStreamID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID6, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// Currency
 			if e := &c.d.s186Currency; v.HasCurrency && e.G == c.Gen && string(e.B) == string(v.Currency) {
@@ -51821,47 +52353,59 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Currency...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency10, &tpw, &c.d.s186Currency, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TradingSessionID
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TradingSessionID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradingSessionID7, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay16, &tpw, nil, &c.d.s187NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays6, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume6, &tpw, &c.d.s188TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection6, &tpw, nil, v.TickDirection, v.HasTickDirection)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
 			if !v.HasTradeCondition {
@@ -51869,11 +52413,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if o, ok := fastrt.AppendASCII(out, v.TradeCondition, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradeCondition6, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OpenCloseSettleFlag
@@ -51885,53 +52431,67 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID6, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID6, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer6, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller6, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo6, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fSettlType6, &tpw, nil, v.SettlType, v.HasSettlType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlDate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettlDate6, &tpw, nil, int64(v.SettlDate), v.HasSettlDate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlePriceType
 			if !v.HasSettlePriceType {
@@ -51942,39 +52502,49 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType6, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType6, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice16, &tpw, nil, &c.d.s189LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice16, &tpw, nil, &c.d.s190HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingRefPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingRefPrice4, &tpw, nil, &c.d.s191TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
@@ -51989,8 +52559,6 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID14) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID14, "value differs from the constant")
@@ -52017,11 +52585,13 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup5, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityGroup5, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityID
@@ -52033,11 +52603,13 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityIDSource12, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSecurityIDSource12, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
@@ -52045,11 +52617,13 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange11, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityExchange11, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionSubID
@@ -52058,11 +52632,13 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionSubID, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -52117,8 +52693,6 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID15) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID15, "value differs from the constant")
@@ -52145,11 +52719,13 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup6, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityGroup6, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
@@ -52158,11 +52734,13 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol7, &tpw, nil, v.Symbol, v.HasSymbol)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityID
@@ -52174,11 +52752,13 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityIDSource13, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSecurityIDSource13, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
@@ -52186,11 +52766,13 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange12, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityExchange12, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionSubID
@@ -52199,11 +52781,13 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionSubID2, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -52258,8 +52842,6 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID16) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID16, "value differs from the constant")
@@ -52292,11 +52874,13 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup7, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityGroup7, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Symbol
@@ -52305,11 +52889,13 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol8, &tpw, nil, v.Symbol, v.HasSymbol)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityID
@@ -52321,11 +52907,13 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// SecurityIDSource
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityIDSource14, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSecurityIDSource14, &tpw, nil, int64(v.SecurityIDSource), v.HasSecurityIDSource)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// SecurityExchange
 	if !v.HasSecurityExchange {
@@ -52333,11 +52921,13 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityExchange13, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityExchange13, &tpw, nil, v.SecurityExchange, v.HasSecurityExchange)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionSubID
@@ -52346,11 +52936,13 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionSubID3, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionSubID3, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -52391,8 +52983,6 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
@@ -52446,11 +53036,13 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID2, &tpw, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID2, &tpw, &c.d.s192MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -52495,36 +53087,42 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 29)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType8, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Curerncy
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurerncy, &tpw, nil, v.Curerncy, v.HasCurerncy)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx22, &tpw, nil, &c.d.s193MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize8, &tpw, &c.d.s194MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDInsertDate
 			if e := &c.d.s195MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
@@ -52536,11 +53134,13 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate7, &tpw, &c.d.s195MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -52553,19 +53153,23 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime7, &tpw, &c.d.s196MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TradeVolume
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume7, &tpw, &c.d.s197TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s198MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -52577,11 +53181,13 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate7, &tpw, &c.d.s198MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -52595,40 +53201,50 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime8, &tpw, &c.d.s199MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection7, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay19, &tpw, nil, &c.d.s200NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID7, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType7, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -52636,75 +53252,95 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID4, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus4, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime4, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition7, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettleFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOpenCloseSettleFlag3, &tpw, nil, v.OpenCloseSettleFlag, v.HasOpenCloseSettleFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID7, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID7, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer7, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller7, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition8, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s201NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -52716,68 +53352,86 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders8, &tpw, &c.d.s201NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo7, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// DayCumQty
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fDayCumQty, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays7, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlePriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettlePriceType3, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType7, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice19, &tpw, nil, &c.d.s202LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice19, &tpw, nil, &c.d.s203HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingRefPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingRefPrice7, &tpw, nil, &c.d.s204TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
@@ -52792,8 +53446,6 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType9) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
@@ -52847,11 +53499,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID3, &tpw, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID3, &tpw, &c.d.s205MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -52896,36 +53550,42 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 33)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType9, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType9, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurrency11, &tpw, nil, v.Currency, v.HasCurrency)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurrency11, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx25, &tpw, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx25, &tpw, nil, &c.d.s206MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate13, &tpw, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate13, &tpw, nil, &c.d.s207MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
@@ -52936,18 +53596,22 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize9, &tpw, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize9, &tpw, &c.d.s208MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume8, &tpw, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume8, &tpw, &c.d.s209TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryDate
 			if e := &c.d.s210MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -52959,11 +53623,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate8, &tpw, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate8, &tpw, &c.d.s210MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -52977,11 +53643,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime9, &tpw, &c.d.s211MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -52994,11 +53662,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate8, &tpw, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate8, &tpw, &c.d.s212MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -53011,61 +53681,77 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime8, &tpw, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime8, &tpw, &c.d.s213MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection8, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection8, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay22, &tpw, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay22, &tpw, nil, &c.d.s214NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID8, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID8, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceDelta
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fPriceDelta4, &tpw, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fPriceDelta4, &tpw, nil, &c.d.s215PriceDeltaMantissa, v.PriceDelta.Mantissa, v.PriceDelta.Exponent, v.HasPriceDelta)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// FirstPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fFirstPx4, &tpw, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fFirstPx4, &tpw, nil, &c.d.s216FirstPxMantissa, v.FirstPx.Mantissa, v.FirstPx.Exponent, v.HasFirstPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLastPx4, &tpw, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLastPx4, &tpw, nil, &c.d.s217LastPxMantissa, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType8, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType8, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -53073,26 +53759,32 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID5, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID5, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus5, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus5, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime5, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime5, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
@@ -53111,53 +53803,67 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition8, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition8, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettlFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fOpenCloseSettlFlag5, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fOpenCloseSettlFlag5, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID8, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID8, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID8, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID8, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer8, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer8, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller8, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller8, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition9, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition9, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s218NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -53169,33 +53875,41 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders9, &tpw, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders9, &tpw, &c.d.s218NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo8, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo8, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays8, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays8, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettPriceType5, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettPriceType5, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
@@ -53214,32 +53928,40 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType8, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType8, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice22, &tpw, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice22, &tpw, nil, &c.d.s219LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice22, &tpw, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice22, &tpw, nil, &c.d.s220HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice13, &tpw, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice13, &tpw, nil, &c.d.s221TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -53306,18 +54028,22 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType7, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType7, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings9, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings9, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings9); err != nil {
@@ -53328,15 +54054,15 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID9, &tpw, &c.d.s222UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -53347,11 +54073,13 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange9, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx13, &tpw, nil, &c.d.s223UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -53361,8 +54089,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -53379,8 +54106,6 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
@@ -53434,11 +54159,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID4, &tpw, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID4, &tpw, &c.d.s224MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -53483,36 +54210,42 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType10, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType10, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurrency12, &tpw, nil, v.Currency, v.HasCurrency)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurrency12, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx28, &tpw, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx28, &tpw, nil, &c.d.s225MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate16, &tpw, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate16, &tpw, nil, &c.d.s226MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
@@ -53523,18 +54256,22 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize10, &tpw, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize10, &tpw, &c.d.s227MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume9, &tpw, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume9, &tpw, &c.d.s228TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryDate
 			if e := &c.d.s229MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -53546,11 +54283,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate9, &tpw, &c.d.s229MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -53564,11 +54303,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime10, &tpw, &c.d.s230MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -53581,11 +54322,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate9, &tpw, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate9, &tpw, &c.d.s231MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -53598,40 +54341,50 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime9, &tpw, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime9, &tpw, &c.d.s232MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection9, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection9, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay25, &tpw, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay25, &tpw, nil, &c.d.s233NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID9, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID9, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType9, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType9, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -53639,26 +54392,32 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID6, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID6, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus6, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus6, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime6, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime6, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
@@ -53677,53 +54436,67 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition9, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition9, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettlFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fOpenCloseSettlFlag6, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fOpenCloseSettlFlag6, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID9, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID9, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID9, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID9, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer9, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer9, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller9, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller9, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition10, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition10, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s234NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -53735,33 +54508,41 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders10, &tpw, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders10, &tpw, &c.d.s234NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo9, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo9, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays9, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays9, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettPriceType6, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettPriceType6, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
@@ -53780,32 +54561,40 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType9, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType9, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice25, &tpw, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice25, &tpw, nil, &c.d.s235LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice25, &tpw, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice25, &tpw, nil, &c.d.s236HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice16, &tpw, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice16, &tpw, nil, &c.d.s237TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -53872,18 +54661,22 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType8, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType8, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings10, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings10, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings10); err != nil {
@@ -53894,15 +54687,15 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID10, &tpw, &c.d.s238UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -53913,11 +54706,13 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange10, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx16, &tpw, nil, &c.d.s239UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -53927,8 +54722,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -53945,8 +54739,6 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType11) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
@@ -54000,11 +54792,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID5, &tpw, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID5, &tpw, &c.d.s240MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -54049,36 +54843,42 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType11, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurrency13, &tpw, nil, v.Currency, v.HasCurrency)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurrency13, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx31, &tpw, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx31, &tpw, nil, &c.d.s241MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate19, &tpw, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate19, &tpw, nil, &c.d.s242MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
@@ -54089,18 +54889,22 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize11, &tpw, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize11, &tpw, &c.d.s243MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume10, &tpw, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume10, &tpw, &c.d.s244TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryDate
 			if e := &c.d.s245MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -54112,11 +54916,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate10, &tpw, &c.d.s245MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -54130,11 +54936,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime11, &tpw, &c.d.s246MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -54147,11 +54955,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate10, &tpw, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate10, &tpw, &c.d.s247MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -54164,40 +54974,50 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime10, &tpw, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime10, &tpw, &c.d.s248MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection10, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection10, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay28, &tpw, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay28, &tpw, nil, &c.d.s249NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID10, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID10, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType10, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType10, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -54205,26 +55025,32 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID7, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus7, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus7, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime7, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime7, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
@@ -54243,53 +55069,67 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition10, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition10, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettlFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fOpenCloseSettlFlag7, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fOpenCloseSettlFlag7, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID10, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID10, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID10, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID10, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer10, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer10, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller10, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller10, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition11, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition11, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s250NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -54301,33 +55141,41 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders11, &tpw, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders11, &tpw, &c.d.s250NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo10, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo10, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays10, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays10, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettPriceType7, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettPriceType7, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
@@ -54346,32 +55194,40 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType10, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType10, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice28, &tpw, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice28, &tpw, nil, &c.d.s251LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice28, &tpw, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice28, &tpw, nil, &c.d.s252HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice19, &tpw, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice19, &tpw, nil, &c.d.s253TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -54414,18 +55270,22 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType9, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType9, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings11, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings11, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings11); err != nil {
@@ -54436,15 +55296,15 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID11, &tpw, &c.d.s254UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -54455,11 +55315,13 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange11, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx19, &tpw, nil, &c.d.s255UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -54469,8 +55331,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -54487,8 +55348,6 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType12) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
@@ -54542,11 +55401,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID6, &tpw, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID6, &tpw, &c.d.s256MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -54591,36 +55452,42 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType12, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurrency14, &tpw, nil, v.Currency, v.HasCurrency)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurrency14, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx34, &tpw, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx34, &tpw, nil, &c.d.s257MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate22, &tpw, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate22, &tpw, nil, &c.d.s258MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
@@ -54631,18 +55498,22 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize12, &tpw, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize12, &tpw, &c.d.s259MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume11, &tpw, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume11, &tpw, &c.d.s260TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryDate
 			if e := &c.d.s261MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -54654,11 +55525,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate11, &tpw, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate11, &tpw, &c.d.s261MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -54672,11 +55545,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime12, &tpw, &c.d.s262MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -54689,11 +55564,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate11, &tpw, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate11, &tpw, &c.d.s263MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -54706,40 +55583,50 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime11, &tpw, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime11, &tpw, &c.d.s264MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection11, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection11, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay31, &tpw, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay31, &tpw, nil, &c.d.s265NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID11, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID11, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType11, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType11, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -54747,26 +55634,32 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID8, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus8, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus8, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime8, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime8, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
@@ -54785,53 +55678,67 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition11, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition11, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettlFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fOpenCloseSettlFlag8, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fOpenCloseSettlFlag8, &tpw, nil, int64(v.OpenCloseSettlFlag), v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID11, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID11, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID11, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID11, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer11, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer11, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller11, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller11, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition12, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition12, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s266NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -54843,33 +55750,41 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders12, &tpw, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders12, &tpw, &c.d.s266NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo11, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo11, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays11, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays11, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettPriceType8, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettPriceType8, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
@@ -54888,32 +55803,40 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType11, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType11, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice31, &tpw, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice31, &tpw, nil, &c.d.s267LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice31, &tpw, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice31, &tpw, nil, &c.d.s268HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice22, &tpw, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice22, &tpw, nil, &c.d.s269TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -54956,18 +55879,22 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType10, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType10, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings12, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings12, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings12); err != nil {
@@ -54978,15 +55905,15 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID12, &tpw, &c.d.s270UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -54997,11 +55924,13 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange12, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx22, &tpw, nil, &c.d.s271UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -55011,8 +55940,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -55029,8 +55957,6 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType13) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
@@ -55084,11 +56010,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID7, &tpw, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID7, &tpw, &c.d.s272MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -55133,36 +56061,42 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 30)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType13, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType13, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Currency
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurrency15, &tpw, nil, v.Currency, v.HasCurrency)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurrency15, &tpw, nil, v.Currency, v.HasCurrency)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx37, &tpw, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx37, &tpw, nil, &c.d.s273MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryInterestRate
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryInterestRate25, &tpw, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryInterestRate25, &tpw, nil, &c.d.s274MDEntryInterestRateMantissa, v.MDEntryInterestRate.Mantissa, v.MDEntryInterestRate.Exponent, v.HasMDEntryInterestRate)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// IndexSeq
 			if !v.HasIndexSeq {
@@ -55173,18 +56107,22 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize13, &tpw, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize13, &tpw, &c.d.s275MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume12, &tpw, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume12, &tpw, &c.d.s276TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryDate
 			if e := &c.d.s277MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -55196,11 +56134,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate12, &tpw, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate12, &tpw, &c.d.s277MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -55214,11 +56154,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime13, &tpw, &c.d.s278MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertDate
@@ -55231,11 +56173,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate12, &tpw, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate12, &tpw, &c.d.s279MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -55248,40 +56192,50 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime12, &tpw, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime12, &tpw, &c.d.s280MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection12, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection12, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay34, &tpw, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay34, &tpw, nil, &c.d.s281NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID12, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID12, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType12, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType12, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -55289,26 +56243,32 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID9, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID9, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus9, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus9, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime9, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime9, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionID
 			if !v.HasTradingSessionID {
@@ -55327,53 +56287,67 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition12, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition12, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettlFlag
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOpenCloseSettlFlag9, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOpenCloseSettlFlag9, &tpw, nil, v.OpenCloseSettlFlag, v.HasOpenCloseSettlFlag)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID12, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID12, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID12, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID12, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer12, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer12, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller12, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller12, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition13, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition13, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s282NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -55385,33 +56359,41 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders13, &tpw, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders13, &tpw, &c.d.s282NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo12, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo12, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays12, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays12, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettPriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettPriceType9, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettPriceType9, &tpw, nil, int64(v.SettPriceType), v.HasSettPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LastTradeDate
 			if !v.HasLastTradeDate {
@@ -55430,32 +56412,40 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType12, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType12, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice34, &tpw, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice34, &tpw, nil, &c.d.s283LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice34, &tpw, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice34, &tpw, nil, &c.d.s284HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingReferencePrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingReferencePrice25, &tpw, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingReferencePrice25, &tpw, nil, &c.d.s285TradingReferencePriceMantissa, v.TradingReferencePrice.Mantissa, v.TradingReferencePrice.Exponent, v.HasTradingReferencePrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceBandMidpointPriceType
 			if !v.HasPriceBandMidpointPriceType {
@@ -55498,18 +56488,22 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// PriceBandType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceBandType11, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceBandType11, &tpw, nil, v.PriceBandType, v.HasPriceBandType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Underlyings
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNoUnderlyings13, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNoUnderlyings13, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			if v.HasUnderlyings {
 				if err := c.Enter(fUnderlyings13); err != nil {
@@ -55520,15 +56514,15 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// UnderlyingSecurityID
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fUnderlyingSecurityID13, &tpw, &c.d.s286UnderlyingSecurityID, int64(v.UnderlyingSecurityID), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != 0 && v.UnderlyingSecurityIDSource != uint32(8) {
@@ -55539,11 +56533,13 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityExchange13, "value differs from the constant")
 					}
 					// UnderlyingPx
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fUnderlyingPx25, &tpw, nil, &c.d.s287UnderlyingPxMantissa, v.UnderlyingPx.Mantissa, v.UnderlyingPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// UnderlyingPxType
 					if !v.HasUnderlyingPxType {
@@ -55553,8 +56549,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 					} else {
 						out = fast.AppendUintNullable(out, x)
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
@@ -55571,8 +56566,6 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType10) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
@@ -55626,11 +56619,13 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.MDReqID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMDReqID8, &tpw, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMDReqID8, &tpw, &c.d.s288MDReqID, v.MDReqID, v.HasMDReqID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketDepth
@@ -55675,36 +56670,42 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			v := &v.MDEntries[j]
 			var own fastrt.PMapW
 			out = fastrt.Reserve(out, &own, 28)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryType14, &tpw, nil, v.MDEntryType, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// Curerncy
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fCurerncy2, &tpw, nil, v.Curerncy, v.HasCurerncy)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fMDEntryPx40, &tpw, nil, &c.d.s289MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize14, &tpw, &c.d.s290MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDInsertDate
 			if e := &c.d.s291MDInsertDate; v.HasMDInsertDate && e.G == c.Gen && e.I == int64(v.MDInsertDate) {
@@ -55716,11 +56717,13 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertDate13, &tpw, &c.d.s291MDInsertDate, int64(v.MDInsertDate), v.HasMDInsertDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDInsertTime
@@ -55733,19 +56736,23 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDInsertTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDInsertTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDInsertTime13, &tpw, &c.d.s292MDInsertTime, int64(v.MDInsertTime), v.HasMDInsertTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TradeVolume
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// TradeVolume
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradeVolume13, &tpw, &c.d.s293TradeVolume, int64(v.TradeVolume), v.HasTradeVolume)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			// MDEntryDate
 			if e := &c.d.s294MDEntryDate; v.HasMDEntryDate && e.G == c.Gen && e.I == int64(v.MDEntryDate) {
@@ -55757,11 +56764,13 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.MDEntryDate))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryDate), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryDate13, &tpw, &c.d.s294MDEntryDate, int64(v.MDEntryDate), v.HasMDEntryDate)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -55775,40 +56784,50 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryTime...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTime14, &tpw, &c.d.s295MDEntryTime, v.MDEntryTime, v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// TickDirection
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// TickDirection
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTickDirection13, &tpw, nil, v.TickDirection, v.HasTickDirection)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// NetChgPrevDay
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fNetChgPrevDay37, &tpw, nil, &c.d.s296NetChgPrevDayMantissa, v.NetChgPrevDay.Mantissa, v.NetChgPrevDay.Exponent, v.HasNetChgPrevDay)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDStreamID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDStreamID13, &tpw, nil, v.MDStreamID, v.HasMDStreamID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fPriceType13, &tpw, nil, v.PriceType, v.HasPriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -55816,33 +56835,41 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 			} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionSubID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fTradingSessionSubID10, &tpw, nil, v.TradingSessionSubID, v.HasTradingSessionSubID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// SecurityTradingStatus
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// SecurityTradingStatus
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSecurityTradingStatus10, &tpw, nil, int64(v.SecurityTradingStatus), v.HasSecurityTradingStatus)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// TradSesOpenTime
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradSesOpenTime10, &tpw, nil, int64(v.TradSesOpenTime), v.HasTradSesOpenTime)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeCondition13, &tpw, nil, v.TradeCondition, v.HasTradeCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// OpenCloseSettleFlag
 			if !v.HasOpenCloseSettleFlag {
@@ -55853,39 +56880,49 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, x)
 			}
 			// OrderID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fOrderID13, &tpw, nil, v.OrderID, v.HasOrderID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradeID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fTradeID13, &tpw, nil, v.TradeID, v.HasTradeID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntryBuyer
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntryBuyer13, &tpw, nil, v.MDEntryBuyer, v.HasMDEntryBuyer)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySeller
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fMDEntrySeller13, &tpw, nil, v.MDEntrySeller, v.HasMDEntrySeller)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// QuoteCondition
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fQuoteCondition14, &tpw, nil, v.QuoteCondition, v.HasQuoteCondition)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
 			if e := &c.d.s297NumberOfOrders; v.HasNumberOfOrders && e.G == c.Gen && e.I == int64(v.NumberOfOrders) {
@@ -55897,68 +56934,86 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 				out = fast.AppendUintNullable(out, uint64(v.NumberOfOrders))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.NumberOfOrders), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fNumberOfOrders14, &tpw, &c.d.s297NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// MDEntryPositionNo
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
 			}
-			// MDEntryPositionNo
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntryPositionNo13, &tpw, nil, int64(v.MDEntryPositionNo), v.HasMDEntryPositionNo)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
-			}
 			// DayCumQty
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fDayCumQty2, &tpw, nil, int64(v.DayCumQty), v.HasDayCumQty)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SellerDays
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSellerDays13, &tpw, nil, int64(v.SellerDays), v.HasSellerDays)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SettlePriceType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fSettlePriceType4, &tpw, nil, int64(v.SettlePriceType), v.HasSettlePriceType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// PriceLimitType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fPriceLimitType13, &tpw, nil, int64(v.PriceLimitType), v.HasPriceLimitType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// LowLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fLowLimitPrice37, &tpw, nil, &c.d.s298LowLimitPriceMantissa, v.LowLimitPrice.Mantissa, v.LowLimitPrice.Exponent, v.HasLowLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// HighLimitPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fHighLimitPrice37, &tpw, nil, &c.d.s299HighLimitPriceMantissa, v.HighLimitPrice.Mantissa, v.HighLimitPrice.Exponent, v.HasHighLimitPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingRefPrice
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fTradingRefPrice10, &tpw, nil, &c.d.s300TradingRefPriceMantissa, v.TradingRefPrice.Mantissa, v.TradingRefPrice.Exponent, v.HasTradingRefPrice)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			own.Reg, own.N = pmr, pmn
 			out = fastrt.Finish(out, &own)
@@ -55973,8 +57028,6 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID24) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID24, "value differs from the constant")
@@ -56005,11 +57058,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime, &tpw, &c.d.s301OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fOrigTime, &tpw, &c.d.s301OrigTime, int64(v.OrigTime), v.HasOrigTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NewsSource
@@ -56023,11 +57078,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsSource, &tpw, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsSource, &tpw, &c.d.s302NewsSource, v.NewsSource, v.HasNewsSource)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NewsID
@@ -56041,11 +57098,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsID, &tpw, &c.d.s303NewsID, v.NewsID, v.HasNewsID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsID, &tpw, &c.d.s303NewsID, v.NewsID, v.HasNewsID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LanguageCode
@@ -56059,11 +57118,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLanguageCode, &tpw, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLanguageCode, &tpw, &c.d.s304LanguageCode, v.LanguageCode, v.HasLanguageCode)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Headline
@@ -56077,11 +57138,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fHeadline, &tpw, &c.d.s305Headline, v.Headline, v.HasHeadline)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fHeadline, &tpw, &c.d.s305Headline, v.Headline, v.HasHeadline)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// URLLink
@@ -56095,11 +57158,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fURLLink, &tpw, &c.d.s306URLLink, v.URLLink, v.HasURLLink)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fURLLink, &tpw, &c.d.s306URLLink, v.URLLink, v.HasURLLink)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// EncodedHeadlineLen
@@ -56111,18 +57176,22 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedHeadline
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedHeadline, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fEncodedHeadline, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// RelatedSym
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoRelatedSym5, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoRelatedSym5, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasRelatedSym {
 		if err := c.Enter(fRelatedSym4); err != nil {
@@ -56133,9 +57202,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s307SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
@@ -56154,11 +57221,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID22, &tpw, &c.d.s307SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -56169,24 +57238,27 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityExchange21, &tpw, nil, v.SecurityExchange, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLinesOfText, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoLinesOfText, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasLinesOfText {
 		if err := c.Enter(fLinesOfText); err != nil {
@@ -56197,9 +57269,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Text
 			if e := &c.d.s308Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 				pmr <<= 1
@@ -56211,11 +57281,13 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Text...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fText2, &tpw, &c.d.s308Text, v.Text, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// EncodedTextLen
@@ -56227,14 +57299,15 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EncodedText
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fEncodedText, &tpw, nil, v.EncodedText, v.HasEncodedText)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -56246,8 +57319,6 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID25) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID25, "value differs from the constant")
@@ -56278,11 +57349,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, uint64(v.OrigTime))
 		e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.OrigTime), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fOrigTime2, &tpw, &c.d.s309OrigTime, int64(v.OrigTime), v.HasOrigTime)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fOrigTime2, &tpw, &c.d.s309OrigTime, int64(v.OrigTime), v.HasOrigTime)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NewsSource
@@ -56296,11 +57369,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsSource2, &tpw, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsSource2, &tpw, &c.d.s310NewsSource, v.NewsSource, v.HasNewsSource)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NewsID
@@ -56314,11 +57389,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsID...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsID2, &tpw, &c.d.s311NewsID, v.NewsID, v.HasNewsID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsID2, &tpw, &c.d.s311NewsID, v.NewsID, v.HasNewsID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LanguageCode
@@ -56332,11 +57409,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLanguageCode2, &tpw, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLanguageCode2, &tpw, &c.d.s312LanguageCode, v.LanguageCode, v.HasLanguageCode)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Headline
@@ -56350,11 +57429,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fHeadline2, &tpw, &c.d.s313Headline, v.Headline, v.HasHeadline)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fHeadline2, &tpw, &c.d.s313Headline, v.Headline, v.HasHeadline)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// URLLink
@@ -56368,11 +57449,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fURLLink2, &tpw, &c.d.s314URLLink, v.URLLink, v.HasURLLink)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fURLLink2, &tpw, &c.d.s314URLLink, v.URLLink, v.HasURLLink)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// EncodedHeadlineLen
@@ -56384,18 +57467,22 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		out = fast.AppendUintNullable(out, x)
 	}
 	// EncodedHeadline
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fEncodedHeadline2, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fEncodedHeadline2, &tpw, nil, v.EncodedHeadline, v.HasEncodedHeadline)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// RelatedSym
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoRelatedSym6, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoRelatedSym6, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasRelatedSym {
 		if err := c.Enter(fRelatedSym5); err != nil {
@@ -56406,9 +57493,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s315SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
@@ -56427,11 +57512,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID23, &tpw, &c.d.s315SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -56442,24 +57529,27 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityExchange22, &tpw, nil, v.SecurityExchange, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLinesOfText2, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoLinesOfText2, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasLinesOfText {
 		if err := c.Enter(fLinesOfText2); err != nil {
@@ -56470,9 +57560,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// Text
 			if e := &c.d.s316Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 				pmr <<= 1
@@ -56484,11 +57572,13 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Text...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fText3, &tpw, &c.d.s316Text, v.Text, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// EncodedTextLen
@@ -56500,14 +57590,15 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// EncodedText
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fEncodedText2, &tpw, nil, v.EncodedText, v.HasEncodedText)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -56519,8 +57610,6 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID26) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID26, "value differs from the constant")
@@ -56560,11 +57649,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.NewsSource...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsSource3, &tpw, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsSource3, &tpw, &c.d.s317NewsSource, v.NewsSource, v.HasNewsSource)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LanguageCode
@@ -56578,11 +57669,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.LanguageCode...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLanguageCode3, &tpw, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLanguageCode3, &tpw, &c.d.s318LanguageCode, v.LanguageCode, v.HasLanguageCode)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Headline
@@ -56596,11 +57689,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.Headline...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fHeadline3, &tpw, &c.d.s319Headline, v.Headline, v.HasHeadline)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fHeadline3, &tpw, &c.d.s319Headline, v.Headline, v.HasHeadline)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// URLLink
@@ -56614,19 +57709,23 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.URLLink...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fURLLink3, &tpw, &c.d.s320URLLink, v.URLLink, v.HasURLLink)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fURLLink3, &tpw, &c.d.s320URLLink, v.URLLink, v.HasURLLink)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// RelatedSym
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoRelatedSym7, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// RelatedSym
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoRelatedSym7, &tpw, nil, int64(len(v.RelatedSym)), v.HasRelatedSym)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	if v.HasRelatedSym {
 		if err := c.Enter(fRelatedSym6); err != nil {
@@ -56637,9 +57736,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// SecurityID
 			if e := &c.d.s321SecurityID; e.G == c.Gen && e.I == int64(v.SecurityID) {
 				pmr <<= 1
@@ -56658,11 +57755,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fSecurityID24, &tpw, &c.d.s321SecurityID, int64(v.SecurityID), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityIDSource
@@ -56673,24 +57772,27 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			if o, ok := fastrt.AppendASCII(out, v.SecurityExchange, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityExchange23, &tpw, nil, v.SecurityExchange, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
 	// RoutingIds
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoRoutingIDs, &tpw, nil, int64(len(v.RoutingIds)), v.HasRoutingIds)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoRoutingIDs, &tpw, nil, int64(len(v.RoutingIds)), v.HasRoutingIds)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasRoutingIds {
 		if err := c.Enter(fRoutingIds); err != nil {
@@ -56701,15 +57803,15 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// RoutingType
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fRoutingType, &tpw, nil, int64(v.RoutingType), v.HasRoutingType)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// RoutingID
 			if !v.HasRoutingID {
@@ -56717,24 +57819,27 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.RoutingID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fRoutingID, &tpw, nil, v.RoutingID, v.HasRoutingID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
 	// LinesOfText
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLinesOfText3, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoLinesOfText3, &tpw, nil, int64(len(v.LinesOfText)), v.HasLinesOfText)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasLinesOfText {
 		if err := c.Enter(fLinesOfText3); err != nil {
@@ -56745,9 +57850,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// text
 			if e := &c.d.s322Text; e.G == c.Gen && string(e.B) == string(v.Text) {
 				pmr <<= 1
@@ -56759,11 +57862,13 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Text...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fText4, &tpw, &c.d.s322Text, v.Text, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// EncodedTextLen
@@ -56780,15 +57885,16 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if o, ok := fastrt.AppendASCII(out, v.EncodedText, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fEncodedText3, &tpw, nil, v.EncodedText, v.HasEncodedText)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -56856,8 +57962,6 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID29) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID29, "value differs from the constant")
@@ -56879,11 +57983,13 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendUint(out, x)
 	}
 	// PosDupFlag
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPosDupFlag2, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fPosDupFlag2, &tpw, nil, v.PosDupFlag, v.HasPosDupFlag)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -56939,8 +58045,6 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID31) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID31, "value differs from the constant")
@@ -56971,11 +58075,13 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText5, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText5, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -56986,8 +58092,6 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType16) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
@@ -57005,11 +58109,13 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		out = fastrt.AppendUint(out, x)
 	}
 	// ApplVerID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fApplVerID32, &tpw, nil, v.ApplVerID, v.HasApplVerID)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fApplVerID32, &tpw, nil, v.ApplVerID, v.HasApplVerID)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// NewSeqNo
 	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {

@@ -202,8 +202,6 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// PartitionID
 	{
 		done := false
@@ -233,7 +231,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPartitionID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -273,7 +271,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSenderCompID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -288,7 +286,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPacketSeqNum, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -303,7 +301,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -318,7 +316,7 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fPerformanceIndicator, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -340,8 +338,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MsgType
 	v.MsgType = cMsgType
 	// MsgSeqNum
@@ -357,7 +353,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, &c.d.s1MsgSeqNum)
 			pmb = tpm.Bits
 			if err != nil {
@@ -409,7 +405,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSenderCompID2, &tpm, &c.d.s2SenderCompID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -433,7 +429,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, &c.d.s3LastMsgSeqNumProcessed)
 			pmb = tpm.Bits
 			if err != nil {
@@ -457,7 +453,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRefreshIndicator, &tpm, &c.d.s4RefreshIndicator)
 			pmb = tpm.Bits
 			if err != nil {
@@ -509,7 +505,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketSegmentID, &tpm, &c.d.s5MarketSegmentID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -524,7 +520,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, &c.d.s6SecurityID)
 			pmb = tpm.Bits
 			if err != nil {
@@ -577,7 +573,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fProductComplex, &tpm, &c.d.s7ProductComplex)
 			pmb = tpm.Bits
 			if err != nil {
@@ -592,7 +588,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -607,7 +603,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastUpdateTime, &tpm, &c.d.s8LastUpdateTime)
 			pmb = tpm.Bits
 			if err != nil {
@@ -622,7 +618,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -657,8 +653,6 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 					return p, err
 				}
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -699,7 +693,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryType, &tpm, &c.d.s9MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -744,7 +738,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -760,7 +754,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -806,7 +800,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradingSessionSubID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -822,7 +816,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fFastMarketIndicator, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -868,7 +862,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -914,7 +908,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeCondition, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -930,7 +924,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, &c.d.s10MDEntryPx)
 						pmb = tpm.Bits
 						if err != nil {
@@ -946,7 +940,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, &c.d.s11MDEntrySize)
 						pmb = tpm.Bits
 						if err != nil {
@@ -962,7 +956,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, &c.d.s12NumberOfOrders)
 						pmb = tpm.Bits
 						if err != nil {
@@ -987,7 +981,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, &c.d.s13MDPriceLevel)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1011,7 +1005,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, &c.d.s14MDEntryTime)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1057,7 +1051,7 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeVolume, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1167,8 +1161,6 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// PartitionID
 	if x := uint64(uint64(v.PartitionID)); x < 0x80 {
 		out = append(out, byte(x)|0x80)
@@ -1182,25 +1174,31 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 		out = fastrt.AppendUint(out, x)
 	}
 	// PacketSeqNum
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPacketSeqNum, &tpw, nil, v.PacketSeqNum, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fPacketSeqNum, &tpw, nil, v.PacketSeqNum, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// SendingTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSendingTime, &tpw, nil, v.SendingTime, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSendingTime, &tpw, nil, v.SendingTime, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// PerformanceIndicator
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fPerformanceIndicator, &tpw, nil, v.PerformanceIndicator, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fPerformanceIndicator, &tpw, nil, v.PerformanceIndicator, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1210,8 +1208,6 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MsgType
 	if v.MsgType != nil && string(v.MsgType) != string(cMsgType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType, "value differs from the constant")
@@ -1227,11 +1223,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		out = fast.AppendUintNullable(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMsgSeqNum, &tpw, &c.d.s1MsgSeqNum, int64(v.MsgSeqNum), v.HasMsgSeqNum)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fMsgSeqNum, &tpw, &c.d.s1MsgSeqNum, int64(v.MsgSeqNum), v.HasMsgSeqNum)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SenderCompID
@@ -1248,11 +1246,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fSenderCompID2, &tpw, &c.d.s2SenderCompID, int64(v.SenderCompID), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fSenderCompID2, &tpw, &c.d.s2SenderCompID, int64(v.SenderCompID), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LastMsgSeqNumProcessed
@@ -1266,11 +1266,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		out = fast.AppendUintNullable(out, uint64(v.LastMsgSeqNumProcessed))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.LastMsgSeqNumProcessed), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fLastMsgSeqNumProcessed, &tpw, &c.d.s3LastMsgSeqNumProcessed, int64(v.LastMsgSeqNumProcessed), v.HasLastMsgSeqNumProcessed)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fLastMsgSeqNumProcessed, &tpw, &c.d.s3LastMsgSeqNumProcessed, int64(v.LastMsgSeqNumProcessed), v.HasLastMsgSeqNumProcessed)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RefreshIndicator
@@ -1283,11 +1285,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		out = fast.AppendUintNullable(out, uint64(v.RefreshIndicator))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RefreshIndicator), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fRefreshIndicator, &tpw, &c.d.s4RefreshIndicator, int64(v.RefreshIndicator), v.HasRefreshIndicator)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fRefreshIndicator, &tpw, &c.d.s4RefreshIndicator, int64(v.RefreshIndicator), v.HasRefreshIndicator)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketSegmentID
@@ -1304,19 +1308,23 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fMarketSegmentID, &tpw, &c.d.s5MarketSegmentID, int64(v.MarketSegmentID), true)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fMarketSegmentID, &tpw, &c.d.s5MarketSegmentID, int64(v.MarketSegmentID), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityID
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSecurityID, &tpw, &c.d.s6SecurityID, int64(v.SecurityID), true)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// SecurityID
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityID, &tpw, &c.d.s6SecurityID, int64(v.SecurityID), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	// SecurityIDSource
 	if v.SecurityIDSource != nil && string(v.SecurityIDSource) != string(cSecurityIDSource) {
@@ -1336,33 +1344,41 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fProductComplex, &tpw, &c.d.s7ProductComplex, int64(v.ProductComplex), true)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fProductComplex, &tpw, &c.d.s7ProductComplex, int64(v.ProductComplex), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityStatus
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSecurityStatus, &tpw, nil, int64(v.SecurityStatus), true)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
 	}
-	// SecurityStatus
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSecurityStatus, &tpw, nil, int64(v.SecurityStatus), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
 	// LastUpdateTime
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fLastUpdateTime, &tpw, &c.d.s8LastUpdateTime, int64(v.LastUpdateTime), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fLastUpdateTime, &tpw, &c.d.s8LastUpdateTime, int64(v.LastUpdateTime), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MDSshGrp
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoMDEntries, &tpw, nil, int64(len(v.MDSshGrp)), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoMDEntries, &tpw, nil, int64(len(v.MDSshGrp)), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if true {
 		if err := c.Enter(fMDSshGrp); err != nil {
@@ -1373,9 +1389,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s9MDEntryType; e.G == c.Gen && e.I == int64(v.MDEntryType) {
 				pmr <<= 1
@@ -1394,11 +1408,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryType, &tpw, &c.d.s9MDEntryType, int64(v.MDEntryType), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TrdType
@@ -1410,11 +1426,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				out = fast.AppendUintNullable(out, x)
 			}
 			// TradingSessionID
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fTradingSessionID, &tpw, nil, int64(v.TradingSessionID), v.HasTradingSessionID)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// TradingSessionSubID
 			if !v.HasTradingSessionSubID {
@@ -1425,11 +1443,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				out = fast.AppendUintNullable(out, x)
 			}
 			// FastMarketIndicator
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fFastMarketIndicator, &tpw, nil, int64(v.FastMarketIndicator), v.HasFastMarketIndicator)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// SecurityTradingStatus
 			if !v.HasSecurityTradingStatus {
@@ -1448,25 +1468,31 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryPx
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Decimal(out, fMDEntryPx, &tpw, &c.d.s10MDEntryPx, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDEntrySize
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fMDEntrySize, &tpw, &c.d.s11MDEntrySize, int64(v.MDEntrySize), v.HasMDEntrySize)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// NumberOfOrders
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fNumberOfOrders, &tpw, &c.d.s12NumberOfOrders, int64(v.NumberOfOrders), v.HasNumberOfOrders)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 			// MDPriceLevel
 			if e := &c.d.s13MDPriceLevel; v.HasMDPriceLevel && e.G == c.Gen && e.I+1 == int64(v.MDPriceLevel) && e.I+1 > e.I {
@@ -1479,11 +1505,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				out = fast.AppendUintNullable(out, uint64(v.MDPriceLevel))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDPriceLevel), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDPriceLevel, &tpw, &c.d.s13MDPriceLevel, int64(v.MDPriceLevel), v.HasMDPriceLevel)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryTime
@@ -1496,11 +1524,13 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 				out = fast.AppendIntNullable(out, int64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.MDEntryTime), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDEntryTime, &tpw, &c.d.s14MDEntryTime, int64(v.MDEntryTime), v.HasMDEntryTime)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TradeVolume
@@ -1511,8 +1541,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}

@@ -553,8 +553,6 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// A
 	{
 		done := false
@@ -595,7 +593,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fA, &tpm, &c.d.s1A)
 			pmb = tpm.Bits
 			if err != nil {
@@ -619,7 +617,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fB, &tpm, &c.d.s2B)
 			pmb = tpm.Bits
 			if err != nil {
@@ -676,7 +674,7 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fS, &tpm, &c.d.s3S)
 			pmb = tpm.Bits
 			if err != nil {
@@ -700,8 +698,6 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// A
 	{
 		done := false
@@ -742,7 +738,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fA2, &tpm, &c.d.s1A)
 			pmb = tpm.Bits
 			if err != nil {
@@ -766,7 +762,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fB2, &tpm, &c.d.s2B)
 			pmb = tpm.Bits
 			if err != nil {
@@ -823,7 +819,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fS2, &tpm, &c.d.s3S)
 			pmb = tpm.Bits
 			if err != nil {
@@ -838,7 +834,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fT, &tpm, &c.d.s4T)
 			pmb = tpm.Bits
 			if err != nil {
@@ -854,7 +850,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fD, &tpm, &c.d.s5D)
 			pmb = tpm.Bits
 			if err != nil {
@@ -869,7 +865,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fU, &tpm, &c.d.s6U)
 			pmb = tpm.Bits
 			if err != nil {
@@ -885,7 +881,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fBV, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -901,7 +897,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fBD, &tpm, &c.d.s7BD)
 			pmb = tpm.Bits
 			if err != nil {
@@ -916,7 +912,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fI, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -932,7 +928,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fL, &tpm, &c.d.s8L)
 			pmb = tpm.Bits
 			if err != nil {
@@ -947,7 +943,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fP, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -963,7 +959,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fQ, &tpm, &c.d.s9Q)
 			pmb = tpm.Bits
 			if err != nil {
@@ -978,7 +974,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fR, &tpm, &c.d.s10R)
 			pmb = tpm.Bits
 			if err != nil {
@@ -994,7 +990,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fX, &tpm, nil, &c.d.s11XMantissa)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1010,7 +1006,7 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fK, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1037,8 +1033,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// G1
 	{
 		if err := c.Enter(p, fG1); err != nil {
@@ -1077,7 +1071,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					}
 				}
 				if !done {
-					tpm.Bits = pmb
+					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Int(b, p, fA3, &tpm, nil)
 					pmb = tpm.Bits
 					if err != nil {
@@ -1123,7 +1117,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					done = true
 				}
 				if !done {
-					tpm.Bits = pmb
+					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Vector(b, p, fS3, &tpm, nil)
 					pmb = tpm.Bits
 					if err != nil {
@@ -1157,8 +1151,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 			}
 			win := c.Win
 			_ = win
-			var tpm fastrt.PMap
-			_ = tpm
 			// A
 			{
 				done := false
@@ -1199,7 +1191,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 					}
 				}
 				if !done {
-					tpm.Bits = pmb
+					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Int(b, p, fA4, &tpm, &c.d.s1A)
 					pmb = tpm.Bits
 					if err != nil {
@@ -1214,7 +1206,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 			{
 				n := -1
 				{
-					tpm.Bits = pmb
+					tpm := fastrt.PMap{Bits: pmb}
 					x, ok, np, err := c.Int(b, p, fN, &tpm, &c.d.s12N)
 					pmb = tpm.Bits
 					if err != nil {
@@ -1252,13 +1244,11 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						}
 						win := c.Win
 						_ = win
-						var tpm fastrt.PMap
-						_ = tpm
 						// V
 						{
 							done := false
 							if !done {
-								tpm.Bits = pmb
+								tpm := fastrt.PMap{Bits: pmb}
 								x, ok, np, err := c.Int(b, p, fV, &tpm, &c.d.s13V)
 								pmb = tpm.Bits
 								if err != nil {
@@ -1288,8 +1278,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 								}
 								win := c.Win
 								_ = win
-								var tpm fastrt.PMap
-								_ = tpm
 								// Z
 								{
 									done := false
@@ -1335,7 +1323,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 										}
 									}
 									if !done {
-										tpm.Bits = pmb
+										tpm := fastrt.PMap{Bits: pmb}
 										x, ok, np, err := c.Vector(b, p, fZ, &tpm, &c.d.s14Z)
 										pmb = tpm.Bits
 										if err != nil {
@@ -1370,7 +1358,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNO, &tpm, &c.d.s15NO)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1431,7 +1419,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fV2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1450,7 +1438,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 						n = int(b[p] & 0x7f)
 						p++
 					} else {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNestedLength, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1485,8 +1473,6 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 							} else if pmb, pmx, p, err = fastrt.ReadPMapShort(b, p); err != nil {
 								return p, err
 							}
-							var tpm fastrt.PMap
-							_ = tpm
 							// W
 							{
 								done := false
@@ -1527,7 +1513,7 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 									}
 								}
 								if !done {
-									tpm.Bits = pmb
+									tpm := fastrt.PMap{Bits: pmb}
 									x, ok, np, err := c.Int(b, p, fW, &tpm, &c.d.s16W)
 									pmb = tpm.Bits
 									if err != nil {
@@ -3276,8 +3262,6 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pmr <<= 1
@@ -3292,11 +3276,13 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fA, &tpw, &c.d.s1A, int64(v.A), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fA, &tpw, &c.d.s1A, int64(v.A), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// B
@@ -3310,11 +3296,13 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, int64(v.B))
 		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fB, &tpw, &c.d.s2B, int64(v.B), v.HasB)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fB, &tpw, &c.d.s2B, int64(v.B), v.HasB)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// S
@@ -3328,11 +3316,13 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.S...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fS, &tpw, &c.d.s3S, v.S, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fS, &tpw, &c.d.s3S, v.S, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -3343,8 +3333,6 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// A
 	if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 		pmr <<= 1
@@ -3359,11 +3347,13 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fA2, &tpw, &c.d.s1A, int64(v.A), true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fA2, &tpw, &c.d.s1A, int64(v.A), true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// B
@@ -3377,11 +3367,13 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendIntNullable(out, int64(v.B))
 		e.G, e.T, e.I, e.E = c.Gen, 4, int64(v.B), 0
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Int(out, fB2, &tpw, &c.d.s2B, int64(v.B), v.HasB)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Int(out, fB2, &tpw, &c.d.s2B, int64(v.B), v.HasB)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// S
@@ -3395,96 +3387,122 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 		e.G, e.T, e.Msg = c.Gen, 6, 0
 		e.B = append(e.B[:0], v.S...)
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fS2, &tpw, &c.d.s3S, v.S, true)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fS2, &tpw, &c.d.s3S, v.S, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// T
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fT, &tpw, &c.d.s4T, v.T, v.HasT)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
 	}
-	// T
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fT, &tpw, &c.d.s4T, v.T, v.HasT)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
-	}
 	// D
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fD, &tpw, &c.d.s5D, v.D, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fD, &tpw, &c.d.s5D, v.D, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// U
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fU, &tpw, &c.d.s6U, v.U, v.HasU)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fU, &tpw, &c.d.s6U, v.U, v.HasU)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// BV
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fBV, &tpw, nil, v.BV, v.HasBV)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fBV, &tpw, nil, v.BV, v.HasBV)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// BD
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fBD, &tpw, &c.d.s7BD, v.BD, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fBD, &tpw, &c.d.s7BD, v.BD, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// I
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fI, &tpw, nil, int64(v.I), v.HasI)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fI, &tpw, nil, int64(v.I), v.HasI)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// L
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fL, &tpw, &c.d.s8L, int64(v.L), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fL, &tpw, &c.d.s8L, int64(v.L), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// P
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fP, &tpw, nil, v.P.Mantissa, v.P.Exponent, v.HasP)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fP, &tpw, nil, v.P.Mantissa, v.P.Exponent, v.HasP)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// Q
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fQ, &tpw, &c.d.s9Q, v.Q.Mantissa, v.Q.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fQ, &tpw, &c.d.s9Q, v.Q.Mantissa, v.Q.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// R
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fR, &tpw, &c.d.s10R, v.R.Mantissa, v.R.Exponent, v.HasR)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fR, &tpw, &c.d.s10R, v.R.Mantissa, v.R.Exponent, v.HasR)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// X
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fX, &tpw, nil, &c.d.s11XMantissa, v.X.Mantissa, v.X.Exponent, v.HasX)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.SplitDecimal(out, fX, &tpw, nil, &c.d.s11XMantissa, v.X.Mantissa, v.X.Exponent, v.HasX)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// K
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fK, &tpw, nil, int64(v.K), v.HasK)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fK, &tpw, nil, int64(v.K), v.HasK)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// KS
 	if v.KS != nil && string(v.KS) != string(cKS) {
@@ -3498,8 +3516,6 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// G1
 	{
 		if err := c.Enter(fG1); err != nil {
@@ -3523,11 +3539,13 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if o, ok := fastrt.AppendASCII(out, v.S, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fS3, &tpw, nil, v.S, v.HasS)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fS3, &tpw, nil, v.S, v.HasS)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -3548,9 +3566,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// A
 			if e := &c.d.s1A; e.G == c.Gen && e.I == int64(v.A) {
 				pmr <<= 1
@@ -3569,19 +3585,23 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fA4, &tpw, &c.d.s1A, int64(v.A), true)
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fA4, &tpw, &c.d.s1A, int64(v.A), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
+				}
+			}
+			// Inner
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Int(out, fN, &tpw, &c.d.s12N, int64(len(v.Inner)), v.HasInner)
 				pmr, pmn = tpw.Reg, tpw.N
 				if err != nil {
 					return out, err
 				}
-			}
-			// Inner
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Int(out, fN, &tpw, &c.d.s12N, int64(len(v.Inner)), v.HasInner)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
 			}
 			if v.HasInner {
 				if err := c.Enter(fInner); err != nil {
@@ -3592,15 +3612,15 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// V
-					tpw.Reg, tpw.N = pmr, pmn
-					out, err = c.Int(out, fV, &tpw, &c.d.s13V, int64(v.V), true)
-					pmr, pmn = tpw.Reg, tpw.N
-					if err != nil {
-						return out, err
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.Int(out, fV, &tpw, &c.d.s13V, int64(v.V), true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
 					}
 					// G3
 					pmr <<= 1
@@ -3617,9 +3637,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 							var own fastrt.PMapW
 							own = fastrt.PMapW{Start: len(out), Size: 1}
 							out = append(out, 0)
-							pmr, pmn := own.Reg, own.N
-							var tpw fastrt.PMapW
-							_ = tpw
+							pmr, pmn := uint64(0), 0
 							// Z
 							if e := &c.d.s14Z; e.G == c.Gen && string(e.B) == string(v.Z) {
 								pmr <<= 1
@@ -3631,34 +3649,35 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 								e.G, e.T, e.Msg = c.Gen, 6, 0
 								e.B = append(e.B[:0], v.Z...)
 							} else {
-								tpw.Reg, tpw.N = pmr, pmn
-								out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
-								pmr, pmn = tpw.Reg, tpw.N
-								if err != nil {
-									return out, err
+								{
+									tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+									out, err = c.Vector(out, fZ, &tpw, &c.d.s14Z, v.Z, true)
+									pmr, pmn = tpw.Reg, tpw.N
+									if err != nil {
+										return out, err
+									}
 								}
 							}
-							own.Reg, own.N = pmr, pmn
-							out = fastrt.Finish(out, &own)
+							out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 						}
 						c.Depth--
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
 	// Outer
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNO, &tpw, &c.d.s15NO, int64(len(v.Outer)), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNO, &tpw, &c.d.s15NO, int64(len(v.Outer)), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if true {
 		if err := c.Enter(fOuter); err != nil {
@@ -3693,9 +3712,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					var own fastrt.PMapW
 					own = fastrt.PMapW{Start: len(out), Size: 1}
 					out = append(out, 0)
-					pmr, pmn := own.Reg, own.N
-					var tpw fastrt.PMapW
-					_ = tpw
+					pmr, pmn := uint64(0), 0
 					// W
 					if e := &c.d.s16W; e.G == c.Gen && e.I == int64(v.W) {
 						pmr <<= 1
@@ -3718,15 +3735,16 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 						}
 						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 					} else {
-						tpw.Reg, tpw.N = pmr, pmn
-						out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
-						pmr, pmn = tpw.Reg, tpw.N
-						if err != nil {
-							return out, err
+						{
+							tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+							out, err = c.Int(out, fW, &tpw, &c.d.s16W, int64(v.W), true)
+							pmr, pmn = tpw.Reg, tpw.N
+							if err != nil {
+								return out, err
+							}
 						}
 					}
-					own.Reg, own.N = pmr, pmn
-					out = fastrt.Finish(out, &own)
+					out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 				}
 				c.Depth--
 			}

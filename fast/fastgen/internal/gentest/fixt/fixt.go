@@ -276,8 +276,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType
 	// ApplVerID
@@ -311,7 +309,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -351,7 +349,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -396,7 +394,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -415,7 +413,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -452,8 +450,6 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDUpdateAction
 				{
 					done := false
@@ -494,7 +490,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, &c.d.s1MDUpdateAction)
 						pmb = tpm.Bits
 						if err != nil {
@@ -550,7 +546,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, &c.d.s2MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -606,7 +602,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, &c.d.s3Symbol)
 						pmb = tpm.Bits
 						if err != nil {
@@ -658,7 +654,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, &c.d.s4RptSeq)
 						pmb = tpm.Bits
 						if err != nil {
@@ -704,7 +700,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -769,7 +765,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -822,7 +818,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -868,7 +864,7 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -900,8 +896,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType2
 	// ApplVerID
@@ -935,7 +929,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -975,7 +969,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1015,7 +1009,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1057,7 +1051,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1097,7 +1091,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1142,7 +1136,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1161,7 +1155,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1198,8 +1192,6 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 				}
 				win := c.Win
 				_ = win
-				var tpm fastrt.PMap
-				_ = tpm
 				// MDEntryType
 				{
 					done := false
@@ -1245,7 +1237,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, &c.d.s2MDEntryType)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1291,7 +1283,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1353,7 +1345,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.SplitDecimal(b, p, fMDEntryPx4, &tpm, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1398,7 +1390,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntrySize2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1443,7 +1435,7 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1475,8 +1467,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType3
 	// ApplVerID
@@ -1510,7 +1500,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1550,7 +1540,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1595,7 +1585,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1638,7 +1628,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1683,7 +1673,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1730,7 +1720,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1777,7 +1767,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1793,7 +1783,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1839,7 +1829,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1880,7 +1870,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fPriceExponent, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1895,7 +1885,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSizeExponent, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1910,7 +1900,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMDBookType, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1955,7 +1945,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1998,7 +1988,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fApplID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2022,8 +2012,6 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType4
 	// ApplVerID
@@ -2057,7 +2045,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2097,7 +2085,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2139,7 +2127,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2184,7 +2172,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2231,7 +2219,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2278,7 +2266,7 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2301,8 +2289,6 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType5
 	// MsgSeqNum
@@ -2334,7 +2320,7 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2374,7 +2360,7 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2414,7 +2400,7 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2436,8 +2422,6 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// MessageType
 	v.MessageType = cMessageType6
 	// MsgSeqNum
@@ -2469,7 +2453,7 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2509,7 +2493,7 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2549,7 +2533,7 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2756,8 +2740,6 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
@@ -2801,9 +2783,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDUpdateAction
 			if e := &c.d.s1MDUpdateAction; e.G == c.Gen && e.I == int64(v.MDUpdateAction) {
 				pmr <<= 1
@@ -2822,11 +2802,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fMDUpdateAction, &tpw, &c.d.s1MDUpdateAction, int64(v.MDUpdateAction), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryType
@@ -2840,11 +2822,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Symbol
@@ -2858,11 +2842,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.Symbol...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol, &tpw, &c.d.s3Symbol, v.Symbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// RptSeq
@@ -2884,11 +2870,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				}
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Int(out, fRptSeq, &tpw, &c.d.s4RptSeq, int64(v.RptSeq), true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -2897,11 +2885,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryPx
@@ -2938,19 +2928,23 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMDEntryPx, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// MDEntrySize
@@ -2980,11 +2974,13 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, v.HasMDEntrySize)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NumberOfOrders
@@ -2995,8 +2991,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -3008,8 +3003,6 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
@@ -3040,11 +3033,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// RptSeq
@@ -3076,9 +3071,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			var own fastrt.PMapW
 			own = fastrt.PMapW{Start: len(out), Size: 1}
 			out = append(out, 0)
-			pmr, pmn := own.Reg, own.N
-			var tpw fastrt.PMapW
-			_ = tpw
+			pmr, pmn := uint64(0), 0
 			// MDEntryType
 			if e := &c.d.s2MDEntryType; e.G == c.Gen && string(e.B) == string(v.MDEntryType) {
 				pmr <<= 1
@@ -3090,11 +3083,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				e.G, e.T, e.Msg = c.Gen, 6, 0
 				e.B = append(e.B[:0], v.MDEntryType...)
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType2, &tpw, &c.d.s2MDEntryType, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -3103,11 +3098,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryID, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryID2, &tpw, nil, v.MDEntryID, v.HasMDEntryID)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryPx
@@ -3152,19 +3149,23 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					}
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
-					tpw.Reg, tpw.N = pmr, pmn
+					{
+						tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+						out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
+						pmr, pmn = tpw.Reg, tpw.N
+						if err != nil {
+							return out, err
+						}
+					}
+				}
+			} else {
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 					out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
 					pmr, pmn = tpw.Reg, tpw.N
 					if err != nil {
 						return out, err
 					}
-				}
-			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.SplitDecimal(out, fMDEntryPx4, &tpw, &c.d.s5MDEntryPxExponent, &c.d.s6MDEntryPxMantissa, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
 				}
 			}
 			// MDEntrySize
@@ -3189,11 +3190,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntrySize2, &tpw, nil, v.MDEntrySize.Mantissa, v.MDEntrySize.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// NumberOfOrders
@@ -3204,8 +3207,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			} else {
 				out = fast.AppendUintNullable(out, x)
 			}
-			own.Reg, own.N = pmr, pmn
-			out = fastrt.Finish(out, &own)
+			out[own.Start] = byte(pmr<<uint(7-pmn)) | 0x80
 		}
 		c.Depth--
 	}
@@ -3217,8 +3219,6 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType3) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType3, "value differs from the constant")
@@ -3251,11 +3251,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityID
@@ -3272,11 +3274,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Currency
@@ -3285,19 +3289,23 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityDesc
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// SecurityDesc
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	// MinPriceIncrement
 	if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
@@ -3313,11 +3321,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// PriceExponent
@@ -3327,18 +3337,22 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		out = fastrt.AppendInt(out, x)
 	}
 	// SizeExponent
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fSizeExponent, &tpw, nil, int64(v.SizeExponent), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fSizeExponent, &tpw, nil, int64(v.SizeExponent), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MDBookType
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fMDBookType, &tpw, nil, int64(v.MDBookType), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fMDBookType, &tpw, nil, int64(v.MDBookType), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MarketDepth
 	if !v.HasMarketDepth {
@@ -3352,11 +3366,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.ApplID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fApplID, &tpw, nil, v.ApplID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -3367,8 +3383,6 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// MessageType
 	if v.MessageType != nil && string(v.MessageType) != string(cMessageType4) {
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
@@ -3393,11 +3407,13 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -3414,11 +3430,13 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	} else if o, ok := fastrt.AppendASCII(out, v.TradingSessionID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fTradingSessionID, &tpw, nil, v.TradingSessionID, v.HasTradingSessionID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Text
@@ -3427,11 +3445,13 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn

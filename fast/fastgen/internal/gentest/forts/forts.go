@@ -653,8 +653,6 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID
 	// MessageType
@@ -690,7 +688,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -730,7 +728,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -775,7 +773,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -794,7 +792,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -852,7 +850,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -894,7 +892,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -939,7 +937,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -988,7 +986,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSymbol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1035,7 +1033,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fSecurityGroup, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1081,7 +1079,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1122,7 +1120,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1167,7 +1165,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMarketDepth, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1213,7 +1211,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1264,7 +1262,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1317,7 +1315,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1368,7 +1366,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1414,7 +1412,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1455,7 +1453,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1505,7 +1503,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1552,7 +1550,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTradeType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1603,7 +1601,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTrdType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1656,7 +1654,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fLastPx, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1707,7 +1705,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDFlags, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1754,7 +1752,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1800,7 +1798,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRevision, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1847,7 +1845,7 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -1876,8 +1874,6 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID2
 	// MessageType
@@ -1913,7 +1909,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1953,7 +1949,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1998,7 +1994,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2039,7 +2035,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2079,7 +2075,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2119,7 +2115,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2164,7 +2160,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2213,7 +2209,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2260,7 +2256,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityGroup2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2279,7 +2275,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -2339,7 +2335,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2384,7 +2380,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2435,7 +2431,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2481,7 +2477,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMarketDepth2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2534,7 +2530,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2580,7 +2576,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2621,7 +2617,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2671,7 +2667,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2717,7 +2713,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDPriceLevel2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2768,7 +2764,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fNumberOfOrders2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2815,7 +2811,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryTradeType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2866,7 +2862,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTrdType2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2917,7 +2913,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDFlags2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -2964,7 +2960,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fCurrency2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3011,7 +3007,7 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 						done = true
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fOrderSide2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3040,8 +3036,6 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID3
 	// MessageType
@@ -3077,7 +3071,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3117,7 +3111,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3157,7 +3151,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTotNumReports2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3199,7 +3193,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3214,7 +3208,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityDesc, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3255,7 +3249,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3303,7 +3297,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityAltID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3350,7 +3344,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityAltIDSource, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3397,7 +3391,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSecurityType, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3444,7 +3438,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCFICode, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3497,7 +3491,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fStrikePrice, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3550,7 +3544,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fContractMultiplier, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3596,7 +3590,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3643,7 +3637,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fCurrency3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3688,7 +3682,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3733,7 +3727,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3779,7 +3773,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3832,7 +3826,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fVolatility, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3851,7 +3845,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDFeedTypes, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -3911,7 +3905,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDFeedType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -3956,7 +3950,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMarketDepth3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4002,7 +3996,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDBookType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4022,7 +4016,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoUnderlyings, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4083,7 +4077,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fUnderlyingSymbol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4128,7 +4122,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fUnderlyingSecurityID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4186,7 +4180,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4239,7 +4233,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4292,7 +4286,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrement, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4345,7 +4339,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fMinPriceIncrementAmount, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4398,7 +4392,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4451,7 +4445,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4504,7 +4498,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4551,7 +4545,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fQuotationList, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4604,7 +4598,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4657,7 +4651,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4673,7 +4667,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoLegs, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4734,7 +4728,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fLegSymbol, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4774,7 +4768,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLegSecurityID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4819,7 +4813,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fLegRatioQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4839,7 +4833,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoInstrAttrib, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -4899,7 +4893,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fInstrAttribType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4941,7 +4935,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fInstrAttribValue, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -4998,7 +4992,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fUnderlyingQty, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5045,7 +5039,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fUnderlyingCurrency, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5061,7 +5055,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 	{
 		n := -1
 		{
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoEvents, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5119,7 +5113,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEventType, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5159,7 +5153,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEventDate, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5199,7 +5193,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fEventTime, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -5249,7 +5243,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityDate, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5295,7 +5289,7 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMaturityTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5318,8 +5312,6 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID4
 	// MessageType
@@ -5355,7 +5347,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5395,7 +5387,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5435,7 +5427,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5489,7 +5481,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fVolatility2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5542,7 +5534,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPrice2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5595,7 +5587,7 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fTheorPriceLimit2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5620,8 +5612,6 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID5
 	// MessageType
@@ -5657,7 +5647,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5697,7 +5687,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5737,7 +5727,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5781,7 +5771,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fSymbol4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5826,7 +5816,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityTradingStatus2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5879,7 +5869,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fHighLimitPx2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5932,7 +5922,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fLowLimitPx2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -5985,7 +5975,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnBuy2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6038,7 +6028,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginOnSell2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6091,7 +6081,7 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fInitialMarginSyntetic2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6114,8 +6104,6 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID6
 	// MessageType
@@ -6151,7 +6139,7 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6191,7 +6179,7 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6213,8 +6201,6 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID7
 	// MessageType
@@ -6250,7 +6236,7 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6290,7 +6276,7 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6330,7 +6316,7 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNewSeqNo, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6354,8 +6340,6 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID8
 	// MessageType
@@ -6391,7 +6375,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6431,7 +6415,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6471,7 +6455,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesOpenTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6511,7 +6495,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesCloseTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6556,7 +6540,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingStartTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6602,7 +6586,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesIntermClearingEndTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6643,7 +6627,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradingSessionID2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6688,7 +6672,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6729,7 +6713,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesStatus, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6773,7 +6757,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6823,7 +6807,7 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fTradSesEvent, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6848,8 +6832,6 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID9
 	// MessageType
@@ -6885,7 +6867,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6925,7 +6907,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -6970,7 +6952,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7017,7 +6999,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fNewsId, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7063,7 +7045,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fOrigTime, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7110,7 +7092,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fLanguageCode, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7156,7 +7138,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fUrgency, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7172,7 +7154,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fHeadline, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7220,7 +7202,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fMarketSegmentID3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7239,7 +7221,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoLinesOfText, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7270,7 +7252,7 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 				{
 					done := false
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fText, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7298,8 +7280,6 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID10
 	// MessageType
@@ -7335,7 +7315,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7375,7 +7355,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7415,7 +7395,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7433,7 +7413,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries3, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -7491,7 +7471,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDUpdateAction2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7533,7 +7513,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7583,7 +7563,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryID3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7629,7 +7609,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fSecurityID6, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7677,7 +7657,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRptSeq3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7723,7 +7703,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7764,7 +7744,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7816,7 +7796,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7867,7 +7847,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7920,7 +7900,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fLastPx2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -7971,7 +7951,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fLastQty, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8022,7 +8002,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeID, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8068,7 +8048,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID5, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8119,7 +8099,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDFlags3, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8165,7 +8145,7 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fRevision2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8194,8 +8174,6 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID11
 	// MessageType
@@ -8231,7 +8209,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8271,7 +8249,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime11, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8311,7 +8289,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastMsgSeqNumProcessed2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8356,7 +8334,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRptSeq4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8397,7 +8375,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fLastFragment5, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8437,7 +8415,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fRouteFirst, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8477,7 +8455,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fExchangeTradingSessionID6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8522,7 +8500,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSecurityID7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8543,7 +8521,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 			n = int(b[p] & 0x7f)
 			p++
 		} else {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fNoMDEntries4, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -8603,7 +8581,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Vector(b, p, fMDEntryType4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8653,7 +8631,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryID4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8699,7 +8677,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryDate4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8740,7 +8718,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntryTime4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8792,7 +8770,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						m, e, ok, np, err := c.Decimal(b, p, fMDEntryPx4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8843,7 +8821,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDEntrySize4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8894,7 +8872,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fTradeID2, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8945,7 +8923,7 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 						}
 					}
 					if !done {
-						tpm.Bits = pmb
+						tpm := fastrt.PMap{Bits: pmb}
 						x, ok, np, err := c.Int(b, p, fMDFlags4, &tpm, nil)
 						pmb = tpm.Bits
 						if err != nil {
@@ -8972,8 +8950,6 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID12
 	// MessageType
@@ -9009,7 +8985,7 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9049,7 +9025,7 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime12, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9073,8 +9049,6 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 	_ = err
 	win := c.Win
 	_ = win
-	var tpm fastrt.PMap
-	_ = tpm
 	// ApplVerID
 	v.ApplVerID = cApplVerID13
 	// MessageType
@@ -9110,7 +9084,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fMsgSeqNum13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9150,7 +9124,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fSendingTime13, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9196,7 +9170,7 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 			done = true
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fText2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -9586,8 +9560,6 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
@@ -9646,11 +9618,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityID
@@ -9671,11 +9645,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, v.HasSymbol)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSymbol, &tpw, nil, v.Symbol, v.HasSymbol)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// SecurityGroup
@@ -9684,11 +9660,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fSecurityGroup, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ExchangeTradingSessionID
@@ -9760,11 +9738,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -9807,11 +9787,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTradeType, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTradeType, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TrdType
@@ -9849,11 +9831,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fLastPx, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fLastPx, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDFlags
@@ -9870,11 +9854,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency, &tpw, nil, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// Revision
@@ -9891,11 +9877,13 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -9909,8 +9897,6 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -9979,11 +9965,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.Symbol, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol2, &tpw, nil, v.Symbol, v.HasSymbol)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityGroup
@@ -9992,11 +9980,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityGroup, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityGroup2, &tpw, nil, v.SecurityGroup, v.HasSecurityGroup)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDEntries
@@ -10015,11 +10005,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType2, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// ExchangeTradingSessionID
@@ -10073,11 +10065,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx2, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryDate
@@ -10128,11 +10122,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			} else if o, ok := fastrt.AppendASCII(out, v.MDEntryTradeType, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryTradeType2, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryTradeType2, &tpw, nil, v.MDEntryTradeType, v.HasMDEntryTradeType)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// TrdType
@@ -10157,11 +10153,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fCurrency2, &tpw, nil, v.Currency, v.HasCurrency)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// OrderSide
@@ -10170,11 +10168,13 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 			} else if o, ok := fastrt.AppendASCII(out, v.OrderSide, true); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fOrderSide2, &tpw, nil, v.OrderSide, v.HasOrderSide)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -10188,8 +10188,6 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID3) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
@@ -10224,19 +10222,23 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol3, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// SecurityDesc
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// SecurityDesc
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fSecurityDesc, &tpw, nil, v.SecurityDesc, v.HasSecurityDesc)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	// SecurityID
 	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
@@ -10254,11 +10256,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, v.HasSecurityAltID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityAltID, &tpw, nil, v.SecurityAltID, v.HasSecurityAltID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityAltIDSource
@@ -10267,11 +10271,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityAltIDSource, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityAltIDSource, &tpw, nil, v.SecurityAltIDSource, v.HasSecurityAltIDSource)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityAltIDSource, &tpw, nil, v.SecurityAltIDSource, v.HasSecurityAltIDSource)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityType
@@ -10280,11 +10286,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.SecurityType, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSecurityType, &tpw, nil, v.SecurityType, v.HasSecurityType)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// CFICode
@@ -10293,11 +10301,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.CFICode, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fCFICode, &tpw, nil, v.CFICode, v.HasCFICode)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// StrikePrice
@@ -10319,11 +10329,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fStrikePrice, &tpw, nil, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fStrikePrice, &tpw, nil, v.StrikePrice.Mantissa, v.StrikePrice.Exponent, v.HasStrikePrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// ContractMultiplier
@@ -10345,11 +10357,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fContractMultiplier, &tpw, nil, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fContractMultiplier, &tpw, nil, v.ContractMultiplier.Mantissa, v.ContractMultiplier.Exponent, v.HasContractMultiplier)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -10366,11 +10380,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.Currency, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fCurrency3, &tpw, nil, v.Currency, v.HasCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MarketID
@@ -10381,11 +10397,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMarketSegmentID, &tpw, nil, v.MarketSegmentID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradingSessionID
@@ -10423,11 +10441,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fVolatility, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fVolatility, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MDFeedTypes
@@ -10446,11 +10466,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.MDFeedType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDFeedType, &tpw, nil, v.MDFeedType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MarketDepth
@@ -10473,11 +10495,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		c.Depth--
 	}
 	// Underlyings
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoUnderlyings, &tpw, nil, int64(len(v.Underlyings)), v.HasUnderlyings)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasUnderlyings {
 		if err := c.Enter(fUnderlyings); err != nil {
@@ -10489,11 +10513,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.UnderlyingSymbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fUnderlyingSymbol, &tpw, nil, v.UnderlyingSymbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// UnderlyingSecurityID
@@ -10526,11 +10552,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fHighLimitPx, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fHighLimitPx, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LowLimitPx
@@ -10552,11 +10580,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fLowLimitPx, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fLowLimitPx, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MinPriceIncrement
@@ -10578,11 +10608,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMinPriceIncrement, &tpw, nil, v.MinPriceIncrement.Mantissa, v.MinPriceIncrement.Exponent, v.HasMinPriceIncrement)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// MinPriceIncrementAmount
@@ -10604,11 +10636,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fMinPriceIncrementAmount, &tpw, nil, v.MinPriceIncrementAmount.Mantissa, v.MinPriceIncrementAmount.Exponent, v.HasMinPriceIncrementAmount)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fMinPriceIncrementAmount, &tpw, nil, v.MinPriceIncrementAmount.Mantissa, v.MinPriceIncrementAmount.Exponent, v.HasMinPriceIncrementAmount)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginOnBuy
@@ -10630,11 +10664,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginOnBuy, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginOnBuy, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginOnSell
@@ -10656,11 +10692,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginOnSell, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginOnSell, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginSyntetic
@@ -10682,11 +10720,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginSyntetic, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginSyntetic, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// QuotationList
@@ -10695,11 +10735,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.QuotationList, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fQuotationList, &tpw, nil, v.QuotationList, v.HasQuotationList)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fQuotationList, &tpw, nil, v.QuotationList, v.HasQuotationList)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TheorPrice
@@ -10721,11 +10763,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fTheorPrice, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fTheorPrice, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TheorPriceLimit
@@ -10747,19 +10791,23 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fTheorPriceLimit, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fTheorPriceLimit, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// InstrumentLegs
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.InstrumentLegs)), v.HasInstrumentLegs)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// InstrumentLegs
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoLegs, &tpw, nil, int64(len(v.InstrumentLegs)), v.HasInstrumentLegs)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	if v.HasInstrumentLegs {
 		if err := c.Enter(fInstrumentLegs); err != nil {
@@ -10771,11 +10819,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.LegSymbol, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fLegSymbol, &tpw, nil, v.LegSymbol, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// LegSecurityID
@@ -10810,22 +10860,26 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fLegRatioQty, &tpw, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fLegRatioQty, &tpw, nil, v.LegRatioQty.Mantissa, v.LegRatioQty.Exponent, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
 		c.Depth--
 	}
 	// InstrumentAttributes
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrumentAttributes)), v.HasInstrumentAttributes)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoInstrAttrib, &tpw, nil, int64(len(v.InstrumentAttributes)), v.HasInstrumentAttributes)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	if v.HasInstrumentAttributes {
 		if err := c.Enter(fInstrumentAttributes); err != nil {
@@ -10847,11 +10901,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fInstrAttribValue, &tpw, nil, v.InstrAttribValue, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 		}
@@ -10876,11 +10932,13 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fUnderlyingQty, &tpw, nil, v.UnderlyingQty.Mantissa, v.UnderlyingQty.Exponent, v.HasUnderlyingQty)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fUnderlyingQty, &tpw, nil, v.UnderlyingQty.Mantissa, v.UnderlyingQty.Exponent, v.HasUnderlyingQty)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// UnderlyingCurrency
@@ -10889,19 +10947,23 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	} else if o, ok := fastrt.AppendASCII(out, v.UnderlyingCurrency, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fUnderlyingCurrency, &tpw, nil, v.UnderlyingCurrency, v.HasUnderlyingCurrency)
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fUnderlyingCurrency, &tpw, nil, v.UnderlyingCurrency, v.HasUnderlyingCurrency)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	// EvntGrp
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fNoEvents, &tpw, nil, int64(len(v.EvntGrp)), v.HasEvntGrp)
 		pmr, pmn = tpw.Reg, tpw.N
 		if err != nil {
 			return out, err
 		}
-	}
-	// EvntGrp
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fNoEvents, &tpw, nil, int64(len(v.EvntGrp)), v.HasEvntGrp)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
 	}
 	if v.HasEvntGrp {
 		if err := c.Enter(fEvntGrp); err != nil {
@@ -10966,8 +11028,6 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID4) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
@@ -11021,11 +11081,13 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fVolatility2, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fVolatility2, &tpw, nil, v.Volatility.Mantissa, v.Volatility.Exponent, v.HasVolatility)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TheorPrice
@@ -11047,11 +11109,13 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fTheorPrice2, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fTheorPrice2, &tpw, nil, v.TheorPrice.Mantissa, v.TheorPrice.Exponent, v.HasTheorPrice)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TheorPriceLimit
@@ -11073,11 +11137,13 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fTheorPriceLimit2, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fTheorPriceLimit2, &tpw, nil, v.TheorPriceLimit.Mantissa, v.TheorPriceLimit.Exponent, v.HasTheorPriceLimit)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -11088,8 +11154,6 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID5) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
@@ -11128,11 +11192,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fSymbol4, &tpw, nil, v.Symbol, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// SecurityTradingStatus
@@ -11162,11 +11228,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fHighLimitPx2, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fHighLimitPx2, &tpw, nil, v.HighLimitPx.Mantissa, v.HighLimitPx.Exponent, v.HasHighLimitPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// LowLimitPx
@@ -11188,11 +11256,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fLowLimitPx2, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fLowLimitPx2, &tpw, nil, v.LowLimitPx.Mantissa, v.LowLimitPx.Exponent, v.HasLowLimitPx)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginOnBuy
@@ -11214,11 +11284,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginOnBuy2, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginOnBuy2, &tpw, nil, v.InitialMarginOnBuy.Mantissa, v.InitialMarginOnBuy.Exponent, v.HasInitialMarginOnBuy)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginOnSell
@@ -11240,11 +11312,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginOnSell2, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginOnSell2, &tpw, nil, v.InitialMarginOnSell.Mantissa, v.InitialMarginOnSell.Exponent, v.HasInitialMarginOnSell)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// InitialMarginSyntetic
@@ -11266,11 +11340,13 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fInitialMarginSyntetic2, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fInitialMarginSyntetic2, &tpw, nil, v.InitialMarginSyntetic.Mantissa, v.InitialMarginSyntetic.Exponent, v.HasInitialMarginSyntetic)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -11351,8 +11427,6 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID8) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID8, "value differs from the constant")
@@ -11433,11 +11507,13 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 	if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, false); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMarketSegmentID2, &tpw, nil, v.MarketSegmentID, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// TradSesEvent
@@ -11456,8 +11532,6 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID9) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID9, "value differs from the constant")
@@ -11496,11 +11570,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.NewsId, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fNewsId, &tpw, nil, v.NewsId, v.HasNewsId)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fNewsId, &tpw, nil, v.NewsId, v.HasNewsId)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// OrigTime
@@ -11517,11 +11593,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.LanguageCode, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fLanguageCode, &tpw, nil, v.LanguageCode, v.HasLanguageCode)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fLanguageCode, &tpw, nil, v.LanguageCode, v.HasLanguageCode)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// Urgency
@@ -11533,11 +11611,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		out = fast.AppendUintNullable(out, x)
 	}
 	// Headline
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fHeadline, &tpw, nil, v.Headline, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fHeadline, &tpw, nil, v.Headline, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID3) {
@@ -11549,11 +11629,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.MarketSegmentID, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fMarketSegmentID3, &tpw, nil, v.MarketSegmentID, v.HasMarketSegmentID)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	// NewsText
@@ -11569,11 +11651,13 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		for j := range v.NewsText {
 			v := &v.NewsText[j]
 			// Text
-			tpw.Reg, tpw.N = pmr, pmn
-			out, err = c.Vector(out, fText, &tpw, nil, v.Text, true)
-			pmr, pmn = tpw.Reg, tpw.N
-			if err != nil {
-				return out, err
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.Vector(out, fText, &tpw, nil, v.Text, true)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
 			}
 		}
 		c.Depth--
@@ -11586,8 +11670,6 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID10) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID10, "value differs from the constant")
@@ -11644,11 +11726,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType3, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType3, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -11724,11 +11808,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx3, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx3, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -11766,11 +11852,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fLastPx2, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fLastPx2, &tpw, nil, v.LastPx.Mantissa, v.LastPx.Exponent, v.HasLastPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// LastQty
@@ -11824,8 +11912,6 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID11) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID11, "value differs from the constant")
@@ -11910,11 +11996,13 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Vector(out, fMDEntryType4, &tpw, nil, v.MDEntryType, true)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Vector(out, fMDEntryType4, &tpw, nil, v.MDEntryType, true)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntryID
@@ -11970,11 +12058,13 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 					}
 				}
 			} else {
-				tpw.Reg, tpw.N = pmr, pmn
-				out, err = c.Decimal(out, fMDEntryPx4, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
-				pmr, pmn = tpw.Reg, tpw.N
-				if err != nil {
-					return out, err
+				{
+					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+					out, err = c.Decimal(out, fMDEntryPx4, &tpw, nil, v.MDEntryPx.Mantissa, v.MDEntryPx.Exponent, v.HasMDEntryPx)
+					pmr, pmn = tpw.Reg, tpw.N
+					if err != nil {
+						return out, err
+					}
 				}
 			}
 			// MDEntrySize
@@ -12044,8 +12134,6 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID13) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID13, "value differs from the constant")
@@ -12076,11 +12164,13 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 	} else if o, ok := fastrt.AppendASCII(out, v.Text, true); ok {
 		out = o
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Vector(out, fText2, &tpw, nil, v.Text, v.HasText)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn

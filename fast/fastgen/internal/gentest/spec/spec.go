@@ -336,8 +336,6 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -372,7 +370,7 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -394,8 +392,6 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -437,7 +433,7 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -460,13 +456,11 @@ func (c *Decoder) d2(b []byte, p int, v *OptionalDecimalWithOperator, pmb uint64
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue3, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -489,8 +483,6 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -544,7 +536,7 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fValue4, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
 			pmb = tpm.Bits
 			if err != nil {
@@ -580,13 +572,11 @@ func (c *Decoder) d5(b []byte, p int, v *ConstantOperatorOptional, pmb uint64, p
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -609,13 +599,11 @@ func (c *Decoder) d6(b []byte, p int, v *DefaultOperatorMandatory, pmb uint64, p
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -637,13 +625,11 @@ func (c *Decoder) d7(b []byte, p int, v *DefaultOperatorOptional, pmb uint64, pm
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue10, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -666,13 +652,11 @@ func (c *Decoder) d8(b []byte, p int, v *CopyOperatorMandatory, pmb uint64, pmx 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -694,13 +678,11 @@ func (c *Decoder) d9(b []byte, p int, v *CopyOperatorOptional, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -723,13 +705,11 @@ func (c *Decoder) d10(b []byte, p int, v *IncrementOperatorMandatory, pmb uint64
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue13, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -751,13 +731,11 @@ func (c *Decoder) d11(b []byte, p int, v *DeltaOperatorMandatorySignedInteger, p
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue14, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -779,13 +757,11 @@ func (c *Decoder) d12(b []byte, p int, v *DeltaOperatorMandatoryDecimal, pmb uin
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue15, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -807,13 +783,11 @@ func (c *Decoder) d13(b []byte, p int, v *DeltaOperatorMandatoryDecimalWithInit,
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.Decimal(b, p, fValue16, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -835,13 +809,11 @@ func (c *Decoder) d14(b []byte, p int, v *DeltaOperatorMandatoryString, pmb uint
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue17, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -863,13 +835,11 @@ func (c *Decoder) d15(b []byte, p int, v *MultiplePMapSlot, pmb uint64, pmx bool
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			m, e, ok, np, err := c.SplitDecimal(b, p, fValue18, &tpm, &c.d.s2ValueExponent, &c.d.s3ValueMantissa)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1337,8 +1307,6 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
@@ -1353,11 +1321,13 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fValue, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, true)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fValue, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, true)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -1368,8 +1338,6 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
 	if !v.HasValue {
 		out = append(out, 0x80)
@@ -1389,11 +1357,13 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 			out = fastrt.AppendInt(out, x)
 		}
 	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.Decimal(out, fValue2, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+			out, err = c.Decimal(out, fValue2, &tpw, nil, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+			pmr, pmn = tpw.Reg, tpw.N
+			if err != nil {
+				return out, err
+			}
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -1404,14 +1374,14 @@ func (c *Encoder) e2(out []byte, v *OptionalDecimalWithOperator, pm *fastrt.PMap
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fValue3, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fValue3, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1421,8 +1391,6 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
 	if ee, me := &c.d.s2ValueExponent, &c.d.s3ValueMantissa; v.HasValue && v.Value.Exponent >= -63 && v.Value.Exponent <= 63 && me.G != c.Gen+1 {
 		base := int64(0)
@@ -1453,19 +1421,23 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			}
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
-			tpw.Reg, tpw.N = pmr, pmn
+			{
+				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+				out, err = c.SplitDecimal(out, fValue4, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+				pmr, pmn = tpw.Reg, tpw.N
+				if err != nil {
+					return out, err
+				}
+			}
+		}
+	} else {
+		{
+			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
 			out, err = c.SplitDecimal(out, fValue4, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
 			pmr, pmn = tpw.Reg, tpw.N
 			if err != nil {
 				return out, err
 			}
-		}
-	} else {
-		tpw.Reg, tpw.N = pmr, pmn
-		out, err = c.SplitDecimal(out, fValue4, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
-		pmr, pmn = tpw.Reg, tpw.N
-		if err != nil {
-			return out, err
 		}
 	}
 	pm.Reg, pm.N = pmr, pmn
@@ -1488,14 +1460,14 @@ func (c *Encoder) e5(out []byte, v *ConstantOperatorOptional, pm *fastrt.PMapW) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1505,14 +1477,14 @@ func (c *Encoder) e6(out []byte, v *DefaultOperatorMandatory, pm *fastrt.PMapW) 
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1522,14 +1494,14 @@ func (c *Encoder) e7(out []byte, v *DefaultOperatorOptional, pm *fastrt.PMapW) (
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue10, &tpw, nil, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue10, &tpw, nil, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1539,14 +1511,14 @@ func (c *Encoder) e8(out []byte, v *CopyOperatorMandatory, pm *fastrt.PMapW) ([]
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1556,14 +1528,14 @@ func (c *Encoder) e9(out []byte, v *CopyOperatorOptional, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1573,14 +1545,14 @@ func (c *Encoder) e10(out []byte, v *IncrementOperatorMandatory, pm *fastrt.PMap
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue13, &tpw, &c.d.s1Value, int64(v.Value), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue13, &tpw, &c.d.s1Value, int64(v.Value), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1590,14 +1562,14 @@ func (c *Encoder) e11(out []byte, v *DeltaOperatorMandatorySignedInteger, pm *fa
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue14, &tpw, &c.d.s1Value, int64(v.Value), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue14, &tpw, &c.d.s1Value, int64(v.Value), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1607,14 +1579,14 @@ func (c *Encoder) e12(out []byte, v *DeltaOperatorMandatoryDecimal, pm *fastrt.P
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fValue15, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fValue15, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1624,14 +1596,14 @@ func (c *Encoder) e13(out []byte, v *DeltaOperatorMandatoryDecimalWithInit, pm *
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Decimal(out, fValue16, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Decimal(out, fValue16, &tpw, &c.d.s1Value, v.Value.Mantissa, v.Value.Exponent, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1641,14 +1613,14 @@ func (c *Encoder) e14(out []byte, v *DeltaOperatorMandatoryString, pm *fastrt.PM
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue17, &tpw, &c.d.s1Value, v.Value, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue17, &tpw, &c.d.s1Value, v.Value, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1658,14 +1630,14 @@ func (c *Encoder) e15(out []byte, v *MultiplePMapSlot, pm *fastrt.PMapW) ([]byte
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.SplitDecimal(out, fValue18, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.SplitDecimal(out, fValue18, &tpw, &c.d.s2ValueExponent, &c.d.s3ValueMantissa, v.Value.Mantissa, v.Value.Exponent, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil

@@ -276,8 +276,6 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -307,7 +305,7 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -329,8 +327,6 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
@@ -365,7 +361,7 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 			}
 		}
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue2, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -388,13 +384,11 @@ func (c *Decoder) d2(b []byte, p int, v *MandatoryCopy, pmb uint64, pmx bool) (i
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue3, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -416,13 +410,11 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalCopy, pmb uint64, pmx bool) (in
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue4, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -458,13 +450,11 @@ func (c *Decoder) d5(b []byte, p int, v *OptionalConstant, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue6, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -487,13 +477,11 @@ func (c *Decoder) d6(b []byte, p int, v *MandatoryDefault, pmb uint64, pmx bool)
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue7, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -515,13 +503,11 @@ func (c *Decoder) d7(b []byte, p int, v *OptionalDefaultNone, pmb uint64, pmx bo
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue8, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -544,13 +530,11 @@ func (c *Decoder) d8(b []byte, p int, v *OptionalDefaultValue, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Int(b, p, fValue9, &tpm, nil)
 			pmb = tpm.Bits
 			if err != nil {
@@ -573,13 +557,11 @@ func (c *Decoder) d9(b []byte, p int, v *MandatoryTail, pmb uint64, pmx bool) (i
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue10, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -601,13 +583,11 @@ func (c *Decoder) d10(b []byte, p int, v *OptionalTail, pmb uint64, pmx bool) (i
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue11, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -630,13 +610,11 @@ func (c *Decoder) d11(b []byte, p int, v *OptionalTailDefault, pmb uint64, pmx b
 	_ = pm
 	var err error
 	_ = err
-	var tpm fastrt.PMap
-	_ = tpm
 	// Value
 	{
 		done := false
 		if !done {
-			tpm.Bits = pmb
+			tpm := fastrt.PMap{Bits: pmb}
 			x, ok, np, err := c.Vector(b, p, fValue12, &tpm, &c.d.s1Value)
 			pmb = tpm.Bits
 			if err != nil {
@@ -1030,14 +1008,14 @@ func (c *Encoder) e2(out []byte, v *MandatoryCopy, pm *fastrt.PMapW) ([]byte, er
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue3, &tpw, &c.d.s1Value, int64(v.Value), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue3, &tpw, &c.d.s1Value, int64(v.Value), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1047,14 +1025,14 @@ func (c *Encoder) e3(out []byte, v *OptionalCopy, pm *fastrt.PMapW) ([]byte, err
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue4, &tpw, &c.d.s1Value, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue4, &tpw, &c.d.s1Value, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1076,14 +1054,14 @@ func (c *Encoder) e5(out []byte, v *OptionalConstant, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue6, &tpw, nil, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue6, &tpw, nil, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1093,14 +1071,14 @@ func (c *Encoder) e6(out []byte, v *MandatoryDefault, pm *fastrt.PMapW) ([]byte,
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue7, &tpw, nil, int64(v.Value), true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue7, &tpw, nil, int64(v.Value), true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1110,14 +1088,14 @@ func (c *Encoder) e7(out []byte, v *OptionalDefaultNone, pm *fastrt.PMapW) ([]by
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue8, &tpw, nil, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1127,14 +1105,14 @@ func (c *Encoder) e8(out []byte, v *OptionalDefaultValue, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Int(out, fValue9, &tpw, nil, int64(v.Value), v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1144,14 +1122,14 @@ func (c *Encoder) e9(out []byte, v *MandatoryTail, pm *fastrt.PMapW) ([]byte, er
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue10, &tpw, &c.d.s1Value, v.Value, true)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue10, &tpw, &c.d.s1Value, v.Value, true)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1161,14 +1139,14 @@ func (c *Encoder) e10(out []byte, v *OptionalTail, pm *fastrt.PMapW) ([]byte, er
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue11, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
@@ -1178,14 +1156,14 @@ func (c *Encoder) e11(out []byte, v *OptionalTailDefault, pm *fastrt.PMapW) ([]b
 	var err error
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
-	var tpw fastrt.PMapW
-	_ = tpw
 	// Value
-	tpw.Reg, tpw.N = pmr, pmn
-	out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
-	pmr, pmn = tpw.Reg, tpw.N
-	if err != nil {
-		return out, err
+	{
+		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
+		out, err = c.Vector(out, fValue12, &tpw, &c.d.s1Value, v.Value, v.HasValue)
+		pmr, pmn = tpw.Reg, tpw.N
+		if err != nil {
+			return out, err
+		}
 	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
