@@ -6,7 +6,24 @@ import (
 	"testing"
 
 	"fastfeed/fast"
+	"fastfeed/fixtures"
 )
+
+// TestEmbeddedTemplatesGenerated checks that the templates compiled into the binary (what
+// the publisher and the handler load) take the generated path.
+func TestEmbeddedTemplatesGenerated(t *testing.T) {
+	ts, err := fixtures.Templates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec(ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Generated() {
+		t.Fatal("md.Codec for the embedded fixtures/templates.xml does not use the generated codec")
+	}
+}
 
 // TestGeneratedMatchesInterpreted encodes the same model values with the generated path and
 // the interpreter's and requires the same bytes (or the same error code), and the same
