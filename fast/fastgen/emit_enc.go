@@ -104,7 +104,7 @@ func (g *gen) encBody(s *segment, inline bool) string {
 		g.w("// %s\n", f.f.Name)
 		g.encField(f)
 		g.buf, tmp = tmp, g.buf
-		code := inlineAppends(tmp.String())
+		code := tmp.String()
 		if reg {
 			code = toRegW(code)
 		}
@@ -142,18 +142,6 @@ var (
 	reEncCall = regexp.MustCompile(`(?m)^if out, err = (c\.\w+\(out, \w+, )pm(, .*); err != nil \{\nreturn out, err\n\}$`)
 	reLeftW   = regexp.MustCompile(`\bpm\.`)
 )
-
-var (
-	reAppUint = regexp.MustCompile(`(?m)^out = fastrt\.AppendUint\(out, (.*)\)$`)
-	reAppInt  = regexp.MustCompile(`(?m)^out = fastrt\.AppendInt\(out, (.*)\)$`)
-)
-
-// inlineAppends writes the one-byte case of integer appends inline (the appends are too
-// big for the compiler to inline).
-func inlineAppends(code string) string {
-	code = reAppUint.ReplaceAllString(code, "if x := uint64($1); x < 0x80 {\nout = append(out, byte(x)|0x80)\n} else {\nout = fastrt.AppendUint(out, x)\n}")
-	return reAppInt.ReplaceAllString(code, "if x := int64($1); x >= -64 && x < 64 {\nout = append(out, byte(x)&0x7f|0x80)\n} else {\nout = fastrt.AppendInt(out, x)\n}")
-}
 
 // toRegW rewrites a field's encoding for a presence map collected in registers.
 func toRegW(code string) string {

@@ -2749,17 +2749,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -2769,11 +2761,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -2791,15 +2779,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -2859,15 +2839,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -2917,15 +2889,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -2955,24 +2919,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3012,23 +2960,11 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3043,11 +2979,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		}
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3057,11 +2989,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -3124,29 +3052,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				} else if true {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -3171,24 +3083,8 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			// MDEntrySize
 			if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3228,17 +3124,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -3310,16 +3198,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	// MinPriceIncrement
 	if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3331,11 +3211,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// PriceExponent
-	if x := int64(int64(v.PriceExponent)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.PriceExponent))
 	// SizeExponent
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3392,17 +3268,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3467,23 +3335,11 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -3497,23 +3353,11 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

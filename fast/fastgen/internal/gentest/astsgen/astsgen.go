@@ -21537,23 +21537,11 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// HeartBtInt
-	if x := int64(int64(v.HeartBtInt)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
 	// Username
 	if !v.HasUsername {
 		out = append(out, 0x80)
@@ -21631,17 +21619,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -21682,17 +21662,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradingSessionID
 	if !v.HasTradingSessionID {
 		out = append(out, 0x80)
@@ -21730,11 +21702,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -21783,16 +21751,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -21804,11 +21764,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -21877,24 +21833,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -21913,24 +21853,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22025,24 +21949,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22061,24 +21969,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22097,24 +21989,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22133,24 +22009,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22169,24 +22029,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22213,24 +22057,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22249,24 +22077,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22285,24 +22097,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22337,24 +22133,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22434,24 +22214,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22486,24 +22250,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22530,24 +22278,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22566,24 +22298,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22602,24 +22318,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22696,23 +22396,11 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -22851,24 +22539,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22887,24 +22559,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -22983,24 +22639,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23019,24 +22659,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23055,24 +22679,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23091,24 +22699,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23127,24 +22719,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23163,24 +22739,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23207,24 +22767,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23243,24 +22787,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23279,24 +22807,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23331,24 +22843,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23405,24 +22901,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23457,24 +22937,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23501,24 +22965,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23537,24 +22985,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23573,24 +23005,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23682,17 +23098,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -23702,11 +23110,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23776,11 +23180,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -24008,17 +23408,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24028,11 +23420,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24094,11 +23482,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -24288,17 +23672,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24308,11 +23684,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24382,11 +23754,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -24720,17 +24088,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24740,11 +24100,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24806,11 +24162,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -25126,23 +24478,11 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -25218,24 +24558,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25254,24 +24578,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25359,24 +24667,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25395,24 +24687,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25431,24 +24707,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25467,24 +24727,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25503,24 +24747,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25539,24 +24767,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25583,24 +24795,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25619,24 +24815,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25671,24 +24851,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25707,24 +24871,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25847,23 +24995,11 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -25939,24 +25075,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25975,24 +25095,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26080,24 +25184,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26116,24 +25204,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26152,24 +25224,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26188,24 +25244,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26224,24 +25264,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26268,24 +25292,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26320,24 +25328,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26444,23 +25436,11 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -26744,23 +25724,11 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -27017,23 +25985,11 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -27146,24 +26102,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27182,24 +26122,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27218,24 +26142,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27254,24 +26162,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27290,24 +26182,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27349,24 +26225,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27393,24 +26253,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27429,24 +26273,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27538,23 +26366,11 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -27667,24 +26483,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27703,24 +26503,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27739,24 +26523,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27798,24 +26566,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27842,24 +26594,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27878,24 +26614,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27994,11 +26714,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		{
@@ -28011,11 +26727,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// MessageEncoding
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28131,16 +26843,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28167,16 +26871,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28203,16 +26899,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28266,15 +26954,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		for j := range v.GroupInstrAttrib {
 			v := &v.GroupInstrAttrib[j]
 			// InstrAttribType
-			if x := int64(int64(v.InstrAttribType)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
 			// InstrAttribValue
 			{
 				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28325,24 +27005,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28482,16 +27146,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28510,16 +27166,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28538,16 +27186,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28566,16 +27206,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28594,16 +27226,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28622,16 +27246,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28650,16 +27266,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28678,16 +27286,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28706,16 +27306,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28742,16 +27334,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28770,16 +27354,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28798,16 +27374,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28851,17 +27419,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -28946,23 +27506,11 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradSesStatus
-	if x := int64(int64(v.TradSesStatus)); x >= -64 && x < 64 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -29012,17 +27560,9 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

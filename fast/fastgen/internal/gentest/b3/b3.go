@@ -43491,27 +43491,15 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// DataLen
-	if x := uint64(uint64(v.DataLen)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.DataLen))
 	// Data
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -43538,17 +43526,9 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -43625,11 +43605,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -43644,11 +43620,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -43663,11 +43635,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
@@ -43698,15 +43666,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s3SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -43727,15 +43687,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs); err != nil {
 					return out, err
@@ -43784,23 +43736,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								if x := uint64(x); x < 0x80 {
-									out = append(out, byte(x)|0x80)
-								} else {
-									if x := uint64(x); x < 0x80 {
-										out = append(out, byte(x)|0x80)
-									} else {
-										if x := uint64(x); x < 0x80 {
-											out = append(out, byte(x)|0x80)
-										} else {
-											out = fastrt.AppendUint(out, x)
-										}
-									}
-								}
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -43896,19 +43832,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
@@ -43940,19 +43864,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -43997,19 +43909,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -44126,19 +44026,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -44183,19 +44071,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -44240,19 +44116,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -44319,19 +44183,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
@@ -44343,19 +44195,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else if e := &c.d.s15LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -44381,19 +44221,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
@@ -44472,15 +44300,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -44533,15 +44353,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -44626,15 +44438,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -44751,15 +44555,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -44835,15 +44631,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -44900,15 +44688,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -44957,15 +44737,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -45046,11 +44818,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -45065,11 +44833,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -45084,11 +44848,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
@@ -45119,15 +44879,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s24SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -45148,15 +44900,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
@@ -45205,23 +44949,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								if x := uint64(x); x < 0x80 {
-									out = append(out, byte(x)|0x80)
-								} else {
-									if x := uint64(x); x < 0x80 {
-										out = append(out, byte(x)|0x80)
-									} else {
-										if x := uint64(x); x < 0x80 {
-											out = append(out, byte(x)|0x80)
-										} else {
-											out = fastrt.AppendUint(out, x)
-										}
-									}
-								}
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -45317,19 +45045,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
@@ -45361,19 +45077,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -45490,19 +45194,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -45547,19 +45239,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -45604,19 +45284,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -45683,19 +45351,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
@@ -45707,19 +45363,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s34LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -45745,19 +45389,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
@@ -45836,15 +45468,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -45897,15 +45521,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -45990,15 +45606,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -46115,15 +45723,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -46199,15 +45799,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -46264,15 +45856,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -46321,15 +45905,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -46410,11 +45986,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -46429,11 +46001,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -46448,11 +46016,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
@@ -46483,15 +46047,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s43SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -46512,15 +46068,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
@@ -46569,23 +46117,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								if x := uint64(x); x < 0x80 {
-									out = append(out, byte(x)|0x80)
-								} else {
-									if x := uint64(x); x < 0x80 {
-										out = append(out, byte(x)|0x80)
-									} else {
-										if x := uint64(x); x < 0x80 {
-											out = append(out, byte(x)|0x80)
-										} else {
-											out = fastrt.AppendUint(out, x)
-										}
-									}
-								}
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -46681,19 +46213,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
@@ -46725,19 +46245,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -46854,19 +46362,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -46911,19 +46407,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -46968,19 +46452,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									if x := int64(x); x >= -64 && x < 64 {
-										out = append(out, byte(x)&0x7f|0x80)
-									} else {
-										out = fastrt.AppendInt(out, x)
-									}
-								}
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47047,19 +46519,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
@@ -47071,19 +46531,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s53LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -47109,19 +46557,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
@@ -47200,15 +46636,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47261,15 +46689,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47354,15 +46774,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -47479,15 +46891,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47563,15 +46967,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47628,15 +47024,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -47685,15 +47073,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -47774,23 +47154,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -47805,11 +47173,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSymbols
-	if x := uint64(uint64(len(v.RelatedSymbols))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSymbols)))
 	if true {
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
@@ -47840,15 +47204,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s62SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -47869,15 +47225,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
 			// ApplIds
-			if x := uint64(uint64(len(v.ApplIds))); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
 			if true {
 				if err := c.Enter(fApplIds); err != nil {
 					return out, err
@@ -47926,23 +47274,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								if x := uint64(x); x < 0x80 {
-									out = append(out, byte(x)|0x80)
-								} else {
-									if x := uint64(x); x < 0x80 {
-										out = append(out, byte(x)|0x80)
-									} else {
-										if x := uint64(x); x < 0x80 {
-											out = append(out, byte(x)|0x80)
-										} else {
-											out = fastrt.AppendUint(out, x)
-										}
-									}
-								}
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -48034,19 +47366,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
@@ -48091,19 +47411,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						if x := uint64(x); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
-						}
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
@@ -48115,19 +47423,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s64LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							if x := int64(x); x >= -64 && x < 64 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else {
-								if x := int64(x); x >= -64 && x < 64 {
-									out = append(out, byte(x)&0x7f|0x80)
-								} else {
-									out = fastrt.AppendInt(out, x)
-								}
-							}
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -48187,15 +47483,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// RoundLot
-			if x := uint64(uint64(v.RoundLot)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.RoundLot))
 			// MinTradeVol
 			if !v.HasMinTradeVol {
 				out = append(out, 0x80)
@@ -48221,29 +47509,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -48266,35 +47538,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// TickSizeDenominator
-			if x := uint64(uint64(v.TickSizeDenominator)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
 			// MinOrderQty
-			if x := uint64(uint64(v.MinOrderQty)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
 			// MaxOrderQty
-			if x := uint64(uint64(v.MaxOrderQty)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
 			// InstrumentID
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
@@ -48425,15 +47673,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -48487,29 +47727,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						if x := int64(x); x >= -64 && x < 64 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -48566,25 +47790,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
-			if x := uint64(uint64(v.DatedDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.DatedDate))
 			// StartDate
 			if !v.HasStartDate {
 				out = append(out, 0x80)
@@ -48667,17 +47875,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -48688,11 +47888,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		}
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -48814,15 +48010,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -48892,17 +48080,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -48912,11 +48092,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -48933,15 +48109,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -48988,15 +48156,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s81SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -49016,15 +48176,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s82RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -49094,15 +48246,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s85MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -49568,17 +48712,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -49588,11 +48724,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -49609,15 +48741,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -49664,15 +48788,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s103SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -49692,15 +48808,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s104RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -49770,15 +48878,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s107MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -50217,17 +49317,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -50237,11 +49329,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -50258,15 +49346,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -50313,15 +49393,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s122SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -50341,15 +49413,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s123RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -50419,15 +49483,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s126MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -50842,17 +49898,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -50862,11 +49910,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
@@ -50883,15 +49927,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -50938,15 +49974,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s141SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -50966,15 +49994,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s142RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -51044,15 +50064,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s145MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -51474,29 +50486,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
@@ -51513,15 +50509,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -51603,15 +50591,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -51631,15 +50611,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -51700,15 +50672,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -52021,29 +50985,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
@@ -52060,15 +51008,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -52150,15 +51090,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -52178,15 +51110,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -52247,15 +51171,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -52568,17 +51484,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -52666,17 +51574,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -52702,17 +51602,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -52815,17 +51707,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -52851,23 +51735,11 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -52962,11 +51834,7 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -52988,27 +51856,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID17) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID17, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -53054,17 +51910,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource15, "value differs from the constant")
@@ -53074,11 +51922,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange14, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
@@ -53451,27 +52295,15 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID18) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID18, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -53517,17 +52349,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource16, "value differs from the constant")
@@ -53537,11 +52361,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange15, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
@@ -54111,27 +52931,15 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID19) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID19, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -54177,17 +52985,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource17, "value differs from the constant")
@@ -54197,11 +52997,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange16, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
@@ -54744,27 +53540,15 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID20) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID20, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -54810,17 +53594,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource18, "value differs from the constant")
@@ -54830,11 +53606,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange17, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
@@ -55353,27 +54125,15 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID21) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID21, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -55419,17 +54179,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource19, "value differs from the constant")
@@ -55439,11 +54191,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange18, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
@@ -55962,27 +54710,15 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID22) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID22, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -56028,17 +54764,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource20, "value differs from the constant")
@@ -56048,11 +54776,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange19, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
@@ -56571,27 +55295,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID23) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID23, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -56637,17 +55349,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource21, "value differs from the constant")
@@ -56657,11 +55361,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange20, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
@@ -57037,17 +55737,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -57210,15 +55902,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -57328,17 +56012,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -57501,15 +56177,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -57619,17 +56287,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if !v.HasOrigTime {
 		out = append(out, 0x80)
@@ -57744,15 +56404,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -57915,17 +56567,9 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -57943,17 +56587,9 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -57971,17 +56607,9 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -58008,17 +56636,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID4, "value differs from the constant")
@@ -58028,11 +56648,7 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fEncryptMethod, "value differs from the constant")
 	}
 	// HeartbeatInt
-	if x := uint64(uint64(v.HeartbeatInt)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.HeartbeatInt))
 	// DefaultApplVerID
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
@@ -58054,17 +56670,9 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID5, "value differs from the constant")
@@ -58097,17 +56705,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -58118,11 +56718,7 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		}
 	}
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -1162,17 +1162,9 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// PartitionID
-	if x := uint64(uint64(v.PartitionID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.PartitionID))
 	// SenderCompID
-	if x := uint64(uint64(v.SenderCompID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 	// PacketSeqNum
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1239,11 +1231,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s2SenderCompID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.SenderCompID)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		{
@@ -1301,11 +1289,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s5MarketSegmentID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.MarketSegmentID)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		{
@@ -1337,11 +1321,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s7ProductComplex; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.ProductComplex)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		{
@@ -1397,15 +1377,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryType)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryType))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				{

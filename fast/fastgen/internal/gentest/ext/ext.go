@@ -3269,11 +3269,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.A)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3340,11 +3336,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.A)); x < 0x80 {
-			out = append(out, byte(x)|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3524,15 +3516,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		{
 			v := &v.G1
 			// A
-			if x := uint64(uint64(v.A)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.A))
 			// S
 			if !v.HasS {
 				out = append(out, 0x80)
@@ -3574,15 +3558,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if e := &c.d.s1A; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.A)); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					if x := uint64(x); x < 0x80 {
-						out = append(out, byte(x)|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
-				}
+				out = fastrt.AppendUint(out, uint64(v.A))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
 				{
@@ -3694,15 +3670,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Nested
-			if x := uint64(uint64(len(v.Nested))); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.Nested)))
 			if true {
 				if err := c.Enter(fNested); err != nil {
 					return out, err
@@ -3720,19 +3688,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					} else if e := &c.d.s16W; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := uint64(uint64(v.W)); x < 0x80 {
-							out = append(out, byte(x)|0x80)
-						} else {
-							if x := uint64(x); x < 0x80 {
-								out = append(out, byte(x)|0x80)
-							} else {
-								if x := uint64(x); x < 0x80 {
-									out = append(out, byte(x)|0x80)
-								} else {
-									out = fastrt.AppendUint(out, x)
-								}
-							}
-						}
+						out = fastrt.AppendUint(out, uint64(v.W))
 						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 					} else {
 						{

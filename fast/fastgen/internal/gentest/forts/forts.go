@@ -9573,17 +9573,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -9593,11 +9585,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -9605,15 +9593,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -9678,15 +9658,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// RptSeq
-			if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.RptSeq))
 			// MarketDepth
 			if !v.HasMarketDepth {
 				out = append(out, 0x80)
@@ -9719,24 +9691,8 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -9764,15 +9720,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
 				out = append(out, 0x80)
@@ -9812,24 +9760,8 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -9910,17 +9842,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -9930,23 +9854,11 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// TotNumReports
-	if x := uint64(uint64(v.TotNumReports)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -9990,11 +9902,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		}
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -10046,24 +9954,8 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10083,15 +9975,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntrySize
 			if !v.HasMDEntrySize {
 				out = append(out, 0x80)
@@ -10201,23 +10085,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
-	if x := uint64(uint64(v.TotNumReports)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -10241,11 +10113,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
@@ -10318,16 +10186,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10346,16 +10206,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10430,16 +10282,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10451,11 +10295,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// MDFeedTypes
-	if x := uint64(uint64(len(v.MDFeedTypes))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDFeedTypes)))
 	if true {
 		if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
@@ -10541,16 +10381,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10569,16 +10401,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10597,16 +10421,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10625,16 +10441,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10653,16 +10461,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10681,16 +10481,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10709,16 +10501,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10752,16 +10536,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10780,16 +10556,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10829,36 +10597,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// LegSecurityID
-			if x := uint64(uint64(v.LegSecurityID)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 			// LegRatioQty
 			if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10888,15 +10632,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.InstrumentAttributes {
 			v := &v.InstrumentAttributes[j]
 			// InstrAttribType
-			if x := int64(int64(v.InstrAttribType)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
 			// InstrAttribValue
 			if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 				out = o
@@ -10921,16 +10657,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10972,35 +10700,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.EvntGrp {
 			v := &v.EvntGrp[j]
 			// EventType
-			if x := int64(int64(v.EventType)); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				if x := int64(x); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-			}
+			out = fastrt.AppendInt(out, int64(v.EventType))
 			// EventDate
-			if x := uint64(uint64(v.EventDate)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.EventDate))
 			// EventTime
-			if x := uint64(uint64(v.EventTime)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.EventTime))
 		}
 		c.Depth--
 	}
@@ -11041,23 +10745,11 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
@@ -11070,16 +10762,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11098,16 +10782,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11126,16 +10802,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11167,23 +10835,11 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
@@ -11217,16 +10873,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11245,16 +10893,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11273,16 +10913,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11301,16 +10933,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11329,16 +10953,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11370,17 +10986,9 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -11402,23 +11010,11 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -11440,29 +11036,13 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradSesOpenTime
-	if x := uint64(uint64(v.TradSesOpenTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesOpenTime))
 	// TradSesCloseTime
-	if x := uint64(uint64(v.TradSesCloseTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesCloseTime))
 	// TradSesIntermClearingStartTime
 	if !v.HasTradSesIntermClearingStartTime {
 		out = append(out, 0x80)
@@ -11480,11 +11060,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	if x := uint64(uint64(v.TradingSessionID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradingSessionID))
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
 		out = append(out, 0x80)
@@ -11494,11 +11070,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
-	if x := uint64(uint64(v.TradSesStatus)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesStatus))
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
@@ -11545,17 +11117,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -11639,11 +11203,7 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// NewsText
-	if x := uint64(uint64(len(v.NewsText))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.NewsText)))
 	if true {
 		if err := c.Enter(fNewsText); err != nil {
 			return out, err
@@ -11683,29 +11243,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
-	if x := uint64(uint64(v.LastFragment)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastFragment))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -11713,15 +11257,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			if x := uint64(uint64(v.MDUpdateAction)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -11772,15 +11308,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -11789,24 +11317,8 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11833,24 +11345,8 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11925,23 +11421,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// RptSeq
 	if !v.HasRptSeq {
 		out = append(out, 0x80)
@@ -11951,23 +11435,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LastFragment
-	if x := uint64(uint64(v.LastFragment)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastFragment))
 	// RouteFirst
-	if x := uint64(uint64(v.RouteFirst)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RouteFirst))
 	// ExchangeTradingSessionID
-	if x := uint64(uint64(v.ExchangeTradingSessionID)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.ExchangeTradingSessionID))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -11981,11 +11453,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -12022,15 +11490,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 0x80 {
-				out = append(out, byte(x)|0x80)
-			} else {
-				if x := uint64(x); x < 0x80 {
-					out = append(out, byte(x)|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -12039,24 +11499,8 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
-				if x := int64(x.Mantissa); x >= -64 && x < 64 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else {
-					if x := int64(x); x >= -64 && x < 64 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12115,17 +11559,9 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12147,17 +11583,9 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)

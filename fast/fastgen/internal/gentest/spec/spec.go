@@ -1310,16 +1310,8 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1346,16 +1338,8 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -64 && x < 64 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1414,11 +1398,7 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			sent = false
 		}
 		if sent {
-			if x := int64(d); x >= -64 && x < 64 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
 			{

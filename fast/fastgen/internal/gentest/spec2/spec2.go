@@ -979,11 +979,7 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// Value
-	if x := uint64(uint64(v.Value)); x < 0x80 {
-		out = append(out, byte(x)|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.Value))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
