@@ -38,7 +38,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {

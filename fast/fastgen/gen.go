@@ -320,4 +320,9 @@ func (g *gen) emitDict() {
 		g.w("d.%s.G = 0\n", g.slots[s])
 	}
 	g.w("}\n\n")
+	g.w("func (d *dictionary) clearMsg() {\n")
+	for _, s := range slots {
+		g.w("d.%s.Msg = 0\n", g.slots[s])
+	}
+	g.w("}\n\n")
 }

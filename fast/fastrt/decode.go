@@ -112,14 +112,18 @@ type Dec struct {
 const WinChunk = 512
 
 // Begin starts a message at b: it mirrors the start of the input and counts the message.
-func (s *Dec) Begin(b []byte) {
+// It returns true when the count wrapped: the caller must then set every entry's Msg to 0,
+// or an Entry.Cur of 2^32 messages ago would look current.
+func (s *Dec) Begin(b []byte) (wrapped bool) {
 	s.Win = append(s.Win[:0], b[:min(len(b), WinChunk)]...)
 	s.Extra = s.Extra[:0]
 	s.Depth = 0
 	s.Msg++
 	if s.Msg == 0 {
-		s.Msg = 1 // Entry.Cur of 2^32 messages ago would look current; Msg is checked with G
+		s.Msg = 1
+		return true
 	}
+	return false
 }
 
 // Extend mirrors more of the input b, so that Win covers b[:end+1], and returns Win. The

@@ -1130,6 +1130,35 @@ func (d *dictionary) clearGen() {
 	d.s26MsgSeqNum.G = 0
 }
 
+func (d *dictionary) clearMsg() {
+	d.s1MDEntryType.Msg = 0
+	d.s2MDEntryDate.Msg = 0
+	d.s3MDEntryTime.Msg = 0
+	d.s4OrigTime.Msg = 0
+	d.s5MDEntryPx.Msg = 0
+	d.s6MDEntrySize.Msg = 0
+	d.s7Yield.Msg = 0
+	d.s8OrderStatus.Msg = 0
+	d.s9OrdType.Msg = 0
+	d.s10TotalVolume.Msg = 0
+	d.s11TradingSessionSubID.Msg = 0
+	d.s12OrderSide.Msg = 0
+	d.s13AccruedInterestAmt.Msg = 0
+	d.s14TradeValue.Msg = 0
+	d.s15SettlDate.Msg = 0
+	d.s16SettleType.Msg = 0
+	d.s17Price.Msg = 0
+	d.s18PriceType.Msg = 0
+	d.s19RepoToPx.Msg = 0
+	d.s20BuyBackPx.Msg = 0
+	d.s21BuyBackDate.Msg = 0
+	d.s22RefOrderID.Msg = 0
+	d.s23Symbol.Msg = 0
+	d.s24TradingSessionID.Msg = 0
+	d.s25MDUpdateAction.Msg = 0
+	d.s26MsgSeqNum.Msg = 0
+}
+
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
 // as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
 // Message are valid until the next Decode. A Decoder is not safe for concurrent use.
@@ -1158,7 +1187,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {

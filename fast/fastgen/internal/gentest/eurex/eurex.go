@@ -126,6 +126,23 @@ func (d *dictionary) clearGen() {
 	d.s14MDEntryTime.G = 0
 }
 
+func (d *dictionary) clearMsg() {
+	d.s1MsgSeqNum.Msg = 0
+	d.s2SenderCompID.Msg = 0
+	d.s3LastMsgSeqNumProcessed.Msg = 0
+	d.s4RefreshIndicator.Msg = 0
+	d.s5MarketSegmentID.Msg = 0
+	d.s6SecurityID.Msg = 0
+	d.s7ProductComplex.Msg = 0
+	d.s8LastUpdateTime.Msg = 0
+	d.s9MDEntryType.Msg = 0
+	d.s10MDEntryPx.Msg = 0
+	d.s11MDEntrySize.Msg = 0
+	d.s12NumberOfOrders.Msg = 0
+	d.s13MDPriceLevel.Msg = 0
+	d.s14MDEntryTime.Msg = 0
+}
+
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
 // as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
 // Message are valid until the next Decode. A Decoder is not safe for concurrent use.
@@ -154,7 +171,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {

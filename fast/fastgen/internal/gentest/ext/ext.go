@@ -450,6 +450,95 @@ func (d *dictionary) clearGen() {
 	d.s86F69.G = 0
 }
 
+func (d *dictionary) clearMsg() {
+	d.s1A.Msg = 0
+	d.s2B.Msg = 0
+	d.s3S.Msg = 0
+	d.s4T.Msg = 0
+	d.s5D.Msg = 0
+	d.s6U.Msg = 0
+	d.s7BD.Msg = 0
+	d.s8L.Msg = 0
+	d.s9Q.Msg = 0
+	d.s10R.Msg = 0
+	d.s11XMantissa.Msg = 0
+	d.s12N.Msg = 0
+	d.s13V.Msg = 0
+	d.s14Z.Msg = 0
+	d.s15NO.Msg = 0
+	d.s16W.Msg = 0
+	d.s17F0.Msg = 0
+	d.s18F1.Msg = 0
+	d.s19F2.Msg = 0
+	d.s20F3.Msg = 0
+	d.s21F4.Msg = 0
+	d.s22F5.Msg = 0
+	d.s23F6.Msg = 0
+	d.s24F7.Msg = 0
+	d.s25F8.Msg = 0
+	d.s26F9.Msg = 0
+	d.s27F10.Msg = 0
+	d.s28F11.Msg = 0
+	d.s29F12.Msg = 0
+	d.s30F13.Msg = 0
+	d.s31F14.Msg = 0
+	d.s32F15.Msg = 0
+	d.s33F16.Msg = 0
+	d.s34F17.Msg = 0
+	d.s35F18.Msg = 0
+	d.s36F19.Msg = 0
+	d.s37F20.Msg = 0
+	d.s38F21.Msg = 0
+	d.s39F22.Msg = 0
+	d.s40F23.Msg = 0
+	d.s41F24.Msg = 0
+	d.s42F25.Msg = 0
+	d.s43F26.Msg = 0
+	d.s44F27.Msg = 0
+	d.s45F28.Msg = 0
+	d.s46F29.Msg = 0
+	d.s47F30.Msg = 0
+	d.s48F31.Msg = 0
+	d.s49F32.Msg = 0
+	d.s50F33.Msg = 0
+	d.s51F34.Msg = 0
+	d.s52F35.Msg = 0
+	d.s53F36.Msg = 0
+	d.s54F37.Msg = 0
+	d.s55F38.Msg = 0
+	d.s56F39.Msg = 0
+	d.s57F40.Msg = 0
+	d.s58F41.Msg = 0
+	d.s59F42.Msg = 0
+	d.s60F43.Msg = 0
+	d.s61F44.Msg = 0
+	d.s62F45.Msg = 0
+	d.s63F46.Msg = 0
+	d.s64F47.Msg = 0
+	d.s65F48.Msg = 0
+	d.s66F49.Msg = 0
+	d.s67F50.Msg = 0
+	d.s68F51.Msg = 0
+	d.s69F52.Msg = 0
+	d.s70F53.Msg = 0
+	d.s71F54.Msg = 0
+	d.s72F55.Msg = 0
+	d.s73F56.Msg = 0
+	d.s74F57.Msg = 0
+	d.s75F58.Msg = 0
+	d.s76F59.Msg = 0
+	d.s77F60.Msg = 0
+	d.s78F61.Msg = 0
+	d.s79F62.Msg = 0
+	d.s80F63.Msg = 0
+	d.s81F64.Msg = 0
+	d.s82F65.Msg = 0
+	d.s83F66.Msg = 0
+	d.s84F67.Msg = 0
+	d.s85F68.Msg = 0
+	d.s86F69.Msg = 0
+}
+
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
 // as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
 // Message are valid until the next Decode. A Decoder is not safe for concurrent use.
@@ -478,7 +567,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {

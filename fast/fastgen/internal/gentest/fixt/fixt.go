@@ -170,6 +170,15 @@ func (d *dictionary) clearGen() {
 	d.s6MDEntryPxMantissa.G = 0
 }
 
+func (d *dictionary) clearMsg() {
+	d.s1MDUpdateAction.Msg = 0
+	d.s2MDEntryType.Msg = 0
+	d.s3Symbol.Msg = 0
+	d.s4RptSeq.Msg = 0
+	d.s5MDEntryPxExponent.Msg = 0
+	d.s6MDEntryPxMantissa.Msg = 0
+}
+
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
 // as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
 // Message are valid until the next Decode. A Decoder is not safe for concurrent use.
@@ -198,7 +207,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {

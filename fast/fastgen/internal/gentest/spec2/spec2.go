@@ -130,6 +130,10 @@ func (d *dictionary) clearGen() {
 	d.s1Value.G = 0
 }
 
+func (d *dictionary) clearMsg() {
+	d.s1Value.Msg = 0
+}
+
 // Decoder decodes messages of these templates. It keeps the dictionaries between messages,
 // as a FAST stream requires; call Reset where the feed resets them. Byte slices of a decoded
 // Message are valid until the next Decode. A Decoder is not safe for concurrent use.
@@ -158,7 +162,9 @@ func (c *Decoder) Decode(b []byte, m *Message) (int, error) {
 	if c.Gen == 0 {
 		c.Gen = 2
 	}
-	c.Begin(b)
+	if c.Begin(b) {
+		c.d.clearMsg()
+	}
 	var pm fastrt.PMap
 	p, err := fastrt.ReadPMap(b, 0, &pm)
 	if err != nil {
