@@ -14,41 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PollerConfig configures a Poller. The zero value joins on loopback with
-// the kernel's default receive buffer.
-type PollerConfig struct {
-	// Interface is the address of the interface to join groups on. The zero
-	// value means 127.0.0.1, loopback.
-	Interface netip.Addr
-	// ReadBuffer is the receive buffer to ask for per socket, in bytes:
-	// SO_RCVBUFFORCE when the process may (CAP_NET_ADMIN), else SO_RCVBUF,
-	// which net.core.rmem_max caps. 0 keeps the kernel default. What the
-	// kernel granted is in Membership.ReadBuffer.
-	ReadBuffer int
-	// BatchSize is the most datagrams read by one recvmmsg call, 1..1024;
-	// 0 means 256.
-	BatchSize int
-}
-
-// Membership describes one socket of a Poller.
-type Membership struct {
-	// Group is the group address and port the socket is bound to and joined.
-	Group netip.AddrPort
-	// Source is the only source accepted after JoinSourceSpecificGroup;
-	// invalid (the zero Addr) for an any-source join.
-	Source netip.Addr
-	// ReadBuffer is the receive buffer size the kernel reports for the
-	// socket (getsockopt SO_RCVBUF): Linux doubles the size asked for, to
-	// leave room for its bookkeeping, and caps what SO_RCVBUF may ask.
-	ReadBuffer int
-	// Drops is the count of datagrams the kernel dropped on this socket
-	// (full receive buffer), as last reported to ReadBatch by SO_RXQ_OVFL.
-	// See Poller.KernelDrops for a count that is current.
-	Drops uint64
-	// Closed is set after LeaveGroup.
-	Closed bool
-}
-
 type member struct {
 	Membership
 	fd       int

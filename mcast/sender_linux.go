@@ -10,29 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SenderConfig configures a Sender. The zero value sends on loopback with
-// TTL 1 and multicast loopback on.
-type SenderConfig struct {
-	// Interface is the address of the interface to send from
-	// (IP_MULTICAST_IF); it is also the datagrams' source address. The zero
-	// value means 127.0.0.1, loopback.
-	Interface netip.Addr
-	// TTL is IP_MULTICAST_TTL, 1..255; 0 means 1 (the local network).
-	TTL int
-	// NoLoopback turns IP_MULTICAST_LOOP off: the datagrams are then not
-	// looped back to this host's own members (except on lo itself, whose
-	// transmissions are always local).
-	NoLoopback bool
-	// WriteBuffer is SO_SNDBUF in bytes; 0 keeps the kernel default.
-	WriteBuffer int
-	// BatchSize is the most datagrams handed to one sendmmsg call,
-	// 1..1024; 0 means 1024. WriteBatch takes any number of messages.
-	BatchSize int
-	// WriteTimeout bounds how long WriteBatch waits, without progress, for
-	// a full socket buffer to drain; 0 means one second.
-	WriteTimeout time.Duration
-}
-
 // Sender sends multicast datagrams from one UDP socket. It is not safe for
 // concurrent use.
 type Sender struct {
