@@ -18,25 +18,25 @@ import (
 // key, and returns the datagram without it. A datagram that fails is counted
 // (auth_failures) and logged at most once a second; ok is false and it must be dropped.
 // Without a key b is returned as it is.
-func (h *Handler) authenticate(si socketInfo, b []byte) (payload []byte, ok bool) {
-	if h.key == nil {
+func (e *Engine) authenticate(si socketInfo, b []byte) (payload []byte, ok bool) {
+	if e.key == nil {
 		return b, true
 	}
-	lineA := h.addrs[h.defsSocket]
+	lineA := e.addrs[e.defsSocket]
 	name := "definitions"
 	if si.ch != nil {
 		lineA, name = si.ch.addr, si.ch.name
 	}
-	p, err := h.key.Open(lineA, b)
+	p, err := e.key.Open(lineA, b)
 	if err != nil {
-		h.stats.AuthFailures++
-		if n, ok := h.authLog.allow(h.now); ok {
-			h.cfg.Logf("channel %s line %s: datagram of %d bytes refused: %v%s", name, lineName(si.line), len(b), err, more(n))
+		e.stats.AuthFailures++
+		if n, ok := e.authLog.allow(e.now); ok {
+			e.log.Debug(fmt.Sprintf("channel %s line %s: datagram of %d bytes refused: %v%s", name, lineName(si.line), len(b), err, more(n)))
 		}
 		return nil, false
 	}
 	// The tag already digests the datagram: its first 8 bytes stand for it in copies.
-	h.digest = binary.LittleEndian.Uint64(b[len(b)-dgauth.TagLen:])
+	e.digest = binary.LittleEndian.Uint64(b[len(b)-dgauth.TagLen:])
 	return p, true
 }
 
@@ -74,12 +74,12 @@ func (r *copyRing) add(seq uint32, sum uint64) {
 func (r *copyRing) clear() { r.used = [copiesLen]bool{} }
 
 // datagramDigest returns the digest of datagram b for the copy ring: the tag's when the
-// handler authenticated it, else a keyed hash of its bytes.
-func (h *Handler) datagramDigest(b []byte) uint64 {
-	if h.key != nil {
-		return h.digest
+// engine authenticated it, else a keyed hash of its bytes.
+func (e *Engine) datagramDigest(b []byte) uint64 {
+	if e.key != nil {
+		return e.digest
 	}
-	return maphash.Bytes(h.seed, b)
+	return maphash.Bytes(e.seed, b)
 }
 
 // sameCopy reports whether datagram b (sequence seq, from a line of ch) agrees with the
@@ -87,18 +87,18 @@ func (h *Handler) datagramDigest(b []byte) uint64 {
 // at most once a second, and the channel's books are marked stale and rebuilt from
 // snapshots: which of the two copies is the publisher's cannot be told, and the first may
 // already be applied. The caller drops it.
-func (h *Handler) sameCopy(ch *channel, line gap.Source, seq uint32, sum uint64, now int64) bool {
+func (e *Engine) sameCopy(ch *channel, line gap.Source, seq uint32, sum uint64, now int64) bool {
 	if !ch.copies.differs(seq, sum) {
 		return true
 	}
-	h.stats.ABMismatch++
-	if n, ok := h.copyLog.allow(now); ok {
-		h.cfg.Logf("channel %s seq %d: the copy from line %s differs from the one taken: books marked stale, snapshots requested%s",
-			ch.name, seq, lineName(line), more(n))
+	e.stats.ABMismatch++
+	if n, ok := e.copyLog.allow(now); ok {
+		e.log.Debug(fmt.Sprintf("channel %s seq %d: the copy from line %s differs from the one taken: books marked stale, snapshots requested%s",
+			ch.name, seq, lineName(line), more(n)))
 	}
-	h.staleChannel(ch, "two different copies of one sequence number")
+	e.staleChannel(ch, "two different copies of one sequence number")
 	ch.tracker.NeedSnapshot(now)
-	h.activate(ch)
+	e.activate(ch)
 	return false
 }
 

@@ -12,7 +12,7 @@ import (
 	"fastfeed/md"
 )
 
-// FuzzReceiveWithKey hands a Detached handler with a key arbitrary datagrams, sealed
+// FuzzReceiveWithKey hands an engine with a key arbitrary datagrams, sealed
 // for their channel or not (seal), on two joined channels. A datagram whose trailer does
 // not check counts one auth failure and changes nothing else: no decode error, no
 // message, no sequence number taken, no book touched. One that checks is handled as
@@ -42,7 +42,7 @@ func FuzzReceiveWithKey(f *testing.F) {
 		f.Fatal("building the seeds failed")
 	}
 
-	h, err := New(Config{Topics: []string{"SBER", "GAZP"}, Templates: templates(f), Port: port, Detached: true, Key: key})
+	h, err := NewEngine(Config{Topics: []string{"SBER", "GAZP"}, Templates: templates(f), Port: port, Key: key})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func FuzzReceiveWithKey(f *testing.F) {
 		if !h.Receive(dst, b, now) {
 			t.Fatalf("Receive refused %v", dst)
 		}
-		h.Poll(now)
+		h.DoWork(now)
 		runtime.ReadMemStats(&after)
 		if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
 			t.Fatalf("%d bytes allocated for a datagram of %d bytes", a, len(b))
@@ -109,10 +109,10 @@ func TestHandlerNoAllocsWithKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.poller.Close()
+	defer h.Close()
 	var events int
 	h.Subscribe(func(*Event) { events++ }, "*")
-	h.serveRequests()
+	h.DoWork(0)
 	ds, _ := stream(&testing.B{}, benchSymbols, 20000)
 	group := sealStream(h, key, ds)
 	i := 0
@@ -166,7 +166,7 @@ func BenchmarkApplyWithKey(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer h.poller.Close()
+			defer h.Close()
 			ds, _ := stream(b, benchSymbols, 20000)
 			groups := sealStream(h, key, ds)
 			b.ReportAllocs()

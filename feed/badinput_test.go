@@ -45,15 +45,12 @@ func (r *boundedRecovery) Retransmit(channel string, beg, end uint32) {
 			return
 		}
 		for seq := beg; seq <= end; seq++ {
-			r.s.mu.Lock()
-			d, ok := r.s.sent[channel][seq]
-			d = append([]byte(nil), d...)
-			r.s.mu.Unlock()
-			if !ok {
-				r.sink.Failed(channel, false, "beyond the last sequence number")
+			m, err := r.s.message(channel, seq)
+			if err != nil {
+				r.sink.Failed(channel, false, err.Error())
 				return
 			}
-			r.sink.Retransmitted(channel, seq, d[4:])
+			r.sink.Retransmitted(channel, seq, m)
 		}
 	}()
 }
@@ -110,7 +107,7 @@ func (s *script) bogus(t *testing.T, symbol string, seq uint32) []byte {
 	return d
 }
 
-// TestBadDatagrams hands a Detached handler a valid stream on two channels with bad
+// TestBadDatagrams hands an engine a valid stream on two channels with bad
 // datagrams on SBER's channel among it, and checks for each which counters move and
 // that the books end equal to the ground truth. A bad datagram in place of a real one
 // (the real one lost) must not take its sequence number: the FIX retransmission fills
@@ -183,7 +180,7 @@ func TestBadDatagrams(t *testing.T) {
 			s := newScript(t)
 			syms := []string{"SBER", "GAZP"}
 			rec := &boundedRecovery{s: s}
-			h, err := New(Config{Topics: syms, Templates: templates(t), Port: port, Detached: true, Recovery: rec})
+			h, err := NewEngine(Config{Topics: syms, Templates: templates(t), Port: port, Recovery: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +191,7 @@ func TestBadDatagrams(t *testing.T) {
 					t.Fatalf("Receive refused %v", dst)
 				}
 				now += 1000
-				h.Poll(now)
+				h.DoWork(now)
 			}
 			update := func(i int) (sberSeq uint32) {
 				for j, sym := range syms {
@@ -235,9 +232,9 @@ func TestBadDatagrams(t *testing.T) {
 				}
 				time.Sleep(time.Millisecond)
 				now += int64(time.Millisecond)
-				h.Poll(now)
+				h.DoWork(now)
 			}
-			h.Poll(now)
+			h.DoWork(now)
 			if diff := book.DiffDumps(h.Dump(), s.truthDump(syms...)); diff != "" {
 				t.Fatalf("books differ from the ground truth:\n%s", diff)
 			}
@@ -274,7 +271,7 @@ func delta(b, a Stats) Stats {
 func TestBogusWhileWaitingForSnapshot(t *testing.T) {
 	s := newScript(t)
 	rec := &boundedRecovery{s: s}
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port, Detached: true, Recovery: rec})
+	h, err := NewEngine(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port, Recovery: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +299,7 @@ func TestBogusWhileWaitingForSnapshot(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		now += int64(time.Millisecond)
-		h.Poll(now)
+		h.DoWork(now)
 	}
 	if d := book.DiffDumps(h.Dump(), s.truthDump("SBER")); d != "" {
 		t.Fatalf("books differ from the ground truth:\n%s", d)

@@ -149,10 +149,10 @@ func TestHandlerNoAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.poller.Close()
+	defer h.Close()
 	var events int
 	h.Subscribe(func(*Event) { events++ }, "*")
-	h.serveRequests()
+	h.DoWork(0)
 	ds, _ := stream(&testing.B{}, benchSymbols, 20000)
 	group := map[netip.AddrPort]int{}
 	for i, si := range h.sockets {
@@ -185,7 +185,7 @@ func BenchmarkApply(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer h.poller.Close()
+	defer h.Close()
 	ds, _ := stream(b, benchSymbols, 20000)
 	group := map[netip.AddrPort]int{}
 	for i, si := range h.sockets {

@@ -3,6 +3,7 @@ package feed
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"fastfeed/mcast/dgauth"
 )
 
-// Config configures a Handler.
+// Config configures an Engine and the Handler around it.
 type Config struct {
 	// Topics are the symbols to follow. With All, every instrument announced on the
 	// instrument definitions channel is followed instead.
@@ -56,15 +57,9 @@ type Config struct {
 	// Inject configures receive-path faults for tests; the zero value injects none.
 	Inject Inject
 
-	// Logf logs state changes; nil discards them.
-	Logf func(format string, args ...any)
-
-	// Detached makes the handler open no sockets: "joining" a group only records its
-	// address, datagrams are handed over with Receive and the timers and recovery
-	// results are run by Poll, both on the caller's goroutine; Run is refused. Package
-	// replay drives a handler this way from a capture, with the capture's timestamps as
-	// the handler's clock.
-	Detached bool
+	// Logger logs state changes (joins, holes, recovery, stale books) and bad datagrams,
+	// all at Debug: a lossy feed makes many; nil discards them.
+	Logger *slog.Logger
 }
 
 // Inject are receive-path faults, applied to each datagram as it is read (before line
@@ -152,8 +147,8 @@ func (c *Config) validate() error {
 	if c.Batch <= 0 {
 		c.Batch = 64
 	}
-	if c.Logf == nil {
-		c.Logf = func(string, ...any) {}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Gap.RecoveryTimeout == 0 {
 		c.Gap.RecoveryTimeout = 2 * time.Second

@@ -11,18 +11,15 @@ import (
 	"fastfeed/md"
 )
 
-// TestDetached hands a Detached handler datagrams with Receive, with a hole that FIX
+// TestDetached hands an engine datagrams with Receive, with a hole that FIX
 // recovery fills through Poll, and checks the books, the counters and the refusals.
 func TestDetached(t *testing.T) {
 	s := newScript(t)
 	syms := []string{"SBER", "GAZP"}
 	rec := &fakeRecovery{s: s}
-	h, err := New(Config{Topics: syms, Templates: templates(t), Port: port, Detached: true, Recovery: rec})
+	h, err := NewEngine(Config{Topics: syms, Templates: templates(t), Port: port, Recovery: rec})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if err := h.Run(context.Background()); err == nil {
-		t.Fatal("Run on a Detached handler succeeded")
 	}
 	var now int64 = 1e9
 	hand := func(sym string, seq uint32) {
@@ -32,7 +29,7 @@ func TestDetached(t *testing.T) {
 			t.Fatalf("Receive refused %s's channel", sym)
 		}
 		now += 1000
-		h.Poll(now)
+		h.DoWork(now)
 	}
 	for i := range 30 {
 		for j, sym := range syms {
@@ -55,9 +52,9 @@ func TestDetached(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 		now += int64(time.Millisecond)
-		h.Poll(now)
+		h.DoWork(now)
 	}
-	h.Poll(now)
+	h.DoWork(now)
 	if d := book.DiffDumps(h.Dump(), s.truthDump(syms...)); d != "" {
 		t.Fatalf("books:\n%s", d)
 	}
@@ -86,7 +83,7 @@ func TestDetached(t *testing.T) {
 
 // TestDetachedNoAllocs: Receive allocates nothing per datagram once warm.
 func TestDetachedNoAllocs(t *testing.T) {
-	h, err := New(Config{Topics: benchSymbols, Templates: templates(t), Port: port, Detached: true})
+	h, err := NewEngine(Config{Topics: benchSymbols, Templates: templates(t), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +94,7 @@ func TestDetachedNoAllocs(t *testing.T) {
 		h.Receive(d.Addr, d.Buf, int64(i))
 		i++
 		if i%64 == 0 {
-			h.Poll(int64(i))
+			h.DoWork(int64(i))
 		}
 	}
 	for range 1000 {

@@ -1,8 +1,10 @@
 package feed
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -51,7 +53,7 @@ func (s *script) forge(t *testing.T, symbol string) (datagram []byte, price int6
 
 // hasLevel reports whether symbol's book in h shows a bid at price (a mantissa at -2)
 // with size 777. Call it through Do.
-func hasForgedLevel(h *Handler, symbol string, price int64) bool {
+func hasForgedLevel(h *Engine, symbol string, price int64) bool {
 	in := h.bySymbol[symbol]
 	if in == nil || in.book == nil {
 		return false
@@ -70,10 +72,22 @@ type logLines struct {
 	lines []string
 }
 
-func (l *logLines) logf(format string, args ...any) {
-	l.mu.Lock()
-	l.lines = append(l.lines, fmt.Sprintf(format, args...))
-	l.mu.Unlock()
+// logger returns a logger whose records, every level, are kept as lines: the message
+// and its attributes.
+func (l *logLines) logger() *slog.Logger { return slog.New(logLinesHandler{l}) }
+
+type logLinesHandler struct{ l *logLines }
+
+func (h logLinesHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h logLinesHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h logLinesHandler) WithGroup(string) slog.Handler            { return h }
+func (h logLinesHandler) Handle(_ context.Context, r slog.Record) error {
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool { line += fmt.Sprintf(" %s=%v", a.Key, a.Value); return true })
+	h.l.mu.Lock()
+	h.l.lines = append(h.l.lines, line)
+	h.l.mu.Unlock()
+	return nil
 }
 
 func (l *logLines) count(sub string) int {
@@ -106,7 +120,7 @@ func forgedAttack(t *testing.T, key *dgauth.Key) (st Stats, seen bool, log *logL
 		return out
 	}}
 	log = &logLines{}
-	h, stop := startHandler(t, Config{Topics: []string{"SBER"}, Key: key, Recovery: rec, Logf: log.logf,
+	h, stop := startHandler(t, Config{Topics: []string{"SBER"}, Key: key, Recovery: rec, Logger: log.logger(),
 		Gap: gap.Config{GapWait: time.Millisecond}})
 	for i := range 10 {
 		s.send("SBER", s.update("SBER", md.New, md.Bid, int64(28400-i*10), 100), false)
@@ -135,10 +149,10 @@ func forgedAttack(t *testing.T, key *dgauth.Key) (st Stats, seen bool, log *logL
 	}
 	if key != nil {
 		eventually(t, h, "the forged datagrams refused", func() bool { return h.stats.AuthFailures == uint64(len(attack)) })
-		_ = h.Do(t.Context(), func() { seen = hasForgedLevel(h, "SBER", price) })
+		_ = h.Do(t.Context(), func() { seen = hasForgedLevel(h.Engine, "SBER", price) })
 		s.send("SBER", s.seq[mcast.ChannelName(channelOf("SBER"))], false)
 	} else {
-		eventually(t, h, "the forged level applied", func() bool { return hasForgedLevel(h, "SBER", price) })
+		eventually(t, h, "the forged level applied", func() bool { return hasForgedLevel(h.Engine, "SBER", price) })
 		seen = true
 		// The publisher's true datagram of that number.
 		s.send("SBER", s.update("SBER", md.Change, md.Bid, 28400, 150), false)
@@ -191,7 +205,7 @@ func TestForgedDatagramWithKey(t *testing.T) {
 	}
 }
 
-// TestABMismatch hands a Detached handler with lines A and B copies of each datagram. A
+// TestABMismatch hands an engine with lines A and B copies of each datagram. A
 // copy that differs from the one taken (the A copy forged, then the B copy true; and the
 // other way round) is counted, logged at most once a second, and the channel goes stale
 // and is rebuilt from snapshots to the ground truth. Identical copies, and numbers reused
@@ -200,8 +214,8 @@ func TestABMismatch(t *testing.T) {
 	s := newScript(t)
 	rec := &boundedRecovery{s: s}
 	log := &logLines{}
-	h, err := New(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port, BPort: port + 1, Detached: true,
-		Recovery: rec, Logf: log.logf})
+	h, err := NewEngine(Config{Topics: []string{"SBER"}, Templates: templates(t), Port: port, BPort: port + 1,
+		Recovery: rec, Logger: log.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +229,7 @@ func TestABMismatch(t *testing.T) {
 			t.Fatalf("Receive refused %v", dst)
 		}
 		now += 1000
-		h.Poll(now)
+		h.DoWork(now)
 	}
 	settle := func() {
 		t.Helper()
@@ -225,7 +239,7 @@ func TestABMismatch(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 			now += int64(time.Millisecond)
-			h.Poll(now)
+			h.DoWork(now)
 		}
 	}
 	both := func(seq uint32) {

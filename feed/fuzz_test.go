@@ -9,7 +9,7 @@ import (
 	"fastfeed/md"
 )
 
-// FuzzReceive hands a Detached handler arbitrary datagrams on a joined channel. It must
+// FuzzReceive hands an engine arbitrary datagrams on a joined channel. It must
 // never panic, never allocate more than a bounded amount for one datagram, and count in
 // Stats().DecodeErrors every datagram that does not decode and whose sequence number it
 // has not applied yet (a copy of an applied number is dropped undecoded, as a
@@ -38,7 +38,7 @@ func FuzzReceive(f *testing.F) {
 		f.Fatal("building the seeds failed")
 	}
 
-	h, err := New(Config{Topics: []string{"SBER", "GAZP"}, Templates: templates(f), Port: port, Detached: true})
+	h, err := NewEngine(Config{Topics: []string{"SBER", "GAZP"}, Templates: templates(f), Port: port})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func FuzzReceive(f *testing.F) {
 		if !h.Receive(dst, b, now) {
 			t.Fatalf("Receive refused %v", dst)
 		}
-		h.Poll(now)
+		h.DoWork(now)
 		runtime.ReadMemStats(&after)
 		if a := after.TotalAlloc - before.TotalAlloc; a > 1<<20 {
 			t.Fatalf("%d bytes allocated for a datagram of %d bytes", a, len(b))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"fastfeed/mcast"
 	"fastfeed/mcast/dgauth"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 func TestMain(m *testing.M) { netns.RunTests(m) }
@@ -85,7 +87,7 @@ func (s *script) update(symbol string, action md.Action, typ md.EntryType, px, s
 		b, _ = book.NewMBP(book.Config{PriceExp: -2})
 		s.truth[symbol] = b
 	}
-	if err := b.Apply(book.Update{Action: book.Action(action), Type: entryType(typ), Price: px, Size: size, Orders: 1}); err != nil {
+	if err := b.Apply(book.Update{Action: book.Action(action), Type: mdbook.EntryType(typ), Price: px, Size: size, Orders: 1}); err != nil {
 		s.t.Fatalf("ground truth: %v", err)
 	}
 	b.SetRptSeq(int64(s.rpt[symbol]))
@@ -99,6 +101,23 @@ func (s *script) update(symbol string, action md.Action, typ md.EntryType, px, s
 	}
 	s.sent[ch][s.seq[ch]] = payload
 	return s.seq[ch]
+}
+
+// message decodes datagram seq of channel into a message of its own, as a recovery
+// client would hand it over.
+func (s *script) message(channel string, seq uint32) (*md.Message, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.sent[channel][seq]
+	if !ok {
+		return nil, fmt.Errorf("no datagram %d", seq)
+	}
+	if _, err := s.codec.Decode(d[4:]); err != nil {
+		return nil, err
+	}
+	m := new(md.Message)
+	m.CopyFrom(&s.codec.Message)
+	return m, nil
 }
 
 // send multicasts datagram seq of symbol's channel, on line B if b.
@@ -188,10 +207,12 @@ func (f *fakeRecovery) Retransmit(channel string, beg, end uint32) {
 			return
 		}
 		for seq := beg; seq <= end; seq++ {
-			f.s.mu.Lock()
-			d := append([]byte(nil), f.s.sent[channel][seq][4:]...)
-			f.s.mu.Unlock()
-			f.sink.Retransmitted(channel, seq, d)
+			m, err := f.s.message(channel, seq)
+			if err != nil {
+				f.sink.Failed(channel, false, err.Error())
+				return
+			}
+			f.sink.Retransmitted(channel, seq, m)
 		}
 	}()
 }

@@ -17,7 +17,7 @@ type Stage int
 // entry is handed to no subscriber counts in Book up to the end and not in Subscribers. A
 // message taken from the out-of-order buffer or from recovery, or read with fault
 // injection on (Config.Inject), has no kernel time of its own: it counts in Book,
-// Subscribers and Total only. A Detached handler (replay) records Total alone, on the
+// Subscribers and Total only. An engine that no Handler runs (replay) records Total alone, on the
 // capture's clock.
 const (
 	StageWire        Stage = iota // publisher SendingTime (52) -> kernel receive time (SO_TIMESTAMPNS)
@@ -68,31 +68,31 @@ type stageClock struct {
 }
 
 // beginStages starts timing an incremental that has just been decoded.
-func (h *Handler) beginStages() {
-	c := &h.clock
+func (e *Engine) beginStages() {
+	c := &e.clock
 	c.decodedNs, c.book, c.subs = 0, 0, 0
-	if h.poller != nil {
+	if e.live {
 		c.decoded = time.Now()
 		c.decodedNs = c.decoded.UnixNano()
 	}
 }
 
 // beginHandOff and endHandOff time the subscriber callbacks of a message's last entry.
-func (h *Handler) beginHandOff() bool {
-	if !h.clock.last {
+func (e *Engine) beginHandOff() bool {
+	if !e.clock.last {
 		return false
 	}
-	h.clock.book = int64(time.Since(h.clock.decoded))
+	e.clock.book = int64(time.Since(e.clock.decoded))
 	return true
 }
 
-func (h *Handler) endHandOff() {
-	h.clock.subs = max(int64(time.Since(h.clock.decoded))-h.clock.book, 1)
+func (e *Engine) endHandOff() {
+	e.clock.subs = max(int64(time.Since(e.clock.decoded))-e.clock.book, 1)
 }
 
 // recordStages records the stages of the incremental sent at sent and done at now.
-func (h *Handler) recordStages(ch *channel, sent, now int64) {
-	c := &h.clock
+func (e *Engine) recordStages(ch *channel, sent, now int64) {
+	c := &e.clock
 	rx, decoded, book, subs := c.rx, c.decodedNs, c.book, c.subs
 	c.rx, c.decodedNs, c.book, c.subs = 0, 0, 0, 0 // messages drained after this one were not in this datagram
 	if decoded == 0 || ch.lat == nil {
@@ -100,7 +100,7 @@ func (h *Handler) recordStages(ch *channel, sent, now int64) {
 	}
 	record := func(s Stage, d int64) {
 		if s != StageTotal {
-			recordClamped(h.stages[s], d)
+			recordClamped(e.stages[s], d)
 		}
 		recordClamped(ch.lat[s], d)
 	}
@@ -124,13 +124,13 @@ func recordClamped(hist *hdrhistogram.Histogram, d int64) {
 
 // StageLatency returns the handler-wide stage histograms (nanoseconds, 3 significant
 // figures); its StageTotal is Latency. Read them after Run returns, or through Do.
-func (h *Handler) StageLatency() *Latencies { return h.stages }
+func (e *Engine) StageLatency() *Latencies { return e.stages }
 
 // ChannelLatency returns each channel's stage histograms (nanoseconds, 2 significant
 // figures), by channel name. Read them after Run returns, or through Do.
-func (h *Handler) ChannelLatency() map[string]*Latencies {
-	out := make(map[string]*Latencies, len(h.channels))
-	for name, ch := range h.channels {
+func (e *Engine) ChannelLatency() map[string]*Latencies {
+	out := make(map[string]*Latencies, len(e.channels))
+	for name, ch := range e.channels {
 		out[name] = ch.lat
 	}
 	return out

@@ -12,7 +12,7 @@ func TestStagePlumbing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.poller.Close()
+	defer h.Close()
 	ch := h.bySymbol["SBER"].ch
 	// Message i (1..1000) spends i µs on the wire, 2i in decode, 3i in the book, 4i in
 	// the hand-off: stage s's p50 is 500(s+1) µs, its p99 990(s+1) µs, its max 1000(s+1).

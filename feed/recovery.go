@@ -1,11 +1,15 @@
 package feed
 
 import (
+	"context"
+	"fmt"
+
+	"fastfeed/gap"
 	"fastfeed/md"
 )
 
 // Recovery asks a recovery service for what multicast lost. Requests must not block the
-// handler: an implementation queues them and answers through the Sink it was given.
+// engine: an implementation queues them and answers through the Sink it was given.
 type Recovery interface {
 	// Start gives the Recovery the sink for its results; it is called once, before any
 	// request.
@@ -17,12 +21,15 @@ type Recovery interface {
 	Snapshot(channel string, symbols []string)
 }
 
-// Sink receives a Recovery's results. Its methods may block (the handler drains them
-// between batches) and are safe for concurrent use.
+// Sink receives a Recovery's results as commands of the engine's queue. Its methods may
+// block while the queue is full (the engine drains it a bounded share per cycle) and are
+// safe for concurrent use.
 type Sink interface {
-	// Retransmitted delivers one retransmitted message of channel: its sequence number
-	// and its FAST encoding (as a datagram payload after the preamble).
-	Retransmitted(channel string, seq uint32, fastMessage []byte)
+	// Retransmitted delivers one retransmitted message of channel, with its sequence
+	// number, as a model value (an incremental, a definition or a status): the engine
+	// applies it as it is, with no FAST encoding or decoding. The sink takes m: the
+	// caller must not change it afterwards.
+	Retransmitted(channel string, seq uint32, m *md.Message)
 	// Snapshots delivers the snapshots answering one request; every one is valid at the
 	// same LastMsgSeqNumProcessed.
 	Snapshots(channel string, snaps []md.Snapshot)
@@ -30,34 +37,48 @@ type Sink interface {
 	Failed(channel string, snapshot bool, reason string)
 }
 
-// recoveryEvent is a Recovery result queued for the handler's goroutine.
-type recoveryEvent struct {
-	channel  string
-	seq      uint32
-	payload  []byte
-	snaps    []md.Snapshot
-	failed   bool
-	snapshot bool
-	reason   string
-}
+// sink queues results as commands for the engine's goroutine. Results that come after
+// the engine stopped are dropped.
+type sink struct{ q *commandQueue }
 
-// sink queues results for the handler goroutine.
-type sink struct {
-	ch   chan recoveryEvent
-	wake func() // tells the handler's loop to look
-}
-
-func (s sink) Retransmitted(channel string, seq uint32, m []byte) {
-	s.ch <- recoveryEvent{channel: channel, seq: seq, payload: m}
-	s.wake()
+func (s sink) Retransmitted(channel string, seq uint32, m *md.Message) {
+	s.q.post(context.Background(), command{op: cmdRetransmitted, channel: channel, seq: seq, msg: m})
 }
 
 func (s sink) Snapshots(channel string, snaps []md.Snapshot) {
-	s.ch <- recoveryEvent{channel: channel, snaps: snaps, snapshot: true}
-	s.wake()
+	s.q.post(context.Background(), command{op: cmdSnapshots, channel: channel, snaps: snaps, snapshot: true})
 }
 
 func (s sink) Failed(channel string, snapshot bool, reason string) {
-	s.ch <- recoveryEvent{channel: channel, failed: true, snapshot: snapshot, reason: reason}
-	s.wake()
+	s.q.post(context.Background(), command{op: cmdFailed, channel: channel, snapshot: snapshot, reason: reason})
+}
+
+// recovered applies a recovery result.
+func (e *Engine) recovered(c *command, now int64) {
+	ch := e.channels[c.channel]
+	if ch == nil {
+		return
+	}
+	switch c.op {
+	case cmdFailed:
+		e.stats.RecoveryFails++
+		e.log.Debug("recovery failed", "channel", ch.name, "reason", c.reason)
+		if c.snapshot {
+			ch.snapWaiting = 0 // the tracker's timer asks again
+			return
+		}
+		if a := ch.tracker.RecoveryFailed(now); a.Kind == gap.Resnapshot {
+			e.requestSnapshot(ch)
+		}
+	case cmdSnapshots:
+		e.applySnapshots(ch, c.snaps)
+	case cmdRetransmitted:
+		if c.msg == nil || !c.msg.Kind.Sequenced() {
+			// The number stays missing: the recovery timeout falls back to snapshots.
+			e.decodeError(ch, c.seq, fmt.Errorf("retransmitted: not a sequenced message"))
+			return
+		}
+		e.offer(ch, c.seq, gap.Recovery, c.msg, now)
+	}
+	e.activate(ch)
 }

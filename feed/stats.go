@@ -4,6 +4,7 @@ package feed
 type Stats struct {
 	Datagrams       uint64 `json:"datagrams"`           // datagrams read from the sockets (after injected faults)
 	Messages        uint64 `json:"messages"`            // messages applied in sequence
+	Decoded         uint64 `json:"decoded"`             // FAST messages decoded (each datagram at most once)
 	Duplicates      uint64 `json:"duplicates"`          // copies dropped (line B, replays)
 	Gaps            uint64 `json:"gaps"`                // holes detected
 	Missing         uint64 `json:"missing"`             // sequence numbers found missing

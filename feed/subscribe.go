@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"context"
 	"strings"
 	"sync/atomic"
 
@@ -20,7 +21,7 @@ const (
 	EventStatus                  // a security status arrived
 )
 
-// Event is delivered to subscribers on the handler's goroutine. Entry and Book are valid
+// Event is delivered to subscribers on the engine's goroutine. Entry and Book are valid
 // only during the callback: copy what must outlive it.
 type Event struct {
 	Kind   EventKind
@@ -54,32 +55,51 @@ type Subscription struct {
 	patterns  []Pattern
 	fn        func(*Event)
 	cancelled atomic.Bool
+	q         *commandQueue
 }
 
-// Cancel stops the subscription's callbacks (from the next batch on).
-func (s *Subscription) Cancel() { s.cancelled.Store(true) }
+// Cancel stops the subscription's callbacks at once; the engine forgets it at its next
+// cycle.
+func (s *Subscription) Cancel() {
+	s.cancelled.Store(true)
+	if s.q != nil {
+		s.q.tryPost(command{op: cmdPrune}) // if the queue is full, the next change prunes it
+	}
+}
 
-// Subscribe registers fn for events of instruments matching any of patterns. fn runs on
-// the handler's goroutine and must return quickly: a slow subscriber slows the handler,
-// so anything slow (a network client) queues the event and returns (package bus does).
-func (h *Handler) Subscribe(fn func(*Event), patterns ...Pattern) *Subscription {
-	s := &Subscription{patterns: patterns, fn: fn}
-	h.subsMu.Lock()
-	h.pending = append(h.pending, s)
-	h.subsMu.Unlock()
-	h.subsDirty.Store(true) // Run picks it up between batches
+// Subscribe registers fn for events of instruments matching any of patterns, from the
+// engine's next cycle on (the subscription is a command of its queue; Subscribe waits
+// while the queue is full). fn runs on the engine's goroutine and must return quickly: a
+// slow subscriber slows the engine, so anything slow (a network client) queues the event
+// and returns (package bus does).
+func (e *Engine) Subscribe(fn func(*Event), patterns ...Pattern) *Subscription {
+	s := &Subscription{patterns: patterns, fn: fn, q: &e.queue}
+	e.queue.post(context.Background(), command{op: cmdSubscribe, sub: s})
 	return s
+}
+
+// pruneSubs drops cancelled subscriptions and makes the instruments match again.
+func (e *Engine) pruneSubs() {
+	live := e.subs[:0]
+	for _, s := range e.subs {
+		if !s.cancelled.Load() {
+			live = append(live, s)
+		}
+	}
+	clear(e.subs[len(live):])
+	e.subs = live
+	e.subsVersion++
 }
 
 // publish calls the subscribers whose patterns match the event's instrument. The match
 // is computed once per instrument and subscription change, not per event.
-func (h *Handler) publish(in *instrument, ev Event) {
-	if len(h.subs) == 0 {
+func (e *Engine) publish(in *instrument, ev Event) {
+	if len(e.subs) == 0 {
 		return
 	}
-	if in.subsVersion != h.subsVersion {
+	if in.subsVersion != e.subsVersion {
 		in.subs = in.subs[:0]
-		for _, s := range h.subs {
+		for _, s := range e.subs {
 			for _, p := range s.patterns {
 				if p.Match(in.symbol, in.ch.name) {
 					in.subs = append(in.subs, s)
@@ -87,17 +107,17 @@ func (h *Handler) publish(in *instrument, ev Event) {
 				}
 			}
 		}
-		in.subsVersion = h.subsVersion
+		in.subsVersion = e.subsVersion
 	}
-	timed := len(in.subs) > 0 && h.beginHandOff() // the hand-off stage (latency.go)
+	timed := len(in.subs) > 0 && e.beginHandOff() // the hand-off stage (latency.go)
 	for _, s := range in.subs {
 		if s.cancelled.Load() {
 			continue
 		}
-		h.event = ev // a field, so that the pointer handed out does not escape per call
-		s.fn(&h.event)
+		e.event = ev // a field, so that the pointer handed out does not escape per call
+		s.fn(&e.event)
 	}
 	if timed {
-		h.endHandOff()
+		e.endHandOff()
 	}
 }

@@ -4,7 +4,7 @@ package gap
 // missing (the caller found two different copies of one sequence number): the tracker
 // goes to Snapshot state, buffering what comes until SnapshotApplied, and the next Poll
 // asks for snapshots. Before the first datagram it does nothing.
-func (t *Tracker) NeedSnapshot(now int64) {
+func (t *Sequencer[T]) NeedSnapshot(now int64) {
 	if !t.started || t.state == Snapshot {
 		return
 	}

@@ -23,13 +23,9 @@ type Codec struct {
 	hb   hbLayout
 	rst  rstLayout
 
-	// The value of the last decoded message, by kind.
-	Incremental Incremental
-	Snapshot    Snapshot
-	Definition  Definition
-	Status      Status
-	Heartbeat   Heartbeat
-	Reset       Reset
+	// Message is the last decoded message: its Kind and the value in the field of that
+	// kind (c.Incremental, c.Definition, ...), aliasing the Codec's buffers.
+	Message
 }
 
 type entryLayout struct {
@@ -231,6 +227,12 @@ func NewCodec(ts *fast.Templates) (*Codec, error) {
 // It returns an error for malformed FAST (a *fast.Error), for trailing bytes, and for a
 // template the model does not know.
 func (c *Codec) Decode(b []byte) (Kind, error) {
+	k, err := c.decode(b)
+	c.Kind = k
+	return k, err
+}
+
+func (c *Codec) decode(b []byte) (Kind, error) {
 	if c.g != nil {
 		return c.decodeGen(b)
 	}

@@ -50,8 +50,8 @@
 // which tcpdump and Wireshark read.
 //
 // [Play] replays a Reader's datagrams, paced by their timestamps (scaled, or as
-// fast as possible), into a feed.Handler made with Config.Detached, exactly as
-// its sockets would deliver them, or onto multicast through an mcast.Sender.
+// fast as possible), into a feed.Engine, exactly as a Handler
+// would hand them over from its sockets, or onto multicast through an mcast.Sender.
 // [Record] writes what an mcast.Poller receives to a Writer with the kernel's
 // receive timestamps, joining the channels the definitions channel names.
 package replay

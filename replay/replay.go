@@ -14,17 +14,18 @@ import (
 	"fastfeed/mcast"
 )
 
-// PlayConfig configures Play. Exactly one of Handler and Sender is set.
+// PlayConfig configures Play. Exactly one of Engine and Sender is set.
 type PlayConfig struct {
 	// Speed scales the capture's pace: 1 replays at the recorded pace, 2 twice as
 	// fast; 0 (or below) replays as fast as possible.
 	Speed float64
 
-	// Handler, a feed.Handler made with Config.Detached, receives every datagram in
-	// process, exactly as from its sockets: the datagram's destination selects the
-	// channel (datagrams for groups it has not joined are counted in
-	// Summary.NotJoined), and the capture's timestamp is its receive time.
-	Handler *feed.Handler
+	// Engine, a feed.Engine (no sockets), receives every datagram in process, exactly
+	// as a Handler's receiver would hand it over: the datagram's destination selects
+	// the channel (datagrams for groups it has not joined are counted in
+	// Summary.NotJoined), and the capture's timestamp is its receive time. Play is the
+	// engine's duty cycle: it calls Receive and DoWork, from its own goroutine.
+	Engine *feed.Engine
 	// Sender re-sends every datagram to its captured destination group and port,
 	// for a separate handler to consume. Only datagrams to multicast groups are
 	// sent (the Sender's interface decides where they go, loopback by default);
@@ -98,21 +99,21 @@ type ChannelSeq struct {
 	Missing   uint64 // sequence numbers skipped by those jumps
 }
 
-// Play replays r's datagrams into cfg.Handler or onto cfg.Sender, paced by their
+// Play replays r's datagrams into cfg.Engine or onto cfg.Sender, paced by their
 // capture timestamps scaled by cfg.Speed, until the end of the capture or ctx ends.
 // Malformed records are reported and skipped; a capture that cannot be read to its
 // end (truncated) ends the replay with Summary.FileError set and a nil error. The
 // error is ctx's, a send error, or a bad configuration.
 //
-// A handler's clock is the capture's: each datagram is received at its timestamp,
-// and the handler's timers run (feed.Handler.Poll) after each datagram and, while
+// An engine's clock is the capture's: each datagram is received at its timestamp,
+// and the engine's timers run (feed.Engine.DoWork) after each datagram and, while
 // Play waits to pace, as capture time passes. When replaying as fast as possible and
-// the handler waits for FIX recovery, Play stops reading and lets the handler's clock
+// the engine waits for FIX recovery, Play stops reading and lets the engine's clock
 // run with the wall clock until the recovery ends, so answers from a real recovery
 // service arrive before their timeouts.
 func Play(ctx context.Context, r *Reader, cfg PlayConfig) (*Summary, error) {
-	if (cfg.Handler == nil) == (cfg.Sender == nil) {
-		return nil, errors.New("replay: Play needs exactly one of a handler and a sender")
+	if (cfg.Engine == nil) == (cfg.Sender == nil) {
+		return nil, errors.New("replay: Play needs exactly one of an engine and a sender")
 	}
 	if cfg.Drain <= 0 {
 		cfg.Drain = 10 * time.Second
@@ -133,7 +134,7 @@ type player struct {
 	start time.Time
 	first int64 // capture time of the first datagram
 	last  int64 // capture time of the last datagram
-	shift int64 // handler clock minus capture time: time spent waiting for recovery
+	shift int64 // engine clock minus capture time: time spent waiting for recovery
 	began bool
 	prog  time.Duration // when Progress was last called
 }
@@ -142,7 +143,7 @@ func (p *player) run(ctx context.Context) error {
 	p.start = time.Now()
 	var d Datagram
 	var decodeErrors uint64
-	h := p.cfg.Handler
+	h := p.cfg.Engine
 	if h != nil {
 		decodeErrors = h.DecodeErrors()
 	}
@@ -193,7 +194,7 @@ func (p *player) run(ctx context.Context) error {
 					}
 				}
 			}
-			h.Poll(at)
+			h.DoWork(at)
 			if p.cfg.Speed <= 0 && h.Recovering() {
 				if err := p.waitRecovery(ctx, ctx); err != nil {
 					return err
@@ -214,7 +215,7 @@ func (p *player) run(ctx context.Context) error {
 	if h != nil {
 		// Let the timers of holes still open fire, then wait for their recovery.
 		now := p.last + p.shift + int64(time.Second)
-		h.Poll(now)
+		h.DoWork(now)
 		p.shift += int64(time.Second)
 		dctx, cancel := context.WithTimeout(ctx, p.cfg.Drain)
 		defer cancel()
@@ -243,7 +244,7 @@ func (p *player) pace(ctx context.Context, ts int64) error {
 			return nil
 		}
 		if left > 4*time.Millisecond {
-			// Sleep most of the wait in steps, running the handler's timers at the
+			// Sleep most of the wait in steps, running the engine's timers at the
 			// capture time reached; spin the last stretch for precision (a sleep
 			// may overshoot by a millisecond or more).
 			step := min(left-3*time.Millisecond, 50*time.Millisecond)
@@ -251,8 +252,8 @@ func (p *player) pace(ctx context.Context, ts int64) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if h := p.cfg.Handler; h != nil {
-				h.Poll(p.first + int64(float64(time.Since(p.start))*p.cfg.Speed) + p.shift)
+			if h := p.cfg.Engine; h != nil {
+				h.DoWork(p.first + int64(float64(time.Since(p.start))*p.cfg.Speed) + p.shift)
 			}
 			p.progress(false)
 			continue
@@ -264,10 +265,10 @@ func (p *player) pace(ctx context.Context, ts int64) error {
 	}
 }
 
-// waitRecovery runs the handler's clock with the wall clock, polling it, while it
+// waitRecovery runs the engine's clock with the wall clock, polling it, while it
 // waits for FIX recovery, until stop ends. ctx's end is an error; stop's is not.
 func (p *player) waitRecovery(ctx, stop context.Context) error {
-	h := p.cfg.Handler
+	h := p.cfg.Engine
 	base := p.last + p.shift
 	t0 := time.Now()
 	defer func() { p.shift += int64(time.Since(t0)) }()
@@ -279,10 +280,10 @@ func (p *player) waitRecovery(ctx, stop context.Context) error {
 			return nil
 		}
 		time.Sleep(time.Millisecond)
-		h.Poll(base + int64(time.Since(t0)))
+		h.DoWork(base + int64(time.Since(t0)))
 		p.progress(false)
 	}
-	h.Poll(base + int64(time.Since(t0)))
+	h.DoWork(base + int64(time.Since(t0)))
 	return nil
 }
 

@@ -36,10 +36,10 @@ func loadTemplates(t testing.TB) *fast.Templates {
 	return ts
 }
 
-// detached returns a handler that follows every instrument the capture defines.
-func detached(t testing.TB, ts *fast.Templates) *feed.Handler {
+// detached returns an engine that follows every instrument the capture defines.
+func detached(t testing.TB, ts *fast.Templates) *feed.Engine {
 	t.Helper()
-	h, err := feed.New(feed.Config{All: true, Templates: ts, Detached: true})
+	h, err := feed.NewEngine(feed.Config{All: true, Templates: ts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestPlayFixture(t *testing.T) {
 	}
 	defer r.Close()
 	var progress []Progress
-	sum, err := Play(context.Background(), r, PlayConfig{Handler: h, Progress: func(p Progress) { progress = append(progress, p) }})
+	sum, err := Play(context.Background(), r, PlayConfig{Engine: h, Progress: func(p Progress) { progress = append(progress, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestPlayReportsDamage(t *testing.T) {
 	h := detached(t, loadTemplates(t))
 	var packetErrs []int
 	var malformed []int
-	sum, err := Play(context.Background(), mustReader(t, file, nil), PlayConfig{Handler: h,
+	sum, err := Play(context.Background(), mustReader(t, file, nil), PlayConfig{Engine: h,
 		PacketError: func(pe *PacketError) { packetErrs = append(packetErrs, pe.PacketNum) },
 		Malformed:   func(d *Datagram) { malformed = append(malformed, d.PacketNum) }})
 	if err != nil {
@@ -223,7 +223,7 @@ func TestPlayPacing(t *testing.T) {
 			var capture []int64
 			var sent []time.Duration
 			h := detached(t, ts0)
-			_, err := Play(context.Background(), mustReader(t, file, nil), PlayConfig{Handler: h, Speed: speed,
+			_, err := Play(context.Background(), mustReader(t, file, nil), PlayConfig{Engine: h, Speed: speed,
 				Sent: func(d *Datagram, at time.Duration) {
 					capture = append(capture, d.Time)
 					sent = append(sent, at)
@@ -272,7 +272,7 @@ func TestPlayCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := detached(t, loadTemplates(t))
 	n := 0
-	_, err := Play(ctx, mustReader(t, readFixture(t), nil), PlayConfig{Handler: h, Speed: 0.01,
+	_, err := Play(ctx, mustReader(t, readFixture(t), nil), PlayConfig{Engine: h, Speed: 0.01,
 		Sent: func(*Datagram, time.Duration) {
 			if n++; n == 3 {
 				cancel()
@@ -302,7 +302,7 @@ func FuzzPlay(f *testing.F) {
 		h := detached(t, ts)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		sum, err := Play(ctx, r, PlayConfig{Handler: h, Drain: time.Millisecond})
+		sum, err := Play(ctx, r, PlayConfig{Engine: h, Drain: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -331,7 +331,7 @@ func BenchmarkPlayMax(b *testing.B) {
 		r := mustReader(b, file, nil)
 		b.StartTimer()
 		start := time.Now()
-		sum, err := Play(context.Background(), r, PlayConfig{Handler: h})
+		sum, err := Play(context.Background(), r, PlayConfig{Engine: h})
 		elapsed += time.Since(start)
 		if err != nil || sum.Delivered != 1515 {
 			b.Fatalf("%v, %d datagrams", err, sum.Delivered)

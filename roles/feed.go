@@ -128,7 +128,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
 	}
-	cfg.Logf = func(format string, args ...any) { log.Debug(fmt.Sprintf(format, args...)) }
+	cfg.Logger = log
 	if cfg.Key, err = o.LoadKey(); err != nil {
 		return err
 	}

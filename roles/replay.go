@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -84,7 +85,6 @@ func (o *ReplayOptions) check(set map[string]bool) (speed float64, err error) {
 func (o *ReplayOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 	o.Feed.All = o.Feed.Topics == ""
 	cfg, err := o.Feed.HandlerConfig(set)
-	cfg.Detached = true
 	return cfg, err
 }
 
@@ -146,9 +146,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	pc := replay.PlayConfig{Speed: speed, Drain: o.Drain}
-	var h *feed.Handler
-	var lastLog atomic.Value // the handler's last log line, for malformed payloads
-	lastLog.Store("")
+	var h *feed.Engine
 	if o.ToMulticast {
 		snd, err := mcast.NewSender(mcast.SenderConfig{Interface: cfg.Interface, WriteBuffer: 4 << 20})
 		if err != nil {
@@ -161,11 +159,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		var packet int
-		cfg.Logf = func(format string, args ...any) {
-			msg := fmt.Sprintf(format, args...)
-			lastLog.Store(msg)
-			log.Debug(msg, "packet", packet)
-		}
+		cfg.Logger = slog.New(packetHandler{log.Handler(), &packet})
 		if o.Feed.FixConnect != "" {
 			rec, err := o.Feed.recoveryClient(cfg.Templates, log)
 			if err != nil {
@@ -174,11 +168,11 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			defer rec.Close()
 			cfg.Recovery = rec
 		}
-		if h, err = feed.New(cfg); err != nil {
+		if h, err = feed.NewEngine(cfg); err != nil {
 			return err
 		}
 		defer h.Close()
-		pc.Handler = h
+		pc.Engine = h
 		pc.Sent = func(d *replay.Datagram, _ time.Duration) { packet = d.PacketNum }
 	}
 	var warned [2]int
@@ -190,7 +184,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	pc.Malformed = func(d *replay.Datagram) {
 		if warned[1]++; warned[1] <= maxWarnings {
-			log.Warn("malformed payload", "packet", d.PacketNum, "dst", d.Dst, "error", lastLog.Load())
+			log.Warn("malformed payload", "packet", d.PacketNum, "dst", d.Dst, "error", h.LastDecodeError())
 		}
 	}
 	if bar.on {
@@ -362,4 +356,15 @@ func (b *progressBar) finish() {
 		fmt.Fprintln(b.w)
 		b.line = ""
 	}
+}
+
+// packetHandler adds the capture packet being replayed to the engine's log records.
+type packetHandler struct {
+	slog.Handler
+	packet *int
+}
+
+func (h packetHandler) Handle(ctx context.Context, r slog.Record) error {
+	r.AddAttrs(slog.Int("packet", *h.packet))
+	return h.Handler.Handle(ctx, r)
 }

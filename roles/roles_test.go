@@ -129,7 +129,7 @@ func TestReplayPrecedence(t *testing.T) {
 			return get(cfg), err
 		}
 	}
-	topics := hc(func(c feed.Config) any { return fmt.Sprint(c.Topics, c.All, c.Detached) })
+	topics := hc(func(c feed.Config) any { return fmt.Sprint(c.Topics, c.All) })
 	mapping := hc(func(c feed.Config) any { return fmt.Sprint(c.Mapping, c.Port) })
 	speed := func(o *ReplayOptions, set map[string]bool) (any, error) { return o.check(set) }
 	runRows(t, func(o *ReplayOptions) func(*flag.FlagSet) { return o.Register }, true, []row[ReplayOptions]{

@@ -4,9 +4,9 @@
 //
 // Retransmit sends a MarketDataRequest (V) with ApplID (1180) = the channel,
 // ApplBegSeqNum (1182) and ApplEndSeqNum (1183). Each answer (X, d or f with the request's
-// MDReqID) is converted to the model (md.*FromFIX), encoded with FAST (the client's own
-// md.Codec) and delivered as Sink.Retransmitted(channel, ApplSeqNum, fastMessage): the
-// same FAST message the datagram carried after its preamble.
+// MDReqID) is converted to the model (md.*FromFIX) and delivered as
+// Sink.Retransmitted(channel, ApplSeqNum, message): the engine applies the model value
+// as it is, with no FAST encoding on the way (the message the datagram carried, decoded).
 //
 // Snapshot sends a V with SubscriptionRequestType (263) = 0, ApplID = the channel and the
 // symbols (NoRelatedSym), or ApplID alone for a whole channel. It collects the W answers
@@ -33,7 +33,6 @@ package fixrecovery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -56,16 +55,15 @@ const (
 	DefaultMaxQueued    = 256
 )
 
-// Config configures a Client. Only Templates is required; every zero field takes its
-// default.
+// Config configures a Client. Every zero field takes its default.
 type Config struct {
 	Connect            string // the recovery service, host:port; default fixsession.RecoveryListen
 	SenderCompID       string // this client's CompID; default DefaultSenderCompID
 	TargetCompID       string // the service's CompID; default fixsession.RecoveryCompID
 	Username, Password string // the Logon's 553 and 554
 
-	// Templates are the feed's FAST templates (fixtures/templates.xml), for encoding what
-	// is retransmitted.
+	// Deprecated: Templates is unused: retransmissions are handed to the engine as model
+	// values, never encoded to FAST. It is accepted for the callers that still set it.
 	Templates *fast.Templates
 
 	// Timeout fails a request that has had no answer message for this long.
@@ -83,10 +81,9 @@ type Config struct {
 // Client is a feed.Recovery over a FIX session. Create it with New, give it to the
 // handler (which calls Start), and Close it when the handler is done.
 type Client struct {
-	cfg   Config
-	log   *slog.Logger
-	ini   *fixsession.Initiator
-	codec *md.Codec // owned by run
+	cfg Config
+	log *slog.Logger
+	ini *fixsession.Initiator
 
 	inbox  chan *request // Retransmit and Snapshot -> run
 	events chan event    // the session -> run
@@ -139,9 +136,6 @@ type event struct {
 
 // New returns a client for cfg. It connects when the handler calls Start.
 func New(cfg Config) (*Client, error) {
-	if cfg.Templates == nil {
-		return nil, errors.New("fixrecovery: no templates")
-	}
 	switch {
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("fixrecovery: Timeout %v is negative", cfg.Timeout)
@@ -166,19 +160,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	codec, err := md.NewCodec(cfg.Templates)
-	if err != nil {
-		return nil, fmt.Errorf("fixrecovery: %w", err)
-	}
 	c := &Client{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		codec:  codec,
 		inbox:  make(chan *request, cfg.MaxQueued),
 		events: make(chan event, 1024),
 		kick:   make(chan struct{}, 1),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var err error
 	c.ini, err = fixsession.NewInitiator(fixsession.InitiatorConfig{
 		Connect:           cfg.Connect,
 		SenderCompID:      cfg.SenderCompID,
@@ -566,21 +556,16 @@ func (r *runner) answer(ev *event) {
 	if seq < req.next || seq > req.end {
 		return // a duplicate, or not of the range
 	}
-	var b []byte
-	var err error
-	switch md.Kind(ev.kind) {
+	m := &md.Message{Kind: md.Kind(ev.kind)}
+	switch m.Kind {
 	case md.KindIncremental:
-		b, err = r.codec.AppendIncremental(nil, &ev.inc)
+		m.Incremental = ev.inc
 	case md.KindDefinition:
-		b, err = r.codec.AppendDefinition(nil, &ev.def)
+		m.Definition = ev.def
 	case md.KindStatus:
-		b, err = r.codec.AppendStatus(nil, &ev.stat)
+		m.Status = ev.stat
 	}
-	if err != nil {
-		done(fmt.Sprintf("message %d: %v", seq, err))
-		return
-	}
-	r.sink.Retransmitted(req.channel, seq, b)
+	r.sink.Retransmitted(req.channel, seq, m)
 	req.next = seq + 1
 	if req.next > req.end || req.next == 0 { // 0: wrapped past the last number
 		done("")

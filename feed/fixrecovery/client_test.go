@@ -65,8 +65,9 @@ func (r result) String() string {
 
 // testSink records the Sink calls.
 type testSink struct {
-	mu  sync.Mutex
-	got []result
+	mu    sync.Mutex
+	got   []result
+	codec *md.Codec
 }
 
 func (s *testSink) add(r result) {
@@ -75,8 +76,36 @@ func (s *testSink) add(r result) {
 	s.got = append(s.got, r)
 }
 
-func (s *testSink) Retransmitted(channel string, seq uint32, m []byte) {
-	s.add(result{retransmitted: true, channel: channel, seq: seq, data: m})
+// Retransmitted records the message encoded to FAST again, so that a test can compare
+// it with the datagram the publisher sent.
+func (s *testSink) Retransmitted(channel string, seq uint32, m *md.Message) {
+	s.mu.Lock()
+	if s.codec == nil {
+		ts, err := fast.LoadFile(filepath.Join("..", "..", "fixtures", "templates.xml"))
+		if err == nil {
+			s.codec, err = md.NewCodec(ts)
+		}
+		if err != nil {
+			panic(err)
+		}
+	}
+	var b []byte
+	var err error
+	switch m.Kind {
+	case md.KindIncremental:
+		b, err = s.codec.AppendIncremental(nil, &m.Incremental)
+	case md.KindDefinition:
+		b, err = s.codec.AppendDefinition(nil, &m.Definition)
+	case md.KindStatus:
+		b, err = s.codec.AppendStatus(nil, &m.Status)
+	default:
+		err = fmt.Errorf("kind %v", m.Kind)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		b = []byte(err.Error())
+	}
+	s.add(result{retransmitted: true, channel: channel, seq: seq, data: b})
 }
 
 func (s *testSink) Snapshots(channel string, snaps []md.Snapshot) {
@@ -484,7 +513,6 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{}, "no templates"},
 		{Config{Templates: ts, Timeout: -1}, "Timeout"},
 		{Config{Templates: ts, MaxQueued: -1}, "MaxQueued"},
 		{Config{Templates: ts, Connect: "nowhere"}, "Connect"},

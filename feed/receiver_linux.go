@@ -1,0 +1,119 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"fastfeed/mcast"
+)
+
+// New creates a handler and joins the groups of its topics (and the instrument
+// definitions channel). It does not read until Run.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p, err := mcast.NewPoller(mcast.PollerConfig{Interface: cfg.Interface, ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
+	if err != nil {
+		return nil, err
+	}
+	join := func(addr netip.AddrPort) (int, error) {
+		if cfg.Source.IsValid() {
+			return p.JoinSourceSpecificGroup(addr, cfg.Source)
+		}
+		return p.JoinGroup(addr)
+	}
+	e, err := newEngine(cfg, join)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	e.queue.wake = p.Wake
+	return &Handler{Engine: e, poller: p}, nil
+}
+
+// Run reads and applies the feed until ctx ends. It returns ctx's error or a socket
+// error. Each turn of its loop is one duty cycle: a recvmmsg batch into the engine, then
+// the engine's DoWork (a bounded share of the command queue, the timers).
+func (h *Handler) Run(ctx context.Context) error {
+	if !h.running.CompareAndSwap(false, true) {
+		return errors.New("feed: Run called twice, or after Close")
+	}
+	e := h.Engine
+	defer func() {
+		h.poller.Close()
+		e.stop(time.Now().UnixNano())
+	}()
+	msgs := make([]mcast.Message, e.cfg.Batch)
+	for i := range msgs {
+		msgs[i].Buf = make([]byte, 2048)
+	}
+	stop := context.AfterFunc(ctx, h.poller.Wake)
+	defer stop()
+	for ctx.Err() == nil {
+		n, err := h.poller.ReadBatch(msgs, h.pollWait())
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			return fmt.Errorf("feed: read: %w", err)
+		}
+		now := time.Now().UnixNano()
+		for i := range msgs[:n] {
+			m := &msgs[i]
+			if m.Truncated {
+				e.stats.DecodeErrors++
+				e.log.Debug("datagram truncated", "from", m.Addr, "longer_than", len(m.Buf))
+				continue
+			}
+			if src := e.cfg.Source; src.IsValid() && m.Addr.Addr().Unmap() != src {
+				// Source-specific joins make the kernel filter; this catches a socket
+				// another program joined to the group without the filter.
+				e.stats.ForeignSource++
+				e.log.Debug("datagram from a foreign source dropped", "from", m.Addr, "source", src)
+				continue
+			}
+			e.receiveOn(m.Group, m.Buf[:m.N], now, m.KernelTime)
+		}
+		if n == 0 && e.inj != nil {
+			e.now = now
+			e.inj.flush(now, e.emit)
+		}
+		e.DoWork(now)
+	}
+	e.finish(time.Now().UnixNano())
+	return ctx.Err()
+}
+
+// Timer granularity of Run: with a hole open, a recovery out or faults holding
+// datagrams, the loop wakes every millisecond; with commands left in the queue, at once;
+// otherwise only for datagrams and for commands (Do, Subscribe, recovery answers, the
+// end of its context), which wake it, and at idleWait at the latest. An idle handler
+// costs next to no CPU.
+const (
+	busyWait = time.Millisecond
+	idleWait = 250 * time.Millisecond
+)
+
+func (h *Handler) pollWait() time.Duration {
+	e := h.Engine
+	switch {
+	case len(e.queue.ch) > 0:
+		return 0
+	case len(e.active) > 0 || (e.inj != nil && e.inj.nh > 0):
+		return busyWait
+	}
+	return idleWait
+}
+
+// Close releases the sockets of a handler whose Run was never called. While Run runs,
+// end its context instead.
+func (h *Handler) Close() {
+	if h.running.CompareAndSwap(false, true) {
+		h.poller.Close()
+		h.Engine.stop(time.Now().UnixNano())
+	}
+}
