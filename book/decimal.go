@@ -26,55 +26,15 @@ var errSyntax = errors.New("not a plain decimal number")
 // fails if s is malformed, its value is not a multiple of 10^exp, or the
 // mantissa does not fit in an int64.
 func ParseDecimal(s string, exp int) (int64, error) {
-	neg, intPart, fracPart, err := splitDecimal(s)
+	d, err := decfmt.Scan(s, decfmt.Rules{Strict: true})
 	if err != nil {
 		return 0, fmt.Errorf("book: parse decimal %q: %w", s, err)
 	}
-	// Drop zeros that do not change the value.
-	for len(fracPart) > 0 && fracPart[len(fracPart)-1] == '0' {
-		fracPart = fracPart[:len(fracPart)-1]
+	m, ok := d.At(exp)
+	if !ok {
+		return 0, fmt.Errorf("book: parse decimal %q: not a multiple of 1e%d, or out of int64 range there", s, exp)
 	}
-	for len(intPart) > 0 && intPart[0] == '0' {
-		intPart = intPart[1:]
-	}
-	digits := intPart + fracPart // value = digits * 10^-len(fracPart)
-	for len(digits) > 0 && digits[0] == '0' {
-		digits = digits[1:]
-	}
-	if digits == "" {
-		return 0, nil
-	}
-	// mantissa = digits * 10^shift
-	shift := -len(fracPart) - exp
-	for shift < 0 {
-		if digits[len(digits)-1] != '0' {
-			return 0, fmt.Errorf("book: parse decimal %q: not a multiple of 1e%d", s, exp)
-		}
-		digits = digits[:len(digits)-1]
-		shift++
-	}
-	const limit = 1 << 63 // magnitude of math.MinInt64
-	var mag uint64
-	for i := 0; i < len(digits); i++ {
-		d := uint64(digits[i] - '0')
-		if mag > (limit-d)/10 {
-			return 0, fmt.Errorf("book: parse decimal %q: out of int64 range at 1e%d", s, exp)
-		}
-		mag = mag*10 + d
-	}
-	for ; shift > 0; shift-- {
-		if mag > limit/10 {
-			return 0, fmt.Errorf("book: parse decimal %q: out of int64 range at 1e%d", s, exp)
-		}
-		mag *= 10
-	}
-	if neg {
-		return int64(-mag), nil // -(1<<63) wraps to math.MinInt64
-	}
-	if mag > limit-1 {
-		return 0, fmt.Errorf("book: parse decimal %q: out of int64 range at 1e%d", s, exp)
-	}
-	return int64(mag), nil
+	return m, nil
 }
 
 // splitDecimal splits a plain decimal into its sign, integer digits and

@@ -10,6 +10,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 // Books rebuilds price-level books from the messages an OMS client receives from the
@@ -103,7 +104,7 @@ func (b *Books) Apply(msg *quickfix.Message) (md.Kind, string, error) {
 			}
 			cb.rptSeq = e.RptSeq
 			b.stats.Entries++
-			if e.Type != md.Bid && e.Type != md.Offer {
+			if !mdbook.Changes(e.Type) {
 				continue
 			}
 			if e.Action == md.Delete {

@@ -3,7 +3,6 @@ package bus
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +11,9 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/feed"
+	"fastfeed/internal/decfmt"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 // itemKind is what a queued item is.
@@ -320,18 +321,7 @@ func (c *client) signal() {
 // snapshotOf copies v into a snapshot.
 func snapshotOf(symbol string, v book.View, rptSeq uint32) *md.Snapshot {
 	s := &md.Snapshot{Symbol: []byte(symbol), RptSeq: rptSeq}
-	pe, se := int8(v.PriceExp()), int8(v.SizeExp())
-	var levels []book.Level
-	for _, side := range [2]book.Side{book.Bid, book.Ask} {
-		t := md.Bid
-		if side == book.Ask {
-			t = md.Offer
-		}
-		levels = v.AppendLevels(levels[:0], side)
-		for _, l := range levels {
-			s.Entries = append(s.Entries, md.Entry{Type: t, Price: md.Dec(l.Price, pe), Size: md.Dec(l.Size, se), Orders: uint32(l.Orders)})
-		}
-	}
+	s.Entries, _ = mdbook.Entries(nil, v, nil)
 	return s
 }
 
@@ -352,27 +342,12 @@ func snapshotOfDump(d *book.DumpBook) *md.Snapshot {
 // parseDec parses a dump's canonical decimal ("-101.25") into a Decimal at the exponent
 // of its fractional digits. Dump strings are exact and short, so it cannot fail on them.
 func parseDec(s string) md.Decimal {
-	digits := make([]byte, 0, len(s))
-	exp := 0
-	point := false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			point = true
-		case c == '-' && i == 0:
-			digits = append(digits, c)
-		default:
-			digits = append(digits, c)
-			if point {
-				exp--
-			}
-		}
-	}
-	m, err := strconv.ParseInt(string(digits), 10, 64)
-	if err != nil {
+	d, err := decfmt.Scan(s, decfmt.Rules{MaxDigits: 18})
+	m, ok := d.Int64()
+	if err != nil || !ok || d.Exp < -63 || d.Exp > 63 {
 		return md.Decimal{}
 	}
-	return md.Dec(m, int8(exp))
+	return md.Dec(m, int8(d.Exp))
 }
 
 // queued is a W to send with what follows it.

@@ -2,10 +2,11 @@ package fast
 
 import (
 	"encoding/hex"
-	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"fastfeed/internal/decfmt"
 )
 
 var scalarTypes = map[string]Type{
@@ -393,9 +394,6 @@ func (l *loader) initial(f *Field, v string, line int) error {
 // ParseDecimal parses a decimal string such as "-12.50", "12000" or "1.5E3" into a
 // normalized mantissa and exponent (no trailing zeros in the mantissa; zero is 0e0).
 func ParseDecimal(s string) (mantissa int64, exponent int32, ok bool) {
-	if s == "" {
-		return 0, 0, false
-	}
 	exp := 0
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		e, err := strconv.Atoi(s[i+1:])
@@ -405,56 +403,27 @@ func ParseDecimal(s string) (mantissa int64, exponent int32, ok bool) {
 		exp = e
 		s = s[:i]
 	}
-	neg := false
-	switch s[0] {
-	case '-':
-		neg = true
+	if strings.HasPrefix(s, "+") {
 		s = s[1:]
-	case '+':
-		s = s[1:]
-	}
-	digits := 0
-	var m uint64
-	seenDot := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '.' && !seenDot {
-			seenDot = true
-			continue
-		}
-		if c < '0' || c > '9' {
+		if strings.HasPrefix(s, "-") {
 			return 0, 0, false
 		}
-		digits++
-		if m > (math.MaxUint64-9)/10 {
-			return 0, 0, false
-		}
-		m = m*10 + uint64(c-'0')
-		if seenDot {
-			exp--
-		}
 	}
-	if digits == 0 {
+	d, err := decfmt.Scan(s, decfmt.Rules{})
+	if err != nil {
 		return 0, 0, false
 	}
-	if m == 0 {
+	if d.Mag == 0 {
 		return 0, 0, true
 	}
-	for m%10 == 0 {
-		m /= 10
-		exp++
+	for d.Mag%10 == 0 {
+		d.Mag /= 10
+		d.Exp++
 	}
-	if exp < -63 || exp > 63 {
+	exp += d.Exp
+	m, fits := d.Int64()
+	if !fits || exp < -63 || exp > 63 {
 		return 0, 0, false
 	}
-	if neg {
-		if m > 1<<63 {
-			return 0, 0, false
-		}
-		return -int64(m), int32(exp), true
-	}
-	if m > math.MaxInt64 {
-		return 0, 0, false
-	}
-	return int64(m), int32(exp), true
+	return m, int32(exp), true
 }

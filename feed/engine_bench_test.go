@@ -51,25 +51,29 @@ func BenchmarkReceivePath(b *testing.B) {
 func BenchmarkHoleRelease(b *testing.B) {
 	const block = 16
 	syms := []string{"SBER"}
-	ds, _ := stream(b, syms, 16000)
-	e := benchEngine(b, syms, nil)
+	ds, _ := stream(b, syms, 16001)
+	var e benchTarget
+	fresh := func() {
+		e = benchEngine(b, syms, nil)
+		e.Receive(ds[0].Addr, ds[0].Buf, 0) // the channel starts live at 1
+	}
+	fresh()
+	held := ds[1:]
 	b.ReportAllocs()
-	i, now := 0, int64(0)
+	i, now := 0, int64(1)
 	for b.Loop() {
-		if i == len(ds) {
+		if i == len(held) {
 			b.StopTimer()
-			e = benchEngine(b, syms, nil)
+			fresh()
 			i = 0
 			b.StartTimer()
 		}
 		// Each block: its first datagram is late; the others wait behind it.
-		k := i % block
-		switch {
-		case k == block-1:
+		if k := i % block; k == block-1 {
 			first := i - (block - 1)
-			e.Receive(ds[first].Addr, ds[first].Buf, now) // fills the hole: releases block-1
-		default:
-			e.Receive(ds[i+1].Addr, ds[i+1].Buf, now)
+			e.Receive(held[first].Addr, held[first].Buf, now) // fills the hole: releases block-1
+		} else {
+			e.Receive(held[i+1].Addr, held[i+1].Buf, now)
 		}
 		i++
 		now++

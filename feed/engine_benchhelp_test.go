@@ -23,6 +23,8 @@ func benchEngine(tb testing.TB, syms []string, rec Recovery) *Engine {
 
 func benchWork(e *Engine, now int64) { e.DoWork(now) }
 
+type benchTarget = *Engine
+
 type benchRetransmitter struct{ m md.Message }
 
 // retransmit hands the parsed message over as it is, as feed/fixrecovery does. The

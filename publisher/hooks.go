@@ -13,6 +13,7 @@ import (
 	"fastfeed/book"
 	"fastfeed/fast"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 // Errors of Retransmit and Snapshot. The errors returned wrap them; test
@@ -368,12 +369,6 @@ func (p *Publisher) snapshot(i int) md.Snapshot {
 		RptSeq:                 p.sim.RptSeq(i),
 		Entries:                make([]md.Entry, 0, b.Depth(book.Bid)+b.Depth(book.Ask)),
 	}
-	for _, side := range [2]book.Side{book.Bid, book.Ask} {
-		for j := range b.Depth(side) {
-			l := b.At(side, j)
-			s.Entries = append(s.Entries, md.Entry{Type: entryType(side), Price: md.Dec(l.Price, in.PriceExp),
-				Size: md.Dec(l.Size, in.SizeExp), Orders: uint32(l.Orders)})
-		}
-	}
+	s.Entries, _ = mdbook.Entries(s.Entries, b, nil) // the book is at the instrument's exponents
 	return s
 }

@@ -20,6 +20,7 @@ import (
 	"fastfeed/internal/fixsession"
 	"fastfeed/internal/netns"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 // inbox files the messages a test client receives by MDReqID.
@@ -690,7 +691,7 @@ func TestRollForward(t *testing.T) {
 			for _, side := range [2]book.Side{book.Bid, book.Ask} {
 				for j := range b.Depth(side) {
 					l := b.At(side, j)
-					s.Entries = append(s.Entries, md.Entry{Type: entryType(side), Price: md.Dec(l.Price, in.PriceExp),
+					s.Entries = append(s.Entries, md.Entry{Type: mdbook.SideType(side), Price: md.Dec(l.Price, in.PriceExp),
 						Size: md.Dec(l.Size, in.SizeExp), Orders: uint32(l.Orders)})
 				}
 			}

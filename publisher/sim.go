@@ -8,6 +8,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/md"
+	"fastfeed/mdbook"
 )
 
 // SimEntry is one entry the simulator produced and the index of its
@@ -302,11 +303,7 @@ func (s *Simulator) newLevel(dst []SimEntry, i int, side book.Side) []SimEntry {
 		}
 		price = in.start // an empty book: cannot happen after Open
 	}
-	typ := md.Bid
-	if side == book.Ask {
-		typ = md.Offer
-	}
-	return s.emit(dst, i, md.New, typ, price, s.size(in), 0)
+	return s.emit(dst, i, md.New, mdbook.SideType(side), price, s.size(in), 0)
 }
 
 func (s *Simulator) changeLevel(dst []SimEntry, i int, side book.Side) []SimEntry {
@@ -318,12 +315,12 @@ func (s *Simulator) changeLevel(dst []SimEntry, i int, side book.Side) []SimEntr
 	l := in.book.At(side, s.levelIndex(d))
 	orders := max(1, l.Orders+s.rng.Int64N(3)-1)
 	size := orders * (1 + s.rng.Int64N(20)) * in.lot
-	return s.emit(dst, i, md.Change, entryType(side), l.Price, size, orders)
+	return s.emit(dst, i, md.Change, mdbook.SideType(side), l.Price, size, orders)
 }
 
 func (s *Simulator) deleteLevel(dst []SimEntry, i int, side book.Side, idx int) []SimEntry {
 	l := s.ins[i].book.At(side, idx)
-	return s.emit(dst, i, md.Delete, entryType(side), l.Price, 0, 0)
+	return s.emit(dst, i, md.Delete, mdbook.SideType(side), l.Price, 0, 0)
 }
 
 // trade hits the best level of one side: a buyer takes the best offer, a
@@ -350,17 +347,10 @@ func (s *Simulator) trade(dst []SimEntry, i int) []SimEntry {
 	}
 	dst = s.emit(dst, i, md.New, md.Trade, l.Price, qty, 0)
 	if qty == l.Size {
-		return s.emit(dst, i, md.Delete, entryType(side), l.Price, 0, 0)
+		return s.emit(dst, i, md.Delete, mdbook.SideType(side), l.Price, 0, 0)
 	}
 	orders := max(1, min(l.Orders-s.rng.Int64N(2), l.Size-qty))
-	return s.emit(dst, i, md.Change, entryType(side), l.Price, l.Size-qty, orders)
-}
-
-func entryType(side book.Side) md.EntryType {
-	if side == book.Ask {
-		return md.Offer
-	}
-	return md.Bid
+	return s.emit(dst, i, md.Change, mdbook.SideType(side), l.Price, l.Size-qty, orders)
 }
 
 // emit numbers an entry, applies it to the ground-truth book and appends it.
@@ -376,7 +366,7 @@ func (s *Simulator) emit(dst []SimEntry, i int, action md.Action, typ md.EntryTy
 		e.Orders = uint32(orders)
 	}
 	if typ != md.Trade {
-		u := book.Update{Action: book.Action(action), Type: book.EntryType(typ - md.Bid), Price: price, Size: size, Orders: orders}
+		u := book.Update{Action: book.Action(action), Type: mdbook.EntryType(typ), Price: price, Size: size, Orders: orders}
 		if err := in.book.Apply(u); err != nil && s.err == nil {
 			s.err = fmt.Errorf("publisher: simulator bug: %s entry %d (%+v): %w", in.symbol, in.rptSeq, u, err)
 		}

@@ -1,5 +1,7 @@
-// Package decfmt formats scaled integers (mantissa × 10^exponent) as exact decimal strings
-// in plain notation, without floating point and without allocating.
+// Package decfmt is fastfeed's one decimal text codec: Append formats scaled integers
+// (mantissa × 10^exponent) as exact decimal strings in plain notation, and Scan parses
+// them back (for book, fast, md and bus alike), without floating point and without
+// allocating.
 package decfmt
 
 import "strconv"
