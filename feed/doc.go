@@ -1,20 +1,26 @@
-// Package feed is the feed handler: it joins the multicast groups of the topics it is asked
-// for, decodes each channel's FAST datagrams, puts them in sequence with package gap (line
-// A/B arbitration, buffering, FIX retransmission, snapshot fallback), applies them to
-// order books and hands the results to in-process subscribers.
+// Package feed is the feed handler: it follows the channels of the topics it is asked for,
+// decodes each channel's FAST datagrams, puts them in sequence with package gap (line A/B
+// arbitration, holding what arrives ahead of a hole, FIX retransmission, snapshot
+// fallback), applies them to order books and hands the results to in-process subscribers.
 //
-// One goroutine, Handler.Run, owns every socket, tracker and book: it reads datagrams in
-// recvmmsg batches from an epoll set, and between batches it drains recovery results and
-// runs the trackers' timers. Nothing on that path locks or allocates once warm. A book is
-// marked stale as soon as it cannot be trusted (a hole is open past its wait, recovery
-// failed, an RptSeq gap, a decode error) and only becomes fresh again from a snapshot.
+// An Engine is all of that without a socket. Its interface is three calls: Receive (one
+// datagram, the group and port it was sent to, its receive time), DoWork (advance the
+// timers to a time and run a bounded share of the command queue) and the command queue
+// itself, which other goroutines feed through Do, Subscribe and the recovery Sink. Receive
+// and DoWork are called from one goroutine, the engine's duty cycle; nothing on that path
+// locks or allocates once warm. Package replay drives an Engine from pcap captures with the
+// capture's timestamps as its clock; benchmarks and tests drive it directly.
 //
-// Recovery over FIX is behind the Recovery interface: the handler asks for a range of a
-// channel's datagrams or for snapshots, and the results come back through the sink it
-// gives the Recovery. package feed/fixrecovery implements it with a quickfix initiator.
+// A Handler is an Engine and its receiver: Run reads datagrams in recvmmsg batches from
+// an epoll set (Linux; elsewhere New returns mcast.ErrNeedsLinux) and calls DoWork after
+// each batch. Every datagram is decoded once: what arrives behind a hole is held decoded,
+// in reused md.Message slots of the channel's gap.Sequencer, and applied from there when
+// the hole fills. A book is marked stale as soon as it cannot be trusted (a hole open past
+// its wait, a failed recovery, an RptSeq gap, a refused entry) and becomes fresh again only
+// from a snapshot.
 //
-// A handler made with Config.Detached opens no sockets: its caller hands it datagrams with
-// Receive (destination group and port, payload, receive time) and runs its timers with
-// Poll, on one goroutine. Package replay drives it so from pcap captures, exactly as the
-// network would have, with the capture's timestamps as the handler's clock.
+// Recovery over FIX is behind the Recovery interface: the engine asks for a range of a
+// channel's datagrams or for snapshots, and the results come back through the Sink it
+// gives the Recovery, as model values (md.Message, md.Snapshot) queued as commands.
+// package feed/fixrecovery implements it with a quickfix initiator.
 package feed

@@ -11,9 +11,9 @@ import (
 	"fastfeed/md"
 )
 
-// TestDetached hands an engine datagrams with Receive, with a hole that FIX
+// TestEngineReceive hands an engine datagrams with Receive, with a hole that FIX
 // recovery fills through Poll, and checks the books, the counters and the refusals.
-func TestDetached(t *testing.T) {
+func TestEngineReceive(t *testing.T) {
 	s := newScript(t)
 	syms := []string{"SBER", "GAZP"}
 	rec := &fakeRecovery{s: s}
@@ -81,8 +81,8 @@ func TestDetached(t *testing.T) {
 	}
 }
 
-// TestDetachedNoAllocs: Receive allocates nothing per datagram once warm.
-func TestDetachedNoAllocs(t *testing.T) {
+// TestEngineNoAllocs: Receive allocates nothing per datagram once warm.
+func TestEngineNoAllocs(t *testing.T) {
 	h, err := NewEngine(Config{Topics: benchSymbols, Templates: templates(t), Port: port})
 	if err != nil {
 		t.Fatal(err)
