@@ -30,11 +30,13 @@ type instrument struct {
 
 // channel is one multicast group and port (line A, and B if configured): its sequence
 // tracker, which holds what waits behind a hole already decoded, and the followed
-// instruments on it.
+// instruments on it. The tracker's slots hold pointers: a message is allocated the first
+// time its slot is used and reused from then on, so that memory follows what is held,
+// not the window a far-ahead number makes the ring span.
 type channel struct {
 	name        string
 	addr        netip.AddrPort
-	tracker     *gap.Sequencer[md.Message]
+	tracker     *gap.Sequencer[*md.Message]
 	instruments []*instrument
 	polling     bool // in the list of channels whose timers run
 	lat         *Latencies
@@ -132,7 +134,10 @@ func (e *Engine) offer(ch *channel, seq uint32, src gap.Source, m *md.Message, n
 		e.apply(ch, m)
 		e.drain(ch)
 	case gap.Buffered:
-		slot.CopyFrom(m)
+		if *slot == nil {
+			*slot = new(md.Message)
+		}
+		(*slot).CopyFrom(m)
 		e.activate(ch)
 	}
 }
@@ -152,7 +157,7 @@ func (e *Engine) drain(ch *channel) {
 		if !ok {
 			return
 		}
-		e.apply(ch, m)
+		e.apply(ch, *m)
 	}
 }
 

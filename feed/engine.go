@@ -151,7 +151,7 @@ func (e *Engine) channelFor(addr netip.AddrPort) (*channel, error) {
 	if ch := e.channels[name]; ch != nil {
 		return ch, nil
 	}
-	ch := &channel{name: name, addr: addr, tracker: gap.NewSequencer[md.Message](e.cfg.Gap), lat: newLatencies(channelDigits)}
+	ch := &channel{name: name, addr: addr, tracker: gap.NewSequencer[*md.Message](e.cfg.Gap), lat: newLatencies(channelDigits)}
 	i, err := e.joinGroup(addr)
 	if err != nil {
 		return nil, fmt.Errorf("feed: channel %s: %w", name, err)

@@ -14,7 +14,7 @@ type slot[T any] struct {
 
 // Sequencer tracks one channel, holding what waits behind a hole as values of type T in
 // a ring of slots it reuses: Offer returns the slot to fill, Pop the slot to apply. A
-// Tracker holds datagrams as bytes; package feed holds decoded messages (md.Message),
+// Tracker holds datagrams as bytes; package feed holds decoded messages (*md.Message),
 // so that what waits is decoded once. The zero value is not usable; call NewSequencer.
 type Sequencer[T any] struct {
 	cfg     Config
