@@ -28,6 +28,7 @@ func BenchmarkReceivePath(b *testing.B) {
 	e.Subscribe(func(*Event) { events++ }, "*")
 	benchWork(e, 0)
 	b.ReportAllocs()
+	defer threadCPU(b)()
 	i, base := 0, int64(0)
 	for b.Loop() {
 		if i == len(ds) {
@@ -60,6 +61,7 @@ func BenchmarkHoleRelease(b *testing.B) {
 	fresh()
 	held := ds[1:]
 	b.ReportAllocs()
+	defer threadCPU(b)()
 	i, now := 0, int64(1)
 	for b.Loop() {
 		if i == len(held) {
@@ -107,6 +109,7 @@ func BenchmarkRetransmitApplied(b *testing.B) {
 	e := benchEngine(b, syms, rec)
 	var scratch benchRetransmitter
 	b.ReportAllocs()
+	defer threadCPU(b)()
 	i, now := 0, int64(0)
 	for b.Loop() {
 		if i == len(ds) {
