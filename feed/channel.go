@@ -121,8 +121,7 @@ func (e *Engine) receive(group int, b []byte, now int64) {
 		e.drain(ch)
 	case gap.Buffered:
 		ch.copies.add(seq, sum)
-		slot.CopyFrom(&e.codec.Message)
-		e.activate(ch)
+		e.hold(ch, slot, &e.codec.Message)
 	}
 }
 
@@ -134,12 +133,17 @@ func (e *Engine) offer(ch *channel, seq uint32, src gap.Source, m *md.Message, n
 		e.apply(ch, m)
 		e.drain(ch)
 	case gap.Buffered:
-		if *slot == nil {
-			*slot = new(md.Message)
-		}
-		(*slot).CopyFrom(m)
-		e.activate(ch)
+		e.hold(ch, slot, m)
 	}
+}
+
+// hold copies m into the tracker's slot, where it waits behind a hole.
+func (e *Engine) hold(ch *channel, slot **md.Message, m *md.Message) {
+	if *slot == nil {
+		*slot = new(md.Message)
+	}
+	(*slot).CopyFrom(m)
+	e.activate(ch)
 }
 
 var errNotFastfeed = fmt.Errorf("not a fastfeed message")
@@ -152,7 +156,7 @@ func (e *Engine) decode(body []byte) (md.Kind, error) {
 
 // drain applies what became deliverable on ch: messages held decoded behind a hole.
 func (e *Engine) drain(ch *channel) {
-	for {
+	for ch.tracker.Buffered() > 0 {
 		_, m, ok := ch.tracker.Pop()
 		if !ok {
 			return

@@ -50,7 +50,17 @@ var ErrNoPrice = errors.New("mdbook: bid or offer without a price")
 // entry that does not change a book (Changes is false) converts to its type and action
 // alone. A bid or offer must have a price; its size and orders may be absent (a delete).
 func Update(x *md.Entry, priceExp, sizeExp int8) (book.Update, error) {
-	u := book.Update{Action: book.Action(x.Action), Type: EntryType(x.Type), Orders: int64(x.Orders)}
+	if x.Price.Exp == priceExp && x.Size.Exp == sizeExp && x.Price.Valid && x.Size.Valid && (x.Type == md.Bid || x.Type == md.Offer) {
+		// The common case, inlined: a bid or offer at the book's exponents.
+		return book.Update{Action: book.Action(x.Action), Type: book.EntryType(x.Type - md.Bid),
+			Price: x.Price.Mantissa, Size: x.Size.Mantissa, Orders: int64(x.Orders)}, nil
+	}
+	return rescale(x, book.Update{Action: book.Action(x.Action), Type: EntryType(x.Type), Orders: int64(x.Orders)}, priceExp, sizeExp)
+}
+
+// rescale is Update for the other cases: rescaled values, absent prices, entries that do
+// not change a book.
+func rescale(x *md.Entry, u book.Update, priceExp, sizeExp int8) (book.Update, error) {
 	if !Changes(x.Type) {
 		return u, nil
 	}
