@@ -220,7 +220,12 @@ func (e *Engine) Receive(dst netip.AddrPort, payload []byte, at int64) bool {
 	if !ok {
 		return false
 	}
-	e.receiveOn(i, payload, at, 0)
+	e.now = at
+	if e.inj != nil {
+		e.inj.apply(i, e.lineOf(i), payload, at, &e.stats, e.emit)
+		return true
+	}
+	e.receive(i, payload, at)
 	return true
 }
 
