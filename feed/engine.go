@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
@@ -50,10 +51,11 @@ type Engine struct {
 	subsVersion uint64 // counts changes of subs
 	subs        []*Subscription
 
-	now   int64        // time of the datagram or cycle being handled
-	event Event        // the event being delivered to subscribers
-	bids  []book.Level // scratch for snapshots
-	asks  []book.Level
+	now        int64        // time of the datagram or cycle being handled
+	lastTimers int64        // when the timers last ran
+	event      Event        // the event being delivered to subscribers
+	bids       []book.Level // scratch for snapshots
+	asks       []book.Level
 
 	defsSocket int          // socket index of the definitions channel
 	key        *dgauth.Key  // checks every datagram's trailer; nil: the network is trusted (auth.go)
@@ -245,16 +247,24 @@ func (e *Engine) receiveOn(i int, payload []byte, at, rx int64) {
 // DoWork is one duty cycle of the engine's work between datagrams, at time now (the
 // clock of Receive): at most CommandsPerCycle commands from the queue (recovery results,
 // subscription changes, Do), then the channels' gap and recovery timers. It returns how
-// many commands it ran, so that a caller can tell an idle engine.
+// many commands it ran, so that a caller can tell an idle engine. Under a Handler, which
+// calls it after every recvmmsg batch, the timers run at most once per millisecond:
+// their granularity, and the cost of polling many open channels at every batch.
 func (e *Engine) DoWork(now int64) int {
 	e.now = now
 	if e.inj != nil && !e.live {
 		e.inj.flush(now, e.emit)
 	}
 	n := e.drainCommands(now, CommandsPerCycle)
-	e.timers(now)
+	if !e.live || now-e.lastTimers >= int64(timerEvery) || now < e.lastTimers {
+		e.timers(now)
+		e.lastTimers = now
+	}
 	return n
 }
+
+// timerEvery is the live engine's timer granularity.
+const timerEvery = time.Millisecond
 
 // Close ends an engine that no Handler runs: the commands queued are run, and Do runs its
 // function at once from then on.
