@@ -133,9 +133,9 @@ func TestReplayPrecedence(t *testing.T) {
 	mapping := hc(func(c feed.Config) any { return fmt.Sprint(c.Mapping, c.Port) })
 	speed := func(o *ReplayOptions, set map[string]bool) (any, error) { return o.check(set) }
 	runRows(t, func(o *ReplayOptions) func(*flag.FlagSet) { return o.Register }, true, []row[ReplayOptions]{
-		{"every topic by default", nil, "", topics, "[] true true"},
-		{"topics config", nil, `{"topics": ["SBER"]}`, topics, "[SBER] false true"},
-		{"topics flag over config", []string{"--topics", "GAZP,LKOH"}, `{"topics": ["SBER"]}`, topics, "[GAZP LKOH] false true"},
+		{"every topic by default", nil, "", topics, "[] true"},
+		{"topics config", nil, `{"topics": ["SBER"]}`, topics, "[SBER] false"},
+		{"topics flag over config", []string{"--topics", "GAZP,LKOH"}, `{"topics": ["SBER"]}`, topics, "[GAZP LKOH] false"},
 		{"mapping config", nil, `{"group-base": "239.3.0.1", "group-size": 2, "port": 40000}`, mapping, "239.3.0.1+2 40000"},
 		{"mapping flag over config", []string{"--port", "40001"}, `{"group-base": "239.3.0.1", "group-size": 2, "port": 40000}`, mapping, "239.3.0.1+2 40001"},
 		{"speed default", nil, "", speed, "1"},
