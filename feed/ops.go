@@ -1,0 +1,180 @@
+package feed
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"fastfeed/book"
+	"fastfeed/gap"
+)
+
+// This file is what an operator's view (package opshttp) reads of a handler: counters,
+// channel states, queue depths, stale books, chosen books and latency histograms, read
+// on the handler's goroutine through Do, between batches, so that the receive path
+// neither locks nor allocates for it.
+
+// OpsRequest says what an Ops read copies besides the counters and channel states.
+type OpsRequest struct {
+	Symbols []string // books to copy (unknown symbols are left out); nil: none
+	All     bool     // copy every followed book instead of Symbols
+	Depth   int      // levels per side copied; 0: all
+	Latency bool     // copy the handler-wide stage histograms
+	// ChannelLatency copies each channel's stage histograms too.
+	ChannelLatency bool
+}
+
+// OpsState is a consistent read of a handler at one instant.
+type OpsState struct {
+	At       time.Time
+	Stats    Stats
+	Channels []ChannelOps // sorted by channel name
+	Queues   []QueueDepth
+	Stale    []string  // stale symbols, sorted
+	Books    book.Dump // the books asked for, sorted by symbol
+	// Latency are the handler-wide stage histograms and ChannelLatency each channel's,
+	// by channel name (nanoseconds), when asked for: copies made on the handler's
+	// goroutine, to be read anywhere.
+	Latency        [NumStages]*hdrhistogram.Snapshot
+	ChannelLatency map[string][NumStages]*hdrhistogram.Snapshot
+}
+
+// ChannelOps is one channel's sequencing counters and state, for operators.
+type ChannelOps struct {
+	ChannelStats
+	Instruments int // followed instruments on the channel
+	Stale       int // of which stale
+	Buffered    int // datagrams held ahead of a hole
+	OpenHole    bool
+}
+
+// QueueDepth is the fill of one of the handler's queues.
+type QueueDepth struct {
+	Name     string // "recovery", "requests", or "reorder <channel>"
+	Len, Cap int
+}
+
+// Ops reads the handler's state through Do. It allocates on the handler's goroutine only
+// for the copies it returns, between batches.
+func (h *Handler) Ops(ctx context.Context, req OpsRequest) (OpsState, error) {
+	var st OpsState
+	err := h.Do(ctx, func() { st = h.OpsNow(req) })
+	return st, err
+}
+
+// OpsNow is Ops for a caller already on the handler's goroutine (inside Do, or between
+// calls to Receive and Poll of a Detached handler).
+func (h *Handler) OpsNow(req OpsRequest) OpsState {
+	st := OpsState{At: time.Now(), Stats: h.Stats(), Queues: h.Queues()}
+	stale := h.StaleByChannel()
+	for _, c := range h.Channels() {
+		ch := h.channels[c.Channel]
+		st.Channels = append(st.Channels, ChannelOps{ChannelStats: c, Instruments: len(ch.instruments),
+			Stale: stale[c.Channel], Buffered: ch.tracker.Buffered(), OpenHole: ch.tracker.State() != gap.Live})
+	}
+	for _, in := range h.bySymbol {
+		if in.stale {
+			st.Stale = append(st.Stale, in.symbol)
+		}
+	}
+	sort.Strings(st.Stale)
+	switch {
+	case req.All:
+		st.Books = h.DumpSymbols(h.Symbols(), req.Depth)
+	case len(req.Symbols) > 0:
+		st.Books = h.DumpSymbols(req.Symbols, req.Depth)
+	}
+	if req.Latency {
+		for i, hist := range h.stages {
+			st.Latency[i] = hist.Export()
+		}
+	}
+	if req.ChannelLatency {
+		st.ChannelLatency = make(map[string][NumStages]*hdrhistogram.Snapshot, len(h.channels))
+		for name, ch := range h.channels {
+			var l [NumStages]*hdrhistogram.Snapshot
+			for i, hist := range ch.lat {
+				l[i] = hist.Export()
+			}
+			st.ChannelLatency[name] = l
+		}
+	}
+	return st
+}
+
+// Queues returns the depth of the handler's queues: recovery results and requests waiting
+// for the loop, and each channel's datagrams buffered ahead of a hole against its window.
+// Call it on the handler's goroutine.
+func (h *Handler) Queues() []QueueDepth {
+	out := []QueueDepth{
+		{Name: "recovery", Len: len(h.recovery), Cap: cap(h.recovery)},
+		{Name: "requests", Len: len(h.requests), Cap: cap(h.requests)},
+	}
+	window := h.cfg.Gap.Window
+	if window <= 0 {
+		window = 4096 // gap.Config's default
+	}
+	names := make([]string, 0, len(h.channels))
+	for n := range h.channels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		out = append(out, QueueDepth{Name: "reorder " + n, Len: h.channels[n].tracker.Buffered(), Cap: window})
+	}
+	return out
+}
+
+// StaleByChannel counts the stale books of each channel. Call it on the handler's
+// goroutine.
+func (h *Handler) StaleByChannel() map[string]int {
+	out := make(map[string]int, len(h.channels))
+	for name, ch := range h.channels {
+		n := 0
+		for _, in := range ch.instruments {
+			if in.stale {
+				n++
+			}
+		}
+		out[name] = n
+	}
+	return out
+}
+
+// DumpSymbols returns the dump form of the books of symbols that are followed, sorted by
+// symbol, at most depth levels a side (0: all). Call it on the handler's goroutine.
+func (h *Handler) DumpSymbols(symbols []string, depth int) book.Dump {
+	syms := append([]string(nil), symbols...)
+	sort.Strings(syms)
+	var d book.Dump
+	var empty *book.MBP
+	for i, s := range syms {
+		if i > 0 && syms[i-1] == s {
+			continue
+		}
+		in := h.bySymbol[s]
+		if in == nil {
+			continue
+		}
+		var v book.View = in.book
+		if in.book == nil {
+			if empty == nil {
+				empty, _ = book.NewMBP(book.Config{})
+			}
+			empty.SetStale(in.stale)
+			v = empty
+		}
+		b := book.DumpOf(s, v)
+		if depth > 0 {
+			b.Bids = b.Bids[:min(depth, len(b.Bids))]
+			b.Asks = b.Asks[:min(depth, len(b.Asks))]
+		}
+		d = append(d, b)
+	}
+	return d
+}
+
+// Follows reports whether symbol is followed. Call it on the handler's goroutine.
+func (h *Handler) Follows(symbol string) bool { return h.bySymbol[symbol] != nil }
