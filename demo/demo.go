@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"fastfeed/feed/fixrecovery"
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
+	"fastfeed/opshttp"
 	"fastfeed/publisher"
 )
 
@@ -35,6 +37,9 @@ type Options struct {
 	Show        int             // instruments shown (default 6)
 	Seed        uint64          // the simulator's seed (0: from the clock)
 	Out         io.Writer       // the screen (default os.Stdout); redrawn in place on a terminal
+	// HTTP, when set, serves the operator's view of the handler (package opshttp: the
+	// live page, /metrics, /api) on this listener, whose address Run prints.
+	HTTP net.Listener
 }
 
 // ErrBooksDiffer is returned when the handler's books end different from the publisher's.
@@ -90,6 +95,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	pageLine := ""
+	if o.HTTP != nil {
+		web, err := opshttp.New(opshttp.Config{Role: "demo", Handler: h, FIXSessions: func() int {
+			if ready() {
+				return 1
+			}
+			return 0
+		}})
+		if err != nil {
+			return err
+		}
+		web.Serve(ctx, o.HTTP)
+		defer web.Close()
+		pageLine = "live page: " + web.URL() + "\n"
+		fmt.Fprint(o.Out, pageLine)
+	}
 	feedDone := make(chan error, 1)
 	go func() { feedDone <- h.Run(ctx) }()
 	// Start the market once the handler's recovery session is up (a FIX logon takes a
@@ -130,6 +151,7 @@ func Run(ctx context.Context, o Options) error {
 			if tty {
 				fmt.Fprint(o.Out, "\033[H\033[2J")
 				o.Out.Write(screen.Bytes())
+				fmt.Fprint(o.Out, pageLine)
 			} else if int(now.Sub(start)/time.Second)%3 == 0 {
 				fmt.Fprintf(o.Out, "t=%4.1fs datagrams=%d messages=%d gaps=%d recovered_ab=%d recovered_fix=%d snapshots=%d stale=%d\n",
 					now.Sub(start).Seconds(), st.Datagrams, st.Messages, st.Gaps, st.RecoveredAB, st.RecoveredFIX, st.SnapshotsDone, st.StaleBooks)

@@ -50,7 +50,8 @@ type stream struct{ symbols []string }
 
 // sample is one read of the process, made by the sampler for every stream.
 type sample struct {
-	at       time.Time
+	at       time.Time // when the handler was read
+	begun    time.Time // before the streams were listed: a stream registered later is not in it
 	next     map[string]uint32 // channel -> next sequence number, for rates
 	counters any
 	rates    [2]float64 // datagrams, messages a second
@@ -157,11 +158,12 @@ func (s *Server) watched() ([]string, int) {
 }
 
 func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapshot, error) {
+	begun := time.Now()
 	s.mu.Lock()
 	prev := s.latest
 	s.mu.Unlock()
 	if s.cfg.Handler == nil {
-		smp := &sample{at: time.Now(), counters: s.cfg.Counters()}
+		smp := &sample{at: begun, begun: begun, counters: s.cfg.Counters()}
 		if s.cfg.Channels != nil {
 			smp.channels = s.cfg.Channels()
 		}
@@ -214,7 +216,7 @@ func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapsho
 		}
 		s.tradeFor = key
 	}
-	smp := &sample{at: st.At, counters: st.Stats, next: map[string]uint32{}, symbols: all, books: map[string]bookView{}}
+	smp := &sample{at: st.At, begun: begun, counters: st.Stats, next: map[string]uint32{}, symbols: all, books: map[string]bookView{}}
 	for _, c := range st.Channels {
 		smp.next[c.Channel] = c.Next
 	}
@@ -356,11 +358,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	var sent *sample
 	first := true
+	since := time.Now() // samples taken before the stream was registered miss its books
 	for {
 		s.mu.Lock()
 		smp, changed := s.latest, s.changed
 		s.mu.Unlock()
-		if smp != nil && smp != sent && (smp.books != nil || s.cfg.Handler == nil) {
+		if smp != nil && smp != sent && smp.begun.After(since) {
 			b, err := json.Marshal(smp.messageFor(s.cfg.Role, st, first))
 			if err != nil {
 				return

@@ -23,13 +23,10 @@ func (c *collector) Describe(chan<- *prometheus.Desc) {}
 var stageLabels = [feed.NumStages]string{"wire", "decode", "book", "subscribers", "total"}
 
 // latencyBuckets are the histogram buckets, in seconds: 1 µs to 10 s in 1-2-5 steps.
-var latencyBuckets = func() []float64 {
-	var b []float64
-	for e := 1e-6; e < 10; e *= 10 {
-		b = append(b, e, 2*e, 5*e)
-	}
-	return append(b, 10)
-}()
+var latencyBuckets = []float64{
+	1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3,
+	1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.5, 1, 2, 5, 10,
+}
 
 // perChannel maps the --stats-out keys that are kept per channel to their ChannelOps field.
 var perChannel = map[string]func(c *feed.ChannelOps) uint64{

@@ -128,6 +128,11 @@ func New(cfg Config) (*Server, error) {
 		w.Write(b)
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s: every page here is read with GET", r.Method))
+			return
+		}
 		httpError(w, http.StatusNotFound, fmt.Sprintf("no page %s (see / for the live page, /metrics, /healthz, /api/books, /api/books/{symbol}, /api/channels, /api/events)", r.URL.Path))
 	})
 	return s, nil
@@ -143,12 +148,19 @@ func (s *Server) Start(ctx context.Context, addr string) error {
 	if err != nil {
 		return fmt.Errorf("opshttp: --http %s: %w", addr, err)
 	}
+	s.Serve(ctx, ln)
+	return nil
+}
+
+// Serve serves on ln, which it closes, until ctx ends or Close is called. It returns at
+// once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 	s.ln = ln
 	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug)}
 	s.srv.RegisterOnShutdown(s.stopStreams)
 	ctx, cancel := context.WithCancel(ctx)
-	go func() { s.sampleLoop(ctx) }()
+	go s.sampleLoop(ctx)
 	go func() {
 		<-ctx.Done()
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
@@ -162,7 +174,6 @@ func (s *Server) Start(ctx context.Context, addr string) error {
 			s.cfg.Logger.Error("http server", "err", err)
 		}
 	}()
-	return nil
 }
 
 // Addr returns the address Start listens on.

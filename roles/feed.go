@@ -20,6 +20,7 @@ import (
 	"fastfeed/gap"
 	"fastfeed/internal/fixsession"
 	"fastfeed/mcast"
+	"fastfeed/opshttp"
 )
 
 // DefaultBusConfig is the OMS service configuration fastfeed feed --serve-fix reads.
@@ -34,6 +35,7 @@ type FeedOptions struct {
 	McastKey
 	Config, Topics, Source, FixConnect, Username, Password, CompID string
 	ServeFIX, BusConfig, DumpBooks, StatsOut, LatencyOut           string
+	HTTP                                                           string // --http: the operator's view (package opshttp)
 	All                                                            bool
 	Duration, GapWait, RecoveryTimeout                             time.Duration
 	Window, ReadBuffer                                             int
@@ -66,6 +68,7 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters to `file` at exit (one JSON object)")
 	fs.StringVar(&o.LatencyOut, "latency-out", "", "write the tick-to-handler latency distribution (HdrHistogram .hgrm, microseconds) and a per-stage summary to `file` at exit")
 	o.registerGap(fs, "how long a hole waits for line B before FIX recovery (default 5ms)")
+	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
 	fs.IntVar(&o.ReadBuffer, "rcvbuf", 0, "SO_RCVBUF `bytes` per socket (default 8 MiB)")
 	in := &o.Inject
 	fs.Float64Var(&in.Loss, "inject-loss", 0, "test fault: drop each datagram with `probability` P")
@@ -125,6 +128,9 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := o.FIXLimits.Apply(&fixsession.Limits{}, c.set); err != nil {
 		return err
 	}
+	if err := checkHTTPAddr(o.HTTP); err != nil {
+		return &UsageError{err.Error()}
+	}
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
 	}
@@ -132,6 +138,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Key, err = o.LoadKey(); err != nil {
 		return err
 	}
+	var fixSessions []func() int // for --http
 	if o.FixConnect != "" {
 		rec, err := o.recoveryClient(cfg.Templates, log)
 		if err != nil {
@@ -139,6 +146,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer rec.Close()
 		cfg.Recovery = rec
+		fixSessions = append(fixSessions, func() int { return b2i(rec.LoggedOn()) })
 	}
 	h, err := feed.New(cfg)
 	if err != nil {
@@ -162,6 +170,14 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					"dropped", c.Dropped, "logged_out", c.LoggedOut)
 			}
 		}()
+		fixSessions = append(fixSessions, func() int { return connectedClients(b) })
+	}
+	web, err := startHTTP(ctx, o.HTTP, nil, opshttp.Config{Role: "feed", Handler: h, FIXSessions: sumOf(fixSessions)}, log)
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		defer web.Close()
 	}
 	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", o.FixConnect)
 	runCtx := ctx

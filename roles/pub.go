@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fastfeed/internal/fixsession"
+	"fastfeed/opshttp"
 	"fastfeed/publisher"
 )
 
@@ -23,6 +24,7 @@ type PubOptions struct {
 	Network
 	McastKey
 	Config, DumpBooks, FixListen, StatsOut, BDefGroup string
+	HTTP                                              string // --http: the operator's view (package opshttp)
 	Instruments, PayloadLimit, Retention, RetentionB  int
 	MaxRetransmit                                     int
 	FixMinRate, FixInFlight, FixMaxPending            int
@@ -68,6 +70,7 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.FixRateWindow, "fix-rate-window", publisher.DefaultRecoveryRateWindow, "measure --fix-min-rate over `D` of a client being behind")
 	o.McastKey.register(fs, "seal every datagram")
 	o.FIXLimits.register(fs, "recovery service")
+	fs.StringVar(&o.HTTP, "http", "", "serve /metrics, /healthz, /api/channels and /api/books (the ground truth, once the data stops) on `address` (off by default)")
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -130,6 +133,9 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := o.FIXLimits.Apply(&limits, c.set); err != nil {
 		return err
 	}
+	if err := checkHTTPAddr(o.HTTP); err != nil {
+		return &UsageError{err.Error()}
+	}
 	cfg.Logger = log
 	if cfg.Templates, err = o.LoadTemplates(c.set); err != nil {
 		return err
@@ -155,6 +161,17 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer rec.Stop()
 	log.Info("FIX recovery service listening", "addr", rec.Addr(), "comp_id", p.Recovery().CompID)
+	web, err := startHTTP(ctx, o.HTTP, nil, opshttp.Config{Role: "pub",
+		Counters:    func() any { return NewPubStats(p.Stats(), rec.Stats()) },
+		Channels:    func() any { return p.Channels() },
+		Books:       p.WriteDump,
+		FIXSessions: rec.Sessions}, log)
+	if err != nil {
+		return err
+	}
+	if web != nil {
+		defer web.Close()
+	}
 	err = p.Run(ctx)
 	if o.StatsOut != "" {
 		rec.Stop() // its counters are final once its sessions are gone

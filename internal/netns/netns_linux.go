@@ -90,6 +90,14 @@ func Main(m Runner) int {
 // A non-nil error means the job did not run; the caller must not run it in
 // the host namespace.
 func Reexec(ctx context.Context, args []string) (handled bool, code int, err error) {
+	return ReexecFiles(ctx, args, nil)
+}
+
+// ReexecFiles is Reexec handing the child files as its descriptors 3, 4, ... (exec.Cmd's
+// ExtraFiles). A socket keeps the namespace it was made in: a listener opened on the
+// host and handed over stays reachable from the host while the child's multicast stays
+// inside.
+func ReexecFiles(ctx context.Context, args []string, files []*os.File) (handled bool, code int, err error) {
 	if Inside() {
 		return false, 0, SetupLoopback()
 	}
@@ -106,6 +114,7 @@ func Reexec(ctx context.Context, args []string) (handled bool, code int, err err
 	cmd.Env = append(withoutMarker(os.Environ()), EnvMarker+"="+from)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = isolatedAttr()
+	cmd.ExtraFiles = files
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 

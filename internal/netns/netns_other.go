@@ -36,6 +36,10 @@ func Reexec(ctx context.Context, args []string) (bool, int, error) {
 	return false, 0, errUnsupported
 }
 
+func ReexecFiles(ctx context.Context, args []string, files []*os.File) (bool, int, error) {
+	return false, 0, errUnsupported
+}
+
 func SetupLoopback() error { return errUnsupported }
 
 func Command(ctx context.Context, name string, args ...string) (*exec.Cmd, error) {

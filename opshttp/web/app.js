@@ -224,8 +224,9 @@
     $("lat-count").textContent = fmtInt(lat.count) + " messages";
     $("stages").tBodies[0].replaceChildren(...(lat.stages || []).map((s) => {
       const tr = el("tr");
-      tr.append(el("td", "", s.name), el("td", "n", fmtInt(s.count)), el("td", "n", s.p50.toFixed(1)), el("td", "n", s.p99.toFixed(1)),
-        el("td", "n", s.p999.toFixed(1)), el("td", "n", s.max.toFixed(1)));
+      const f = (v) => (s.count > 0 ? v.toFixed(1) : "—");
+      tr.append(el("td", "", s.name), el("td", "n", fmtInt(s.count)), el("td", "n", f(s.p50)), el("td", "n", f(s.p99)),
+        el("td", "n", f(s.p999)), el("td", "n", f(s.max)));
       return tr;
     }));
   }
