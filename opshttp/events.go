@@ -50,8 +50,8 @@ type stream struct{ symbols []string }
 
 // sample is one read of the process, made by the sampler for every stream.
 type sample struct {
-	at       time.Time // when the handler was read
-	begun    time.Time // before the streams were listed: a stream registered later is not in it
+	at       time.Time         // when the handler was read
+	begun    time.Time         // before the streams were listed: a stream registered later is not in it
 	next     map[string]uint32 // channel -> next sequence number, for rates
 	counters any
 	rates    [2]float64 // datagrams, messages a second
