@@ -10,6 +10,8 @@ command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+# The browser test of the live page (opshttp TestBrowser) drives Debian's chromium.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2

@@ -67,7 +67,11 @@
     document.title = "fastfeed " + m.role + (m.health ? " — UNHEALTHY" : "");
     const h = $("health");
     if (m.role === "pub" || m.role === "publisher") { h.textContent = "publishing"; h.className = "health ok"; }
-    else if (m.health) { h.textContent = m.health.reason; h.title = m.health.reason; h.className = "health bad"; }
+    else if (m.health) {
+      const n = (m.health.stale || []).length;
+      h.textContent = n ? "UNHEALTHY · " + n + " stale book" + (n > 1 ? "s" : "") : "UNHEALTHY · " + m.health.reason;
+      h.title = m.health.reason; h.className = "health bad";
+    }
     else { h.textContent = "healthy"; h.title = "/healthz: ok"; h.className = "health ok"; }
     const st = m.stats || {};
     $("k-dgrams").textContent = fmtInt(m.rates[0]);
@@ -180,7 +184,7 @@
     g.clearRect(0, 0, W, H);
     const fs = Math.max(11, Math.round(W / 60));
     g.font = fs + "px system-ui, sans-serif";
-    const L = fs * 4.2, R = 12, T = 12, B = fs * 2.6;
+    const L = fs * 4.2, R = fs * 2.6, T = 12, B = fs * 2.6;
     const xOf = (p) => (p >= 100 ? 5.3 : -Math.log10(1 - p / 100));
     const curves = lat ? [["all", lat.all || [], "#58a6ff"], ["recent", lat.recent || [], "#f0883e"]] : [];
     let ymin = Infinity, ymax = -Infinity, xmax = 3;
