@@ -3,7 +3,11 @@ package opshttp
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,5 +240,32 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 			}
 		}
 	next:
+	}
+}
+
+// TestGrafanaDashboard: every metric docs/grafana-dashboard.json queries is one a handler
+// serves (or, for the publisher's panel, one pub serves: cmd/fastfeed's TestHTTPFlag).
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(b) {
+		t.Fatal("docs/grafana-dashboard.json is not JSON")
+	}
+	g := newGen(t)
+	d, url := newDetached(t, []string{"SBER", "GAZP"}, nil, Config{FIXSessions: func() int { return 0 }})
+	d.send(g.levels([]string{"SBER", "GAZP"}, 20)...)
+	fams := scrape(t, url)
+	pub := map[string]bool{"fastfeed_incrementals_total": true, "fastfeed_max_lag_us": true, "fastfeed_retransmitted_total": true}
+	names := regexp.MustCompile(`fastfeed_[a-z_]+`).FindAllString(string(b), -1)
+	if len(names) < 15 {
+		t.Fatalf("only %d metric references", len(names))
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(n, "_bucket")
+		if fams[base] == nil && !pub[n] {
+			t.Errorf("the dashboard queries %s, which /metrics does not serve", n)
+		}
 	}
 }

@@ -79,7 +79,8 @@ func TestHTTPFlag(t *testing.T) {
 		}
 	}
 	if code, body = httpGet(t, "http://"+pubAddr+"/metrics"); code != 200 || !strings.Contains(body, `fastfeed_incrementals_total{role="pub"}`) ||
-		!strings.Contains(body, `fastfeed_fix_sessions{role="pub"}`) {
+		!strings.Contains(body, `fastfeed_fix_sessions{role="pub"}`) ||
+		!strings.Contains(body, `fastfeed_max_lag_us{role="pub"}`) || !strings.Contains(body, `fastfeed_retransmitted_total{role="pub"}`) {
 		t.Errorf("pub /metrics: %d\n%s", code, body)
 	}
 	if code, body = httpGet(t, "http://"+pubAddr+"/api/channels"); code != 200 || !json.Valid([]byte(body)) || !strings.Contains(body, "SBER") {
