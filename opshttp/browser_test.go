@@ -67,7 +67,7 @@ func ladderOf(b book.DumpBook) ladder {
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
 	sys := startSystem(t, systemConfig{instruments: 12, rate: 3000, duration: 4 * time.Second,
-		inject: feed.Inject{Burst: 200, BurstAt: 4000, Seed: 1}, refuse: "AAPL"})
+		inject: feed.Inject{Burst: 200, BurstAt: 4000, Seed: 1}, refuse: "AAPL", hold: true})
 	refused, _ := sys.p.ChannelOf("AAPL")
 	var fresh []string
 	for _, s := range sys.symbols {
@@ -93,6 +93,8 @@ func TestBrowser(t *testing.T) {
 	if err := chromedp.Do(timeout(bctx), chromedp.Navigate(page), chromedp.WaitVisible(`.ladder[data-rptseq]`)); err != nil {
 		t.Fatalf("loading %s: %v", page, err)
 	}
+
+	sys.start() // the market opens with the page watching
 
 	// While the data flows, the page keeps updating.
 	t1 := eval[int64](t, bctx, `fastfeedUpdated()`)
@@ -175,6 +177,32 @@ func TestBrowser(t *testing.T) {
 	if p := os.Getenv("FASTFEED_SCREENSHOT"); p != "" {
 		out = p
 	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", out, len(png))
+
+	// No price, size or order count is cut short, on a laptop-sized window or on a wall
+	// screen, where the page scales up.
+	const cut = `[...document.querySelectorAll(".ladder td, .ladder-head span")].filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)`
+	if c := eval[[]string](t, bctx, cut); len(c) > 0 {
+		t.Errorf("at 1600x1000, cut short: %q", c)
+	}
+	small := eval[float64](t, bctx, `parseFloat(getComputedStyle(document.querySelector(".ladder td")).fontSize)`)
+	if err := chromedp.Do(timeout(bctx), chromedp.EmulateViewport(2560, 1440), chromedp.Sleep(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	large := eval[float64](t, bctx, `parseFloat(getComputedStyle(document.querySelector(".ladder td")).fontSize)`)
+	if large < small*1.3 {
+		t.Errorf("at 2560x1440: ladder type %.1fpx, %.1fpx at 1600x1000", large, small)
+	}
+	if c := eval[[]string](t, bctx, cut); len(c) > 0 {
+		t.Errorf("at 2560x1440, cut short: %q", c)
+	}
+	if png, err = chromedp.Run(timeout(bctx), chromedp.CaptureScreenshot()); err != nil {
+		t.Fatal(err)
+	}
+	out = strings.TrimSuffix(out, ".png") + "-wall.png"
 	if err := os.WriteFile(out, png, 0o644); err != nil {
 		t.Fatal(err)
 	}

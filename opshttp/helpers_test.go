@@ -319,6 +319,7 @@ type system struct {
 	symbols []string
 	stale   string // the symbol whose channel's recovery is refused ("" for none)
 	pubDone chan error
+	start   func() // starts the publisher (with systemConfig.hold)
 }
 
 type systemConfig struct {
@@ -327,6 +328,7 @@ type systemConfig struct {
 	duration    time.Duration
 	inject      feed.Inject
 	refuse      string // symbol whose channel's recovery is refused
+	hold        bool   // the publisher waits for system.start
 }
 
 func startSystem(t *testing.T, c systemConfig) *system {
@@ -365,9 +367,14 @@ func startSystem(t *testing.T, c systemConfig) *system {
 		t.Fatal(err)
 	}
 	sys.url = serve(t, sys.s)
-	go func() { sys.pubDone <- p.Run(ctx) }()
+	var once sync.Once
+	sys.start = func() { once.Do(func() { go func() { sys.pubDone <- p.Run(ctx) }() }) }
+	if !c.hold {
+		sys.start()
+	}
 	t.Cleanup(func() {
 		cancel()
+		sys.start() // if held, Run returns at once: ctx is done
 		<-feedDone
 		<-sys.pubDone
 		rec.wg.Wait()

@@ -130,8 +130,9 @@
       head.append(lastT);
       const t = el("table");
       const hr = el("tr");
-      for (const [c, s] of [["orders", "bid"], ["size", "bid"], ["bid", "bid"], ["ask", "ask"], ["size", "ask"], ["orders", "ask"]]) {
+      for (const [c, s] of [["#", "bid"], ["size", "bid"], ["bid", "bid"], ["ask", "ask"], ["size", "ask"], ["#", "ask"]]) {
         const th = el("th", s, c);
+        if (c === "#") th.title = "orders at the level";
         if (s === "ask") th.style.textAlign = "left";
         hr.append(th);
       }
