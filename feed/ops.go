@@ -178,3 +178,18 @@ func (h *Handler) DumpSymbols(symbols []string, depth int) book.Dump {
 
 // Follows reports whether symbol is followed. Call it on the handler's goroutine.
 func (h *Handler) Follows(symbol string) bool { return h.bySymbol[symbol] != nil }
+
+// Unheard returns the followed topics that no security definition and no datagram has
+// named, sorted: a topic asked for by mistake (a typo, the wrong mapping) would otherwise
+// leave an empty book that looks fresh. Call it on the handler's goroutine, or after Run
+// returns.
+func (h *Handler) Unheard() []string {
+	var out []string
+	for _, in := range h.bySymbol {
+		if !in.defined && !in.started && in.book == nil {
+			out = append(out, in.symbol)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

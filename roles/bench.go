@@ -2,8 +2,6 @@ package roles
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -41,11 +39,8 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	oneProcess := fs.Bool("one-process", false, "run the senders in the bench's process, sharing its Go scheduler with the receiver\n"+
 		"(default: each run's sender is a child process, as a publisher is deployed)")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &UsageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *senderRole {
 		return benchSender(ctx, args, *templates, fs.Args(), stdout)

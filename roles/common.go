@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"fastfeed/fast"
 	"fastfeed/fixtures"
@@ -123,7 +124,7 @@ func (n *Network) register(fs *flag.FlagSet, u netUsage) {
 		}
 		return def, true
 	}
-	if t, ok := text("iface", "join on the interface with this IPv4 `address` (default 127.0.0.1, loopback)"); ok {
+	if t, ok := text("iface", "join on this interface: its `name` (eth0) or IPv4 address (default 127.0.0.1, loopback)"); ok {
 		fs.StringVar(&n.Iface, "iface", "", t)
 	}
 	fs.StringVar(&n.GroupBase, "group-base", mcast.DefaultBase, "first multicast `group` of the topic mapping")
@@ -203,11 +204,51 @@ func (n *Network) Interface() (netip.Addr, error) {
 	if n.Iface == "" {
 		return netip.Addr{}, nil
 	}
-	a, err := netip.ParseAddr(n.Iface)
-	if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
-		return netip.Addr{}, fmt.Errorf("--iface %q: want the IPv4 address of an interface", n.Iface)
+	return ifaceAddr(n.Iface)
+}
+
+// ifaceAddr resolves --iface: an interface's IPv4 address, or its name (eth0, lo), which
+// stands for its first IPv4 address.
+func ifaceAddr(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ifi, ierr := net.InterfaceByName(s)
+		if ierr != nil {
+			return netip.Addr{}, fmt.Errorf("--iface %q: want the name or IPv4 address of an interface (%s)", s, interfaceNames())
+		}
+		addrs, aerr := ifi.Addrs()
+		if aerr != nil {
+			return netip.Addr{}, fmt.Errorf("--iface %q: %w", s, aerr)
+		}
+		for _, ia := range addrs {
+			if p, ok := ia.(*net.IPNet); ok {
+				if b, ok := netip.AddrFromSlice(p.IP); ok && b.Unmap().Is4() {
+					return b.Unmap(), nil
+				}
+			}
+		}
+		return netip.Addr{}, fmt.Errorf("--iface %q: the interface has no IPv4 address", s)
 	}
-	return a, localAddr("--iface", a)
+	if !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
+		return netip.Addr{}, fmt.Errorf("--iface %q: want the name or IPv4 address of an interface", s)
+	}
+	if err := localAddr("--iface", a); err != nil {
+		return netip.Addr{}, err
+	}
+	return a, nil
+}
+
+// interfaceNames lists this host's interfaces, for messages.
+func interfaceNames() string {
+	ifs, err := net.Interfaces()
+	if err != nil || len(ifs) == 0 {
+		return "no interface found"
+	}
+	names := make([]string, len(ifs))
+	for i, ifi := range ifs {
+		names[i] = ifi.Name
+	}
+	return "this host has " + strings.Join(names, ", ")
 }
 
 // ParseAddr parses the IPv4 address s given with flagName, a group if multicast.

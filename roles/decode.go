@@ -19,17 +19,14 @@ import (
 
 // Decode is fastfeed decode: FAST messages from a file to JSON lines.
 func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("decode", stderr, "usage: fastfeed decode -t TEMPLATES.xml [--framing stream|seq32|len32|pcap] [--skip N] [--summary] FILE|-")
-	templates := fs.String("t", "", "FAST template XML `file` (required)")
+	fs := newFlagSet("decode", stderr, "usage: fastfeed decode [-t TEMPLATES.xml] [--framing stream|seq32|len32|pcap] [--skip N] [--summary] FILE|-")
+	templates := fs.String("t", "", "FAST template XML `file` (default: "+DefaultTemplates+", else the copy compiled in, as every command does)")
 	framingName := fs.String("framing", "stream", "input framing: stream, seq32, len32 or pcap")
 	skip := fs.Int("skip", 0, "decode but do not print the first `N` messages")
 	summary := fs.Bool("summary", false, "print only a summary object: messages, bytes, errors, ns_per_message")
 	c, err := parse(fs, args, parseOpts{positional: -1})
 	if err != nil {
 		return err
-	}
-	if *templates == "" {
-		return usagef("-t TEMPLATES.xml is required")
 	}
 	if len(c.pos) != 1 {
 		return usagef("want exactly one input FILE (or - for standard input)")
@@ -41,7 +38,12 @@ func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return &UsageError{err.Error()}
 	}
-	ts, err := fast.LoadFile(*templates)
+	var ts *fast.Templates
+	if *templates == "" {
+		ts, err = LoadTemplates(DefaultTemplates, false)
+	} else {
+		ts, err = fast.LoadFile(*templates)
+	}
 	if err != nil {
 		return err
 	}
@@ -69,23 +71,33 @@ func Decode(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	d.dec = d.newDec()
 	if *summary {
-		return d.summary(stdout)
+		err = d.summary(stdout)
+	} else {
+		out := bufio.NewWriterSize(stdout, 64<<10)
+		err = d.print(ctx, out, *skip)
+		if ferr := out.Flush(); err == nil {
+			err = ferr
+		}
 	}
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	defer out.Flush()
-	return d.print(ctx, out, *skip)
+	if err != nil && kind == framing.Stream && !c.set["framing"] && d.decoded == 0 && len(data) > 0 {
+		// Nothing decoded from the first bytes on: most likely datagrams with their
+		// sequence preamble, as fastfeed sends and records them.
+		err = fmt.Errorf("%w\nhint: the input does not start with a FAST message; fastfeed's datagrams start with a 4-byte sequence number: try --framing seq32 (or --framing pcap for a capture)", err)
+	}
+	return err
 }
 
 // decodeRun decodes one input.
 type decodeRun struct {
-	ts     *fast.Templates
-	dec    framing.Decoder
-	newDec func() framing.Decoder
-	codec  string // "generated" or "interpreted"
-	kind   framing.Kind
-	data   []byte
-	frames [][]byte
-	m      fast.Message
+	ts      *fast.Templates
+	dec     framing.Decoder
+	newDec  func() framing.Decoder
+	codec   string // "generated" or "interpreted"
+	kind    framing.Kind
+	data    []byte
+	frames  [][]byte
+	m       fast.Message
+	decoded int // messages decoded so far
 }
 
 // each calls fn for every message; it stops at the first error.
@@ -97,6 +109,7 @@ func (d *decodeRun) each(fn func(seq uint32) error) (messages, bytes int, err er
 				return messages, bytes, fmt.Errorf("datagram %d: %w", i+1, err)
 			}
 			messages++
+			d.decoded++
 			bytes += len(p)
 			if err := fn(seq); err != nil {
 				return messages, bytes, err
@@ -114,6 +127,7 @@ func (d *decodeRun) each(fn func(seq uint32) error) (messages, bytes int, err er
 			return messages, len(d.data), nil
 		}
 		messages++
+		d.decoded++
 		if err := fn(seq); err != nil {
 			return messages, off, err
 		}

@@ -104,7 +104,7 @@ func (o *FeedOptions) registerGap(fs *flag.FlagSet, gapWait string) {
 // OMS distribution service.
 func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("feed", stderr,
-		"usage: fastfeed feed --topics A,B|--all [--iface IP] [--fix-connect ADDR] [--duration D]",
+		"usage: fastfeed feed --topics A,B|--all [--iface NAME|IP] [--fix-connect ADDR] [--duration D]",
 		"                     [--dump-books FILE] [--stats-out FILE] [--inject-loss P ...] [--config FILE]")
 	var o FeedOptions
 	o.Register(fs)
@@ -222,6 +222,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return json.NewEncoder(w).Encode(out)
 		}))
 	}
+	keep(unheardTopics(h, cfg, log))
 	return err
 }
 

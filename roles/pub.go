@@ -46,7 +46,7 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.Int64Var(&o.Count, "count", 0, "stop the data after `N` incremental datagrams (0: no limit)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "simulator seed")
 	o.Network.register(fs, netUsage{
-		"iface":        "send from the interface with this IPv4 `address` (default 127.0.0.1, loopback)",
+		"iface":        "send from this interface: its `name` (eth0) or IPv4 address (default 127.0.0.1, loopback)",
 		"group-size":   "`number` of groups topics spread over (crc32 mod N)",
 		"single-group": "put every topic on the --group-base group",
 		"b-port":       "send a B line on this `port` (default: the A port with --b-group-base)",
@@ -112,7 +112,7 @@ func (o *PubOptions) PublisherConfig(set map[string]bool) (publisher.Config, err
 func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pub", stderr,
 		"usage: fastfeed pub [--config FILE] [--instruments N] [--rate MSGS_PER_S] [--duration D] [--count N] [--seed S]",
-		"                    [--iface IP] [--group-base IP] [--group-size N] [--port P] [--dump-books FILE] [--linger D] ...",
+		"                    [--iface NAME|IP] [--group-base IP] [--group-size N] [--port P] [--dump-books FILE] [--linger D] ...",
 		"\nSimulates order books and multicasts them as FAST (one datagram per message, a 4-byte LE sequence",
 		"number first), on loopback unless --iface says otherwise. --rate counts incremental refresh datagrams.")
 	var o PubOptions

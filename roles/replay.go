@@ -40,7 +40,7 @@ func (o *ReplayOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Topics, "topics", "", "comma-separated `symbols` to follow (default: every instrument the capture defines)")
 	fs.BoolVar(&o.ToMulticast, "to-multicast", false, "re-send the datagrams to their groups (on loopback, or --iface) instead of a handler in this process")
 	f.Network.register(fs, netUsage{
-		"iface":        "with --to-multicast, send from the interface with this IPv4 `address` (default 127.0.0.1, loopback)",
+		"iface":        "with --to-multicast, send from this interface: its `name` (eth0) or IPv4 address (default 127.0.0.1, loopback)",
 		"b-port":       "line B is on this `port`",
 		"b-group-base": "line B is on groups from this `base`",
 	})
@@ -252,6 +252,9 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}); werr != nil && err == nil {
 			err = werr
 		}
+	}
+	if uerr := unheardTopics(h, cfg, log); uerr != nil && err == nil {
+		err = uerr
 	}
 	return err
 }

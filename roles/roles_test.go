@@ -260,7 +260,7 @@ func TestFeedOptionErrors(t *testing.T) {
 		{[]string{"--all", "--port", "70000"}, "--port 70000"},
 		{[]string{"--all", "--group-base", "10.0.0.1"}, "--group-base"},
 		{[]string{"--all", "--group-size", "0"}, "--group-size 0"},
-		{[]string{"--all", "--iface", "eth0"}, "--iface"},
+		{[]string{"--all", "--iface", "nosuch0"}, "--iface"},
 		{[]string{"--all", "--iface", "10.9.9.9"}, "no interface"},
 		{[]string{"--all", "--source", "x"}, "--source"},
 		{[]string{"--all", "--b-group-base", "10.0.0.1"}, "--b-group-base"},

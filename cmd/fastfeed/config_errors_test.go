@@ -61,7 +61,7 @@ func TestConfigErrors(t *testing.T) {
 		{"feed: --inject-dup -0.5", []string{"feed", "--topics", "SBER", "--inject-dup", "-0.5"}, []string{"--inject", "dup", "-0.5"}},
 		{"feed: empty topic", []string{"feed", "--topics", "SBER,,GAZP"}, []string{"--topics"}},
 		{"feed: no topics", []string{"feed"}, []string{"--topics", "--all"}},
-		{"feed: --iface not an address", []string{"feed", "--topics", "SBER", "--iface", "eth0"}, []string{"--iface", "eth0"}},
+		{"feed: --iface neither a name nor an address", []string{"feed", "--topics", "SBER", "--iface", "nosuch0"}, []string{"--iface", "nosuch0"}},
 		{"feed: --iface not here", []string{"feed", "--topics", "SBER", "--iface", "10.9.9.9", "--duration", "1s"}, []string{"--iface 10.9.9.9", "no interface"}},
 		{"pub: --fix-min-rate 0", []string{"pub", "--fix-min-rate", "0"}, []string{"--fix-min-rate 0"}},
 		{"pub: --fix-rate-window 1ms", []string{"pub", "--fix-rate-window", "1ms"}, []string{"--fix-rate-window 1ms"}},

@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"syscall"
 
@@ -48,15 +50,19 @@ func main() {
 // for a bad command line.
 func run(args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+		return 2
 	}
-	if args[0] == "help" {
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout, cmds) // help asked for is output
+		return 0
+	case "help":
 		return help(args[1:], stdout, stderr, cmds)
+	case "version", "--version":
+		version(stdout)
+		return 0
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
@@ -68,21 +74,36 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	err := cmd.run(ctx, args[1:], stdout, stderr)
 	var ue *roles.UsageError
+	var he *roles.HelpError
+	var fe *roles.FlagError
 	switch {
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.Usage)
+		return 0
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
+		// What was wrong first, then the usage.
 		fmt.Fprintf(stderr, "fastfeed %s: %v\n", args[0], err)
+		if errors.As(err, &fe) && fe.Usage != "" {
+			fmt.Fprintf(stderr, "\n%s", fe.Usage)
+		} else {
+			fmt.Fprintf(stderr, "Run 'fastfeed help %s' for its flags.\n", args[0])
+		}
 		return 2
 	}
 	fmt.Fprintf(stderr, "fastfeed %s: %v\n", args[0], err)
 	return 1
 }
 
-// help is "fastfeed help [CMD]": the list of commands, or CMD's flags.
+// help is "fastfeed help [CMD]": the list of commands, or CMD's flags, on stdout.
 func help(args []string, stdout, stderr io.Writer, cmds map[string]command) int {
 	if len(args) == 0 {
-		usage(stderr, cmds)
+		usage(stdout, cmds)
+		return 0
+	}
+	if args[0] == "version" {
+		fmt.Fprintln(stdout, "usage: fastfeed version\n\nPrints the module version, the VCS revision it was built from and the Go version.")
 		return 0
 	}
 	cmd, ok := cmds[args[0]]
@@ -91,10 +112,40 @@ func help(args []string, stdout, stderr io.Writer, cmds map[string]command) int 
 		usage(stderr, cmds)
 		return 2
 	}
-	if err := cmd.run(context.Background(), []string{"-h"}, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+	err := cmd.run(context.Background(), []string{"-h"}, stdout, stderr)
+	var he *roles.HelpError
+	switch {
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.Usage)
+	case err != nil && !errors.Is(err, flag.ErrHelp):
 		return 1
 	}
 	return 0
+}
+
+// version prints what the binary was built from: the module version, the VCS revision
+// (when the build recorded it: go build without -buildvcs=false, in a git checkout) and
+// the Go version, OS and architecture.
+func version(w io.Writer) {
+	mod, rev, dirty := "(unknown)", "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		mod = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+	}
+	switch {
+	case rev == "":
+		rev = "unknown (built without VCS information)"
+	case dirty:
+		rev += " (modified)"
+	}
+	fmt.Fprintf(w, "fastfeed %s\nrevision %s\n%s %s/%s\n", mod, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 func usage(w io.Writer, cmds map[string]command) {
@@ -108,5 +159,7 @@ func usage(w io.Writer, cmds map[string]command) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, cmds[n].summary)
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "help", "the commands, or a command's flags: fastfeed help <command>")
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "module version, VCS revision and Go version")
 	fmt.Fprintln(w, "\nRun 'fastfeed help <command>' or 'fastfeed <command> -h' for a command's flags.")
 }
