@@ -179,7 +179,7 @@ func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapsho
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	err := h.Do(ctx, func() {
-		st = h.OpsNow(feed.OpsRequest{Symbols: syms, Depth: pageDepth, Latency: streams > 0})
+		st = h.OpsNow(feed.OpsRequest{Symbols: syms, Depth: pageDepth})
 		if resubscribe {
 			keep := make(map[string]*lastTrade, len(syms))
 			for _, sym := range syms {
@@ -201,6 +201,14 @@ func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapsho
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	// The latency plot and table change slowly: they are read once a second, a histogram
+	// per stop of the handler's loop.
+	if streams > 0 && (prev == nil || prev.latency == nil || st.At.Sub(s.latencyAt) >= time.Second) {
+		if err := copyLatency(ctx, h, &st, false); err != nil {
+			return nil, nil, err
+		}
+		s.latencyAt = st.At
 	}
 	if resubscribe {
 		if s.tradeSub != nil {
@@ -240,6 +248,9 @@ func (s *Server) sampleOnce(ctx context.Context) (*sample, *hdrhistogram.Snapsho
 	}
 	smp.health = s.health(&st)
 	var snap *hdrhistogram.Snapshot
+	if st.Latency[feed.StageTotal] == nil && prev != nil {
+		smp.latency = prev.latency // read again within the second
+	}
 	if st.Latency[feed.StageTotal] != nil {
 		snap = st.Latency[feed.StageTotal]
 		total := hdrhistogram.Import(snap)

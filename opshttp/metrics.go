@@ -56,7 +56,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
-	st, err := s.cfg.Handler.Ops(ctx, feed.OpsRequest{Latency: true, ChannelLatency: true})
+	st, err := s.cfg.Handler.Ops(ctx, feed.OpsRequest{})
+	if err == nil {
+		err = copyLatency(ctx, s.cfg.Handler, &st, true)
+	}
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(prometheus.NewDesc("fastfeed_up", "the handler answered", nil, cl), err)
 		return
@@ -188,4 +191,31 @@ func histogram(name, help string, cl prometheus.Labels, kv []string, snap *hdrhi
 		buckets[ub] = cum
 	}
 	return prometheus.MustNewConstHistogram(prometheus.NewDesc(name, help, names, cl), uint64(h.TotalCount()), sum, buckets, values...)
+}
+
+// copyLatency fills st's latency histograms, one copy per stop of the handler's loop
+// (feed.Handler.LatencyCopy) rather than all in one: the longest stop is one histogram's
+// copy, not the sum. With channels, each channel's tick-to-handler histogram too.
+func copyLatency(ctx context.Context, h *feed.Handler, st *feed.OpsState, channels bool) error {
+	for i := range st.Latency {
+		snap, err := h.LatencyCopy(ctx, "", feed.Stage(i))
+		if err != nil {
+			return err
+		}
+		st.Latency[i] = snap
+	}
+	if !channels {
+		return nil
+	}
+	st.ChannelLatency = make(map[string][feed.NumStages]*hdrhistogram.Snapshot, len(st.Channels))
+	for _, c := range st.Channels {
+		snap, err := h.LatencyCopy(ctx, c.Channel, feed.StageTotal)
+		if err != nil {
+			return err
+		}
+		var l [feed.NumStages]*hdrhistogram.Snapshot
+		l[feed.StageTotal] = snap
+		st.ChannelLatency[c.Channel] = l
+	}
+	return nil
 }

@@ -75,6 +75,8 @@ type Server struct {
 	trades   map[string]*lastTrade
 	tradeSub *feed.Subscription
 	tradeFor string // the watched symbols of tradeSub, joined
+	// latencyAt is when the sampler last copied the latency histograms (sampler only).
+	latencyAt time.Time
 
 	srv      *http.Server
 	ln       net.Listener

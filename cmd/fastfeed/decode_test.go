@@ -350,7 +350,7 @@ func TestDecodeErrorsAndSummary(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"decode", "../../fixtures/sample.seq32"},
+		{"decode"}, // no input (-t is optional: TestDecodeWithoutTemplates)
 		{"decode", "-t", templatesPath},
 		{"decode", "-t", templatesPath, "--framing", "bogus", "x"},
 		{"nosuchcommand"},
