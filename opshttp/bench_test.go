@@ -62,6 +62,7 @@ func BenchmarkReceive(b *testing.B) {
 // channel's, 2), of which /metrics makes 5 + one per channel and the page 5 a second.
 func BenchmarkOps(b *testing.B) {
 	h, _ := benchHandler(b, 0)
+	h.Close() // Do runs its function at once: the stop itself is measured
 	ctx := context.Background()
 	ch := h.Channels()[0].Channel
 	for _, c := range []struct {
