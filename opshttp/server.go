@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -32,8 +33,8 @@ type Config struct {
 	// Role names the process ("feed", "pub", "demo"): the page's title and the role label
 	// of every metric.
 	Role string
-	// Handler is the feed handler shown, read through its command queue.
-	Handler *feed.Handler
+	// Handler is the feed handler shown (a *feed.Handler), read through its command queue.
+	Handler Handler
 	// Counters returns the process's --stats-out object (a struct with json tags): its
 	// unsigned integer fields become counters fastfeed_<key>_total, its other numbers
 	// gauges fastfeed_<key>. With a Handler, the handler's Stats are used.
@@ -54,6 +55,18 @@ type Config struct {
 	// MaxStreams caps the concurrent /api/events clients (default 64).
 	MaxStreams int
 	Logger     *slog.Logger
+}
+
+// Handler is what the server reads of a feed handler: feed.Handler has it (feed/ops.go).
+// Every call but OpsNow goes through the handler's command queue; OpsNow is called inside
+// Do.
+type Handler interface {
+	Do(ctx context.Context, fn func()) error
+	Ops(ctx context.Context, req feed.OpsRequest) (feed.OpsState, error)
+	OpsNow(req feed.OpsRequest) feed.OpsState
+	LatencyCopy(ctx context.Context, channel string, stage feed.Stage) (*hdrhistogram.Snapshot, error)
+	Symbols() []string
+	Subscribe(fn func(*feed.Event), patterns ...feed.Pattern) *feed.Subscription
 }
 
 // Server serves the operator's view. Create it with New, run it with Start or Serve.
@@ -428,3 +441,5 @@ func levelsJSON(ls []book.DumpLevel) [][3]any {
 	}
 	return out
 }
+
+var _ Handler = (*feed.Handler)(nil)
