@@ -52,29 +52,29 @@ type ChannelOps struct {
 
 // QueueDepth is the fill of one of the handler's queues.
 type QueueDepth struct {
-	Name     string // "recovery", "requests", or "reorder <channel>"
+	Name     string // "commands", or "reorder <channel>"
 	Len, Cap int
 }
 
-// Ops reads the handler's state through Do. It allocates on the handler's goroutine only
+// Ops reads the engine's state through Do. It allocates on the handler's goroutine only
 // for the copies it returns, between batches.
-func (h *Handler) Ops(ctx context.Context, req OpsRequest) (OpsState, error) {
+func (e *Engine) Ops(ctx context.Context, req OpsRequest) (OpsState, error) {
 	var st OpsState
-	err := h.Do(ctx, func() { st = h.OpsNow(req) })
+	err := e.Do(ctx, func() { st = e.OpsNow(req) })
 	return st, err
 }
 
 // OpsNow is Ops for a caller already on the handler's goroutine (inside Do, or between
-// calls to Receive and Poll of a Detached handler).
-func (h *Handler) OpsNow(req OpsRequest) OpsState {
-	st := OpsState{At: time.Now(), Stats: h.Stats(), Queues: h.Queues()}
-	stale := h.StaleByChannel()
-	for _, c := range h.Channels() {
-		ch := h.channels[c.Channel]
+// calls to Receive and DoWork of a bare Engine).
+func (e *Engine) OpsNow(req OpsRequest) OpsState {
+	st := OpsState{At: time.Now(), Stats: e.Stats(), Queues: e.Queues()}
+	stale := e.StaleByChannel()
+	for _, c := range e.Channels() {
+		ch := e.channels[c.Channel]
 		st.Channels = append(st.Channels, ChannelOps{ChannelStats: c, Instruments: len(ch.instruments),
 			Stale: stale[c.Channel], Buffered: ch.tracker.Buffered(), OpenHole: ch.tracker.State() != gap.Live})
 	}
-	for _, in := range h.bySymbol {
+	for _, in := range e.bySymbol {
 		if in.stale {
 			st.Stale = append(st.Stale, in.symbol)
 		}
@@ -82,18 +82,18 @@ func (h *Handler) OpsNow(req OpsRequest) OpsState {
 	sort.Strings(st.Stale)
 	switch {
 	case req.All:
-		st.Books = h.DumpSymbols(h.Symbols(), req.Depth)
+		st.Books = e.DumpSymbols(e.Symbols(), req.Depth)
 	case len(req.Symbols) > 0:
-		st.Books = h.DumpSymbols(req.Symbols, req.Depth)
+		st.Books = e.DumpSymbols(req.Symbols, req.Depth)
 	}
 	if req.Latency {
-		for i, hist := range h.stages {
+		for i, hist := range e.stages {
 			st.Latency[i] = hist.Export()
 		}
 	}
 	if req.ChannelLatency {
-		st.ChannelLatency = make(map[string][NumStages]*hdrhistogram.Snapshot, len(h.channels))
-		for name, ch := range h.channels {
+		st.ChannelLatency = make(map[string][NumStages]*hdrhistogram.Snapshot, len(e.channels))
+		for name, ch := range e.channels {
 			var l [NumStages]*hdrhistogram.Snapshot
 			for i, hist := range ch.lat {
 				l[i] = hist.Export()
@@ -104,34 +104,32 @@ func (h *Handler) OpsNow(req OpsRequest) OpsState {
 	return st
 }
 
-// Queues returns the depth of the handler's queues: recovery results and requests waiting
-// for the loop, and each channel's datagrams buffered ahead of a hole against its window.
+// Queues returns the depth of the engine's queues: the command queue (recovery results,
+// subscription changes, reads of state waiting for a duty cycle), and each channel's
+// messages held behind a hole against its window.
 // Call it on the handler's goroutine.
-func (h *Handler) Queues() []QueueDepth {
-	out := []QueueDepth{
-		{Name: "recovery", Len: len(h.recovery), Cap: cap(h.recovery)},
-		{Name: "requests", Len: len(h.requests), Cap: cap(h.requests)},
-	}
-	window := h.cfg.Gap.Window
+func (e *Engine) Queues() []QueueDepth {
+	out := []QueueDepth{{Name: "commands", Len: len(e.queue.ch), Cap: cap(e.queue.ch)}}
+	window := e.cfg.Gap.Window
 	if window <= 0 {
 		window = 4096 // gap.Config's default
 	}
-	names := make([]string, 0, len(h.channels))
-	for n := range h.channels {
+	names := make([]string, 0, len(e.channels))
+	for n := range e.channels {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		out = append(out, QueueDepth{Name: "reorder " + n, Len: h.channels[n].tracker.Buffered(), Cap: window})
+		out = append(out, QueueDepth{Name: "reorder " + n, Len: e.channels[n].tracker.Buffered(), Cap: window})
 	}
 	return out
 }
 
 // StaleByChannel counts the stale books of each channel. Call it on the handler's
 // goroutine.
-func (h *Handler) StaleByChannel() map[string]int {
-	out := make(map[string]int, len(h.channels))
-	for name, ch := range h.channels {
+func (e *Engine) StaleByChannel() map[string]int {
+	out := make(map[string]int, len(e.channels))
+	for name, ch := range e.channels {
 		n := 0
 		for _, in := range ch.instruments {
 			if in.stale {
@@ -145,7 +143,7 @@ func (h *Handler) StaleByChannel() map[string]int {
 
 // DumpSymbols returns the dump form of the books of symbols that are followed, sorted by
 // symbol, at most depth levels a side (0: all). Call it on the handler's goroutine.
-func (h *Handler) DumpSymbols(symbols []string, depth int) book.Dump {
+func (e *Engine) DumpSymbols(symbols []string, depth int) book.Dump {
 	syms := append([]string(nil), symbols...)
 	sort.Strings(syms)
 	var d book.Dump
@@ -154,7 +152,7 @@ func (h *Handler) DumpSymbols(symbols []string, depth int) book.Dump {
 		if i > 0 && syms[i-1] == s {
 			continue
 		}
-		in := h.bySymbol[s]
+		in := e.bySymbol[s]
 		if in == nil {
 			continue
 		}
@@ -172,15 +170,15 @@ func (h *Handler) DumpSymbols(symbols []string, depth int) book.Dump {
 }
 
 // Follows reports whether symbol is followed. Call it on the handler's goroutine.
-func (h *Handler) Follows(symbol string) bool { return h.bySymbol[symbol] != nil }
+func (e *Engine) Follows(symbol string) bool { return e.bySymbol[symbol] != nil }
 
 // Unheard returns the followed topics that no security definition and no datagram has
 // named, sorted: a topic asked for by mistake (a typo, the wrong mapping) would otherwise
 // leave an empty book that looks fresh. Call it on the handler's goroutine, or after Run
 // returns.
-func (h *Handler) Unheard() []string {
+func (e *Engine) Unheard() []string {
 	var out []string
-	for _, in := range h.bySymbol {
+	for _, in := range e.bySymbol {
 		if !in.defined && !in.started && in.book == nil {
 			out = append(out, in.symbol)
 		}
@@ -193,15 +191,15 @@ func (h *Handler) Unheard() []string {
 // else the channel's. Each copy is one short stop of the handler's loop (about 0.1 ms for
 // a handler-wide histogram, 0.02 ms for a channel's), so a reader copying many lets the
 // receive path run between them. It returns nil for an unknown channel.
-func (h *Handler) LatencyCopy(ctx context.Context, channel string, stage Stage) (*hdrhistogram.Snapshot, error) {
+func (e *Engine) LatencyCopy(ctx context.Context, channel string, stage Stage) (*hdrhistogram.Snapshot, error) {
 	if stage < 0 || stage >= NumStages {
 		return nil, nil
 	}
 	var snap *hdrhistogram.Snapshot
-	err := h.Do(ctx, func() {
+	err := e.Do(ctx, func() {
 		if channel == "" {
-			snap = h.stages[stage].Export()
-		} else if ch := h.channels[channel]; ch != nil {
+			snap = e.stages[stage].Export()
+		} else if ch := e.channels[channel]; ch != nil {
 			snap = ch.lat[stage].Export()
 		}
 	})

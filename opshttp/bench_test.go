@@ -13,10 +13,10 @@ import (
 
 var benchSymbols = []string{"SBER", "GAZP", "LKOH", "AAPL", "MSFT", "NVDA", "GMKN", "YNDX", "VTBR", "ROSN", "TATN", "MGNT"}
 
-// benchHandler returns a Detached handler of the 12 symbols warmed with 1200 datagrams,
+// benchHandler returns an Engine of the 12 symbols warmed with 1200 datagrams,
 // and n more datagrams (one trade in three entries).
-func benchHandler(b *testing.B, n int) (*feed.Handler, []datagram) {
-	h, err := feed.New(feed.Config{Topics: benchSymbols, Templates: templates(b), Port: port, Detached: true})
+func benchHandler(b *testing.B, n int) (*feed.Engine, []datagram) {
+	h, err := feed.NewEngine(feed.Config{Topics: benchSymbols, Templates: templates(b), Port: port})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func benchHandler(b *testing.B, n int) (*feed.Handler, []datagram) {
 	for i := range ds[:1200] {
 		h.Receive(ds[i].dst, ds[i].buf, int64(i))
 	}
-	h.Poll(1200)
+	h.DoWork(1200)
 	return h, ds[1200 : 1200+n]
 }
 
@@ -45,7 +45,7 @@ func BenchmarkReceive(b *testing.B) {
 					pats = append(pats, feed.Pattern(sym))
 				}
 				h.Subscribe(s.onTrade, pats...)
-				h.Poll(0)
+				h.DoWork(0)
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -4,7 +4,7 @@
 // (/api/events) and a live page served from the binary (/).
 //
 // Everything is read off the hot path: a feed handler's state through its command queue
-// (feed.Handler.Ops, run between receive batches), a publisher's through its atomics. One
+// (feed.Engine.Ops and LatencyCopy, run as commands of its queue between datagrams), a publisher's through its atomics. One
 // sampler goroutine reads a handler a few times a second for the page and for health, so the
 // number of browsers watching does not change what the handler does; a scrape of /metrics
 // reads it once. Nothing here runs on the receive path, which stays free of allocations.

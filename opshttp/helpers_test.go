@@ -60,7 +60,7 @@ func channelOf(symbol string) netip.AddrPort {
 	return netip.AddrPortFrom(mcast.DefaultMapping().Group(symbol), port)
 }
 
-// datagram is one datagram to hand to a Detached handler.
+// datagram is one datagram to hand to an Engine.
 type datagram struct {
 	dst netip.AddrPort
 	buf []byte
@@ -142,16 +142,16 @@ func (g *gen) dump(symbols ...string) book.Dump {
 	return d
 }
 
-// driver runs a Detached handler on its own goroutine, as Run would: it applies the
+// driver runs an Engine on its own goroutine, as a Handler's receiver would: it applies the
 // functions handed to it and polls every millisecond, on the wall clock.
 type driver struct {
-	h    *feed.Handler
+	h    *feed.Engine
 	work chan func(now int64)
 	stop chan struct{}
 	done chan struct{}
 }
 
-func drive(t testing.TB, h *feed.Handler) *driver {
+func drive(t testing.TB, h *feed.Engine) *driver {
 	d := &driver{h: h, work: make(chan func(int64)), stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(d.done)
@@ -166,7 +166,7 @@ func drive(t testing.TB, h *feed.Handler) *driver {
 				h.Close()
 				return
 			}
-			h.Poll(time.Now().UnixNano())
+			h.DoWork(time.Now().UnixNano())
 		}
 	}()
 	t.Cleanup(func() {
@@ -281,13 +281,20 @@ func (r *directRecovery) Retransmit(channel string, beg, end uint32) {
 			r.sink.Failed(channel, false, err.Error())
 			return
 		}
+		codec, err := md.NewCodec(r.p.Templates())
+		if err != nil {
+			r.sink.Failed(channel, false, err.Error())
+			return
+		}
 		for _, d := range ds {
-			seq, msg, err := publisher.SplitDatagram(d)
+			seq, _, err := publisher.DecodeDatagram(codec, d)
 			if err != nil {
 				r.sink.Failed(channel, false, err.Error())
 				return
 			}
-			r.sink.Retransmitted(channel, seq, msg)
+			m := new(md.Message)
+			m.CopyFrom(&codec.Message)
+			r.sink.Retransmitted(channel, seq, m)
 		}
 	}()
 }

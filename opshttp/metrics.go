@@ -194,7 +194,7 @@ func histogram(name, help string, cl prometheus.Labels, kv []string, snap *hdrhi
 }
 
 // copyLatency fills st's latency histograms, one copy per stop of the handler's loop
-// (feed.Handler.LatencyCopy) rather than all in one: the longest stop is one histogram's
+// (feed.Engine.LatencyCopy) rather than all in one: the longest stop is one histogram's
 // copy, not the sum. With channels, each channel's tick-to-handler histogram too.
 func copyLatency(ctx context.Context, h Handler, st *feed.OpsState, channels bool) error {
 	for i := range st.Latency {

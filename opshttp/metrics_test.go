@@ -102,8 +102,8 @@ func TestMetricsWhileTrafficFlows(t *testing.T) {
 			t.Errorf("no %s", name)
 		}
 	}
-	if v, ok := value(last, "fastfeed_queue_capacity", "queue", "recovery"); !ok || v != 4096 {
-		t.Errorf("recovery queue capacity %v %v", v, ok)
+	if v, ok := value(last, "fastfeed_queue_capacity", "queue", "commands"); !ok || v != feed.QueueSize {
+		t.Errorf("command queue capacity %v %v", v, ok)
 	}
 	if v, _ := value(last, "fastfeed_channel_instruments"); v != 8 {
 		t.Errorf("channels' instruments add up to %v, want 8", v)
@@ -143,7 +143,7 @@ func TestMetricsWhileTrafficFlows(t *testing.T) {
 func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 	syms := []string{"SBER", "GAZP", "LKOH"}
 	g := newGen(t)
-	h, err := feed.New(feed.Config{Topics: syms, Templates: templates(t), Port: port, Detached: true})
+	h, err := feed.NewEngine(feed.Config{Topics: syms, Templates: templates(t), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 	for range 600 {
 		receive()
 	}
-	h.Poll(now)
+	h.DoWork(now)
 
 	// A page watches two books: the sampler subscribes to their trades. Poll (this
 	// goroutine is the handler's) until a message shows a trade.
@@ -192,7 +192,7 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 		for range 30 {
 			receive()
 		}
-		h.Poll(now)
+		h.DoWork(now)
 		select {
 		case l := <-lines:
 			seen = strings.Contains(l, `"last":{"price"`)
@@ -209,7 +209,7 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 		// Wait until the request waits on the handler's queue.
 		for queued := false; !queued; {
 			for _, q := range h.Queues() {
-				if q.Name == "requests" && q.Len > 0 {
+				if q.Name == "commands" && q.Len > 0 {
 					queued = true
 				}
 			}
@@ -229,7 +229,7 @@ func TestReceiveNoAllocsWhileScraped(t *testing.T) {
 		}
 		want := i
 		for {
-			h.Poll(now)
+			h.DoWork(now)
 			select {
 			case body := <-done:
 				if path == "/metrics" && !strings.Contains(body, "fastfeed_datagrams_total{role=\"feed\"} "+strconv.Itoa(want)) {

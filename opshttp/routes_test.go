@@ -14,11 +14,11 @@ import (
 	"fastfeed/feed"
 )
 
-// newDetached returns a Detached handler of symbols, driven on its own goroutine, with
+// newDetached returns an Engine (no sockets) of symbols, driven on its own goroutine, with
 // its operator view served.
 func newDetached(t *testing.T, symbols []string, rec feed.Recovery, cfg Config) (*driver, string) {
 	t.Helper()
-	h, err := feed.New(feed.Config{Topics: symbols, Templates: templates(t), Port: port, Detached: true, Recovery: rec})
+	h, err := feed.NewEngine(feed.Config{Topics: symbols, Templates: templates(t), Port: port, Recovery: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

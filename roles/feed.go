@@ -222,7 +222,7 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return json.NewEncoder(w).Encode(out)
 		}))
 	}
-	keep(unheardTopics(h, cfg, log))
+	keep(unheardTopics(h.Engine, cfg, log))
 	return err
 }
 

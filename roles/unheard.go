@@ -11,7 +11,7 @@ import (
 // unheardTopics warns about the topics asked for that no security definition and no
 // datagram ever named, and returns an error naming them (feed and replay then exit 1):
 // their books are empty, not fresh.
-func unheardTopics(h *feed.Handler, cfg feed.Config, log *slog.Logger) error {
+func unheardTopics(h *feed.Engine, cfg feed.Config, log *slog.Logger) error {
 	if h == nil || cfg.All {
 		return nil
 	}
