@@ -73,6 +73,8 @@ func BenchmarkOps(b *testing.B) {
 		{"page", func() { h.OpsNow(feed.OpsRequest{Symbols: benchSymbols[:4], Depth: pageDepth}) }},
 		{"histogram", func() { h.LatencyCopy(ctx, "", feed.StageTotal) }},
 		{"channel-histogram", func() { h.LatencyCopy(ctx, ch, feed.StageTotal) }},
+		// What a scrape would stop the loop for with every histogram copied in one read.
+		{"all-in-one", func() { h.OpsNow(feed.OpsRequest{Latency: true, ChannelLatency: true}) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
