@@ -12,7 +12,6 @@ import (
 	"github.com/quickfixgo/quickfix"
 	"github.com/quickfixgo/tag"
 
-	"fastfeed/feed"
 	"fastfeed/internal/fixsession"
 	"fastfeed/md"
 )
@@ -32,7 +31,7 @@ const (
 // Stop it when done.
 type Bus struct {
 	cfg   Config
-	h     *feed.Handler
+	src   Source
 	acc   *fixsession.Acceptor
 	users map[string]*User
 	log   *slog.Logger
@@ -61,15 +60,17 @@ type ClientStats struct {
 	Connected   bool   `json:"connected"`
 }
 
-// New returns a bus serving h's books with cfg.
-func New(h *feed.Handler, cfg Config) (*Bus, error) {
-	if h == nil {
-		return nil, errors.New("bus: nil handler")
+// NewFromSource returns a bus serving src's books with cfg: the OMS FIX service of a
+// gateway fed from NATS, with the same FIX contract, entitlements and conflation as in
+// the handler.
+func NewFromSource(src Source, cfg Config) (*Bus, error) {
+	if src == nil {
+		return nil, errors.New("bus: nil source")
 	}
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	b := &Bus{cfg: cfg, h: h, users: map[string]*User{}, log: cfg.Logger,
+	b := &Bus{cfg: cfg, src: src, users: map[string]*User{}, log: cfg.Logger,
 		clients: map[string]*client{}}
 	for i := range cfg.Users {
 		u := cfg.Users[i]

@@ -57,7 +57,7 @@ type request struct {
 	c         *client
 	id        string
 	patterns  []feed.Pattern
-	sub       *feed.Subscription
+	sub       Canceler
 	cancelled atomic.Bool
 
 	// Handler goroutine only.
@@ -394,10 +394,10 @@ func (c *client) conflate() {
 		c.conflatedAt = time.Now()
 	}
 	var out []queued
-	err := c.b.h.Do(c.ctx, func() {
+	err := c.b.src.Do(c.ctx, func() {
 		dropped := c.ring.discard()
 		c.dropped.Add(uint64(dropped))
-		dump := c.b.h.Dump()
+		dump := c.b.src.Dump()
 		now := time.Now().UnixNano()
 		for _, r := range c.reqs {
 			if r.active && !r.cancelled.Load() {
@@ -477,12 +477,12 @@ func (c *client) request(req md.MarketDataRequest) {
 		// Registered before the snapshot is taken; events are ignored until the Do
 		// function below activates the request, and RptSeq continuity covers a
 		// registration that takes effect after it.
-		r.sub = c.b.h.Subscribe(r.onEvent, r.patterns...)
+		r.sub = c.b.src.Subscribe(r.onEvent, r.patterns...)
 	}
 	var rej *md.MarketDataReject
 	var out []queued
-	err := c.b.h.Do(c.ctx, func() {
-		dump := c.b.h.Dump()
+	err := c.b.src.Do(c.ctx, func() {
+		dump := c.b.src.Dump()
 		if rej = r.check(dump); rej != nil {
 			return
 		}

@@ -1,0 +1,773 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"fastfeed/book"
+	"fastfeed/feed"
+	"fastfeed/md"
+)
+
+// Defaults of ConsumerConfig.
+const (
+	DefaultInbound   = 1 << 16 // messages queued between NATS and the consumer's goroutine
+	DefaultMaxBuffer = 1 << 12 // Xs buffered per instrument while it waits for a W
+	resyncEvery      = 250 * time.Millisecond
+)
+
+// ConsumerConfig configures a Consumer.
+type ConsumerConfig struct {
+	Conn *nats.Conn
+	// Patterns are the instruments to follow (feed's patterns; default "*"). An exact
+	// symbol subscribes to md.*.SYM, a channel to md.CHANNEL.*, "*" to md.>; a prefix
+	// "SB*" subscribes to md.> and filters (it needs the permission of md.>).
+	Patterns []feed.Pattern
+	// Inbound bounds the messages waiting for the consumer's goroutine (default
+	// DefaultInbound); beyond it NATS drops them (counted as slow_consumer) and the
+	// RptSeq check resynchronises the instruments concerned.
+	Inbound int
+	// MaxBuffer bounds the Xs an instrument buffers while it waits for a W.
+	MaxBuffer int
+	// NoSnapRequests: never ask the publishers for a fresh W (snapreq.>); wait for the
+	// periodic one instead.
+	NoSnapRequests bool
+	Logger         *slog.Logger
+}
+
+// ConsumerStats are the consumer's counters.
+type ConsumerStats struct {
+	Messages      uint64 `json:"messages"`        // payloads received
+	Entries       uint64 `json:"entries"`         // X entries applied
+	Snapshots     uint64 `json:"snapshots"`       // Ws applied
+	OldSnapshots  uint64 `json:"old_snapshots"`   // Ws not newer than the book, ignored
+	Duplicates    uint64 `json:"duplicates"`      // X entries already in the book
+	Gaps          uint64 `json:"gaps"`            // RptSeq holes
+	Resyncs       uint64 `json:"resyncs"`         // books rebuilt from a W after a hole, a stale or a start
+	LVCReads      uint64 `json:"lvc_reads"`       // last-value cache messages read
+	SnapRequests  uint64 `json:"snap_requests"`   // fresh Ws asked of the publishers
+	Stale         uint64 `json:"stale"`           // stale statuses received
+	Buffered      uint64 `json:"buffered"`        // Xs buffered while waiting for a W
+	BufferDrops   uint64 `json:"buffer_drops"`    // buffered Xs dropped (buffer full)
+	ParseErrors   uint64 `json:"parse_errors"`    // payloads refused
+	BookErrors    uint64 `json:"book_errors"`     // entries the book refused
+	SlowConsumer  uint64 `json:"slow_consumer"`   // NATS dropped messages for us
+	Permission    uint64 `json:"permission"`      // permission violations reported by the server
+	Reconnects    uint64 `json:"reconnects"`      // connection re-established
+	Disconnects   uint64 `json:"disconnects"`     // connection lost
+	Instruments   int    `json:"instruments"`     // instruments known
+	Synchronised  int    `json:"synchronised"`    // of which whole (W applied, no hole since)
+	LastLatencyNs int64  `json:"last_latency_ns"` // publish-to-apply of the last message
+}
+
+// Consumer follows books over NATS: it subscribes to md, snap and status subjects,
+// reads the last-value cache, applies Ws and the Xs whose RptSeq follows, and on a
+// RptSeq hole reads the snapshot again. It is also a source of feed events for package
+// bus (Subscribe, Do, Dump), so that a FIX gateway serves what it receives.
+type Consumer struct {
+	cfg ConsumerConfig
+	nc  *nats.Conn
+	log *slog.Logger
+
+	msgs chan *nats.Msg
+	do   chan func()
+	subs []*nats.Subscription
+
+	// Consumer goroutine only.
+	insts   map[string]*cInst // by symbol
+	order   []*cInst
+	msg     Message
+	event   feed.Event
+	levels  []book.Level
+	fsubs   []*fsub
+	version uint64
+
+	subMu      sync.Mutex
+	newSubs    []*fsub
+	subsDirty  atomic.Bool
+	chMu       sync.RWMutex
+	channels   map[string]string // symbol -> channel name
+	stats      consumerCounters
+	reconnects atomic.Bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type consumerCounters struct {
+	messages, entries, snapshots, oldSnapshots, duplicates, gaps, resyncs, lvcReads atomic.Uint64
+	snapRequests, stale, buffered, bufferDrops, parseErrors, bookErrors             atomic.Uint64
+	slowConsumer, permission, reconnects, disconnects                               atomic.Uint64
+	instruments, synced                                                             atomic.Int64
+	lastLatency                                                                     atomic.Int64
+}
+
+// fsub is a feed-event subscription of the consumer (Subscribe).
+type fsub struct {
+	patterns  []feed.Pattern
+	fn        func(*feed.Event)
+	cancelled atomic.Bool
+}
+
+func (s *fsub) Cancel() { s.cancelled.Store(true) }
+
+// cInst is one instrument.
+type cInst struct {
+	symbol, channel string
+	book            *book.MBP
+	rptSeq          uint32
+	synced          bool // a W was applied and no hole since
+	stale           bool // the publisher said stale
+	buf             [][]byte
+	askedAt         time.Time // last resync request
+	snapSubj        string
+
+	subs        []*fsub
+	subsVersion uint64
+}
+
+// NewConsumer returns a consumer; Start it.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Conn == nil {
+		return nil, errors.New("natsbus: consumer needs a connection")
+	}
+	if len(cfg.Patterns) == 0 {
+		cfg.Patterns = []feed.Pattern{"*"}
+	}
+	for _, p := range cfg.Patterns {
+		if p == "" {
+			return nil, errors.New("natsbus: empty pattern")
+		}
+	}
+	if cfg.Inbound <= 0 {
+		cfg.Inbound = DefaultInbound
+	}
+	if cfg.MaxBuffer <= 0 {
+		cfg.MaxBuffer = DefaultMaxBuffer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, msgs: make(chan *nats.Msg, cfg.Inbound),
+		do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}}, nil
+}
+
+// filters returns the subject filters under prefix for the patterns, without repeats.
+func (c *Consumer) filters(prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range c.cfg.Patterns {
+		f, _ := Filter(prefix, p)
+		if f == prefix+".>" {
+			return []string{f}
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// wanted reports whether symbol on channel matches the consumer's patterns.
+func (c *Consumer) wanted(symbol, channel string) bool {
+	for _, p := range c.cfg.Patterns {
+		if p.Match(symbol, channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// Start subscribes, starts the consumer's goroutine and reads the last-value cache. A
+// subscription refused by the server's permissions is reported by Stats().Permission and
+// the log, not here (the server answers asynchronously).
+func (c *Consumer) Start(ctx context.Context) error {
+	c.nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		switch {
+		case errors.Is(err, nats.ErrSlowConsumer):
+			c.stats.slowConsumer.Add(1)
+		case strings.Contains(strings.ToLower(err.Error()), "permissions violation"):
+			c.stats.permission.Add(1)
+			c.log.Warn("NATS permission refused", "err", err)
+		default:
+			c.log.Warn("NATS", "err", err)
+		}
+	})
+	c.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		c.stats.disconnects.Add(1)
+		c.log.Warn("NATS disconnected", "err", err)
+	})
+	c.nc.SetReconnectHandler(func(nc *nats.Conn) {
+		c.stats.reconnects.Add(1)
+		c.log.Info("NATS reconnected; reading the last-value cache again", "server", nc.ConnectedUrlRedacted())
+		c.reconnects.Store(true)
+	})
+	for _, prefix := range []string{PrefixMD, PrefixSnap, PrefixStatus} {
+		for _, f := range c.filters(prefix) {
+			sub, err := c.nc.ChanSubscribe(f, c.msgs)
+			if err != nil {
+				c.unsubscribe()
+				return fmt.Errorf("natsbus: subscribe %s: %w", f, err)
+			}
+			_ = sub.SetPendingLimits(-1, -1)
+			c.subs = append(c.subs, sub)
+		}
+	}
+	if err := c.nc.Flush(); err != nil {
+		c.unsubscribe()
+		return fmt.Errorf("natsbus: subscribe: %w", err)
+	}
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.done = make(chan struct{})
+	go c.run(ctx)
+	c.loadLVC(ctx)
+	return nil
+}
+
+func (c *Consumer) unsubscribe() {
+	for _, s := range c.subs {
+		_ = s.Unsubscribe()
+	}
+	c.subs = nil
+}
+
+// Stop unsubscribes and stops the consumer's goroutine.
+func (c *Consumer) Stop() {
+	c.unsubscribe()
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+	}
+}
+
+// loadLVC reads the last W of every followed instrument from the last-value cache
+// and queues them for the consumer's goroutine.
+func (c *Consumer) loadLVC(ctx context.Context) {
+	for _, f := range c.filters(PrefixSnap) {
+		if strings.HasPrefix(f, PrefixSnap+".*.") {
+			c.directGet(ctx, f)
+			continue
+		}
+		if err := c.orderedLoad(ctx, f); err != nil {
+			c.log.Warn("NATS last-value cache", "filter", f, "err", err)
+		}
+	}
+}
+
+// directGet reads the last message of one subject (wildcards allowed) with a direct get,
+// which a permission on $JS.API.DIRECT.GET.FASTFEED_SNAP.<subject> allows.
+func (c *Consumer) directGet(ctx context.Context, subject string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	m, err := c.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+StreamName+"."+subject, nil)
+	if err != nil {
+		c.log.Debug("NATS last-value cache", "subject", subject, "err", err)
+		return
+	}
+	if st := m.Header.Get("Status"); st != "" {
+		return // 404: nothing cached yet
+	}
+	subj := m.Header.Get("Nats-Subject")
+	if subj == "" {
+		return
+	}
+	c.stats.lvcReads.Add(1)
+	c.queue(&nats.Msg{Subject: subj, Data: m.Data})
+}
+
+// orderedLoad reads the last message of every subject matching filter with an ordered
+// consumer.
+func (c *Consumer) orderedLoad(ctx context.Context, filter string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return err
+	}
+	cons, err := js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	if err != nil {
+		return err
+	}
+	pending := cons.CachedInfo().NumPending
+	for pending > 0 && ctx.Err() == nil {
+		batch, err := cons.Fetch(int(min(pending, 1024)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			c.stats.lvcReads.Add(1)
+			c.queue(&nats.Msg{Subject: m.Subject(), Data: m.Data()})
+			if meta, err := m.Metadata(); err == nil {
+				pending = meta.NumPending
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) queue(m *nats.Msg) {
+	select {
+	case c.msgs <- m:
+	default:
+		c.stats.slowConsumer.Add(1)
+	}
+}
+
+// Do runs fn on the consumer's goroutine and waits for it.
+func (c *Consumer) Do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case c.do <- func() { fn(); close(done) }:
+	case <-c.done:
+		return errors.New("natsbus: consumer stopped")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Subscribe registers fn for events of instruments matching patterns; fn runs on the
+// consumer's goroutine (package bus's Source).
+func (c *Consumer) Subscribe(fn func(*feed.Event), patterns ...feed.Pattern) interface{ Cancel() } {
+	s := &fsub{patterns: patterns, fn: fn}
+	c.subMu.Lock()
+	c.newSubs = append(c.newSubs, s)
+	c.subMu.Unlock()
+	c.subsDirty.Store(true)
+	return s
+}
+
+// ChannelOf returns the channel of a symbol seen, or "".
+func (c *Consumer) ChannelOf(symbol string) string {
+	c.chMu.RLock()
+	defer c.chMu.RUnlock()
+	return c.channels[symbol]
+}
+
+// Stats returns the counters.
+func (c *Consumer) Stats() ConsumerStats {
+	s := &c.stats
+	return ConsumerStats{Messages: s.messages.Load(), Entries: s.entries.Load(), Snapshots: s.snapshots.Load(),
+		OldSnapshots: s.oldSnapshots.Load(), Duplicates: s.duplicates.Load(), Gaps: s.gaps.Load(),
+		Resyncs: s.resyncs.Load(), LVCReads: s.lvcReads.Load(), SnapRequests: s.snapRequests.Load(),
+		Stale: s.stale.Load(), Buffered: s.buffered.Load(), BufferDrops: s.bufferDrops.Load(),
+		ParseErrors: s.parseErrors.Load(), BookErrors: s.bookErrors.Load(), SlowConsumer: s.slowConsumer.Load(),
+		Permission: s.permission.Load(), Reconnects: s.reconnects.Load(), Disconnects: s.disconnects.Load(),
+		Instruments: int(s.instruments.Load()), Synchronised: int(s.synced.Load()), LastLatencyNs: s.lastLatency.Load()}
+}
+
+// Dump returns the books in the --dump-books form, sorted by symbol; a book that is not
+// whole is dumped stale. Call it through Do while the consumer runs.
+func (c *Consumer) Dump() book.Dump {
+	insts := append([]*cInst(nil), c.order...)
+	sort.Slice(insts, func(i, j int) bool { return insts[i].symbol < insts[j].symbol })
+	d := make(book.Dump, 0, len(insts))
+	empty, _ := book.NewMBP(book.Config{})
+	for _, in := range insts {
+		var v book.View = in.book
+		if in.book == nil {
+			empty.SetStale(true)
+			v = empty
+		}
+		line := book.DumpOf(in.symbol, v)
+		line.RptSeq = int64(in.rptSeq)
+		line.Stale = !in.synced || in.stale
+		d = append(d, line)
+	}
+	return d
+}
+
+// run is the consumer's goroutine.
+func (c *Consumer) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(resyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case m := <-c.msgs:
+			c.handle(m)
+		case fn := <-c.do:
+			fn()
+		case <-t.C:
+			if c.reconnects.Swap(false) {
+				go c.loadLVC(ctx)
+			}
+			c.retry()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retry asks again for the Ws of instruments still waiting.
+func (c *Consumer) retry() {
+	now := time.Now()
+	for _, in := range c.order {
+		if !in.synced && now.Sub(in.askedAt) >= 4*resyncEvery {
+			c.askSnapshot(in)
+		}
+	}
+}
+
+func (c *Consumer) inst(symbol []byte, channel string) *cInst {
+	in := c.insts[string(symbol)]
+	if in == nil {
+		in = &cInst{symbol: string(symbol), channel: channel}
+		in.snapSubj = Subject(PrefixSnap, channel, in.symbol)
+		c.insts[in.symbol] = in
+		c.order = append(c.order, in)
+		c.stats.instruments.Add(1)
+		c.chMu.Lock()
+		c.channels[in.symbol] = channel
+		c.chMu.Unlock()
+	}
+	return in
+}
+
+// handle applies one message.
+func (c *Consumer) handle(nm *nats.Msg) {
+	c.stats.messages.Add(1)
+	if err := ParsePayload(nm.Data, &c.msg); err != nil {
+		c.stats.parseErrors.Add(1)
+		c.log.Debug("NATS payload refused", "subject", nm.Subject, "err", err)
+		return
+	}
+	m := &c.msg
+	channel := c.channelOfSubject(nm.Subject)
+	if !c.wanted(string(m.Symbol), channel) {
+		return
+	}
+	if m.PublishTime > 0 {
+		c.stats.lastLatency.Store(time.Now().UnixNano() - m.PublishTime)
+	}
+	in := c.inst(m.Symbol, channel)
+	c.refreshSubs(in)
+	switch m.Kind {
+	case md.KindSnapshot:
+		c.applySnapshot(in, m)
+	case md.KindIncremental:
+		if !in.synced {
+			c.buffer(in, nm.Data)
+			return
+		}
+		c.applyEntries(in, m, nm.Data)
+	case md.KindStatus:
+		switch {
+		case m.TradingStatus == StatusStale && string(m.Text) == TextStale:
+			c.stats.stale.Add(1)
+			if !in.stale {
+				in.stale = true
+				c.unsync(in, false)
+			}
+		case m.TradingStatus == StatusReady && string(m.Text) == TextReady:
+			// A W follows.
+		default:
+			c.publish(in, feed.Event{Kind: feed.EventStatus, Symbol: in.symbol, Book: in.book, Status: m.TradingStatus})
+		}
+	}
+}
+
+// channelOfSubject returns the channel of a subject (its second token).
+func (c *Consumer) channelOfSubject(subject string) string {
+	i := strings.IndexByte(subject, '.')
+	if i < 0 {
+		return ""
+	}
+	rest := subject[i+1:]
+	j := strings.IndexByte(rest, '.')
+	if j < 0 {
+		return ""
+	}
+	tok := rest[:j]
+	if tok[0] != 'G' || strings.IndexByte(tok, '-') < 0 {
+		return tok
+	}
+	return ParseChannelToken(tok)
+}
+
+// buffer keeps an X for when the instrument's W arrives.
+func (c *Consumer) buffer(in *cInst, data []byte) {
+	if len(in.buf) >= c.cfg.MaxBuffer {
+		c.stats.bufferDrops.Add(uint64(len(in.buf)))
+		clear(in.buf)
+		in.buf = in.buf[:0]
+	}
+	in.buf = append(in.buf, append([]byte(nil), data...))
+	c.stats.buffered.Add(1)
+	if in.askedAt.IsZero() {
+		c.askSnapshot(in)
+	}
+}
+
+// unsync marks the book not whole: its subscribers get a stale event, and a W is asked
+// for.
+func (c *Consumer) unsync(in *cInst, ask bool) {
+	if in.synced {
+		in.synced = false
+		c.stats.synced.Add(-1)
+	}
+	if in.book != nil {
+		in.book.SetStale(true)
+	}
+	c.publish(in, feed.Event{Kind: feed.EventStale, Symbol: in.symbol, Book: in.book})
+	if ask {
+		c.askSnapshot(in)
+	}
+}
+
+// askSnapshot reads the instrument's W from the last-value cache again and asks the
+// publishers for a fresh one.
+func (c *Consumer) askSnapshot(in *cInst) {
+	in.askedAt = time.Now()
+	if !c.cfg.NoSnapRequests {
+		if err := c.nc.Publish(Subject(PrefixSnapRequest, in.channel, in.symbol), nil); err == nil {
+			c.stats.snapRequests.Add(1)
+		}
+	}
+	subj := in.snapSubj
+	go c.directGet(context.Background(), subj)
+}
+
+// applySnapshot replaces the book with a W unless the book is whole and at least as new.
+func (c *Consumer) applySnapshot(in *cInst, m *Message) {
+	if in.synced && m.RptSeq <= in.rptSeq {
+		c.stats.oldSnapshots.Add(1)
+		return
+	}
+	pe, se := m.PriceExp, m.SizeExp
+	if !m.HasExp {
+		pe, se = finestExp(m.Entries)
+	}
+	b, err := book.NewMBP(book.Config{PriceExp: int(pe), SizeExp: int(se)})
+	if err != nil {
+		c.stats.bookErrors.Add(1)
+		return
+	}
+	c.levels = c.levels[:0]
+	var bids, asks []book.Level
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		p, ok1 := e.Price.At(pe)
+		s, ok2 := e.Size.At(se)
+		if !ok1 || !ok2 {
+			c.stats.bookErrors.Add(1)
+			return
+		}
+		l := book.Level{Price: p, Size: s, Orders: int64(e.Orders)}
+		switch e.Type {
+		case md.Bid:
+			bids = append(bids, l)
+		case md.Offer:
+			asks = append(asks, l)
+		}
+	}
+	if err := b.Replace(bids, asks); err != nil {
+		c.stats.bookErrors.Add(1)
+		return
+	}
+	b.SetRptSeq(int64(m.RptSeq))
+	in.book, in.rptSeq, in.stale = b, m.RptSeq, false
+	if !in.synced {
+		in.synced = true
+		c.stats.synced.Add(1)
+		c.stats.resyncs.Add(1)
+	}
+	in.askedAt = time.Time{}
+	c.stats.snapshots.Add(1)
+	c.publish(in, feed.Event{Kind: feed.EventFresh, Symbol: in.symbol, Book: in.book})
+	// The Xs that arrived while waiting: those after the W apply.
+	buf := in.buf
+	in.buf = nil
+	var scratch Message
+	for i, data := range buf {
+		if err := ParsePayload(data, &scratch); err != nil {
+			continue
+		}
+		if !in.synced {
+			in.buf = append(in.buf, buf[i:]...)
+			break
+		}
+		c.applyEntries(in, &scratch, data)
+	}
+}
+
+// finestExp returns the smallest exponents of the entries' prices and sizes.
+func finestExp(es []md.Entry) (int8, int8) {
+	var pe, se int8
+	for i := range es {
+		if es[i].Price.Valid {
+			pe = min(pe, es[i].Price.Exp)
+		}
+		if es[i].Size.Valid {
+			se = min(se, es[i].Size.Exp)
+		}
+	}
+	return pe, se
+}
+
+// applyEntries applies an X's entries to a whole book; a hole unsyncs it, and the X is
+// kept for when the W arrives.
+func (c *Consumer) applyEntries(in *cInst, m *Message, data []byte) {
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		switch {
+		case int32(e.RptSeq-in.rptSeq) <= 0:
+			c.stats.duplicates.Add(1)
+			continue
+		case e.RptSeq != in.rptSeq+1:
+			c.stats.gaps.Add(1)
+			c.unsync(in, true)
+			c.buffer(in, data)
+			return
+		}
+		in.rptSeq = e.RptSeq
+		in.book.SetRptSeq(int64(e.RptSeq))
+		c.stats.entries.Add(1)
+		if e.Type == md.Trade {
+			c.publishEntry(in, feed.EventTrade, e)
+			continue
+		}
+		if !c.applyEntry(in, e) {
+			c.stats.bookErrors.Add(1)
+			c.unsync(in, true)
+			return
+		}
+		c.publishEntry(in, feed.EventBook, e)
+	}
+}
+
+func (c *Consumer) applyEntry(in *cInst, e *md.Entry) bool {
+	if e.Type != md.Bid && e.Type != md.Offer {
+		return true
+	}
+	pe, se := int8(in.book.PriceExp()), int8(in.book.SizeExp())
+	if (e.Price.Valid && e.Price.Exp < pe) || (e.Size.Valid && e.Size.Exp < se) {
+		if !c.rebook(in, min(pe, e.Price.Exp), min(se, e.Size.Exp)) {
+			return false
+		}
+		pe, se = int8(in.book.PriceExp()), int8(in.book.SizeExp())
+	}
+	u := book.Update{Action: book.Action(e.Action), Type: book.EntryBid, Orders: int64(e.Orders)}
+	if e.Type == md.Offer {
+		u.Type = book.EntryOffer
+	}
+	var ok bool
+	if u.Price, ok = e.Price.At(pe); !ok {
+		return false
+	}
+	if e.Size.Valid {
+		if u.Size, ok = e.Size.At(se); !ok {
+			return false
+		}
+	}
+	return in.book.Apply(u) == nil
+}
+
+// rebook moves a book to finer exponents (an entry finer than the book's).
+func (c *Consumer) rebook(in *cInst, pe, se int8) bool {
+	old := in.book
+	b, err := book.NewMBP(book.Config{PriceExp: int(pe), SizeExp: int(se)})
+	if err != nil {
+		return false
+	}
+	dp, ds := int8(old.PriceExp()), int8(old.SizeExp())
+	var sides [2][]book.Level
+	for side := range sides {
+		for _, l := range old.AppendLevels(nil, book.Side(side)) {
+			p, ok1 := md.Dec(l.Price, dp).At(pe)
+			s, ok2 := md.Dec(l.Size, ds).At(se)
+			if !ok1 || !ok2 {
+				return false
+			}
+			sides[side] = append(sides[side], book.Level{Price: p, Size: s, Orders: l.Orders})
+		}
+	}
+	if b.Replace(sides[0], sides[1]) != nil {
+		return false
+	}
+	b.SetRptSeq(old.RptSeq())
+	b.SetStale(old.Stale())
+	in.book = b
+	return true
+}
+
+// refreshSubs recomputes the instrument's subscribers when subscriptions changed.
+func (c *Consumer) refreshSubs(in *cInst) {
+	if c.subsDirty.Swap(false) {
+		c.subMu.Lock()
+		c.fsubs = append(c.fsubs, c.newSubs...)
+		c.newSubs = nil
+		c.subMu.Unlock()
+		live := c.fsubs[:0]
+		for _, s := range c.fsubs {
+			if !s.cancelled.Load() {
+				live = append(live, s)
+			}
+		}
+		clear(c.fsubs[len(live):])
+		c.fsubs = live
+		c.version++
+	}
+	if in.subsVersion == c.version {
+		return
+	}
+	in.subs = in.subs[:0]
+	for _, s := range c.fsubs {
+		for _, p := range s.patterns {
+			if p.Match(in.symbol, in.channel) {
+				in.subs = append(in.subs, s)
+				break
+			}
+		}
+	}
+	in.subsVersion = c.version
+}
+
+func (c *Consumer) publishEntry(in *cInst, kind feed.EventKind, e *md.Entry) {
+	if len(in.subs) == 0 {
+		return
+	}
+	c.event = feed.Event{Kind: kind, Symbol: in.symbol, Entry: e, Book: in.book}
+	for _, s := range in.subs {
+		if !s.cancelled.Load() {
+			s.fn(&c.event)
+		}
+	}
+}
+
+func (c *Consumer) publish(in *cInst, ev feed.Event) {
+	if len(in.subs) == 0 {
+		return
+	}
+	c.event = ev
+	for _, s := range in.subs {
+		if !s.cancelled.Load() {
+			s.fn(&c.event)
+		}
+	}
+}
