@@ -535,7 +535,7 @@ func (c *Consumer) unsync(in *cInst, ask bool) {
 		in.book.SetStale(true)
 	}
 	c.publish(in, feed.Event{Kind: feed.EventStale, Symbol: in.symbol, Book: in.book})
-	if ask {
+	if ask && time.Since(in.askedAt) >= resyncEvery {
 		c.askSnapshot(in)
 	}
 }
@@ -559,6 +559,14 @@ func (c *Consumer) applySnapshot(in *cInst, m *Message) {
 		c.stats.oldSnapshots.Add(1)
 		return
 	}
+	if !in.synced && len(in.buf) > 0 {
+		// A W older than the first buffered X leaves a hole: wait for a newer one.
+		if first, ok := firstRptSeq(in.buf[0]); ok && int32(first-m.RptSeq) > 1 {
+			c.stats.oldSnapshots.Add(1)
+			return
+		}
+	}
+	jumped := !in.synced || m.RptSeq != in.rptSeq
 	pe, se := m.PriceExp, m.SizeExp
 	if !m.HasExp {
 		pe, se = finestExp(m.Entries)
@@ -595,6 +603,8 @@ func (c *Consumer) applySnapshot(in *cInst, m *Message) {
 	if !in.synced {
 		in.synced = true
 		c.stats.synced.Add(1)
+	}
+	if jumped {
 		c.stats.resyncs.Add(1)
 	}
 	in.askedAt = time.Time{}
@@ -614,6 +624,15 @@ func (c *Consumer) applySnapshot(in *cInst, m *Message) {
 		}
 		c.applyEntries(in, &scratch, data)
 	}
+}
+
+// firstRptSeq returns the RptSeq of an X's first entry.
+func firstRptSeq(data []byte) (uint32, bool) {
+	var m Message
+	if ParsePayload(data, &m) != nil || len(m.Entries) == 0 {
+		return 0, false
+	}
+	return m.Entries[0].RptSeq, true
 }
 
 // finestExp returns the smallest exponents of the entries' prices and sizes.

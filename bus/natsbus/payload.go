@@ -169,7 +169,9 @@ func (e *PayloadError) Error() string {
 	return fmt.Sprintf("natsbus: payload: byte %d: %s", e.Offset, e.Reason)
 }
 
-func perr(off, tag int, reason string) error { return &PayloadError{Offset: off, Tag: tag, Reason: reason} }
+func perr(off, tag int, reason string) error {
+	return &PayloadError{Offset: off, Tag: tag, Reason: reason}
+}
 
 // errNotPayload is returned for payloads that do not start with 35=X, 35=W or 35=f.
 var errNotPayload = errors.New("natsbus: payload: does not start with 35=X, 35=W or 35=f")
