@@ -205,6 +205,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	})
 	c.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err == nil {
+			return // closed
+		}
 		c.stats.disconnects.Add(1)
 		c.log.Warn("NATS disconnected", "err", err)
 	})

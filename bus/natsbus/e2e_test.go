@@ -3,7 +3,6 @@ package natsbus
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -286,5 +285,3 @@ func TestSmallQueue(t *testing.T) {
 		t.Errorf("a 4-slot queue at 3000/s never conflated: %+v", ps)
 	}
 }
-
-var _ = fmt.Sprint

@@ -187,6 +187,9 @@ func (p *Publisher) Start(ctx context.Context) error {
 	}
 	p.sub = sub
 	p.nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err == nil {
+			return // closed
+		}
 		p.stats.disconnects.Add(1)
 		p.log.Warn("NATS disconnected; conflating until it is back", "err", err)
 	})

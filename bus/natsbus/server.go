@@ -166,6 +166,9 @@ type ConnConfig struct {
 	// TLS: a CA to verify the server, and a client certificate and key if the server
 	// asks for one. Any of them turns TLS on.
 	TLSCA, TLSCert, TLSKey string
+	// InboxPrefix replaces "_INBOX" for replies, so that permissions can give each user
+	// its own inboxes.
+	InboxPrefix string
 	// ReconnectWait between attempts (default 250ms); reconnection never gives up.
 	ReconnectWait time.Duration
 }
@@ -180,6 +183,9 @@ func (c ConnConfig) Options() ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(false)}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))
+	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	if c.NKeySeedFile != "" && c.CredsFile != "" {
 		return nil, errors.New("natsbus: give an nkey seed file or a creds file, not both")
