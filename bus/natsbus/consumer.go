@@ -85,6 +85,7 @@ type Consumer struct {
 
 	// Consumer goroutine only.
 	insts   map[string]*cInst // by symbol
+	chanTok map[string]string // subject token -> channel name
 	order   []*cInst
 	msg     Message
 	event   feed.Event
@@ -159,7 +160,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Consumer{cfg: cfg, nc: cfg.Conn, log: cfg.Logger, msgs: make(chan *nats.Msg, cfg.Inbound),
-		do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}}, nil
+		do: make(chan func()), insts: map[string]*cInst{}, channels: map[string]string{}, chanTok: map[string]string{}}, nil
 }
 
 // filters returns the subject filters under prefix for the patterns, without repeats.
@@ -507,10 +508,14 @@ func (c *Consumer) channelOfSubject(subject string) string {
 		return ""
 	}
 	tok := rest[:j]
-	if tok[0] != 'G' || strings.IndexByte(tok, '-') < 0 {
-		return tok
+	if ch, ok := c.chanTok[tok]; ok {
+		return ch
 	}
-	return ParseChannelToken(tok)
+	ch := ParseChannelToken(tok)
+	if len(c.chanTok) < 1<<16 {
+		c.chanTok[tok] = ch
+	}
+	return ch
 }
 
 // buffer keeps an X for when the instrument's W arrives.
