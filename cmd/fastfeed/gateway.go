@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"fastfeed/book"
+	"fastfeed/bus"
+	"fastfeed/bus/natsbus"
+	"fastfeed/internal/fixsession"
+)
+
+// gatewayStats is what fastfeed gateway writes with --stats-out.
+type gatewayStats struct {
+	natsbus.ConsumerStats
+	Clients []bus.ClientStats `json:"clients"`
+}
+
+// runGateway is the OMS FIX service fed from NATS: as many gateways on as many hosts as
+// the OMS clients need, with the same FIX contract as feed --serve-fix.
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var nf natsFlags
+	nf.register(fs, false)
+	serveFIX := fs.String("serve-fix", fixsession.OMSListen, "serve OMS clients over FIX on `address`")
+	busConfig := fs.String("bus-config", defaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
+	follow := fs.String("subscribe", "*", "comma-separated `patterns` of the instruments the gateway follows (symbol, channel G<group>:<port>, *)")
+	duration := fs.Duration("duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
+	dumpBooks := fs.String("dump-books", "", "write the books received from NATS to `file` at exit")
+	statsOut := fs.String("stats-out", "", "write the NATS and client counters to `file` at exit (one JSON object)")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--duration D]")
+		fs.PrintDefaults()
+	}
+	set, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if nf.url == "" || nf.url == "embedded" {
+		return &usageError{"--nats URL is required (a gateway connects to the servers a feed publishes on)"}
+	}
+	if err := nf.check(); err != nil {
+		return &usageError{err.Error()}
+	}
+	patterns := splitPatterns(*follow)
+	if len(patterns) == 0 || *duration < 0 {
+		return &usageError{"--subscribe needs a pattern and --duration must not be negative"}
+	}
+	log, err := newLogger(stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	path, err := findFixture(*busConfig, set["bus-config"], "OMS service configuration", "--bus-config")
+	if err != nil {
+		return err
+	}
+	bc, err := bus.LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	nc, _, err := nf.connect("fastfeed-gateway", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	cons, err := natsbus.NewConsumer(natsbus.ConsumerConfig{Conn: nc, Patterns: patterns, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := cons.Start(ctx); err != nil {
+		return err
+	}
+	defer cons.Stop()
+	bc.Listen = *serveFIX
+	bc.ChannelOf = cons.ChannelOf
+	bc.Logger = log
+	b, err := bus.NewFromSource(cons, bc)
+	if err != nil {
+		return err
+	}
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("gateway started", "nats", nc.ConnectedUrlRedacted(), "serve_fix", b.Addr(), "follows", *follow)
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-t.C:
+			st := cons.Stats()
+			log.Info("gateway", "instruments", st.Instruments, "synchronised", st.Synchronised, "messages", st.Messages,
+				"gaps", st.Gaps, "resyncs", st.Resyncs, "clients", len(b.Clients()))
+		}
+	}
+	var d book.Dump
+	_ = cons.Do(context.Background(), func() { d = cons.Dump() })
+	b.Stop()
+	st := gatewayStats{ConsumerStats: cons.Stats(), Clients: b.Clients()}
+	log.Info("gateway stopped", "instruments", st.Instruments, "messages", st.Messages, "gaps", st.Gaps,
+		"resyncs", st.Resyncs, "reconnects", st.Reconnects, "clients", len(st.Clients))
+	for _, c := range st.Clients {
+		log.Info("OMS client", "session", c.Session, "username", c.Username, "messages", c.Messages,
+			"conflations", c.Conflations, "dropped", c.Dropped, "logged_out", c.LoggedOut)
+	}
+	if *dumpBooks != "" {
+		if err := writeFile(*dumpBooks, func(w io.Writer) error { _, err := d.WriteTo(w); return err }); err != nil {
+			return err
+		}
+	}
+	if *statsOut != "" {
+		return writeFile(*statsOut, func(w io.Writer) error { return json.NewEncoder(w).Encode(st) })
+	}
+	return nil
+}
