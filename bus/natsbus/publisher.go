@@ -205,6 +205,64 @@ func (p *Publisher) Start(ctx context.Context) error {
 	return nil
 }
 
+// Dumper is an engine that lists its books (feed.Handler): the publisher then starts
+// with a W of every book, so that the last-value cache names every instrument before
+// the data flows.
+type Dumper interface {
+	Dump() book.Dump
+}
+
+// initial queues a W of every book of the engine (the writer, first).
+func (p *Publisher) initial(ctx context.Context, d Dumper) {
+	now := time.Now().UnixNano()
+	err := p.cfg.Engine.Do(ctx, func() {
+		for _, b := range d.Dump() {
+			if p.insts[b.Symbol] != nil {
+				continue
+			}
+			in := &pubInst{symbol: b.Symbol, channel: p.cfg.ChannelOf(b.Symbol), started: true, stale: b.Stale}
+			p.insts[b.Symbol] = in
+			p.all = append(p.all, in)
+			p.pending = append(p.pending, snapshotOfDump(in, &b, now))
+		}
+		p.barrier = p.ring.head.Load()
+	})
+	if err != nil {
+		p.log.Warn("NATS publisher: no initial snapshots", "err", err)
+	}
+}
+
+// snapshotOfDump converts a dump line into a W at the finest exponents of its values.
+func snapshotOfDump(in *pubInst, b *book.DumpBook, at int64) *snapshot {
+	s := &snapshot{inst: in, at: at, stale: b.Stale}
+	s.snap.Symbol = []byte(b.Symbol)
+	s.snap.RptSeq = uint32(b.RptSeq)
+	for _, side := range []struct {
+		t      md.EntryType
+		levels []book.DumpLevel
+	}{{md.Bid, b.Bids}, {md.Offer, b.Asks}} {
+		for _, l := range side.levels {
+			price, err1 := md.ParseFIXDecimal([]byte(l.Price))
+			size, err2 := md.ParseFIXDecimal([]byte(l.Size))
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			s.snap.Entries = append(s.snap.Entries, md.Entry{Type: side.t, Price: price, Size: size, Orders: uint32(l.Orders)})
+		}
+	}
+	s.pe, s.se = finestExp(s.snap.Entries)
+	for i := range s.snap.Entries {
+		e := &s.snap.Entries[i]
+		if m, ok := e.Price.At(s.pe); ok {
+			e.Price = md.Dec(m, s.pe)
+		}
+		if m, ok := e.Size.At(s.se); ok {
+			e.Size = md.Dec(m, s.se)
+		}
+	}
+	return s
+}
+
 // Stop stops the writer after publishing what is queued (bounded by a second), and
 // flushes the connection.
 func (p *Publisher) Stop() {
@@ -380,6 +438,9 @@ func (p *Publisher) onSnapRequest(m *nats.Msg) {
 // run is the writer.
 func (p *Publisher) run(ctx context.Context) {
 	defer close(p.done)
+	if d, ok := p.cfg.Engine.(Dumper); ok {
+		p.initial(ctx, d) // waits for the engine to run
+	}
 	var tick <-chan time.Time
 	if p.cfg.SnapshotEvery > 0 {
 		t := time.NewTicker(p.cfg.SnapshotEvery)

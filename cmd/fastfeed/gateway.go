@@ -69,9 +69,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer nc.Close()
+	runCtx := ctx // the consumer outlives the run, for the dump at the end
 	if *duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
+		runCtx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
 	cons, err := natsbus.NewConsumer(natsbus.ConsumerConfig{Conn: nc, Patterns: patterns, Logger: log})
@@ -97,7 +98,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer t.Stop()
 	for done := false; !done; {
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
 			done = true
 		case <-t.C:
 			st := cons.Stats()

@@ -17,11 +17,11 @@ import (
 
 // natsFlags are the NATS flags of feed, gateway, oms and demo.
 type natsFlags struct {
-	url, listen, store, serverConfig                          string
+	url, listen, store, serverConfig                           string
 	user, password, nkey, creds, tlsCA, tlsCert, tlsKey, inbox string
-	snapshotEvery                                             time.Duration
-	replicas                                                  int
-	memory                                                    bool
+	snapshotEvery                                              time.Duration
+	replicas                                                   int
+	memory                                                     bool
 }
 
 // register adds the flags; publisher adds those only a publishing handler has.

@@ -26,9 +26,10 @@ func runOMSNATS(ctx context.Context, nf natsFlags, patterns []string, duration, 
 		return err
 	}
 	defer nc.Close()
+	runCtx := ctx // the consumer outlives the run, for the dump at the end
 	if duration > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
+		runCtx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
 	ps := make([]feed.Pattern, len(patterns))
@@ -57,7 +58,7 @@ func runOMSNATS(ctx context.Context, nf natsFlags, patterns []string, duration, 
 	}
 	for done := false; !done; {
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
 			done = true
 		case <-tick:
 			printTops(stdout, dump())
