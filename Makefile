@@ -41,6 +41,7 @@ soak: build
 	$(BIN) soak --duration $(SOAK)
 
 bench:
+	@./scripts/deps.sh --bench
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 # Short, bounded runs of every fuzz target (go test -fuzz takes one target at a time).

@@ -12,6 +12,19 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 # The browser test of the live page (opshttp TestBrowser) drives Debian's chromium.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# NATS binaries, pinned, built into bin/ once: the official server for the multi-host
+# cluster tests (about 45 s to build on 2 cores), and with --bench the NATS CLI for
+# `nats bench` (about 3 min, mostly downloads), which the test suite does not need.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+go="${GO:-go}"
+if [ ! -x "$root/bin/nats-server" ]; then
+  echo "deps: building bin/nats-server v2.15.3"
+  GOBIN="$root/bin" "$go" install github.com/nats-io/nats-server/v2@v2.15.3
+fi
+if [ "${1:-}" = "--bench" ] && [ ! -x "$root/bin/nats" ]; then
+  echo "deps: building bin/nats (natscli v0.5.0)"
+  GOBIN="$root/bin" "$go" install github.com/nats-io/natscli/nats@v0.5.0
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "deps: missing ${need[*]}; install them (as root: apt-get install ${need[*]})" >&2
