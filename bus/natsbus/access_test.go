@@ -109,7 +109,7 @@ func TestPermissions(t *testing.T) {
 	sber := c.consumer(t, ConsumerConfig{Patterns: []feed.Pattern{"SBER", "GAZP"}},
 		ConnConfig{User: "sber", Password: "sber-pw", InboxPrefix: "_INBOX_sber"})
 	// The same user asking for everything gets nothing.
-	nc, err := ConnConfig{URL: c.srv.URL(), User: "sber", Password: "sber-pw", InboxPrefix: "_INBOX_sber"}.Connect()
+	nc, err := ConnConfig{URL: c.url, User: "sber", Password: "sber-pw", InboxPrefix: "_INBOX_sber"}.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPermissions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (ConnConfig{URL: c.srv.URL(), User: "sber", Password: "wrong"}).Connect(); err == nil {
+	if _, err := (ConnConfig{URL: c.url, User: "sber", Password: "wrong"}).Connect(); err == nil {
 		t.Error("a wrong password connected")
 	}
 	c.publish()
@@ -178,7 +178,7 @@ func TestTLSAndNKey(t *testing.T) {
 	c.publish()
 	c.waitData(t)
 	waitBooks(t, "consumer", cons, c.truth(t, nil))
-	if _, err := (ConnConfig{URL: c.srv.URL(), NKeySeedFile: seeds["sub"]}).Connect(); err == nil {
+	if _, err := (ConnConfig{URL: c.url, NKeySeedFile: seeds["sub"]}).Connect(); err == nil {
 		t.Error("connected without the CA")
 	}
 	other, _ := nkeys.CreateUser()
@@ -187,7 +187,7 @@ func TestTLSAndNKey(t *testing.T) {
 	if err := os.WriteFile(stranger, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (ConnConfig{URL: c.srv.URL(), TLSCA: ca, NKeySeedFile: stranger}).Connect(); err == nil {
+	if _, err := (ConnConfig{URL: c.url, TLSCA: ca, NKeySeedFile: stranger}).Connect(); err == nil {
 		t.Error("an unknown nkey connected")
 	}
 	if _, err := (ConnConfig{NKeySeedFile: "x", CredsFile: "y", URL: "nats://127.0.0.1:1"}).Connect(); err == nil ||

@@ -263,7 +263,11 @@ func (c *Consumer) loadLVC(ctx context.Context) {
 			c.directGet(ctx, f)
 			continue
 		}
-		if err := c.orderedLoad(ctx, f); err != nil {
+		ok, err := c.multiLast(ctx, f)
+		if err == nil && !ok {
+			err = c.orderedLoad(ctx, f) // more instruments than one batch answers
+		}
+		if err != nil {
 			c.log.Warn("NATS last-value cache", "filter", f, "err", err)
 		}
 	}
@@ -288,6 +292,47 @@ func (c *Consumer) directGet(ctx context.Context, subject string) {
 	}
 	c.stats.lvcReads.Add(1)
 	c.queue(&nats.Msg{Subject: subj, Data: m.Data})
+}
+
+// multiLast reads the last message of every subject matching filter with one batched
+// direct get (no consumer to create: cheap for the server when many consumers start).
+// It returns false if the server refuses the batch as too large (over 1024 subjects).
+func (c *Consumer) multiLast(ctx context.Context, filter string) (bool, error) {
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.SubscribeSync(inbox)
+	if err != nil {
+		return false, err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // best effort
+	req := fmt.Appendf(nil, `{"multi_last":[%q],"batch":1024}`, filter)
+	if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+StreamName, inbox, req); err != nil {
+		return false, err
+	}
+	for {
+		wait := 2 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl))
+		}
+		m, err := sub.NextMsg(wait)
+		if err != nil {
+			return false, fmt.Errorf("direct get %s: %w", filter, err)
+		}
+		switch st := m.Header.Get("Status"); st {
+		case "":
+		case "204", "404":
+			return true, nil // end of batch; nothing cached
+		case "413":
+			return false, nil
+		default:
+			return false, fmt.Errorf("direct get %s: status %s %s", filter, st, m.Header.Get("Description"))
+		}
+		subj := m.Header.Get("Nats-Subject")
+		if subj == "" {
+			continue
+		}
+		c.stats.lvcReads.Add(1)
+		c.queue(&nats.Msg{Subject: subj, Data: m.Data})
+	}
 }
 
 // orderedLoad reads the last message of every subject matching filter with an ordered

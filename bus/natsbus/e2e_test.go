@@ -33,6 +33,7 @@ type chain struct {
 	pub     *Publisher
 	symbols []string
 	pubDone chan error
+	url     string
 }
 
 type chainConfig struct {
@@ -52,6 +53,13 @@ func logger() *slog.Logger {
 }
 
 func startChain(tb testing.TB, cc chainConfig) *chain {
+	tb.Helper()
+	return startChainOn(tb, cc, nil)
+}
+
+// startChainOn starts a chain on cc.conn.URL if set (no embedded server), with the
+// stream configuration sc (nil: the default).
+func startChainOn(tb testing.TB, cc chainConfig, sc *StreamConfig) *chain {
 	tb.Helper()
 	ts, err := fast.LoadFile("../../fixtures/templates.xml")
 	if err != nil {
@@ -75,21 +83,22 @@ func startChain(tb testing.TB, cc chainConfig) *chain {
 		tb.Fatal(err)
 	}
 	go func() { _ = c.h.Run(ctx) }()
-	if c.srv, err = StartServer(cc.server); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { c.srv.Shutdown() })
 	conn := cc.conn
 	if conn.URL == "" {
+		if c.srv, err = StartServer(cc.server); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { c.srv.Shutdown() })
 		conn.URL = c.srv.URL()
 	}
+	c.url = conn.URL
 	if c.nc, err = conn.Connect(PublisherOptions()...); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(c.nc.Close)
 	chOf := func(s string) string { ch, _ := p.ChannelOf(s); return ch }
 	c.pub, err = NewPublisher(PublisherConfig{Conn: c.nc, Engine: c.h, ChannelOf: chOf, SnapshotEvery: 300 * time.Millisecond,
-		QueueSize: cc.queue, Logger: logger()})
+		QueueSize: cc.queue, Stream: sc, Logger: logger()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -138,7 +147,7 @@ func (c *chain) truth(tb testing.TB, keep func(string) bool) book.Dump {
 func (c *chain) consumer(tb testing.TB, cfg ConsumerConfig, conn ConnConfig) *Consumer {
 	tb.Helper()
 	if conn.URL == "" {
-		conn.URL = c.srv.URL()
+		conn.URL = c.url
 	}
 	if cfg.Conn == nil {
 		nc, err := conn.Connect()

@@ -522,13 +522,18 @@ func (p *Publisher) drain() {
 // of those that changed since their last W.
 func (p *Publisher) takeSnapshots(ctx context.Context, periodic bool) {
 	all := p.reconnect.Swap(false)
-	if all && !p.cfg.NoStream {
+	if (all || (periodic && !p.streamOK)) && !p.cfg.NoStream {
 		// A restarted server may have lost the stream.
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := EnsureStream(sctx, p.nc, *p.cfg.Stream); err != nil {
+		err := EnsureStream(sctx, p.nc, *p.cfg.Stream)
+		cancel()
+		if err == nil && !p.streamOK {
+			all = true // the cache is new: fill it
+		}
+		p.streamOK = err == nil
+		if err != nil {
 			p.log.Warn("NATS last-value cache stream", "err", err)
 		}
-		cancel()
 	}
 	p.resync.Store(false)
 	var reqs map[string]bool

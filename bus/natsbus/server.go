@@ -171,6 +171,8 @@ type ConnConfig struct {
 	InboxPrefix string
 	// ReconnectWait between attempts (default 250ms); reconnection never gives up.
 	ReconnectWait time.Duration
+	// Ordered tries the URLs in the order given instead of shuffling them.
+	Ordered bool
 }
 
 // Options returns the nats.go options of c.
@@ -183,6 +185,9 @@ func (c ConnConfig) Options() ([]nats.Option, error) {
 		nats.RetryOnFailedConnect(false)}
 	if c.Name != "" {
 		opts = append(opts, nats.Name(c.Name))
+	}
+	if c.Ordered {
+		opts = append(opts, nats.DontRandomize())
 	}
 	if c.InboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
