@@ -21,7 +21,7 @@ import (
 // clusterNode is one official nats-server process of a three-node cluster.
 type clusterNode struct {
 	name, conf, client string
-	cmd              *exec.Cmd
+	cmd                *exec.Cmd
 }
 
 func (n *clusterNode) start(t *testing.T, bin string) {
