@@ -40,6 +40,10 @@ type Options struct {
 	// HTTP, when set, serves the operator's view of the handler (package opshttp: the
 	// live page, /metrics, /api) on this listener, whose address Run prints.
 	HTTP net.Listener
+	// NATSListen is where the embedded NATS server the books are published on listens
+	// (default 127.0.0.1:4222); NoNATS leaves NATS out.
+	NATSListen string
+	NoNATS     bool
 }
 
 // ErrBooksDiffer is returned when the handler's books end different from the publisher's.
@@ -111,6 +115,16 @@ func Run(ctx context.Context, o Options) error {
 		pageLine = "live page: " + web.URL() + "\n"
 		fmt.Fprint(o.Out, pageLine)
 	}
+	var ns *natsSide
+	if !o.NoNATS {
+		if o.NATSListen == "" {
+			o.NATSListen = "127.0.0.1:4222"
+		}
+		if ns, err = startNATS(ctx, h, p, o.NATSListen, o.Out); err != nil {
+			return err
+		}
+		defer ns.stop()
+	}
 	feedDone := make(chan error, 1)
 	go func() { feedDone <- h.Run(ctx) }()
 	// Start the market once the handler's recovery session is up (a FIX logon takes a
@@ -148,6 +162,7 @@ func Run(ctx context.Context, o Options) error {
 				return err
 			}
 			last, lastAt = st, now
+			ns.render(&screen)
 			if tty {
 				fmt.Fprint(o.Out, "\033[H\033[2J")
 				o.Out.Write(screen.Bytes())
@@ -157,7 +172,10 @@ func Run(ctx context.Context, o Options) error {
 					now.Sub(start).Seconds(), st.Datagrams, st.Messages, st.Gaps, st.RecoveredAB, st.RecoveredFIX, st.SnapshotsDone, st.StaleBooks)
 			}
 			if !settleUntil.IsZero() && now.After(settleUntil) {
-				return verdict(ctx, o.Out, p, h)
+				if err := verdict(ctx, o.Out, p, h); err != nil {
+					return err
+				}
+				return ns.verdict(ctx, o.Out, p)
 			}
 		}
 	}

@@ -28,7 +28,8 @@ func TestRun(t *testing.T) {
 	if err := demo.Run(ctx, demo.Options{Templates: ts, Duration: 2 * time.Second, Instruments: 6, Rate: 2000, Loss: 0.01, Seed: 3, Out: &out}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"books equal the publisher's ground truth", "by FIX retransmission", "datagrams="} {
+	for _, want := range []string{"books equal the publisher's ground truth", "by FIX retransmission", "datagrams=",
+		"books received over NATS equal the publisher's ground truth", "fastfeed oms --nats nats://127.0.0.1:4222"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

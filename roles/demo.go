@@ -16,7 +16,7 @@ import (
 // bounded time, in a private network namespace when it can have one, so nothing reaches
 // a real interface, and on plain loopback (IP_MULTICAST_IF 127.0.0.1) otherwise.
 func Demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("demo", stderr, "usage: fastfeed demo [--duration D] [--instruments N] [--rate R] [--loss P] [--show N] [--no-netns] [--http ADDR]")
+	fs := newFlagSet("demo", stderr, "usage: fastfeed demo [--duration D] [--instruments N] [--rate R] [--loss P] [--show N] [--no-netns] [--http ADDR] [--nats-listen ADDR|--no-nats]")
 	duration := fs.Duration("duration", 15*time.Second, "how long the market runs")
 	instruments := fs.Int("instruments", 12, "instruments to simulate")
 	rate := fs.Float64("rate", 5000, "incremental datagrams per second")
@@ -26,6 +26,8 @@ func Demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hostLoopback := fs.Bool("no-netns", false, "run on the host's loopback instead of a private network namespace")
 	httpAddr := fs.String("http", "127.0.0.1:8080", "serve the live page, /metrics and /api on `address` (\"\": none)")
 	httpFD := fs.Int("http-fd", 0, "internal: serve --http on this inherited listening `descriptor`")
+	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "address of the embedded NATS server the books are published on")
+	noNATS := fs.Bool("no-nats", false, "do not publish the books on NATS")
 	if _, err := parse(fs, args, parseOpts{}); err != nil {
 		return err
 	}
@@ -68,7 +70,7 @@ func Demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return demo.Run(ctx, demo.Options{Templates: ts, Duration: *duration, Instruments: *instruments, Rate: *rate,
-		Loss: *loss, Show: *show, Out: stdout, HTTP: ln})
+		Loss: *loss, Show: *show, Out: stdout, HTTP: ln, NATSListen: *natsListen, NoNATS: *noNATS})
 }
 
 // demoListener opens the demo's --http listener, or takes the one inherited as descriptor

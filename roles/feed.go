@@ -14,6 +14,7 @@ import (
 
 	"fastfeed/bench"
 	"fastfeed/bus"
+	"fastfeed/bus/natsbus"
 	"fastfeed/fast"
 	"fastfeed/feed"
 	"fastfeed/feed/fixrecovery"
@@ -41,6 +42,7 @@ type FeedOptions struct {
 	Window, ReadBuffer                                             int
 	Inject                                                         InjectOptions
 	FIXLimits                                                      FIXLimitOptions
+	NATS                                                           NATSOptions
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -82,6 +84,7 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&in.Line, "inject-line", "", "test fault: apply the faults to line `A` or B only (default both)")
 	fs.Uint64Var(&in.Seed, "inject-seed", 1, "seed of the injected faults")
 	o.McastKey.register(fs, "authenticate every datagram")
+	o.NATS.register(fs, true)
 	o.Common.register(fs, "FAST template XML `file`")
 }
 
@@ -179,6 +182,11 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if web != nil {
 		defer web.Close()
 	}
+	np, err := startFeedNATS(ctx, o.NATS, h, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer np.Stop(log)
 	log.Info("feed handler started", "topics", len(cfg.Topics), "all", cfg.All, "recovery", o.FixConnect)
 	runCtx := ctx
 	if o.Duration > 0 {
@@ -219,6 +227,10 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				fs := oms.FIXStats()
 				out.OMSFIX = &fs
 			}
+			if np != nil {
+				ns := np.Stats()
+				out.PublisherStats = &ns
+			}
 			return json.NewEncoder(w).Encode(out)
 		}))
 	}
@@ -230,7 +242,8 @@ func Feed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // --serve-fix, the OMS service's FIX acceptor's.
 type FeedStats struct {
 	feed.Stats
-	OMSFIX *fixsession.AcceptorStats `json:"oms_fix,omitempty"`
+	OMSFIX                  *fixsession.AcceptorStats `json:"oms_fix,omitempty"`
+	*natsbus.PublisherStats                           // with --nats: the nats_* counters
 }
 
 // HandlerConfig returns the handler's configuration from the options, checked; the

@@ -24,6 +24,7 @@ type OMSOptions struct {
 	DumpBooks, StatsOut                                    string
 	Snapshot                                               bool
 	Duration, Interval                                     time.Duration
+	NATS                                                   NATSOptions
 }
 
 // Register adds oms's flags to fs.
@@ -39,6 +40,7 @@ func (o *OMSOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.Interval, "interval", time.Second, "print the books every `D` (0: never)")
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the rebuilt books to `file` at exit")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters, rejects and latency to `file` at exit (one JSON object)")
+	o.NATS.register(fs, false)
 	o.Common.register(fs, "")
 }
 
@@ -81,7 +83,7 @@ type OMSReject struct {
 // service: it subscribes, rebuilds the books from what it receives and prints them.
 func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("oms", stderr,
-		"usage: fastfeed oms [--connect ADDR] [--username U --password P] [--subscribe 'SBER,SB*,*'] [--duration D] [--config FILE]")
+		"usage: fastfeed oms [--nats URL | --connect ADDR] [--username U --password P] [--subscribe 'SBER,SB*,*'] [--duration D] [--config FILE]")
 	var o OMSOptions
 	o.Register(fs)
 	if _, err := parse(fs, args, parseOpts{config: "config"}); err != nil {
@@ -94,6 +96,9 @@ func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	patterns, err := o.Patterns()
 	if err != nil {
 		return err
+	}
+	if o.NATS.URL != "" {
+		return omsNATS(ctx, o.NATS, patterns, o.Duration, o.Interval, o.DumpBooks, o.StatsOut, stdout, log)
 	}
 	if o.CompID == "" {
 		o.CompID = fmt.Sprintf("OMS-%d", os.Getpid())

@@ -29,16 +29,17 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"decode": {"decode FAST messages to JSON lines", roles.Decode},
-		"gen":    {"generate a Go FAST codec for a template file", roles.Gen},
-		"pub":    {"simulate order books and publish them on multicast (FAST)", roles.Pub},
-		"feed":   {"feed handler: join groups, recover gaps, build books", roles.Feed},
-		"demo":   {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},
-		"oms":    {"reference OMS client: subscribe to a handler's FIX service, print books", roles.OMS},
-		"bench":  {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
-		"replay": {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
-		"record": {"record multicast groups to a pcapng/pcap capture", roles.Record},
-		"soak":   {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
+		"decode":  {"decode FAST messages to JSON lines", roles.Decode},
+		"gen":     {"generate a Go FAST codec for a template file", roles.Gen},
+		"pub":     {"simulate order books and publish them on multicast (FAST)", roles.Pub},
+		"feed":    {"feed handler: join groups, recover gaps, build books", roles.Feed},
+		"demo":    {"publisher and handler on loopback, live books, recovery and latency", roles.Demo},
+		"oms":     {"reference OMS client: subscribe to a handler's FIX service (or NATS), print books", roles.OMS},
+		"gateway": {"OMS FIX service fed from NATS (scale-out of feed --serve-fix)", roles.Gateway},
+		"bench":   {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
+		"replay":  {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
+		"record":  {"record multicast groups to a pcapng/pcap capture", roles.Record},
+		"soak":    {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package roles
 
 import (
 	"context"
@@ -12,14 +12,14 @@ import (
 	"fastfeed/feed"
 )
 
-// runOMSNATS is fastfeed oms --nats: the books straight from NATS, printed as over FIX.
-func runOMSNATS(ctx context.Context, nf natsFlags, patterns []string, duration, interval time.Duration, dumpBooks, statsOut string,
+// omsNATS is fastfeed oms --nats: the books straight from NATS, printed as over FIX.
+func omsNATS(ctx context.Context, nf NATSOptions, patterns []string, duration, interval time.Duration, dumpBooks, statsOut string,
 	stdout io.Writer, log *slog.Logger) error {
 	if err := nf.check(); err != nil {
-		return &usageError{err.Error()}
+		return &UsageError{err.Error()}
 	}
-	if nf.url == "embedded" {
-		return &usageError{"oms --nats needs the URL of the servers a feed publishes on"}
+	if nf.URL == "embedded" {
+		return &UsageError{"oms --nats needs the URL of the servers a feed publishes on"}
 	}
 	nc, _, err := nf.connect("fastfeed-oms", log)
 	if err != nil {

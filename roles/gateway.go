@@ -1,10 +1,8 @@
-package main
+package roles
 
 import (
 	"context"
 	"encoding/json"
-	"flag"
-	"fmt"
 	"io"
 	"time"
 
@@ -20,43 +18,39 @@ type gatewayStats struct {
 	Clients []bus.ClientStats `json:"clients"`
 }
 
-// runGateway is the OMS FIX service fed from NATS: as many gateways on as many hosts as
+// Gateway is fastfeed gateway, the OMS FIX service fed from NATS: as many gateways on as many hosts as
 // the OMS clients need, with the same FIX contract as feed --serve-fix.
-func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var nf natsFlags
+func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gateway", stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--subscribe PATTERNS] [--duration D]")
+	var nf NATSOptions
 	nf.register(fs, false)
 	serveFIX := fs.String("serve-fix", fixsession.OMSListen, "serve OMS clients over FIX on `address`")
-	busConfig := fs.String("bus-config", defaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
+	busConfig := fs.String("bus-config", DefaultBusConfig, "OMS service configuration `file` (users, passwords, entitlements, queue limits)")
 	follow := fs.String("subscribe", "*", "comma-separated `patterns` of the instruments the gateway follows (symbol, channel G<group>:<port>, *)")
 	duration := fs.Duration("duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	dumpBooks := fs.String("dump-books", "", "write the books received from NATS to `file` at exit")
 	statsOut := fs.String("stats-out", "", "write the NATS and client counters to `file` at exit (one JSON object)")
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: fastfeed gateway --nats URL [--serve-fix ADDR] [--bus-config FILE] [--duration D]")
-		fs.PrintDefaults()
-	}
-	set, err := parseFlags(fs, args)
+	var common Common
+	common.register(fs, "")
+	c, err := parse(fs, args, parseOpts{})
 	if err != nil {
 		return err
 	}
-	if nf.url == "" || nf.url == "embedded" {
-		return &usageError{"--nats URL is required (a gateway connects to the servers a feed publishes on)"}
+	if nf.URL == "" || nf.URL == "embedded" {
+		return &UsageError{"--nats URL is required (a gateway connects to the servers a feed publishes on)"}
 	}
 	if err := nf.check(); err != nil {
-		return &usageError{err.Error()}
+		return &UsageError{err.Error()}
 	}
 	patterns := splitPatterns(*follow)
 	if len(patterns) == 0 || *duration < 0 {
-		return &usageError{"--subscribe needs a pattern and --duration must not be negative"}
+		return &UsageError{"--subscribe needs a pattern and --duration must not be negative"}
 	}
-	log, err := newLogger(stderr, *logLevel)
+	log, err := common.Logger(stderr)
 	if err != nil {
 		return err
 	}
-	path, err := findFixture(*busConfig, set["bus-config"], "OMS service configuration", "--bus-config")
+	path, err := findFixture(*busConfig, c.set["bus-config"] || *busConfig != DefaultBusConfig, "OMS service configuration", "--bus-config")
 	if err != nil {
 		return err
 	}
