@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -42,7 +43,11 @@ type ConsumerConfig struct {
 	// NoSnapRequests: never ask the publishers for a fresh W (snapreq.>); wait for the
 	// periodic one instead.
 	NoSnapRequests bool
-	Logger         *slog.Logger
+	// Latency, if set, records the publish-to-apply time of every X (ns; wall clocks of
+	// the publisher's and this host). It is written on the consumer's goroutine: read it
+	// through Do.
+	Latency *hdrhistogram.Histogram
+	Logger  *slog.Logger
 }
 
 // ConsumerStats are the consumer's counters.
@@ -512,7 +517,11 @@ func (c *Consumer) handle(nm *nats.Msg) {
 		return
 	}
 	if m.PublishTime > 0 {
-		c.stats.lastLatency.Store(time.Now().UnixNano() - m.PublishTime)
+		lat := time.Now().UnixNano() - m.PublishTime
+		c.stats.lastLatency.Store(lat)
+		if c.cfg.Latency != nil && m.Kind == md.KindIncremental {
+			_ = c.cfg.Latency.RecordValue(max(lat, 1))
+		}
 	}
 	in := c.inst(m.Symbol, channel)
 	c.refreshSubs(in)
