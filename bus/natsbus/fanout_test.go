@@ -3,6 +3,9 @@ package natsbus
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,7 +56,16 @@ func BenchmarkFanout(b *testing.B) {
 		b.ReportMetric(float64(lat.ValueAtQuantile(99))/1e3, "p99-µs")
 		b.ReportMetric(float64(c1-c0), "conflations")
 	}
-	for _, n := range []int{10, 100, 1000} {
+	counts := []int{10, 100, 1000}
+	if env := os.Getenv("FASTFEED_FANOUT"); env != "" { // e.g. FASTFEED_FANOUT=10,300
+		counts = counts[:0]
+		for _, f := range strings.Split(env, ",") {
+			if n, err := strconv.Atoi(f); err == nil && n > 0 {
+				counts = append(counts, n)
+			}
+		}
+	}
+	for _, n := range counts {
 		b.Run(fmt.Sprintf("direct/consumers=%d", n), func(b *testing.B) {
 			conss := make([]*Consumer, n)
 			hists := make([]*hdrhistogram.Histogram, n)
