@@ -24,7 +24,9 @@ import (
 const (
 	DefaultInbound   = 1 << 16 // messages queued between NATS and the consumer's goroutine
 	DefaultMaxBuffer = 1 << 12 // Xs buffered per instrument while it waits for a W
-	resyncEvery      = 250 * time.Millisecond
+	// DefaultMaxInstruments bounds the instruments a consumer follows.
+	DefaultMaxInstruments = 1 << 17
+	resyncEvery           = 250 * time.Millisecond
 )
 
 // ConsumerConfig configures a Consumer.
@@ -40,6 +42,9 @@ type ConsumerConfig struct {
 	Inbound int
 	// MaxBuffer bounds the Xs an instrument buffers while it waits for a W.
 	MaxBuffer int
+	// MaxInstruments bounds the instruments followed (default DefaultMaxInstruments);
+	// messages about more are dropped and counted.
+	MaxInstruments int
 	// NoSnapRequests: never ask the publishers for a fresh W (snapreq.>); wait for the
 	// periodic one instead.
 	NoSnapRequests bool
@@ -52,27 +57,29 @@ type ConsumerConfig struct {
 
 // ConsumerStats are the consumer's counters.
 type ConsumerStats struct {
-	Messages      uint64 `json:"messages"`        // payloads received
-	Entries       uint64 `json:"entries"`         // X entries applied
-	Snapshots     uint64 `json:"snapshots"`       // Ws applied
-	OldSnapshots  uint64 `json:"old_snapshots"`   // Ws not newer than the book, ignored
-	Duplicates    uint64 `json:"duplicates"`      // X entries already in the book
-	Gaps          uint64 `json:"gaps"`            // RptSeq holes
-	Resyncs       uint64 `json:"resyncs"`         // books rebuilt from a W after a hole, a stale or a start
-	LVCReads      uint64 `json:"lvc_reads"`       // last-value cache messages read
-	SnapRequests  uint64 `json:"snap_requests"`   // fresh Ws asked of the publishers
-	Stale         uint64 `json:"stale"`           // stale statuses received
-	Buffered      uint64 `json:"buffered"`        // Xs buffered while waiting for a W
-	BufferDrops   uint64 `json:"buffer_drops"`    // buffered Xs dropped (buffer full)
-	ParseErrors   uint64 `json:"parse_errors"`    // payloads refused
-	BookErrors    uint64 `json:"book_errors"`     // entries the book refused
-	SlowConsumer  uint64 `json:"slow_consumer"`   // NATS dropped messages for us
-	Permission    uint64 `json:"permission"`      // permission violations reported by the server
-	Reconnects    uint64 `json:"reconnects"`      // connection re-established
-	Disconnects   uint64 `json:"disconnects"`     // connection lost
-	Instruments   int    `json:"instruments"`     // instruments known
-	Synchronised  int    `json:"synchronised"`    // of which whole (W applied, no hole since)
-	LastLatencyNs int64  `json:"last_latency_ns"` // publish-to-apply of the last message
+	Messages      uint64 `json:"messages"`             // payloads received
+	Entries       uint64 `json:"entries"`              // X entries applied
+	Snapshots     uint64 `json:"snapshots"`            // Ws applied
+	OldSnapshots  uint64 `json:"old_snapshots"`        // Ws not newer than the book, ignored
+	Duplicates    uint64 `json:"duplicates"`           // X entries already in the book
+	Gaps          uint64 `json:"gaps"`                 // RptSeq holes
+	Resyncs       uint64 `json:"resyncs"`              // books rebuilt from a W after a hole, a stale or a start
+	LVCReads      uint64 `json:"lvc_reads"`            // last-value cache messages read
+	SnapRequests  uint64 `json:"snap_requests"`        // fresh Ws asked of the publishers
+	Stale         uint64 `json:"stale"`                // stale statuses received
+	Buffered      uint64 `json:"buffered"`             // Xs buffered while waiting for a W
+	BufferDrops   uint64 `json:"buffer_drops"`         // buffered Xs dropped (buffer full)
+	ParseErrors   uint64 `json:"parse_errors"`         // payloads refused
+	Mismatches    uint64 `json:"subject_mismatches"`   // payloads about another instrument than their subject's
+	TooMany       uint64 `json:"too_many_instruments"` // messages dropped beyond MaxInstruments
+	BookErrors    uint64 `json:"book_errors"`          // entries the book refused
+	SlowConsumer  uint64 `json:"slow_consumer"`        // NATS dropped messages for us
+	Permission    uint64 `json:"permission"`           // permission violations reported by the server
+	Reconnects    uint64 `json:"reconnects"`           // connection re-established
+	Disconnects   uint64 `json:"disconnects"`          // connection lost
+	Instruments   int    `json:"instruments"`          // instruments known
+	Synchronised  int    `json:"synchronised"`         // of which whole (W applied, no hole since)
+	LastLatencyNs int64  `json:"last_latency_ns"`      // publish-to-apply of the last message
 }
 
 // Consumer follows books over NATS: it subscribes to md, snap and status subjects,
@@ -90,6 +97,7 @@ type Consumer struct {
 
 	// Consumer goroutine only.
 	insts   map[string]*cInst // by symbol
+	scratch []byte
 	chanTok map[string]string // subject token -> channel name
 	order   []*cInst
 	msg     Message
@@ -113,7 +121,7 @@ type Consumer struct {
 type consumerCounters struct {
 	messages, entries, snapshots, oldSnapshots, duplicates, gaps, resyncs, lvcReads atomic.Uint64
 	snapRequests, stale, buffered, bufferDrops, parseErrors, bookErrors             atomic.Uint64
-	slowConsumer, permission, reconnects, disconnects                               atomic.Uint64
+	slowConsumer, permission, reconnects, disconnects, subjectMismatch, tooMany     atomic.Uint64
 	instruments, synced                                                             atomic.Int64
 	lastLatency                                                                     atomic.Int64
 }
@@ -160,6 +168,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	if cfg.MaxBuffer <= 0 {
 		cfg.MaxBuffer = DefaultMaxBuffer
+	}
+	if cfg.MaxInstruments <= 0 {
+		cfg.MaxInstruments = DefaultMaxInstruments
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -430,7 +441,7 @@ func (c *Consumer) Stats() ConsumerStats {
 		OldSnapshots: s.oldSnapshots.Load(), Duplicates: s.duplicates.Load(), Gaps: s.gaps.Load(),
 		Resyncs: s.resyncs.Load(), LVCReads: s.lvcReads.Load(), SnapRequests: s.snapRequests.Load(),
 		Stale: s.stale.Load(), Buffered: s.buffered.Load(), BufferDrops: s.bufferDrops.Load(),
-		ParseErrors: s.parseErrors.Load(), BookErrors: s.bookErrors.Load(), SlowConsumer: s.slowConsumer.Load(),
+		ParseErrors: s.parseErrors.Load(), Mismatches: s.subjectMismatch.Load(), TooMany: s.tooMany.Load(), BookErrors: s.bookErrors.Load(), SlowConsumer: s.slowConsumer.Load(),
 		Permission: s.permission.Load(), Reconnects: s.reconnects.Load(), Disconnects: s.disconnects.Load(),
 		Instruments: int(s.instruments.Load()), Synchronised: int(s.synced.Load()), LastLatencyNs: s.lastLatency.Load()}
 }
@@ -512,6 +523,12 @@ func (c *Consumer) handle(nm *nats.Msg) {
 		return
 	}
 	m := &c.msg
+	if !c.subjectNames(nm.Subject, m.Symbol) {
+		// Permissions are by subject: a payload must be about the subject's instrument.
+		c.stats.subjectMismatch.Add(1)
+		c.log.Debug("NATS payload about another instrument than its subject", "subject", nm.Subject, "symbol", string(m.Symbol))
+		return
+	}
 	channel := c.channelOfSubject(nm.Subject)
 	if !c.wanted(string(m.Symbol), channel) {
 		return
@@ -523,7 +540,14 @@ func (c *Consumer) handle(nm *nats.Msg) {
 			_ = c.cfg.Latency.RecordValue(max(lat, 1))
 		}
 	}
-	in := c.inst(m.Symbol, channel)
+	in := c.insts[string(m.Symbol)]
+	if in == nil {
+		if len(c.insts) >= c.cfg.MaxInstruments {
+			c.stats.tooMany.Add(1)
+			return
+		}
+		in = c.inst(m.Symbol, channel)
+	}
 	c.refreshSubs(in)
 	switch m.Kind {
 	case md.KindSnapshot:
@@ -548,6 +572,16 @@ func (c *Consumer) handle(nm *nats.Msg) {
 			c.publish(in, feed.Event{Kind: feed.EventStatus, Symbol: in.symbol, Book: in.book, Status: m.TradingStatus})
 		}
 	}
+}
+
+// subjectNames reports whether the subject's last token is symbol's token.
+func (c *Consumer) subjectNames(subject string, symbol []byte) bool {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 || len(symbol) == 0 {
+		return false
+	}
+	c.scratch = appendToken(c.scratch[:0], string(symbol), false)
+	return subject[i+1:] == string(c.scratch)
 }
 
 // channelOfSubject returns the channel of a subject (its second token).

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"fastfeed/md"
 )
 
@@ -183,4 +185,34 @@ func FuzzParsePayload(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConsumerRefuses: a payload that does not parse, one about another instrument than
+// its subject's, and instruments beyond MaxInstruments are dropped and counted.
+func TestConsumerRefuses(t *testing.T) {
+	c, err := NewConsumer(ConsumerConfig{Conn: &nats.Conn{}, MaxInstruments: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := func(sym string) []byte {
+		s := md.Snapshot{Symbol: []byte(sym), RptSeq: 3, Entries: []md.Entry{{Type: md.Bid, Price: md.Dec(5, 0), Size: md.Dec(1, 0)}}}
+		return AppendW(nil, &s, 0, 0, 1)
+	}
+	for _, m := range []*nats.Msg{
+		{Subject: "snap.G1.SBER", Data: []byte("35=W\x01garbage")},
+		{Subject: "snap.G1.SBER", Data: w("GAZP")}, // permission to SBER, data of GAZP
+		{Subject: "snap.G1.SBER", Data: w("SBER")},
+		{Subject: "snap.G1.BRK~2EB", Data: w("BRK.B")},
+		{Subject: "snap.G1.LKOH", Data: w("LKOH")}, // a third instrument
+	} {
+		c.handle(m)
+	}
+	st := c.Stats()
+	if st.ParseErrors != 1 || st.Mismatches != 1 || st.TooMany != 1 || st.Instruments != 2 || st.Snapshots != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	d := c.Dump()
+	if len(d) != 2 || d[0].Symbol != "BRK.B" || d[1].Symbol != "SBER" || d[1].RptSeq != 3 || d[1].Stale || len(d[1].Bids) != 1 {
+		t.Errorf("dump %+v", d)
+	}
 }
