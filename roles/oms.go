@@ -25,6 +25,7 @@ type OMSOptions struct {
 	Snapshot                                               bool
 	Duration, Interval                                     time.Duration
 	NATS                                                   NATSOptions
+	Clients                                                int
 }
 
 // Register adds oms's flags to fs.
@@ -41,6 +42,7 @@ func (o *OMSOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the rebuilt books to `file` at exit")
 	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters, rejects and latency to `file` at exit (one JSON object)")
 	o.NATS.register(fs, false)
+	fs.IntVar(&o.Clients, "clients", 1, "with --nats: run `N` consumers, each on its own connection (the first one's books are printed and dumped; the others' must equal them)")
 	o.Common.register(fs, "")
 }
 
@@ -98,7 +100,7 @@ func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.NATS.URL != "" {
-		return omsNATS(ctx, o.NATS, patterns, o.Duration, o.Interval, o.DumpBooks, o.StatsOut, stdout, log)
+		return omsNATS(ctx, o.NATS, patterns, o.Clients, o.Duration, o.Interval, o.DumpBooks, o.StatsOut, stdout, log)
 	}
 	if o.CompID == "" {
 		o.CompID = fmt.Sprintf("OMS-%d", os.Getpid())

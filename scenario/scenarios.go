@@ -25,6 +25,7 @@ func All() []Scenario {
 		{"handler restarted mid-stream", scenarioHandlerRestart},
 		{"request storm from 20 handlers", scenarioRequestStorm},
 		{"multi-host: link cut and restored", scenarioMultiHost},
+		{"NATS cluster on 3 hosts: node killed, late subscriber", scenarioNATSCluster},
 	}
 }
 

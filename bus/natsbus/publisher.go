@@ -175,11 +175,13 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 // requests and starts the writer. It returns when ctx ends or Stop is called.
 func (p *Publisher) Start(ctx context.Context) error {
 	if !p.cfg.NoStream {
-		if err := EnsureStream(ctx, p.nc, *p.cfg.Stream); err != nil {
-			p.log.Warn("NATS last-value cache not ready; retrying after reconnection", "err", err)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := EnsureStream(sctx, p.nc, *p.cfg.Stream); err != nil {
+			p.log.Warn("NATS last-value cache not ready yet (a forming cluster?); retrying every snapshot period", "err", err)
 		} else {
 			p.streamOK = true
 		}
+		cancel()
 	}
 	sub, err := p.nc.Subscribe(PrefixSnapRequest+".>", p.onSnapRequest)
 	if err != nil {
