@@ -39,6 +39,8 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	oneProcess := fs.Bool("one-process", false, "run the senders in the bench's process, sharing its Go scheduler with the receiver\n"+
 		"(default: each run's sender is a child process, as a publisher is deployed)")
 	senderRole := fs.Bool("sender", false, "internal: be the sender child of a run (its arguments follow --)")
+	var fan fanoutFlags
+	fan.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -98,6 +100,11 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("output directory: %w", err)
+	}
+	if fan.on {
+		ctx, cancel := context.WithTimeout(ctx, benchTimeout)
+		defer cancel()
+		return runFanout(ctx, fan, cfg.Templates, *out, strings.Join(append([]string{"fastfeed", "bench"}, args...), " "), stdout, stderr)
 	}
 	cfg.Benchtime = *benchtime
 	cfg.Progress = progressLine(stderr)

@@ -1,0 +1,409 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/nats-io/nats.go"
+
+	"fastfeed/bus"
+	"fastfeed/bus/natsbus"
+	"fastfeed/fast"
+	"fastfeed/feed"
+	"fastfeed/publisher"
+)
+
+// FanoutConfig configures Fanout.
+type FanoutConfig struct {
+	Templates   *fast.Templates
+	Instruments int           // default 8
+	Rate        float64       // the feed's datagrams per second (default 1000)
+	Warmup      time.Duration // before each window (default 2s)
+	Window      time.Duration // measured (default 3s)
+	Bus         []int         // FIX clients of the handler's own OMS service (default 10, 50)
+	Direct      []int         // NATS consumers, each on its own connection (default 10, 100, 1000)
+	Gateway     []int         // FIX clients of a gateway fed from NATS (default 10, 50)
+	Progress    func(string)
+}
+
+// FanoutRow is one measured configuration.
+type FanoutRow struct {
+	Mode        string // "FIX bus in the handler", "NATS direct", "NATS + gateway"
+	Consumers   int
+	Published   float64 // entries the handler published per second in the window
+	Updates     float64 // entries applied by all consumers together per second
+	P50, P99    time.Duration
+	Conflations uint64
+	Err         string // why the row could not be measured
+}
+
+// Fanout measures distribution in one process in the caller's network namespace: a
+// market publisher at Rate on Instruments, a handler, its OMS FIX service, and an
+// embedded NATS server the handler publishes on; then, one configuration after the
+// other, FIX clients of the handler, NATS consumers, and FIX clients of a gateway fed
+// from NATS, every consumer following every instrument. Latency is publish to consumer:
+// from the handler queueing the event to the consumer having applied it.
+func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
+	if cfg.Templates == nil {
+		return nil, errors.New("bench: fanout: no templates")
+	}
+	if cfg.Instruments == 0 {
+		cfg.Instruments = 8
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate = 1000
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 2 * time.Second
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 3 * time.Second
+	}
+	if cfg.Bus == nil {
+		cfg.Bus = []int{10, 50}
+	}
+	if cfg.Direct == nil {
+		cfg.Direct = []int{10, 100, 1000}
+	}
+	if cfg.Gateway == nil {
+		cfg.Gateway = []int{10, 50}
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ins, err := publisher.GenerateInstruments(cfg.Instruments)
+	if err != nil {
+		return nil, err
+	}
+	p, err := publisher.New(publisher.Config{Instruments: ins, Templates: cfg.Templates, Rate: cfg.Rate, Seed: 7, Linger: time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	var symbols []string
+	for _, in := range ins {
+		symbols = append(symbols, in.Symbol)
+	}
+	h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates})
+	if err != nil {
+		return nil, err
+	}
+	go func() { _ = h.Run(ctx) }()
+	var published atomic.Uint64
+	h.Subscribe(func(ev *feed.Event) {
+		if ev.Kind == feed.EventBook || ev.Kind == feed.EventTrade {
+			published.Add(1)
+		}
+	}, "*")
+	users := []bus.User{{Username: "bench", Password: "bench", Entitlements: []feed.Pattern{"*"}}}
+	hb, err := bus.New(h, bus.Config{Listen: "127.0.0.1:0", Users: users})
+	if err != nil {
+		return nil, err
+	}
+	if err := hb.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer hb.Stop()
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Shutdown()
+	pnc, err := natsbus.ConnConfig{URL: srv.URL()}.Connect(natsbus.PublisherOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	defer pnc.Close()
+	chOf := func(s string) string { ch, _ := p.ChannelOf(s); return ch }
+	pub, err := natsbus.NewPublisher(natsbus.PublisherConfig{Conn: pnc, Engine: h, ChannelOf: chOf})
+	if err != nil {
+		return nil, err
+	}
+	if err := pub.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer pub.Stop()
+	h.Subscribe(pub.OnEvent, "*")
+	go func() { _ = p.Run(ctx) }()
+
+	var rows []FanoutRow
+	window := func(row FanoutRow, measure func() (uint64, *hdrhistogram.Histogram, uint64), reset func()) FanoutRow {
+		time.Sleep(cfg.Warmup)
+		reset()
+		u0, _, c0 := measure()
+		p0 := published.Load()
+		t0 := time.Now()
+		time.Sleep(cfg.Window)
+		el := time.Since(t0).Seconds()
+		u1, lat, c1 := measure()
+		row.Published = float64(published.Load()-p0) / el
+		row.Updates = float64(u1-u0) / el
+		row.P50 = time.Duration(lat.ValueAtQuantile(50))
+		row.P99 = time.Duration(lat.ValueAtQuantile(99))
+		row.Conflations = c1 - c0
+		return row
+	}
+	fixRow := func(mode, addr string, n int, confl func() uint64) FanoutRow {
+		row := FanoutRow{Mode: mode, Consumers: n}
+		clients, err := startFIXClients(ctx, addr, n)
+		defer func() {
+			var wg sync.WaitGroup
+			for _, c := range clients {
+				wg.Add(1)
+				go func() { defer wg.Done(); c.Close() }()
+			}
+			wg.Wait()
+		}()
+		if err != nil {
+			row.Err = err.Error()
+			return row
+		}
+		return window(row, func() (uint64, *hdrhistogram.Histogram, uint64) {
+			all := NewHistogram()
+			var u uint64
+			for _, c := range clients {
+				u += c.Report().Updates
+				all.Merge(c.Latency())
+			}
+			return u, all, confl()
+		}, func() {
+			for _, c := range clients {
+				c.ResetLatency()
+			}
+		})
+	}
+	busConfl := func(b *bus.Bus) func() uint64 {
+		return func() uint64 {
+			var n uint64
+			for _, cs := range b.Clients() {
+				n += cs.Conflations
+			}
+			return n
+		}
+	}
+	for _, n := range cfg.Bus {
+		progress(fmt.Sprintf("fanout: FIX bus in the handler, %d clients", n))
+		rows = append(rows, fixRow("FIX bus in the handler", hb.Addr(), n, busConfl(hb)))
+	}
+	for _, n := range cfg.Direct {
+		progress(fmt.Sprintf("fanout: NATS direct, %d consumers", n))
+		rows = append(rows, directRow(ctx, srv.URL(), n, window, func() uint64 { return pub.Stats().Conflations }))
+	}
+	src, gw, err := startGateway(ctx, srv.URL(), users)
+	if err != nil {
+		return rows, err
+	}
+	defer src.Stop()
+	defer gw.Stop()
+	for _, n := range cfg.Gateway {
+		progress(fmt.Sprintf("fanout: NATS + gateway, %d FIX clients", n))
+		rows = append(rows, fixRow("NATS + gateway", gw.Addr(), n, busConfl(gw)))
+	}
+	return rows, nil
+}
+
+func startFIXClients(ctx context.Context, addr string, n int) ([]*bus.Client, error) {
+	clients := make([]*bus.Client, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		c, err := bus.NewClient(bus.ClientConfig{Connect: addr, SenderCompID: fmt.Sprintf("FAN%d-%d", n, i), Username: "bench", Password: "bench"})
+		if err != nil {
+			return clients, err
+		}
+		mu.Lock()
+		clients = append(clients, c)
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := c.Start(cctx); err != nil {
+				errs <- err
+				return
+			}
+			if err := c.Subscribe("all", "*"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return clients, err
+	}
+	return clients, nil
+}
+
+func directRow(ctx context.Context, url string, n int, window func(FanoutRow, func() (uint64, *hdrhistogram.Histogram, uint64), func()) FanoutRow,
+	confl func() uint64) FanoutRow {
+	row := FanoutRow{Mode: "NATS direct", Consumers: n}
+	conss := make([]*natsbus.Consumer, n)
+	hists := make([]*hdrhistogram.Histogram, n)
+	conns := make([]*nats.Conn, n)
+	defer func() {
+		for i := range conss {
+			if conss[i] != nil {
+				conss[i].Stop()
+			}
+			if conns[i] != nil {
+				conns[i].Close()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, n)
+	for i := range conss {
+		hists[i] = NewHistogram()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			nc, err := natsbus.ConnConfig{URL: url}.Connect(nats.Timeout(10 * time.Second))
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns[i] = nc
+			cons, err := natsbus.NewConsumer(natsbus.ConsumerConfig{Conn: nc, Inbound: 4096, Latency: hists[i]})
+			if err == nil {
+				err = cons.Start(ctx)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			conss[i] = cons
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		row.Err = err.Error()
+		return row
+	}
+	return window(row, func() (uint64, *hdrhistogram.Histogram, uint64) {
+		all := NewHistogram()
+		var u uint64
+		for i, c := range conss {
+			u += c.Stats().Entries
+			_ = c.Do(ctx, func() { all.Merge(hists[i]) })
+		}
+		return u, all, confl()
+	}, func() {
+		for i, c := range conss {
+			_ = c.Do(ctx, func() { hists[i].Reset() })
+		}
+	})
+}
+
+func startGateway(ctx context.Context, url string, users []bus.User) (*natsbus.Consumer, *bus.Bus, error) {
+	nc, err := natsbus.ConnConfig{URL: url}.Connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	src, err := natsbus.NewConsumer(natsbus.ConsumerConfig{Conn: nc})
+	if err == nil {
+		err = src.Start(ctx)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	gw, err := bus.NewFromSource(src, bus.Config{Listen: "127.0.0.1:0", ChannelOf: src.ChannelOf, Users: users})
+	if err == nil {
+		err = gw.Start(ctx)
+	}
+	if err != nil {
+		src.Stop()
+		nc.Close()
+		return nil, nil, err
+	}
+	return src, gw, nil
+}
+
+// NATSBenchRow is one `nats bench` pub/sub run.
+type NATSBenchRow struct {
+	Subscribers int
+	Size        int
+	MsgsPerSec  float64 // delivered to all subscribers together
+}
+
+var aggregated = regexp.MustCompile(`subscriber aggregated stats: ([0-9,]+) msgs/sec`)
+
+// NATSBench runs the NATS CLI's `nats bench sub` with each count of subscribers and
+// `nats bench pub` (one publisher) against url, messages of size bytes, and returns the
+// subscribers' aggregated rates: the engine's own ceiling on this machine.
+func NATSBench(ctx context.Context, cli, url string, subs []int, size, msgs int) ([]NATSBenchRow, error) {
+	var rows []NATSBenchRow
+	for _, n := range subs {
+		sub := exec.CommandContext(ctx, cli, "bench", "sub", "fastfeed.bench", "--server", url, "--clients", strconv.Itoa(n),
+			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+		var out strings.Builder
+		sub.Stdout, sub.Stderr = &out, &out
+		if err := sub.Start(); err != nil {
+			return rows, err
+		}
+		time.Sleep(time.Second)
+		pub := exec.CommandContext(ctx, cli, "bench", "pub", "fastfeed.bench", "--server", url, "--clients", "1",
+			"--msgs", strconv.Itoa(msgs), "--size", strconv.Itoa(size)+"B", "--no-progress")
+		if b, err := pub.CombinedOutput(); err != nil {
+			_ = sub.Process.Kill()
+			_ = sub.Wait()
+			return rows, fmt.Errorf("nats bench pub: %v: %s", err, b)
+		}
+		if err := sub.Wait(); err != nil {
+			return rows, fmt.Errorf("nats bench sub: %v: %s", err, out.String())
+		}
+		m := aggregated.FindStringSubmatch(out.String())
+		if m == nil {
+			return rows, fmt.Errorf("nats bench sub: no aggregated rate in its output: %s", out.String())
+		}
+		v, _ := strconv.ParseFloat(strings.ReplaceAll(m[1], ",", ""), 64)
+		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v})
+	}
+	return rows, nil
+}
+
+// WriteFanout writes the fan-out table (markdown) and the nats bench rows.
+func WriteFanout(w io.Writer, rows []FanoutRow, nb []NATSBenchRow, command string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Fan-out\n\n`%s`, %s\n\n", command, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| distribution | consumers | published entries/s | delivered updates/s | p50 | p99 | conflations |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rows {
+		if r.Err != "" {
+			fmt.Fprintf(&b, "| %s | %d | not measured: %s | | | | |\n", r.Mode, r.Consumers, r.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %s | %s | %d |\n", r.Mode, r.Consumers, r.Published, r.Updates,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Conflations)
+	}
+	if len(nb) > 0 {
+		b.WriteString("\n`nats bench` pub/sub on the same machine (one publisher):\n\n| subscribers | message size | delivered msgs/s |\n|--:|--:|--:|\n")
+		for _, r := range nb {
+			fmt.Fprintf(&b, "| %d | %d B | %.0f |\n", r.Subscribers, r.Size, r.MsgsPerSec)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

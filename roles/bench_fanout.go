@@ -1,0 +1,104 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"fastfeed/bench"
+	"fastfeed/bus/natsbus"
+	"fastfeed/fast"
+)
+
+// FanoutFile is the fan-out report fastfeed bench --fanout writes.
+const FanoutFile = "FANOUT.md"
+
+// fanoutFlags are bench's --fanout flags.
+type fanoutFlags struct {
+	on                bool
+	direct, bus, gw   string
+	natsCLI           string
+	window            time.Duration
+	natsBenchMessages int
+}
+
+func (f *fanoutFlags) register(fs interface {
+	BoolVar(*bool, string, bool, string)
+	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+	IntVar(*int, string, int, string)
+}) {
+	fs.BoolVar(&f.on, "fanout", false, "measure distribution instead: the handler's FIX bus, NATS direct consumers and NATS + gateway, and nats bench; writes "+FanoutFile)
+	fs.StringVar(&f.direct, "fanout-direct", "10,100,1000", "with --fanout: `counts` of NATS consumers")
+	fs.StringVar(&f.bus, "fanout-bus", "10,50", "with --fanout: `counts` of FIX clients of the handler's own service")
+	fs.StringVar(&f.gw, "fanout-gateway", "10,50", "with --fanout: `counts` of FIX clients of a gateway fed from NATS")
+	fs.DurationVar(&f.window, "fanout-window", 3*time.Second, "with --fanout: each measured `window`")
+	fs.StringVar(&f.natsCLI, "nats-cli", "bin/nats", "the NATS CLI for nats bench (scripts/deps.sh --bench builds it); missing: no nats bench row")
+	fs.IntVar(&f.natsBenchMessages, "nats-bench-msgs", 200000, "with --fanout: messages of each nats bench run")
+}
+
+func counts(flagName, s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 || n > 5000 {
+			return nil, usagef("%s: %q is not a count in 1..5000", flagName, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// runFanout is fastfeed bench --fanout, inside the private namespace.
+func runFanout(ctx context.Context, f fanoutFlags, ts *fast.Templates, out, command string, stdout, stderr io.Writer) error {
+	cfg := bench.FanoutConfig{Templates: ts, Window: f.window, Progress: progressLine(stderr)}
+	var err error
+	if cfg.Direct, err = counts("--fanout-direct", f.direct); err != nil {
+		return err
+	}
+	if cfg.Bus, err = counts("--fanout-bus", f.bus); err != nil {
+		return err
+	}
+	if cfg.Gateway, err = counts("--fanout-gateway", f.gw); err != nil {
+		return err
+	}
+	if f.window <= 0 || f.window > time.Minute {
+		return usagef("--fanout-window %v: want 0 < D <= 1m", f.window)
+	}
+	rows, err := bench.Fanout(ctx, cfg)
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	var nb []bench.NATSBenchRow
+	if _, serr := os.Stat(f.natsCLI); serr == nil {
+		srv, err := natsbus.StartServer(natsbus.ServerConfig{})
+		if err != nil {
+			return err
+		}
+		nb, err = bench.NATSBench(ctx, f.natsCLI, srv.URL(), []int{10, 100}, 150, f.natsBenchMessages)
+		srv.Shutdown()
+		if err != nil {
+			fmt.Fprintf(stderr, "fastfeed bench: nats bench: %v\n", err)
+		}
+	} else {
+		fmt.Fprintf(stderr, "fastfeed bench: no %s (scripts/deps.sh --bench builds it): no nats bench row\n", f.natsCLI)
+	}
+	path := filepath.Join(out, FanoutFile)
+	if err := writeFile(path, func(w io.Writer) error { return bench.WriteFanout(w, rows, nb, command) }); err != nil {
+		return err
+	}
+	if err := bench.WriteFanout(stdout, rows, nb, command); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s\n", path)
+	return nil
+}
