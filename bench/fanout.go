@@ -44,14 +44,15 @@ type FanoutRow struct {
 	Updates     float64 // entries applied by all consumers together per second
 	P50, P99    time.Duration
 	Conflations uint64
-	Err         string // why the row could not be measured
+	Err         string                  // why the row could not be measured
+	Latency     *hdrhistogram.Histogram // publish to consumer, all consumers (ns)
 }
 
 // Fanout measures distribution in one process in the caller's network namespace: a
 // market publisher at Rate on Instruments, a handler, its OMS FIX service, and an
 // embedded NATS server the handler publishes on; then, one configuration after the
-// other, FIX clients of the handler, NATS consumers, and FIX clients of a gateway fed
-// from NATS, every consumer following every instrument. Latency is publish to consumer:
+// other, FIX clients of the handler, FIX clients of a gateway fed from NATS, and NATS
+// consumers, every consumer following every instrument. Latency is publish to consumer:
 // from the handler queueing the event to the consumer having applied it.
 func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	if cfg.Templates == nil {
@@ -153,6 +154,7 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		row.P50 = time.Duration(lat.ValueAtQuantile(50))
 		row.P99 = time.Duration(lat.ValueAtQuantile(99))
 		row.Conflations = c1 - c0
+		row.Latency = lat
 		return row
 	}
 	fixRow := func(mode, addr string, n int, confl func() uint64) FanoutRow {
@@ -197,10 +199,6 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 		progress(fmt.Sprintf("fanout: FIX bus in the handler, %d clients", n))
 		rows = append(rows, fixRow("FIX bus in the handler", hb.Addr(), n, busConfl(hb)))
 	}
-	for _, n := range cfg.Direct {
-		progress(fmt.Sprintf("fanout: NATS direct, %d consumers", n))
-		rows = append(rows, directRow(ctx, srv.URL(), n, window, func() uint64 { return pub.Stats().Conflations }))
-	}
 	src, gw, err := startGateway(ctx, srv.URL(), users)
 	if err != nil {
 		return rows, err
@@ -210,6 +208,11 @@ func Fanout(ctx context.Context, cfg FanoutConfig) ([]FanoutRow, error) {
 	for _, n := range cfg.Gateway {
 		progress(fmt.Sprintf("fanout: NATS + gateway, %d FIX clients", n))
 		rows = append(rows, fixRow("NATS + gateway", gw.Addr(), n, busConfl(gw)))
+	}
+	// The largest load last: it leaves the market behind for a while.
+	for _, n := range cfg.Direct {
+		progress(fmt.Sprintf("fanout: NATS direct, %d consumers", n))
+		rows = append(rows, directRow(ctx, srv.URL(), n, window, func() uint64 { return pub.Stats().Conflations }))
 	}
 	return rows, nil
 }
@@ -382,6 +385,20 @@ func NATSBench(ctx context.Context, cli, url string, subs []int, size, msgs int)
 		rows = append(rows, NATSBenchRow{Subscribers: n, Size: size, MsgsPerSec: v})
 	}
 	return rows, nil
+}
+
+// WriteFanoutSVG plots each row's publish-to-consumer latency by percentile.
+func WriteFanoutSVG(w io.Writer, rows []FanoutRow) error {
+	var curves []Curve
+	for _, r := range rows {
+		if r.Latency == nil || r.Latency.TotalCount() == 0 {
+			continue
+		}
+		c := CurveOf(fmt.Sprintf("%s, %d", r.Mode, r.Consumers), r.Latency)
+		c.Color = Palette[len(curves)%len(Palette)]
+		curves = append(curves, c)
+	}
+	return WriteSVG(w, "publish-to-consumer latency at 1,000 datagrams/s (fastfeed bench --fanout)", curves)
 }
 
 // WriteFanout writes the fan-out table (markdown) and the nats bench rows.

@@ -15,8 +15,11 @@ import (
 	"fastfeed/fast"
 )
 
-// FanoutFile is the fan-out report fastfeed bench --fanout writes.
-const FanoutFile = "FANOUT.md"
+// The fan-out report and plot fastfeed bench --fanout writes.
+const (
+	FanoutFile = "FANOUT.md"
+	FanoutPlot = "fanout.svg"
+)
 
 // fanoutFlags are bench's --fanout flags.
 type fanoutFlags struct {
@@ -99,6 +102,10 @@ func runFanout(ctx context.Context, f fanoutFlags, ts *fast.Templates, out, comm
 	if err := bench.WriteFanout(stdout, rows, nb, command); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nwrote %s\n", path)
+	svg := filepath.Join(out, FanoutPlot)
+	if err := writeFile(svg, func(w io.Writer) error { return bench.WriteFanoutSVG(w, rows) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s and %s\n", path, svg)
 	return nil
 }
