@@ -84,7 +84,7 @@ func scenarioNATSCluster(ctx context.Context, env *Env, r *Result) error {
 		defer nodes[i].kill()
 	}
 	busConfig := env.path("bus.json")
-	if err := os.WriteFile(busConfig, []byte(`{"users": [{"username": "demo", "password": "demo", "entitlements": ["*"]}]}`), 0o600); err != nil {
+	if err := os.WriteFile(busConfig, []byte(`{"slow_limit": "1m", "users": [{"username": "demo", "password": "demo", "entitlements": ["*"]}]}`), 0o600); err != nil {
 		return err
 	}
 	run := env.runtime(5 * time.Second)

@@ -29,7 +29,7 @@ import (
 func TestGateway(t *testing.T) {
 	c := startChain(t, chainConfig{instruments: 8, rate: 1000, count: 3000})
 	src := c.consumer(t, ConsumerConfig{}, ConnConfig{})
-	gw, err := bus.NewFromSource(src, bus.Config{Listen: "127.0.0.1:0", ChannelOf: src.ChannelOf, Logger: logger(),
+	gw, err := bus.NewFromSource(src, bus.Config{Listen: "127.0.0.1:0", ChannelOf: src.ChannelOf, Logger: logger(), SlowLimit: time.Minute,
 		Users: []bus.User{{Username: "alice", Password: "alice-pw", Entitlements: []feed.Pattern{"*"}},
 			{Username: "bob", Password: "bob-pw", Entitlements: []feed.Pattern{"SBER", "G*"}}}})
 	if err != nil {
