@@ -93,15 +93,28 @@ func omsNATS(ctx context.Context, nf NATSOptions, patterns []string, clients int
 	}
 	d := dump(conss[0])
 	out := OMSNATSStats{Clients: clients}
-	for i, c := range conss {
-		st := c.Stats()
-		if i > 0 {
+	// The clients may lag one another: give them a few seconds to end equal.
+	differing := func(final bool) int {
+		n := 0
+		for i, c := range conss[1:] {
 			if diff := book.DiffDumps(dump(c), d); diff != "" {
-				out.Differing++
-				log.Warn("oms client's books differ from the first client's", "client", i, "diff", diff)
+				n++
+				if final {
+					log.Warn("oms client's books differ from the first client's", "client", i+1, "diff", diff)
+				}
 			}
 		}
-		sumConsumerStats(&out.ConsumerStats, st)
+		return n
+	}
+	for settle := time.Now().Add(10 * time.Second); clients > 1 && differing(false) > 0 && time.Now().Before(settle); {
+		time.Sleep(100 * time.Millisecond)
+		d = dump(conss[0])
+	}
+	if clients > 1 {
+		out.Differing = differing(true)
+	}
+	for _, c := range conss {
+		sumConsumerStats(&out.ConsumerStats, c.Stats())
 	}
 	st := out.ConsumerStats
 	log.Info("oms stopped", "clients", clients, "differing", out.Differing, "instruments", st.Instruments,
