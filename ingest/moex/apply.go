@@ -395,7 +395,10 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 	e.stats.Snapshots++
 	in := e.instrument(ch.snapSym)
 	b := in.Book
-	use := b == nil || (b.Stale() && int64(ch.snapRpt) >= b.RptSeq())
+	// A book is replaced when it has none, when the snapshot is newer (the entries it
+	// includes are then skipped as already applied), or when it is stale and the snapshot
+	// is as new as it.
+	use := b == nil || int64(ch.snapRpt) > b.RptSeq() || (b.Stale() && int64(ch.snapRpt) == b.RptSeq())
 	if !use {
 		return
 	}

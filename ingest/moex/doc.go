@@ -13,8 +13,9 @@
 //     RptSeq runs on without a break across a connection gap lost nothing and is kept; a hole
 //     in an instrument's RptSeq is counted for that instrument and marks its book stale;
 //   - order snapshots (OLS) arrive in fragments (RouteFirst on the first, LastFragment on the
-//     last); a complete snapshot replaces a stale or unknown book when its RptSeq is not older
-//     than the book's, and LastMsgSeqNumProcessed says which incremental it includes;
+//     last); a complete snapshot replaces a book that is unknown, older than the snapshot's
+//     RptSeq, or stale at the same RptSeq; LastMsgSeqNumProcessed says which incremental
+//     it includes;
 //   - OLR entries are orders (MDEntryID) kept in market-by-order books, whose price levels
 //     are the derived view; MDEntryType J is an empty book; TLR entries are trades; MSR
 //     entries are statistics kept per instrument and entry type; IDF definitions and ISF

@@ -101,7 +101,6 @@ type ChannelStats struct {
 	Gaps        uint64    // holes given up on after waiting for the other line
 	Missed      uint64    // MsgSeqNums lost in those holes
 	RecoveredAB uint64    // holes filled by a later datagram (the other line)
-	Resets      uint64    // MsgSeqNum restarted at 1
 }
 
 // Stats are the engine's counters.
@@ -277,10 +276,7 @@ func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
 	}
 	seq := binary.LittleEndian.Uint32(payload)
 	switch {
-	case ch.next == 0 || (seq == 1 && ch.next > 1 && len(ch.held) == 0):
-		if ch.next != 0 {
-			ch.stats.Resets++
-		}
+	case ch.next == 0:
 		ch.next = seq
 	case seq < ch.next:
 		ch.stats.Duplicates++
