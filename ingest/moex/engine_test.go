@@ -204,12 +204,12 @@ func TestBadDatagrams(t *testing.T) {
 	var now int64
 	send := func(src, dst netip.AddrPort, b []byte) { now++; e.Datagram(src, dst, b, now) }
 	send(src, a.Group, good(1, 1))
-	send(src, a.Group, []byte{2, 0, 0})                                         // short
+	send(src, a.Group, []byte{2, 0, 0})                                        // short
 	send(src, a.Group, append(binary.LittleEndian.AppendUint32(nil, 2), 0x80)) // truncated FAST
-	send(src, a.Group, append(good(3, 3), 0xff, 0xff))                          // trailing bytes
-	send(src, a.Group, good(4, 99))                                              // header/field mismatch
-	send(netip.MustParseAddrPort("10.9.9.9:1"), a.Group, good(5, 5))            // wrong source
-	send(src, netip.MustParseAddrPort("239.1.1.1:1"), good(5, 5))               // not a line
+	send(src, a.Group, append(good(3, 3), 0xff, 0xff))                         // trailing bytes
+	send(src, a.Group, good(4, 99))                                            // header/field mismatch
+	send(netip.MustParseAddrPort("10.9.9.9:1"), a.Group, good(5, 5))           // wrong source
+	send(src, netip.MustParseAddrPort("239.1.1.1:1"), good(5, 5))              // not a line
 	send(src, a.Group, good(5, 5))
 	send(src, a.Group, good(4, 4)) // replay: duplicate
 	st := e.Stats()
