@@ -1,6 +1,7 @@
 package moex
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,12 +21,16 @@ type CaptureStats struct {
 }
 
 // RunCapture feeds every IPv4 UDP datagram of r to e, in capture order with the capture
-// time as the clock, then gives up the holes still waiting. A malformed record is counted
+// time as the clock, then gives up the holes still waiting; it stops early when ctx ends. A malformed record is counted
 // and skipped; a file that cannot be read further ends the run with its error.
-func RunCapture(r *replay.Reader, e *Engine) (CaptureStats, error) {
+func RunCapture(ctx context.Context, r *replay.Reader, e *Engine) (CaptureStats, error) {
 	var d replay.Datagram
 	var err error
-	for {
+	for n := 0; ; n++ {
+		if n&4095 == 4095 && ctx.Err() != nil {
+			err = ctx.Err()
+			break
+		}
 		if err = r.Next(&d); err != nil {
 			var pe *replay.PacketError
 			if errors.As(err, &pe) {

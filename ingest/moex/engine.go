@@ -95,40 +95,40 @@ const (
 
 // ChannelStats are the counters of one connection (both lines).
 type ChannelStats struct {
-	Datagrams   [2]uint64 // per line (A, B)
-	Messages    uint64    // messages used (first copies)
-	Duplicates  uint64    // second copies (the other line's) and replays
-	Gaps        uint64    // holes given up on after waiting for the other line
-	Missed      uint64    // MsgSeqNums lost in those holes
-	RecoveredAB uint64    // holes filled by a later datagram (the other line)
+	Datagrams   [2]uint64 `json:"datagrams"`    // per line (A, B)
+	Messages    uint64    `json:"messages"`     // messages used (first copies)
+	Duplicates  uint64    `json:"duplicates"`   // second copies (the other line's) and replays
+	Gaps        uint64    `json:"gaps"`         // holes given up on after waiting for the other line
+	Missed      uint64    `json:"missed"`       // MsgSeqNums lost in those holes
+	RecoveredAB uint64    `json:"recovered_ab"` // holes filled by a later datagram (the other line)
 }
 
 // Stats are the engine's counters.
 type Stats struct {
-	Datagrams       uint64
-	Unrouted        uint64 // destination not a line of the market
-	WrongSource     uint64 // source differs from the line's src-ip
-	Short           uint64 // datagram shorter than the 4-byte MsgSeqNum plus one byte
-	DecodeErrors    uint64
-	Trailing        uint64 // bytes left after the message
-	SeqMismatch     uint64 // MsgSeqNum field differs from the datagram's header
-	OtherTemplates  uint64 // templates the engine does not use
-	Heartbeats      uint64
-	Orders          uint64 // OLR entries applied to books
-	BookErrors      uint64 // OLR entries a book refused (missing order, full, bad ID...)
-	Precision       uint64 // a price or size finer than the book's exponent, or out of range
-	BadEntries      uint64 // an entry missing its symbol, RptSeq, type or ID
-	StaleEntries    uint64 // entries at or below the instrument's RptSeq (already applied)
-	InstrumentGaps  uint64
-	Trades          uint64
-	Statistics      uint64
-	Definitions     uint64
-	Statuses        uint64
-	SessionStatuses uint64
-	Snapshots       uint64 // complete snapshots (OLS, TLS, MSS)
-	SnapshotsUsed   uint64 // OLS snapshots that replaced a book
-	SnapshotsBroken uint64 // fragments without their start, or cut by a gap
-	EmptyBooks      uint64 // MDEntryType J entries
+	Datagrams       uint64 `json:"datagrams"`
+	Unrouted        uint64 `json:"unrouted"`     // destination not a line of the market
+	WrongSource     uint64 `json:"wrong_source"` // source differs from the line's src-ip
+	Short           uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
+	DecodeErrors    uint64 `json:"decode_errors"`
+	Trailing        uint64 `json:"trailing"`        // bytes left after the message
+	SeqMismatch     uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
+	OtherTemplates  uint64 `json:"other_templates"` // templates the engine does not use
+	Heartbeats      uint64 `json:"heartbeats"`
+	Orders          uint64 `json:"orders"`        // OLR entries applied to books
+	BookErrors      uint64 `json:"book_errors"`   // OLR entries a book refused (missing order, full, bad ID...)
+	Precision       uint64 `json:"precision"`     // a price or size finer than the book's exponent, or out of range
+	BadEntries      uint64 `json:"bad_entries"`   // an entry missing its symbol, RptSeq, type or ID
+	StaleEntries    uint64 `json:"stale_entries"` // entries at or below the instrument's RptSeq (already applied)
+	InstrumentGaps  uint64 `json:"instrument_gaps"`
+	Trades          uint64 `json:"trades"`
+	Statistics      uint64 `json:"statistics"`
+	Definitions     uint64 `json:"definitions"`
+	Statuses        uint64 `json:"statuses"`
+	SessionStatuses uint64 `json:"session_statuses"`
+	Snapshots       uint64 `json:"snapshots"`        // complete snapshots (OLS, TLS, MSS)
+	SnapshotsUsed   uint64 `json:"snapshots_used"`   // OLS snapshots that replaced a book
+	SnapshotsBroken uint64 `json:"snapshots_broken"` // fragments without their start, or cut by a gap
+	EmptyBooks      uint64 `json:"empty_books"`      // MDEntryType J entries
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.

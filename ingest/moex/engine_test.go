@@ -2,6 +2,7 @@ package moex
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"net/netip"
 	"strings"
@@ -34,7 +35,7 @@ func ingest(t testing.TB, m *Market, buf []byte) (*Engine, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RunCapture(r, e); err != nil {
+	if _, err := RunCapture(context.Background(), r, e); err != nil {
 		t.Fatal(err)
 	}
 	return e, string(trades)
