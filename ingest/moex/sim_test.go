@@ -114,6 +114,8 @@ func setSeq(m *moexasts.Message, seq uint32) {
 	switch m.ID {
 	case moexasts.IDXOLRFOND:
 		m.XOLRFOND.MsgSeqNum = seq
+	case moexasts.IDXOLRCURR:
+		m.XOLRCURR.MsgSeqNum = seq
 	case moexasts.IDXTLRFOND:
 		m.XTLRFOND.MsgSeqNum = seq
 	case moexasts.IDXMSRFOND:
