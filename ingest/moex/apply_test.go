@@ -2,6 +2,7 @@ package moex
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 
 	"fastfeed/fast/codecs/moexasts"
@@ -90,5 +91,86 @@ func TestCurrOrders(t *testing.T) {
 	e, _ = ingest(t, m, buf.Bytes())
 	if got := dumpBooks(t, e); got != `{"symbol":"USD000UTSTOM","rptseq":4,"stale":false,"bids":[],"asks":[]}`+"\n" || e.Stats().EmptyBooks != 1 {
 		t.Errorf("after J: %s %+v", got, e.Stats())
+	}
+}
+
+// TestSnapshotFragments: a snapshot whose middle fragment is lost on both lines is not
+// used (counted broken); the next complete cycle repairs the stale book. A fragment
+// without its first is ignored.
+func TestSnapshotFragments(t *testing.T) {
+	m := fond(t)
+	var buf bytes.Buffer
+	x := newExchange(t, m, &buf, 10)
+	var lostOLR, lostOLS uint32
+	x.drop = func(conn string, seq uint32, _ int) bool {
+		return (conn == "OLR" && seq == lostOLR) || (conn == "OLS" && seq == lostOLS)
+	}
+	for range 30 {
+		x.orderStep([]string{"SBER"}, 2)
+	}
+	lostOLR = x.seq["OLR"] + 1
+	x.orderStep([]string{"SBER"}, 1) // lost: SBER goes stale at its next entry
+	x.orderStep([]string{"SBER"}, 1)
+	lostOLS = x.seq["OLS"] + 2
+	x.snapshot("SBER", 2) // its second fragment is lost
+	x.snapshot("SBER", 2) // complete
+	x.close()
+	if len(x.orders["SBER"]) < 5 {
+		t.Fatalf("want a snapshot of at least 3 fragments, have %d orders", len(x.orders["SBER"]))
+	}
+	e, _ := ingest(t, m, buf.Bytes())
+	st := e.Stats()
+	if st.SnapshotsBroken == 0 || st.SnapshotsUsed != 1 || st.InstrumentGaps != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	if got, want := dumpBooks(t, e), x.wantBooks(); got != want {
+		t.Errorf("got %s want %s", got, want)
+	}
+	if c := e.Channels()["OLS"]; c.Gaps != 1 || c.Missed != 1 {
+		t.Errorf("OLS %+v", c)
+	}
+}
+
+// TestHoleWaits: a hole waits for the other line GapWait of datagram time, or until
+// GapWindow datagrams are held; then it is a gap and the held datagrams are used.
+func TestHoleWaits(t *testing.T) {
+	m := fond(t)
+	olr, _ := m.Connection("OLR")
+	a, b := olr.Lines[0], olr.Lines[1]
+	enc := moexasts.NewEncoder()
+	hb := func(seq uint32) []byte {
+		msg := &moexasts.Message{ID: moexasts.IDX0}
+		msg.X0.MsgSeqNum = seq
+		enc.Reset()
+		out, err := enc.Encode([]byte{byte(seq), byte(seq >> 8), 0, 0}, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	e, err := NewEngine(m, Options{GapWindow: 3, GapWait: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := netip.AddrPortFrom(a.Src, 1)
+	e.Datagram(src, a.Group, hb(1), 0)
+	e.Datagram(src, a.Group, hb(3), 10) // hole at 2
+	e.Datagram(src, a.Group, hb(4), 20)
+	e.Datagram(src, b.Group, hb(2), 50) // B fills it in time
+	c := e.Channels()["OLR"]
+	if c.RecoveredAB != 1 || c.Gaps != 0 || c.Messages != 4 || e.Stats().Heartbeats != 4 {
+		t.Fatalf("%+v %+v", c, e.Stats())
+	}
+	e.Datagram(src, a.Group, hb(6), 60)  // hole at 5
+	e.Datagram(src, a.Group, hb(7), 170) // 110 after 6 arrived: given up
+	if c := e.Channels()["OLR"]; c.Gaps != 1 || c.Missed != 1 || c.Messages != 6 {
+		t.Fatalf("%+v", c)
+	}
+	e.Datagram(src, b.Group, hb(5), 171) // too late: a duplicate
+	for s := uint32(9); s <= 12; s++ {   // hole at 8; the window (3) overflows at 12
+		e.Datagram(src, a.Group, hb(s), 180)
+	}
+	if c := e.Channels()["OLR"]; c.Gaps != 2 || c.Missed != 2 || c.Messages != 10 || c.Duplicates != 1 {
+		t.Fatalf("%+v", c)
 	}
 }
