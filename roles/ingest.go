@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"fastfeed/fast"
@@ -24,13 +26,18 @@ type IngestOptions struct {
 	GapWait                                time.Duration
 	GapWindow                              int
 	LogLevel                               string
+	Iface, MapSource                       string
+	Duration                               time.Duration
 }
 
 // Register adds ingest's flags to fs.
 func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.MoexConfig, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
 	fs.StringVar(&o.Market, "market", "", "the config's market (channel id): FOND or CURR (required)")
-	fs.StringVar(&o.Capture, "capture", "", "read the exchange's datagrams from this pcap or pcapng `file` (required: live joining is not built yet)")
+	fs.StringVar(&o.Capture, "capture", "", "read the exchange's datagrams from this pcap or pcapng `file` instead of joining the feeds")
+	fs.StringVar(&o.Iface, "iface", "", "live: join on the interface with this IPv4 `address` (default 127.0.0.1, loopback)")
+	fs.DurationVar(&o.Duration, "duration", 0, "live: stop after `D` (default: until interrupted)")
+	fs.StringVar(&o.MapSource, "map-source", "", "replace the config's src-ip addresses: `FROM=TO[,FROM=TO]` (e.g. onto a private namespace's addresses)")
 	fs.StringVar(&o.Templates, "templates", "", "ASTS template XML `file`; optional, checked to be the file the compiled-in codec was generated from")
 	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the order books' price levels to `file` at the end (JSON lines by symbol)")
 	fs.StringVar(&o.DumpTrades, "dump-trades", "", "write every trade to `file`, one JSON line each, in arrival order")
@@ -38,6 +45,21 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.GapWait, "gap-wait", 5*time.Millisecond, "how long (capture time) a hole waits for the other line")
 	fs.IntVar(&o.GapWindow, "gap-window", 64, "at most `N` datagrams held behind a hole per connection")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+}
+
+// parseSourceMap parses --map-source FROM=TO[,FROM=TO].
+func parseSourceMap(s string) (map[netip.Addr]netip.Addr, error) {
+	out := map[netip.Addr]netip.Addr{}
+	for _, kv := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(kv, "=")
+		a, err1 := netip.ParseAddr(strings.TrimSpace(from))
+		b, err2 := netip.ParseAddr(strings.TrimSpace(to))
+		if !ok || err1 != nil || err2 != nil || !a.Is4() || !b.Is4() {
+			return nil, usagef("--map-source %q: want FROM=TO pairs of IPv4 addresses, comma-separated", kv)
+		}
+		out[a] = b
+	}
+	return out, nil
 }
 
 // IngestStats is what ingest --stats-out writes.
@@ -66,11 +88,12 @@ type IngestInstrumentGap struct {
 // Ingest is fastfeed ingest: a MOEX ASTS market's feeds in, books and trades out.
 func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ingest", stderr,
-		"usage: fastfeed ingest --moex-config FILE --market FOND|CURR --capture FILE",
-		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE]",
+		"usage: fastfeed ingest --moex-config FILE --market FOND|CURR [--capture FILE | --iface IP --duration D]",
+		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE] [--map-source FROM=TO]",
 		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
-		"snapshots; lines A and B) from a capture, keeping the books by the exchange's rules. Gaps cannot be",
-		"recovered from a capture: they are counted per connection and per instrument.")
+		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
+		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
+		"an OLS snapshot replaces a book that missed entries. Recovery requests (historical replay) are not built.")
 	var o IngestOptions
 	o.Register(fs)
 	c, err := parse(fs, args, parseOpts{})
@@ -82,8 +105,10 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef("--moex-config is required")
 	case o.Market == "":
 		return usagef("--market is required (FOND or CURR)")
-	case o.Capture == "":
-		return usagef("--capture is required: joining the exchange's feeds live is not built yet")
+	case o.Capture != "" && (o.Iface != "" || o.Duration != 0):
+		return usagef("--iface and --duration are for joining the feeds live, not with --capture")
+	case o.Duration < 0:
+		return usagef("--duration must not be negative")
 	case o.GapWait <= 0 || o.GapWindow <= 0:
 		return usagef("--gap-wait and --gap-window must be positive")
 	}
@@ -114,6 +139,19 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		return usagef("--market %q: %s has markets %v", o.Market, o.MoexConfig, ids)
 	}
+	if o.MapSource != "" {
+		to, err := parseSourceMap(o.MapSource)
+		if err != nil {
+			return err
+		}
+		market = market.MapSources(to)
+	}
+	var iface netip.Addr
+	if o.Iface != "" {
+		if iface, err = netip.ParseAddr(o.Iface); err != nil || !iface.Is4() {
+			return usagef("--iface %q: not an IPv4 address", o.Iface)
+		}
+	}
 	eng, err := moex.NewEngine(market, moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds()})
 	if err != nil {
 		return err
@@ -137,13 +175,28 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 	}
-	r, err := replay.Open(o.Capture, nil)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
 	start := time.Now()
-	cs, runErr := moex.RunCapture(ctx, r, eng)
+	var (
+		cs     moex.CaptureStats
+		runErr error
+	)
+	if o.Capture != "" {
+		r, err := replay.Open(o.Capture, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cs, runErr = moex.RunCapture(ctx, r, eng)
+	} else {
+		lctx := ctx
+		if o.Duration > 0 {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, o.Duration)
+			defer cancel()
+		}
+		log.Info("ingest joining", "market", market.ID, "iface", iface)
+		runErr = moex.RunLive(lctx, eng, moex.LiveConfig{Interface: iface})
+	}
 	if bw != nil {
 		if err := bw.Flush(); err != nil && tradeErr == nil {
 			tradeErr = err

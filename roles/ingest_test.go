@@ -118,7 +118,8 @@ func TestIngestUsage(t *testing.T) {
 	}{
 		{[]string{"--market", "FOND", "--capture", "x"}, "--moex-config is required"},
 		{[]string{"--moex-config", moexConfig, "--capture", "x"}, "--market is required"},
-		{[]string{"--moex-config", moexConfig, "--market", "FOND"}, "--capture is required"},
+		{[]string{"--moex-config", moexConfig, "--market", "FOND", "--capture", "x", "--duration", "1s"}, "not with --capture"},
+		{[]string{"--moex-config", moexConfig, "--market", "FOND", "--capture", "x", "--map-source", "1.2.3.4"}, "--map-source"},
 		{[]string{"--moex-config", moexConfig, "--market", "SPOT", "--capture", "x"}, `--market "SPOT"`},
 		{[]string{"--moex-config", moexConfig, "--market", "FOND", "--capture", "x", "--templates", "../fixtures/templates.xml"}, "not the ASTS templates file"},
 	} {

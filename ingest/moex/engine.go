@@ -109,6 +109,7 @@ type Stats struct {
 	Unrouted        uint64 `json:"unrouted"`     // destination not a line of the market
 	WrongSource     uint64 `json:"wrong_source"` // source differs from the line's src-ip
 	Short           uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
+	Truncated       uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
 	DecodeErrors    uint64 `json:"decode_errors"`
 	Trailing        uint64 `json:"trailing"`        // bytes left after the message
 	SeqMismatch     uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
