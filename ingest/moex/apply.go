@@ -108,6 +108,9 @@ func (e *Engine) apply(ch *channel, seq uint32) {
 			break
 		}
 		in := e.instrument(d.Symbol)
+		if in == nil {
+			break
+		}
 		e.stats.Definitions++
 		in.Defined = true
 		if d.HasSecurityID && string(d.SecurityID) != in.SecurityID {
@@ -127,6 +130,9 @@ func (e *Engine) apply(ch *channel, seq uint32) {
 			break
 		}
 		in := e.instrument(f.Symbol)
+		if in == nil {
+			break
+		}
 		e.stats.Statuses++
 		in.HasStatus = f.HasSecurityTradingStatus
 		in.TradingStatus = f.SecurityTradingStatus
@@ -157,9 +163,15 @@ func (e *Engine) SessionStatus() (status int32, sessionID string, ok bool) {
 	return e.session.Status, e.session.ID, e.session.Has
 }
 
+// instrument returns sym's instrument, made on first sight; nil (counted) when the
+// engine already holds MaxInstruments.
 func (e *Engine) instrument(sym []byte) *Instrument {
 	if in, ok := e.inst[string(sym)]; ok {
 		return in
+	}
+	if len(e.inst) >= e.opts.MaxInstruments {
+		e.stats.InstrumentsRefused++
+		return nil
 	}
 	in := &Instrument{Symbol: string(sym)}
 	e.inst[in.Symbol] = in
@@ -227,6 +239,9 @@ func (e *Engine) order(x *entry, hasType, hasID, hasSym bool) {
 		return
 	}
 	in := e.instrument(x.symbol)
+	if in == nil {
+		return
+	}
 	if !e.sequence(in, FamOrders, x.rpt) {
 		return
 	}
@@ -284,6 +299,9 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 	}
 	if x.hasRpt {
 		in := e.instrument(x.symbol)
+		if in == nil {
+			return
+		}
 		if !e.sequence(in, FamTrades, x.rpt) {
 			return
 		}
@@ -301,12 +319,18 @@ func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
 	e.OnTrade(t)
 }
 
+// maxStats bounds the statistics (entry types) kept per instrument.
+const maxStats = 64
+
 func (e *Engine) statEntry(seq uint32, x *entry, hasType, hasSym bool) {
 	if !hasSym || len(x.symbol) == 0 || !hasType {
 		e.stats.BadEntries++
 		return
 	}
 	in := e.instrument(x.symbol)
+	if in == nil {
+		return
+	}
 	if x.hasRpt && !e.sequence(in, FamStats, x.rpt) {
 		return
 	}
@@ -322,6 +346,10 @@ func (e *Engine) statEntry(seq uint32, x *entry, hasType, hasSym bool) {
 		return
 	}
 	if i == len(in.Stats) {
+		if i >= maxStats {
+			e.stats.BadEntries++
+			return
+		}
 		in.Stats = append(in.Stats, Stat{Type: string(x.typ)})
 	}
 	s := &in.Stats[i]
@@ -394,6 +422,9 @@ func (e *Engine) snapEnd(ch *channel, last bool) {
 	}
 	e.stats.Snapshots++
 	in := e.instrument(ch.snapSym)
+	if in == nil {
+		return
+	}
 	b := in.Book
 	// A book is replaced when it has none, when the snapshot is newer (the entries it
 	// includes are then skipped as already applied), or when it is stale and the snapshot

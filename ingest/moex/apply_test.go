@@ -2,10 +2,12 @@ package moex
 
 import (
 	"bytes"
+	"context"
 	"net/netip"
 	"testing"
 
 	"fastfeed/fast/codecs/moexasts"
+	"fastfeed/replay"
 )
 
 // TestReferenceFeeds: IDF definitions, ISF statuses, the market's session status (h) and
@@ -172,5 +174,30 @@ func TestHoleWaits(t *testing.T) {
 	}
 	if c := e.Channels()["OLR"]; c.Gaps != 2 || c.Missed != 2 || c.Messages != 10 || c.Duplicates != 1 {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// TestMaxInstruments: symbols beyond the bound are counted and dropped; the others go on.
+func TestMaxInstruments(t *testing.T) {
+	m := fond(t)
+	var buf bytes.Buffer
+	x := newExchange(t, m, &buf, 12)
+	for _, s := range []string{"A", "B", "C", "A"} {
+		x.trade(s, 100, 1)
+	}
+	x.close()
+	e, err := NewEngine(m, Options{MaxInstruments: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := replay.NewReader(bytes.NewReader(buf.Bytes()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RunCapture(context.Background(), r, e); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.InstrumentsRefused != 1 || st.Trades != 3 || len(e.Instruments()) != 2 {
+		t.Errorf("stats %+v instruments %d", st, len(e.Instruments()))
 	}
 }

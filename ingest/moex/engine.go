@@ -30,6 +30,9 @@ type Options struct {
 	GapWait int64
 	// MaxSnapshotEntries bounds the orders of one assembled snapshot (default 1<<18).
 	MaxSnapshotEntries int
+	// MaxInstruments bounds the instruments kept (default 100,000); entries of a new
+	// symbol beyond it are counted in Stats.InstrumentsRefused and dropped.
+	MaxInstruments int
 }
 
 // Trade is one TLR entry, passed to Engine.OnTrade. Its byte slices are valid only during
@@ -105,31 +108,32 @@ type ChannelStats struct {
 
 // Stats are the engine's counters.
 type Stats struct {
-	Datagrams       uint64 `json:"datagrams"`
-	Unrouted        uint64 `json:"unrouted"`     // destination not a line of the market
-	WrongSource     uint64 `json:"wrong_source"` // source differs from the line's src-ip
-	Short           uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
-	Truncated       uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
-	DecodeErrors    uint64 `json:"decode_errors"`
-	Trailing        uint64 `json:"trailing"`        // bytes left after the message
-	SeqMismatch     uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
-	OtherTemplates  uint64 `json:"other_templates"` // templates the engine does not use
-	Heartbeats      uint64 `json:"heartbeats"`
-	Orders          uint64 `json:"orders"`        // OLR entries applied to books
-	BookErrors      uint64 `json:"book_errors"`   // OLR entries a book refused (missing order, full, bad ID...)
-	Precision       uint64 `json:"precision"`     // a price or size finer than the book's exponent, or out of range
-	BadEntries      uint64 `json:"bad_entries"`   // an entry missing its symbol, RptSeq, type or ID
-	StaleEntries    uint64 `json:"stale_entries"` // entries at or below the instrument's RptSeq (already applied)
-	InstrumentGaps  uint64 `json:"instrument_gaps"`
-	Trades          uint64 `json:"trades"`
-	Statistics      uint64 `json:"statistics"`
-	Definitions     uint64 `json:"definitions"`
-	Statuses        uint64 `json:"statuses"`
-	SessionStatuses uint64 `json:"session_statuses"`
-	Snapshots       uint64 `json:"snapshots"`        // complete snapshots (OLS, TLS, MSS)
-	SnapshotsUsed   uint64 `json:"snapshots_used"`   // OLS snapshots that replaced a book
-	SnapshotsBroken uint64 `json:"snapshots_broken"` // fragments without their start, or cut by a gap
-	EmptyBooks      uint64 `json:"empty_books"`      // MDEntryType J entries
+	Datagrams          uint64 `json:"datagrams"`
+	Unrouted           uint64 `json:"unrouted"`     // destination not a line of the market
+	WrongSource        uint64 `json:"wrong_source"` // source differs from the line's src-ip
+	Short              uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
+	Truncated          uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
+	DecodeErrors       uint64 `json:"decode_errors"`
+	Trailing           uint64 `json:"trailing"`        // bytes left after the message
+	SeqMismatch        uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
+	OtherTemplates     uint64 `json:"other_templates"` // templates the engine does not use
+	Heartbeats         uint64 `json:"heartbeats"`
+	Orders             uint64 `json:"orders"`        // OLR entries applied to books
+	BookErrors         uint64 `json:"book_errors"`   // OLR entries a book refused (missing order, full, bad ID...)
+	Precision          uint64 `json:"precision"`     // a price or size finer than the book's exponent, or out of range
+	BadEntries         uint64 `json:"bad_entries"`   // an entry missing its symbol, RptSeq, type or ID
+	StaleEntries       uint64 `json:"stale_entries"` // entries at or below the instrument's RptSeq (already applied)
+	InstrumentGaps     uint64 `json:"instrument_gaps"`
+	InstrumentsRefused uint64 `json:"instruments_refused"` // new symbols beyond Options.MaxInstruments
+	Trades             uint64 `json:"trades"`
+	Statistics         uint64 `json:"statistics"`
+	Definitions        uint64 `json:"definitions"`
+	Statuses           uint64 `json:"statuses"`
+	SessionStatuses    uint64 `json:"session_statuses"`
+	Snapshots          uint64 `json:"snapshots"`        // complete snapshots (OLS, TLS, MSS)
+	SnapshotsUsed      uint64 `json:"snapshots_used"`   // OLS snapshots that replaced a book
+	SnapshotsBroken    uint64 `json:"snapshots_broken"` // fragments without their start, or cut by a gap
+	EmptyBooks         uint64 `json:"empty_books"`      // MDEntryType J entries
 }
 
 // Engine decodes the datagrams of one market's connections and keeps its instruments.
@@ -194,6 +198,9 @@ func NewEngine(m *Market, opts Options) (*Engine, error) {
 	}
 	if opts.MaxSnapshotEntries <= 0 {
 		opts.MaxSnapshotEntries = 1 << 18
+	}
+	if opts.MaxInstruments <= 0 {
+		opts.MaxInstruments = 100_000
 	}
 	e := &Engine{market: m, opts: opts, routes: map[netip.AddrPort]route{},
 		inst: map[string]*Instrument{}, dec: moexasts.NewDecoder()}
