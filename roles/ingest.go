@@ -35,7 +35,7 @@ func (o *IngestOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.MoexConfig, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
 	fs.StringVar(&o.Market, "market", "", "the config's market (channel id): FOND or CURR (required)")
 	fs.StringVar(&o.Capture, "capture", "", "read the exchange's datagrams from this pcap or pcapng `file` instead of joining the feeds")
-	fs.StringVar(&o.Iface, "iface", "", "live: join on the interface with this IPv4 `address` (default 127.0.0.1, loopback)")
+	fs.StringVar(&o.Iface, "iface", "", "live: join on the interface with this `name or IPv4 address` (default 127.0.0.1, loopback)")
 	fs.DurationVar(&o.Duration, "duration", 0, "live: stop after `D` (default: until interrupted)")
 	fs.StringVar(&o.MapSource, "map-source", "", "replace the config's src-ip addresses: `FROM=TO[,FROM=TO]` (e.g. onto a private namespace's addresses)")
 	fs.StringVar(&o.Templates, "templates", "", "ASTS template XML `file`; optional, checked to be the file the compiled-in codec was generated from")
@@ -146,11 +146,9 @@ func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		market = market.MapSources(to)
 	}
-	var iface netip.Addr
-	if o.Iface != "" {
-		if iface, err = netip.ParseAddr(o.Iface); err != nil || !iface.Is4() {
-			return usagef("--iface %q: not an IPv4 address", o.Iface)
-		}
+	iface, err := (&Network{Iface: o.Iface}).Interface()
+	if err != nil {
+		return err
 	}
 	eng, err := moex.NewEngine(market, moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds()})
 	if err != nil {
