@@ -37,6 +37,7 @@ func commands() map[string]command {
 		"oms":     {"reference OMS client: subscribe to a handler's FIX service (or NATS), print books", roles.OMS},
 		"gateway": {"OMS FIX service fed from NATS (scale-out of feed --serve-fix)", roles.Gateway},
 		"bench":   {"benchmark suite: microbenchmarks, end to end vs a bare receiver, REPORT.md and plot", roles.Bench},
+		"ingest":  {"MOEX ASTS FAST ingest: a market's feeds, live or from a capture, into books and trades", roles.Ingest},
 		"replay":  {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
 		"record":  {"record multicast groups to a pcapng/pcap capture", roles.Record},
 		"soak":    {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},

@@ -1,0 +1,446 @@
+package moex
+
+import (
+	"fastfeed/book"
+	"fastfeed/fast/codecs/moexasts"
+	"fastfeed/fast/fastrt"
+)
+
+// entry is an incremental entry of any of the X templates, normalised.
+type entry struct {
+	action    uint32
+	hasAction bool
+	typ       []byte
+	id        []byte
+	symbol    []byte
+	rpt       int32
+	hasRpt    bool
+	px, size  fastrt.Decimal
+	hasPx     bool
+	hasSize   bool
+}
+
+func (e *Engine) apply(ch *channel, seq uint32) {
+	m := &e.msg
+	if m.ID != moexasts.IDWOLSFOND && m.ID != moexasts.IDWOLSCURR {
+		if ch.snapOn {
+			ch.snapBroken = true
+		}
+	}
+	var hdrSeq uint32
+	switch m.ID {
+	case moexasts.IDXOLRFOND:
+		hdrSeq = m.XOLRFOND.MsgSeqNum
+		for i := range m.XOLRFOND.GroupMDEntries {
+			g := &m.XOLRFOND.GroupMDEntries[i]
+			e.order(&entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryType, g.HasMDEntryID, g.HasSymbol)
+		}
+	case moexasts.IDXOLRCURR:
+		hdrSeq = m.XOLRCURR.MsgSeqNum
+		for i := range m.XOLRCURR.GroupMDEntries {
+			g := &m.XOLRCURR.GroupMDEntries[i]
+			e.order(&entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryType, g.HasMDEntryID, g.HasSymbol)
+		}
+	case moexasts.IDXTLRFOND:
+		hdrSeq = m.XTLRFOND.MsgSeqNum
+		for i := range m.XTLRFOND.GroupMDEntries {
+			g := &m.XTLRFOND.GroupMDEntries[i]
+			e.tradeEntry(seq, &entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryID, g.HasSymbol)
+		}
+	case moexasts.IDXTLRCURR:
+		hdrSeq = m.XTLRCURR.MsgSeqNum
+		for i := range m.XTLRCURR.GroupMDEntries {
+			g := &m.XTLRCURR.GroupMDEntries[i]
+			e.tradeEntry(seq, &entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryID, g.HasSymbol)
+		}
+	case moexasts.IDXMSRFOND:
+		hdrSeq = m.XMSRFOND.MsgSeqNum
+		for i := range m.XMSRFOND.GroupMDEntries {
+			g := &m.XMSRFOND.GroupMDEntries[i]
+			e.statEntry(seq, &entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryType, g.HasSymbol)
+		}
+	case moexasts.IDXMSRCURR:
+		hdrSeq = m.XMSRCURR.MsgSeqNum
+		for i := range m.XMSRCURR.GroupMDEntries {
+			g := &m.XMSRCURR.GroupMDEntries[i]
+			e.statEntry(seq, &entry{g.MDUpdateAction, g.HasMDUpdateAction, g.MDEntryType, g.MDEntryID, g.Symbol, g.RptSeq, g.HasRptSeq, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryPx, g.HasMDEntrySize},
+				g.HasMDEntryType, g.HasSymbol)
+		}
+	case moexasts.IDWOLSFOND:
+		w := &m.WOLSFOND
+		hdrSeq = w.MsgSeqNum
+		if e.snapBegin(ch, w.Symbol, w.RptSeq, w.LastMsgSeqNumProcessed, w.HasRouteFirst && w.RouteFirst == 1) {
+			for i := range w.GroupMDEntries {
+				g := &w.GroupMDEntries[i]
+				e.snapEntry(ch, g.MDEntryType, g.MDEntryID, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryType && g.HasMDEntryID && g.HasMDEntryPx && g.HasMDEntrySize)
+			}
+			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
+		}
+	case moexasts.IDWOLSCURR:
+		w := &m.WOLSCURR
+		hdrSeq = w.MsgSeqNum
+		if e.snapBegin(ch, w.Symbol, w.RptSeq, w.LastMsgSeqNumProcessed, w.HasRouteFirst && w.RouteFirst == 1) {
+			for i := range w.GroupMDEntries {
+				g := &w.GroupMDEntries[i]
+				e.snapEntry(ch, g.MDEntryType, g.MDEntryID, g.MDEntryPx, g.MDEntrySize, g.HasMDEntryType && g.HasMDEntryID && g.HasMDEntryPx && g.HasMDEntrySize)
+			}
+			e.snapEnd(ch, !w.HasLastFragment || w.LastFragment == 1)
+		}
+	case moexasts.IDWTLSFOND:
+		hdrSeq = m.WTLSFOND.MsgSeqNum
+		e.countSnapshot(m.WTLSFOND.HasLastFragment, m.WTLSFOND.LastFragment)
+	case moexasts.IDWTLSCURR:
+		hdrSeq = m.WTLSCURR.MsgSeqNum
+		e.countSnapshot(m.WTLSCURR.HasLastFragment, m.WTLSCURR.LastFragment)
+	case moexasts.IDWGeneric:
+		hdrSeq = m.WGeneric.MsgSeqNum
+		e.countSnapshot(m.WGeneric.HasLastFragment, m.WGeneric.LastFragment)
+	case moexasts.IDD:
+		d := &m.D
+		hdrSeq = d.MsgSeqNum
+		if !d.HasSymbol || len(d.Symbol) == 0 {
+			e.stats.BadEntries++
+			break
+		}
+		in := e.instrument(d.Symbol)
+		if in == nil {
+			break
+		}
+		e.stats.Definitions++
+		in.Defined = true
+		if d.HasSecurityID && string(d.SecurityID) != in.SecurityID {
+			in.SecurityID = string(d.SecurityID)
+		}
+		if d.HasCurrency && string(d.Currency) != in.Currency {
+			in.Currency = string(d.Currency)
+		}
+		if d.HasMinPriceIncrement {
+			in.MinPriceIncrement = d.MinPriceIncrement
+		}
+	case moexasts.IDF:
+		f := &m.F
+		hdrSeq = f.MsgSeqNum
+		if len(f.Symbol) == 0 {
+			e.stats.BadEntries++
+			break
+		}
+		in := e.instrument(f.Symbol)
+		if in == nil {
+			break
+		}
+		e.stats.Statuses++
+		in.HasStatus = f.HasSecurityTradingStatus
+		in.TradingStatus = f.SecurityTradingStatus
+		if f.HasTradingSessionID && string(f.TradingSessionID) != in.TradingSessionID {
+			in.TradingSessionID = string(f.TradingSessionID)
+		}
+	case moexasts.IDH:
+		hdrSeq = m.H.MsgSeqNum
+		e.stats.SessionStatuses++
+		e.session.Has, e.session.Status = true, m.H.TradSesStatus
+		if string(m.H.TradingSessionID) != e.session.ID {
+			e.session.ID = string(m.H.TradingSessionID)
+		}
+	case moexasts.IDX0:
+		hdrSeq = m.X0.MsgSeqNum
+		e.stats.Heartbeats++
+	default:
+		e.stats.OtherTemplates++
+		return
+	}
+	if hdrSeq != seq {
+		e.stats.SeqMismatch++
+	}
+}
+
+// SessionStatus returns the market's trading session status (h), if one was seen.
+func (e *Engine) SessionStatus() (status int32, sessionID string, ok bool) {
+	return e.session.Status, e.session.ID, e.session.Has
+}
+
+// instrument returns sym's instrument, made on first sight; nil (counted) when the
+// engine already holds MaxInstruments.
+func (e *Engine) instrument(sym []byte) *Instrument {
+	if in, ok := e.inst[string(sym)]; ok {
+		return in
+	}
+	if len(e.inst) >= e.opts.MaxInstruments {
+		e.stats.InstrumentsRefused++
+		return nil
+	}
+	in := &Instrument{Symbol: string(sym)}
+	e.inst[in.Symbol] = in
+	return in
+}
+
+// sequence checks an entry's RptSeq in family fam: it reports whether to apply it.
+func (e *Engine) sequence(in *Instrument, fam int, rpt int32) bool {
+	if !in.started[fam] {
+		in.started[fam] = true
+		in.rpt[fam] = rpt
+		return true
+	}
+	last := in.rpt[fam]
+	switch {
+	case rpt <= last:
+		e.stats.StaleEntries++
+		return false
+	case rpt > last+1:
+		in.Gaps[fam]++
+		in.Missed[fam] += uint64(rpt - last - 1)
+		e.stats.InstrumentGaps++
+		if fam == FamOrders && in.Book != nil {
+			in.Book.SetStale(true)
+		}
+	}
+	in.rpt[fam] = rpt
+	return true
+}
+
+func (e *Engine) bookOf(in *Instrument) *book.MBO {
+	if in.Book == nil {
+		b, err := book.NewMBO(book.Config{PriceExp: PriceExp, SizeExp: SizeExp})
+		if err != nil {
+			panic(err) // constant, valid configuration
+		}
+		in.Book = b
+	}
+	return in.Book
+}
+
+// at returns d's mantissa at exponent exp.
+func at(d fastrt.Decimal, exp int32) (int64, bool) {
+	m, e := d.Mantissa, d.Exponent
+	for e > exp {
+		if m > 1<<62/5 || m < -(1<<62/5) {
+			return 0, false
+		}
+		m *= 10
+		e--
+	}
+	for e < exp {
+		if m%10 != 0 {
+			return 0, false
+		}
+		m /= 10
+		e++
+	}
+	return m, true
+}
+
+func (e *Engine) order(x *entry, hasType, hasID, hasSym bool) {
+	if !hasSym || len(x.symbol) == 0 || !x.hasRpt || !hasType || len(x.typ) != 1 {
+		e.stats.BadEntries++
+		return
+	}
+	in := e.instrument(x.symbol)
+	if in == nil {
+		return
+	}
+	if !e.sequence(in, FamOrders, x.rpt) {
+		return
+	}
+	b := e.bookOf(in)
+	b.SetRptSeq(int64(x.rpt))
+	var typ book.EntryType
+	switch x.typ[0] {
+	case '0':
+		typ = book.EntryBid
+	case '1':
+		typ = book.EntryOffer
+	case 'J':
+		e.stats.EmptyBooks++
+		b.Clear()
+		return
+	default:
+		return
+	}
+	if !hasID {
+		e.stats.BadEntries++
+		return
+	}
+	u := book.OrderUpdate{Type: typ, ID: x.id}
+	if x.hasAction {
+		if x.action > 2 {
+			e.stats.BadEntries++
+			return
+		}
+		u.Action = book.Action(x.action)
+	}
+	if u.Action != book.ActionDelete {
+		var ok1, ok2 bool
+		u.Price, ok1 = at(x.px, PriceExp)
+		u.Size, ok2 = at(x.size, SizeExp)
+		if !x.hasPx || !x.hasSize {
+			e.stats.BadEntries++
+			return
+		}
+		if !ok1 || !ok2 {
+			e.stats.Precision++
+			return
+		}
+	}
+	if err := b.Apply(u); err != nil {
+		e.stats.BookErrors++
+		return
+	}
+	e.stats.Orders++
+}
+
+func (e *Engine) tradeEntry(seq uint32, x *entry, hasID, hasSym bool) {
+	if !hasSym || len(x.symbol) == 0 {
+		e.stats.BadEntries++
+		return
+	}
+	if x.hasRpt {
+		in := e.instrument(x.symbol)
+		if in == nil {
+			return
+		}
+		if !e.sequence(in, FamTrades, x.rpt) {
+			return
+		}
+	}
+	e.stats.Trades++
+	if e.OnTrade == nil {
+		return
+	}
+	t := &e.trade
+	*t = Trade{Seq: seq, Symbol: x.symbol, RptSeq: x.rpt, HasRptSeq: x.hasRpt, Type: x.typ,
+		Action: x.action, HasAction: x.hasAction, Px: x.px, Size: x.size, HasPx: x.hasPx, HasSize: x.hasSize}
+	if hasID {
+		t.ID = x.id
+	}
+	e.OnTrade(t)
+}
+
+// maxStats bounds the statistics (entry types) kept per instrument.
+const maxStats = 64
+
+func (e *Engine) statEntry(seq uint32, x *entry, hasType, hasSym bool) {
+	if !hasSym || len(x.symbol) == 0 || !hasType {
+		e.stats.BadEntries++
+		return
+	}
+	in := e.instrument(x.symbol)
+	if in == nil {
+		return
+	}
+	if x.hasRpt && !e.sequence(in, FamStats, x.rpt) {
+		return
+	}
+	e.stats.Statistics++
+	i := 0
+	for i < len(in.Stats) && in.Stats[i].Type != string(x.typ) {
+		i++
+	}
+	if x.hasAction && x.action == 2 {
+		if i < len(in.Stats) {
+			in.Stats = append(in.Stats[:i], in.Stats[i+1:]...)
+		}
+		return
+	}
+	if i == len(in.Stats) {
+		if i >= maxStats {
+			e.stats.BadEntries++
+			return
+		}
+		in.Stats = append(in.Stats, Stat{Type: string(x.typ)})
+	}
+	s := &in.Stats[i]
+	s.RptSeq, s.ChannelSeqNum = x.rpt, seq
+	if x.hasPx {
+		s.Px, s.HasPx = x.px, true
+	}
+	if x.hasSize {
+		s.Size, s.HasSz = x.size, true
+	}
+}
+
+func (e *Engine) countSnapshot(hasLast bool, last uint32) {
+	if !hasLast || last == 1 {
+		e.stats.Snapshots++
+	}
+}
+
+// snapBegin starts or continues the order snapshot of sym on ch; it reports whether the
+// fragment's entries are to be collected.
+func (e *Engine) snapBegin(ch *channel, sym []byte, rpt int32, lastSeq uint32, first bool) bool {
+	if first {
+		if ch.snapOn {
+			e.stats.SnapshotsBroken++
+		}
+		ch.snapOn, ch.snapBroken = true, false
+		ch.snapSym = append(ch.snapSym[:0], sym...)
+		ch.snapRpt, ch.snapLast = rpt, lastSeq
+		ch.snapEnts, ch.snapArena = ch.snapEnts[:0], ch.snapArena[:0]
+		return true
+	}
+	if !ch.snapOn || ch.snapBroken || string(sym) != string(ch.snapSym) {
+		e.stats.SnapshotsBroken++
+		ch.snapOn = false
+		return false
+	}
+	return true
+}
+
+func (e *Engine) snapEntry(ch *channel, typ, id []byte, px, size fastrt.Decimal, complete bool) {
+	if !ch.snapOn {
+		return
+	}
+	if len(typ) != 1 || (typ[0] != '0' && typ[0] != '1') {
+		return // J (empty book) and anything else adds no order
+	}
+	p, ok1 := at(px, PriceExp)
+	s, ok2 := at(size, SizeExp)
+	if !complete || !ok1 || !ok2 || len(ch.snapEnts) >= e.opts.MaxSnapshotEntries || len(id) > book.MaxIDLen {
+		e.stats.BadEntries++
+		ch.snapBroken = true
+		return
+	}
+	// The ID is copied into the arena; an earlier ID keeps the arena's older backing
+	// array, whose bytes do not change, when append moves it.
+	off := len(ch.snapArena)
+	ch.snapArena = append(ch.snapArena, id...)
+	ch.snapEnts = append(ch.snapEnts, book.OrderUpdate{Type: book.EntryType(typ[0] - '0'),
+		Price: p, Size: s, ID: ch.snapArena[off:len(ch.snapArena):len(ch.snapArena)]})
+}
+
+func (e *Engine) snapEnd(ch *channel, last bool) {
+	if !last || !ch.snapOn {
+		return
+	}
+	ch.snapOn = false
+	if ch.snapBroken {
+		e.stats.SnapshotsBroken++
+		return
+	}
+	e.stats.Snapshots++
+	in := e.instrument(ch.snapSym)
+	if in == nil {
+		return
+	}
+	b := in.Book
+	// A book is replaced when it has none, when the snapshot is newer (the entries it
+	// includes are then skipped as already applied), or when it is stale and the snapshot
+	// is as new as it.
+	use := b == nil || int64(ch.snapRpt) > b.RptSeq() || (b.Stale() && int64(ch.snapRpt) == b.RptSeq())
+	if !use {
+		return
+	}
+	b = e.bookOf(in)
+	if err := b.Replace(ch.snapEnts); err != nil {
+		e.stats.BookErrors++
+		return
+	}
+	b.SetRptSeq(int64(ch.snapRpt))
+	b.SetStale(false)
+	in.started[FamOrders], in.rpt[FamOrders] = true, ch.snapRpt
+	in.SnapshotLastMsgSeqNum = ch.snapLast
+	e.stats.SnapshotsUsed++
+}

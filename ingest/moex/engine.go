@@ -1,0 +1,381 @@
+package moex
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"fastfeed/book"
+	"fastfeed/fast/codecs/moexasts"
+	"fastfeed/fast/fastrt"
+)
+
+// Book exponents: every MBO book keeps prices as mantissas at 10^PriceExp and sizes at
+// 10^SizeExp, whatever the exponents on the wire (a finer value is counted in
+// Stats.Precision and its entry skipped).
+const (
+	PriceExp = -8
+	SizeExp  = -6
+)
+
+// Options tune an Engine. The zero value gives the defaults.
+type Options struct {
+	// GapWindow bounds the datagrams a connection holds while a hole waits for the other
+	// line (default 64); when full, the hole is a gap.
+	GapWindow int
+	// GapWait is how long (in the datagrams' clock, nanoseconds) a hole waits for the other
+	// line before it is a gap (default 5ms).
+	GapWait int64
+	// MaxSnapshotEntries bounds the orders of one assembled snapshot (default 1<<18).
+	MaxSnapshotEntries int
+	// MaxInstruments bounds the instruments kept (default 100,000); entries of a new
+	// symbol beyond it are counted in Stats.InstrumentsRefused and dropped.
+	MaxInstruments int
+}
+
+// Trade is one TLR entry, passed to Engine.OnTrade. Its byte slices are valid only during
+// the call.
+type Trade struct {
+	Seq       uint32 // the channel's MsgSeqNum
+	Symbol    []byte
+	RptSeq    int32
+	HasRptSeq bool
+	ID        []byte // MDEntryID, nil if absent
+	Type      []byte // MDEntryType
+	Action    uint32
+	HasAction bool
+	Px, Size  fastrt.Decimal
+	HasPx     bool
+	HasSize   bool
+}
+
+// Stat is one statistic (an MSR entry) kept per instrument and MDEntryType.
+type Stat struct {
+	Type          string
+	Px, Size      fastrt.Decimal
+	HasPx, HasSz  bool
+	RptSeq        int32
+	ChannelSeqNum uint32
+}
+
+// Instrument is what the engine knows of one symbol.
+type Instrument struct {
+	Symbol string
+	Book   *book.MBO // nil until an OLR entry or OLS snapshot for it
+
+	// Definition (IDF d), if one was seen.
+	Defined           bool
+	SecurityID        string
+	Currency          string
+	MinPriceIncrement fastrt.Decimal
+	// Status (ISF f): SecurityTradingStatus and TradingSessionID, if seen.
+	HasStatus        bool
+	TradingStatus    int32
+	TradingSessionID string
+
+	Stats []Stat // MSR statistics by MDEntryType
+
+	// SnapshotLastMsgSeqNum is the LastMsgSeqNumProcessed of the OLS snapshot that last
+	// replaced the book: the OLR MsgSeqNum it includes.
+	SnapshotLastMsgSeqNum uint32
+
+	// Per connection family (OLR, TLR, MSR): last RptSeq applied, and holes.
+	rpt     [3]int32
+	started [3]bool
+	// Gaps counts holes in the instrument's RptSeq per family; Missed the RptSeqs lost.
+	Gaps   [3]uint64
+	Missed [3]uint64
+}
+
+// Families of per-instrument RptSeq.
+const (
+	FamOrders = iota // OLR/OLS
+	FamTrades        // TLR/TLS
+	FamStats         // MSR/MSS
+)
+
+// ChannelStats are the counters of one connection (both lines).
+type ChannelStats struct {
+	Datagrams   [2]uint64 `json:"datagrams"`    // per line (A, B)
+	Messages    uint64    `json:"messages"`     // messages used (first copies)
+	Duplicates  uint64    `json:"duplicates"`   // second copies (the other line's) and replays
+	Gaps        uint64    `json:"gaps"`         // holes given up on after waiting for the other line
+	Missed      uint64    `json:"missed"`       // MsgSeqNums lost in those holes
+	RecoveredAB uint64    `json:"recovered_ab"` // holes filled by a later datagram (the other line)
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Datagrams          uint64 `json:"datagrams"`
+	Unrouted           uint64 `json:"unrouted"`     // destination not a line of the market
+	WrongSource        uint64 `json:"wrong_source"` // source differs from the line's src-ip
+	Short              uint64 `json:"short"`        // datagram shorter than the 4-byte MsgSeqNum plus one byte
+	Truncated          uint64 `json:"truncated"`    // live: a datagram longer than the read buffer
+	DecodeErrors       uint64 `json:"decode_errors"`
+	Trailing           uint64 `json:"trailing"`        // bytes left after the message
+	SeqMismatch        uint64 `json:"seq_mismatch"`    // MsgSeqNum field differs from the datagram's header
+	OtherTemplates     uint64 `json:"other_templates"` // templates the engine does not use
+	Heartbeats         uint64 `json:"heartbeats"`
+	Orders             uint64 `json:"orders"`        // OLR entries applied to books
+	BookErrors         uint64 `json:"book_errors"`   // OLR entries a book refused (missing order, full, bad ID...)
+	Precision          uint64 `json:"precision"`     // a price or size finer than the book's exponent, or out of range
+	BadEntries         uint64 `json:"bad_entries"`   // an entry missing its symbol, RptSeq, type or ID
+	StaleEntries       uint64 `json:"stale_entries"` // entries at or below the instrument's RptSeq (already applied)
+	InstrumentGaps     uint64 `json:"instrument_gaps"`
+	InstrumentsRefused uint64 `json:"instruments_refused"` // new symbols beyond Options.MaxInstruments
+	Trades             uint64 `json:"trades"`
+	Statistics         uint64 `json:"statistics"`
+	Definitions        uint64 `json:"definitions"`
+	Statuses           uint64 `json:"statuses"`
+	SessionStatuses    uint64 `json:"session_statuses"`
+	Snapshots          uint64 `json:"snapshots"`        // complete snapshots (OLS, TLS, MSS)
+	SnapshotsUsed      uint64 `json:"snapshots_used"`   // OLS snapshots that replaced a book
+	SnapshotsBroken    uint64 `json:"snapshots_broken"` // fragments without their start, or cut by a gap
+	EmptyBooks         uint64 `json:"empty_books"`      // MDEntryType J entries
+}
+
+// Engine decodes the datagrams of one market's connections and keeps its instruments.
+// It is not safe for concurrent use.
+type Engine struct {
+	// OnTrade, if set, is called for every new trade (TLR entry), in order.
+	OnTrade func(*Trade)
+
+	market  *Market
+	opts    Options
+	routes  map[netip.AddrPort]route
+	chans   []*channel
+	inst    map[string]*Instrument
+	dec     *moexasts.Decoder
+	msg     moexasts.Message
+	trade   Trade
+	stats   Stats
+	session struct {
+		Has    bool
+		Status int32
+		ID     string
+	}
+}
+
+type route struct {
+	ch   int
+	line int
+	src  netip.Addr
+}
+
+type pending struct {
+	seq  uint32
+	line int
+	at   int64
+	data []byte
+}
+
+type channel struct {
+	conn  *Connection
+	next  uint32 // next MsgSeqNum expected; 0 before the first
+	held  []pending
+	spare [][]byte
+	stats ChannelStats
+
+	// snapshot assembly
+	snapOn     bool
+	snapSym    []byte
+	snapRpt    int32
+	snapLast   uint32
+	snapEnts   []book.OrderUpdate
+	snapArena  []byte
+	snapBroken bool
+}
+
+// NewEngine returns an engine for market m's UDP connections.
+func NewEngine(m *Market, opts Options) (*Engine, error) {
+	if opts.GapWindow <= 0 {
+		opts.GapWindow = 64
+	}
+	if opts.GapWait <= 0 {
+		opts.GapWait = 5e6
+	}
+	if opts.MaxSnapshotEntries <= 0 {
+		opts.MaxSnapshotEntries = 1 << 18
+	}
+	if opts.MaxInstruments <= 0 {
+		opts.MaxInstruments = 100_000
+	}
+	e := &Engine{market: m, opts: opts, routes: map[netip.AddrPort]route{},
+		inst: map[string]*Instrument{}, dec: moexasts.NewDecoder()}
+	for i := range m.Connections {
+		cn := &m.Connections[i]
+		if len(cn.Lines) == 0 {
+			continue
+		}
+		ch := &channel{conn: cn}
+		for li, l := range cn.Lines {
+			if li > 1 {
+				break
+			}
+			if r, dup := e.routes[l.Group]; dup {
+				return nil, fmt.Errorf("moex: market %s: %s line %s and %s share %s", m.ID, cn.ID, l.ID, e.chans[r.ch].conn.ID, l.Group)
+			}
+			e.routes[l.Group] = route{ch: len(e.chans), line: li, src: l.Src}
+		}
+		e.chans = append(e.chans, ch)
+	}
+	if len(e.chans) == 0 {
+		return nil, fmt.Errorf("moex: market %s has no UDP connection", m.ID)
+	}
+	return e, nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Channels returns each UDP connection's ID and counters.
+func (e *Engine) Channels() map[string]ChannelStats {
+	out := make(map[string]ChannelStats, len(e.chans))
+	for _, c := range e.chans {
+		out[c.conn.ID] = c.stats
+	}
+	return out
+}
+
+// Instruments returns the instruments seen, sorted by symbol.
+func (e *Engine) Instruments() []*Instrument {
+	out := make([]*Instrument, 0, len(e.inst))
+	for _, in := range e.inst {
+		out = append(out, in)
+	}
+	slices.SortFunc(out, func(a, b *Instrument) int {
+		switch {
+		case a.Symbol < b.Symbol:
+			return -1
+		case a.Symbol > b.Symbol:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Instrument returns the instrument with the given symbol.
+func (e *Engine) Instrument(sym string) (*Instrument, bool) {
+	in, ok := e.inst[sym]
+	return in, ok
+}
+
+// Datagram takes one UDP datagram sent from src to dst at time now (nanoseconds, any
+// monotonic clock: capture time for a capture).
+func (e *Engine) Datagram(src, dst netip.AddrPort, payload []byte, now int64) {
+	e.stats.Datagrams++
+	r, ok := e.routes[dst]
+	if !ok {
+		e.stats.Unrouted++
+		return
+	}
+	if r.src.IsValid() && src.Addr() != r.src {
+		e.stats.WrongSource++
+		return
+	}
+	ch := e.chans[r.ch]
+	ch.stats.Datagrams[r.line]++
+	if len(payload) < 5 {
+		e.stats.Short++
+		return
+	}
+	seq := binary.LittleEndian.Uint32(payload)
+	switch {
+	case ch.next == 0:
+		ch.next = seq
+	case seq < ch.next:
+		ch.stats.Duplicates++
+		e.expire(ch, now)
+		return
+	}
+	if seq == ch.next {
+		if len(ch.held) > 0 {
+			ch.stats.RecoveredAB++ // a hole filled by a later datagram: the other line
+		}
+		e.use(ch, seq, payload)
+		e.drain(ch)
+		e.expire(ch, now)
+		return
+	}
+	// A hole before seq: hold the datagram for the other line to fill it.
+	for _, p := range ch.held {
+		if p.seq == seq {
+			ch.stats.Duplicates++
+			e.expire(ch, now)
+			return
+		}
+	}
+	var buf []byte
+	if n := len(ch.spare); n > 0 {
+		buf, ch.spare = ch.spare[n-1][:0], ch.spare[:n-1]
+	}
+	buf = append(buf, payload...)
+	ch.held = append(ch.held, pending{seq: seq, line: r.line, at: now, data: buf})
+	slices.SortFunc(ch.held, func(a, b pending) int { return int(int64(a.seq) - int64(b.seq)) })
+	if len(ch.held) > e.opts.GapWindow {
+		e.giveUp(ch)
+	}
+	e.expire(ch, now)
+}
+
+// Flush gives up every hole still waiting (the end of a capture).
+func (e *Engine) Flush() {
+	for _, ch := range e.chans {
+		for len(ch.held) > 0 {
+			e.giveUp(ch)
+		}
+	}
+}
+
+func (e *Engine) expire(ch *channel, now int64) {
+	for len(ch.held) > 0 && now-ch.held[0].at >= e.opts.GapWait {
+		e.giveUp(ch)
+	}
+}
+
+// giveUp counts the hole before the first held datagram as a gap and goes on from it.
+func (e *Engine) giveUp(ch *channel) {
+	first := ch.held[0].seq
+	ch.stats.Gaps++
+	ch.stats.Missed += uint64(first - ch.next)
+	ch.snapBroken = ch.snapOn
+	ch.next = first
+	e.drain(ch)
+}
+
+// drain uses the held datagrams that follow on.
+func (e *Engine) drain(ch *channel) {
+	for len(ch.held) > 0 && ch.held[0].seq <= ch.next {
+		p := ch.held[0]
+		copy(ch.held, ch.held[1:])
+		ch.held = ch.held[:len(ch.held)-1]
+		if p.seq == ch.next {
+			e.use(ch, p.seq, p.data)
+		} else {
+			ch.stats.Duplicates++
+		}
+		ch.spare = append(ch.spare, p.data)
+	}
+}
+
+var errTrailing = errors.New("bytes after the message")
+
+// use decodes and applies the datagram with MsgSeqNum seq, the next of its connection.
+func (e *Engine) use(ch *channel, seq uint32, payload []byte) {
+	ch.next = seq + 1
+	ch.stats.Messages++
+	e.dec.Reset()
+	n, err := e.dec.Decode(payload[4:], &e.msg)
+	if err != nil {
+		e.stats.DecodeErrors++
+		ch.snapBroken = ch.snapOn
+		return
+	}
+	if n != len(payload)-4 {
+		e.stats.Trailing++
+	}
+	e.apply(ch, seq)
+}

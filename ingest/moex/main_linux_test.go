@@ -1,0 +1,11 @@
+package moex
+
+import (
+	"testing"
+
+	"fastfeed/internal/netns"
+)
+
+// On Linux the tests run in a private network namespace: the live test joins the
+// exchange's configured groups there, never on a real interface.
+func TestMain(m *testing.M) { netns.RunTests(m) }

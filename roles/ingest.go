@@ -1,0 +1,243 @@
+package roles
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"fastfeed/fast"
+	"fastfeed/fast/codecs/moexasts"
+	"fastfeed/ingest/moex"
+	"fastfeed/replay"
+)
+
+// IngestOptions are the flags of fastfeed ingest.
+type IngestOptions struct {
+	MoexConfig, Market, Capture, Templates string
+	DumpBooks, DumpTrades, StatsOut        string
+	GapWait                                time.Duration
+	GapWindow                              int
+	LogLevel                               string
+	Iface, MapSource                       string
+	Duration                               time.Duration
+}
+
+// Register adds ingest's flags to fs.
+func (o *IngestOptions) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.MoexConfig, "moex-config", "", "MOEX channel configuration `file` (config.xml; required)")
+	fs.StringVar(&o.Market, "market", "", "the config's market (channel id): FOND or CURR (required)")
+	fs.StringVar(&o.Capture, "capture", "", "read the exchange's datagrams from this pcap or pcapng `file` instead of joining the feeds")
+	fs.StringVar(&o.Iface, "iface", "", "live: join on the interface with this `name or IPv4 address` (default 127.0.0.1, loopback)")
+	fs.DurationVar(&o.Duration, "duration", 0, "live: stop after `D` (default: until interrupted)")
+	fs.StringVar(&o.MapSource, "map-source", "", "replace the config's src-ip addresses: `FROM=TO[,FROM=TO]` (e.g. onto a private namespace's addresses)")
+	fs.StringVar(&o.Templates, "templates", "", "ASTS template XML `file`; optional, checked to be the file the compiled-in codec was generated from")
+	fs.StringVar(&o.DumpBooks, "dump-books", "", "write the order books' price levels to `file` at the end (JSON lines by symbol)")
+	fs.StringVar(&o.DumpTrades, "dump-trades", "", "write every trade to `file`, one JSON line each, in arrival order")
+	fs.StringVar(&o.StatsOut, "stats-out", "", "write the counters to `file` at the end (one JSON object)")
+	fs.DurationVar(&o.GapWait, "gap-wait", 5*time.Millisecond, "how long (capture time) a hole waits for the other line")
+	fs.IntVar(&o.GapWindow, "gap-window", 64, "at most `N` datagrams held behind a hole per connection")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+}
+
+// parseSourceMap parses --map-source FROM=TO[,FROM=TO].
+func parseSourceMap(s string) (map[netip.Addr]netip.Addr, error) {
+	out := map[netip.Addr]netip.Addr{}
+	for _, kv := range strings.Split(s, ",") {
+		from, to, ok := strings.Cut(kv, "=")
+		a, err1 := netip.ParseAddr(strings.TrimSpace(from))
+		b, err2 := netip.ParseAddr(strings.TrimSpace(to))
+		if !ok || err1 != nil || err2 != nil || !a.Is4() || !b.Is4() {
+			return nil, usagef("--map-source %q: want FROM=TO pairs of IPv4 addresses, comma-separated", kv)
+		}
+		out[a] = b
+	}
+	return out, nil
+}
+
+// IngestStats is what ingest --stats-out writes.
+type IngestStats struct {
+	Market    string                         `json:"market"`
+	Packets   uint64                         `json:"packets"`
+	Skipped   uint64                         `json:"skipped"`
+	Malformed uint64                         `json:"malformed"`
+	Engine    moex.Stats                     `json:"engine"`
+	Channels  map[string]moex.ChannelStats   `json:"channels"`
+	Gaps      map[string]IngestInstrumentGap `json:"instrument_gaps"`
+	Books     int                            `json:"books"`
+	Stale     int                            `json:"stale_books"`
+}
+
+// IngestInstrumentGap is one instrument's RptSeq holes per feed family.
+type IngestInstrumentGap struct {
+	Orders       uint64 `json:"orders"`
+	Trades       uint64 `json:"trades"`
+	Stats        uint64 `json:"stats"`
+	MissedOrders uint64 `json:"missed_orders"`
+	MissedTrades uint64 `json:"missed_trades"`
+	MissedStats  uint64 `json:"missed_stats"`
+}
+
+// Ingest is fastfeed ingest: a MOEX ASTS market's feeds in, books and trades out.
+func Ingest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ingest", stderr,
+		"usage: fastfeed ingest --moex-config FILE --market FOND|CURR [--capture FILE | --iface IP --duration D]",
+		"                       [--dump-books FILE] [--dump-trades FILE] [--stats-out FILE] [--templates FILE] [--map-source FROM=TO]",
+		"\nReads a MOEX ASTS market's FAST feeds (OLR orders, TLR trades, MSR statistics, IDF/ISF, OLS/TLS/MSS",
+		"snapshots; lines A and B) from a capture or by joining them, keeping the books by the exchange's rules.",
+		"Gaps are counted per connection and per instrument; a hole waits --gap-wait for the other line, and",
+		"an OLS snapshot replaces a book that missed entries. Recovery requests (historical replay) are not built.")
+	var o IngestOptions
+	o.Register(fs)
+	c, err := parse(fs, args, parseOpts{})
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.MoexConfig == "":
+		return usagef("--moex-config is required")
+	case o.Market == "":
+		return usagef("--market is required (FOND or CURR)")
+	case o.Capture != "" && (o.Iface != "" || o.Duration != 0):
+		return usagef("--iface and --duration are for joining the feeds live, not with --capture")
+	case o.Duration < 0:
+		return usagef("--duration must not be negative")
+	case o.GapWait <= 0 || o.GapWindow <= 0:
+		return usagef("--gap-wait and --gap-window must be positive")
+	}
+	cm := Common{LogLevel: o.LogLevel}
+	log, err := cm.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	if o.Templates != "" || c.set["templates"] {
+		ts, err := fast.LoadFile(o.Templates)
+		if err != nil {
+			return err
+		}
+		if ts.SourceSHA256() != moexasts.SourceSHA256 {
+			return fmt.Errorf("--templates %s: not the ASTS templates file the compiled-in codec was generated from (SHA-256 %s, want %s)",
+				o.Templates, ts.SourceSHA256(), moexasts.SourceSHA256)
+		}
+	}
+	cfg, err := moex.LoadConfig(o.MoexConfig)
+	if err != nil {
+		return err
+	}
+	market, ok := cfg.Market(o.Market)
+	if !ok {
+		var ids []string
+		for _, m := range cfg.Markets {
+			ids = append(ids, m.ID)
+		}
+		return usagef("--market %q: %s has markets %v", o.Market, o.MoexConfig, ids)
+	}
+	if o.MapSource != "" {
+		to, err := parseSourceMap(o.MapSource)
+		if err != nil {
+			return err
+		}
+		market = market.MapSources(to)
+	}
+	iface, err := (&Network{Iface: o.Iface}).Interface()
+	if err != nil {
+		return err
+	}
+	eng, err := moex.NewEngine(market, moex.Options{GapWindow: o.GapWindow, GapWait: o.GapWait.Nanoseconds()})
+	if err != nil {
+		return err
+	}
+	var (
+		tradeErr  error
+		tradeFile *os.File
+		bw        *bufio.Writer
+	)
+	if o.DumpTrades != "" {
+		if tradeFile, err = os.Create(o.DumpTrades); err != nil {
+			return err
+		}
+		defer tradeFile.Close()
+		bw = bufio.NewWriterSize(tradeFile, 64<<10)
+		var line []byte
+		eng.OnTrade = func(t *moex.Trade) {
+			line = moex.AppendTrade(line[:0], t)
+			if _, err := bw.Write(line); err != nil && tradeErr == nil {
+				tradeErr = err
+			}
+		}
+	}
+	start := time.Now()
+	var (
+		cs     moex.CaptureStats
+		runErr error
+	)
+	if o.Capture != "" {
+		r, err := replay.Open(o.Capture, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		cs, runErr = moex.RunCapture(ctx, r, eng)
+	} else {
+		lctx := ctx
+		if o.Duration > 0 {
+			var cancel context.CancelFunc
+			lctx, cancel = context.WithTimeout(ctx, o.Duration)
+			defer cancel()
+		}
+		log.Info("ingest joining", "market", market.ID, "iface", iface)
+		runErr = moex.RunLive(lctx, eng, moex.LiveConfig{Interface: iface})
+	}
+	if bw != nil {
+		if err := bw.Flush(); err != nil && tradeErr == nil {
+			tradeErr = err
+		}
+		if err := tradeFile.Close(); err != nil && tradeErr == nil {
+			tradeErr = err
+		}
+	}
+	st := eng.Stats()
+	log.Info("ingest done", "market", market.ID, "packets", cs.Packets, "datagrams", st.Datagrams,
+		"trades", st.Trades, "orders", st.Orders, "instrument_gaps", st.InstrumentGaps,
+		"decode_errors", st.DecodeErrors, "elapsed", time.Since(start).Round(time.Millisecond))
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	if o.DumpBooks != "" {
+		if err := writeFile(o.DumpBooks, func(w io.Writer) error { return moex.WriteBooks(w, eng) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.StatsOut != "" {
+		out := IngestStats{Market: market.ID, Packets: cs.Packets, Skipped: cs.Skipped, Malformed: cs.Malformed,
+			Engine: st, Channels: eng.Channels(), Gaps: map[string]IngestInstrumentGap{}}
+		for _, in := range eng.Instruments() {
+			if in.Book != nil {
+				out.Books++
+				if in.Book.Stale() {
+					out.Stale++
+				}
+			}
+			if in.Gaps != [3]uint64{} {
+				out.Gaps[in.Symbol] = IngestInstrumentGap{
+					Orders: in.Gaps[moex.FamOrders], Trades: in.Gaps[moex.FamTrades], Stats: in.Gaps[moex.FamStats],
+					MissedOrders: in.Missed[moex.FamOrders], MissedTrades: in.Missed[moex.FamTrades], MissedStats: in.Missed[moex.FamStats]}
+			}
+		}
+		if err := writeFile(o.StatsOut, func(w io.Writer) error { return json.NewEncoder(w).Encode(out) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if tradeErr != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", o.DumpTrades, tradeErr))
+	}
+	return errors.Join(errs...)
+}
