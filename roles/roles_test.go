@@ -273,7 +273,7 @@ func TestFeedOptionErrors(t *testing.T) {
 		{[]string{"--all", "--window", "-1"}, "--window"},
 		{[]string{"--all", "--cpu", "-2"}, "--cpu -2: want a CPU number, 0 or more"},
 		{[]string{"--all", "--busy-poll", "--cpu", "4096"}, "--cpu 4096: cpupin: CPU 4096 is not one this process may run on (allowed: "},
-		{[]string{"--all", "--cpu", "x"}, "invalid value \"x\" for flag -cpu"},
+		{[]string{"--all", "--cpu", "x"}, `--cpu "x": want a whole number`},
 	} {
 		var o FeedOptions
 		set, err := parseRole(t, o.Register, tt.args, "", true)
