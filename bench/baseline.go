@@ -10,8 +10,13 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 
+	"fastfeed/internal/cpupin"
 	"fastfeed/mcast"
 )
+
+// busyPollMicros is the SO_BUSY_POLL of a busy-polling baseline: the handler's default
+// (feed.Config.BusyPollMicros).
+const busyPollMicros = 50
 
 // incrementalTemplate is the template ID of MDIncRefresh (fixtures/templates.xml).
 const incrementalTemplate = 1
@@ -21,6 +26,11 @@ type BaselineConfig struct {
 	Groups     []netip.AddrPort // joined on loopback, one socket each
 	ReadBuffer int              // SO_RCVBUF per socket (default 8 MiB, as the handler's)
 	Batch      int              // datagrams per recvmmsg (default 64, as the handler's)
+	// BusyPoll, PinCPU and CPU are the handler's receive mode (feed.Config): spin on
+	// recvmmsg on a locked OS thread, pinned to CPU.
+	BusyPoll bool
+	PinCPU   bool
+	CPU      int
 }
 
 // Baseline is the bare receiver: it drains its sockets with recvmmsg and, for each
@@ -29,6 +39,7 @@ type BaselineConfig struct {
 type Baseline struct {
 	poller *mcast.Poller
 	batch  int
+	cfg    BaselineConfig
 
 	mu       sync.Mutex // guards the histograms against Reset while Run records
 	wire     *hdrhistogram.Histogram
@@ -45,6 +56,11 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 64
 	}
+	if cfg.PinCPU {
+		if err := cpupin.Check(cfg.CPU); err != nil || cfg.CPU < 0 {
+			return nil, fmt.Errorf("bench: baseline: pin to CPU %d: %v", cfg.CPU, err)
+		}
+	}
 	p, err := mcast.NewPoller(mcast.PollerConfig{ReadBuffer: cfg.ReadBuffer, BatchSize: cfg.Batch})
 	if err != nil {
 		return nil, fmt.Errorf("bench: baseline: %w", err)
@@ -55,18 +71,42 @@ func NewBaseline(cfg BaselineConfig) (*Baseline, error) {
 			return nil, fmt.Errorf("bench: baseline: %w", err)
 		}
 	}
-	return &Baseline{poller: p, batch: cfg.Batch, wire: NewHistogram(), total: NewHistogram()}, nil
+	return &Baseline{poller: p, batch: cfg.Batch, cfg: cfg, wire: NewHistogram(), total: NewHistogram()}, nil
 }
 
-// Run receives until ctx ends, then closes the sockets.
+// Run receives until ctx ends, then closes the sockets. With BusyPoll it spins as the
+// handler does (feed.Handler.Run): on a locked OS thread, SO_BUSY_POLL where permitted.
 func (b *Baseline) Run(ctx context.Context) error {
 	defer b.poller.Close()
+	if b.cfg.BusyPoll || b.cfg.PinCPU {
+		cpu := -1
+		if b.cfg.PinCPU {
+			cpu = b.cfg.CPU
+		}
+		release, err := cpupin.Lock(cpu)
+		if err != nil {
+			return fmt.Errorf("bench: baseline: %w", err)
+		}
+		defer release()
+	}
+	if b.cfg.BusyPoll {
+		_ = b.poller.SetBusyPoll(busyPollMicros) // as the handler: spin without it if refused
+	}
 	msgs := make([]mcast.Message, b.batch)
 	for i := range msgs {
 		msgs[i].Buf = make([]byte, 2048)
 	}
-	for ctx.Err() == nil {
-		n, err := b.poller.ReadBatch(msgs, time.Millisecond)
+	var done atomic.Bool
+	stop := context.AfterFunc(ctx, func() { done.Store(true) })
+	defer stop()
+	for !done.Load() {
+		var n int
+		var err error
+		if b.cfg.BusyPoll {
+			n, err = b.poller.Poll(msgs)
+		} else {
+			n, err = b.poller.ReadBatch(msgs, time.Millisecond)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break

@@ -216,14 +216,52 @@ func syntheticResults() *Results {
 
 func TestTargets(t *testing.T) {
 	ts := Targets(syntheticResults())
-	if len(ts) != 2 || !ts[0].Measured || !ts[0].Met || !within(time.Duration(ts[0].Value*1e6), 1.2e6) {
+	if len(ts) != 3 || !ts[0].Measured || !ts[0].Met || !within(time.Duration(ts[0].Value*1e6), 1.2e6) {
 		t.Errorf("p99 target %+v, want met at 1.2", ts[0])
 	}
 	if !ts[1].Measured || ts[1].Met || ts[1].Value != 0.5 {
 		t.Errorf("rate target %+v, want not met at 0.5", ts[1])
 	}
-	if ts := Targets(&Results{}); ts[0].Measured || ts[1].Measured {
+	// At max the handler's p99 is 3x the baseline's (30 µs units against 10).
+	if !ts[2].Measured || ts[2].Met || !strings.HasPrefix(ts[2].Name, "p99 tick-to-handler <= 1.5x the baseline's p99 at max") ||
+		!within(time.Duration(ts[2].Value*1e6), 3e6) {
+		t.Errorf("max p99 target %+v, want not met at 3", ts[2])
+	}
+	if ts := Targets(&Results{}); ts[0].Measured || ts[1].Measured || ts[2].Measured {
 		t.Errorf("targets of no runs: %+v", ts)
+	}
+}
+
+// In busy-poll mode the targets are the p50 ratios at 10k and 100k and the kernel
+// rx->decoded p50.
+func TestTargetsBusyPoll(t *testing.T) {
+	r := syntheticResults()
+	r.BusyPoll = true
+	ts := Targets(r)
+	if len(ts) != 4 {
+		t.Fatalf("%d targets: %+v", len(ts), ts)
+	}
+	if ts[0].Measured || !strings.HasPrefix(ts[0].Name, "p50 tick-to-handler <= 1.1x the baseline's p50 at 10k") {
+		t.Errorf("10k p50 target %+v, want not measured (no 10k run)", ts[0])
+	}
+	if !ts[1].Measured || ts[1].Met || !within(time.Duration(ts[1].Value*1e6), 1.2e6) {
+		t.Errorf("100k p50 target %+v, want not met at 1.2", ts[1])
+	}
+	// The decode stage: the worst p50 of the paced runs, here only 100k.
+	dec := ts[2]
+	wantDec := float64(r.Rates[0].Handler.Stages[feed.StageDecode].ValueAtQuantile(50)) / 1e3
+	if !dec.Measured || dec.Unit != "µs" || dec.Value != wantDec || dec.Met != (wantDec <= 5) {
+		t.Errorf("decode target %+v, want %.2f µs", dec, wantDec)
+	}
+	if v := dec.Verdict(); !strings.HasSuffix(v, " µs: met") && !strings.HasSuffix(v, " µs: not met") {
+		t.Errorf("Verdict %q", v)
+	}
+	var md bytes.Buffer
+	if err := WriteMarkdown(&md, r, "fastfeed bench --busy-poll", "latency.svg"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "Receive mode: **busy poll**") {
+		t.Error("report does not name the busy-poll mode")
 	}
 }
 

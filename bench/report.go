@@ -23,10 +23,17 @@ const (
 
 // Targets of the handler against the baseline.
 const (
-	TargetP99Ratio  = 1.5    // handler p99 / baseline p99 at TargetP99Rate, at most
+	TargetP99Ratio  = 1.5    // handler p99 / baseline p99 at TargetP99Rate and at the maximum rate, at most
 	TargetP99Rate   = 100000 // msgs/s
 	TargetRateRatio = 0.8    // handler rate / baseline rate at the maximum, at least, with no kernel drops
+	// In busy-poll mode (Config.BusyPoll): handler p50 / baseline p50 at the paced
+	// rates TargetP50Rates, at most, and the kernel rx->decoded stage's p50, at most.
+	TargetP50Ratio  = 1.1
+	TargetDecodeP50 = 5 * time.Microsecond
 )
+
+// TargetP50Rates are the paced rates of the busy-poll p50 target.
+var TargetP50Rates = []float64{10000, 100000}
 
 // Target is one target's verdict.
 type Target struct {
@@ -35,32 +42,98 @@ type Target struct {
 	Value    float64
 	Met      bool
 	Detail   string
+	Unit     string // of Value: "x" (a ratio, the default) or "µs"
 }
 
-// Targets evaluates the targets on r.
+// Targets evaluates the targets on r: by default the p99 ratio at TargetP99Rate, the
+// rate ratio and the p99 ratio at the maximum rate; in busy-poll mode the p50 ratio at
+// each of TargetP50Rates, the kernel rx->decoded p50 and the rate ratio.
 func Targets(r *Results) []Target {
-	p99 := Target{Name: fmt.Sprintf("p99 tick-to-handler <= %.1fx the baseline's p99 at %s msgs/s", TargetP99Ratio, RateLabel(TargetP99Rate))}
-	rate := Target{Name: fmt.Sprintf("handler's maximum rate >= %.1fx the baseline's, with no kernel drops", TargetRateRatio)}
-	for _, rr := range r.Rates {
-		h, b := rr.Handler, rr.Baseline
-		switch rr.Rate {
-		case TargetP99Rate:
-			hp, bp := Summarize(h.Total()).P99, Summarize(b.Total()).P99
-			if bp > 0 {
-				p99.Measured, p99.Value = true, float64(hp)/float64(bp)
-				p99.Met = p99.Value <= TargetP99Ratio
-				p99.Detail = fmt.Sprintf("handler p99 %s µs, baseline p99 %s µs", us(hp), us(bp))
-			}
-		case 0:
-			if b.Rate > 0 {
-				rate.Measured, rate.Value = true, h.Rate/b.Rate
-				rate.Met = rate.Value >= TargetRateRatio && h.KernelDrops == 0
-				rate.Detail = fmt.Sprintf("handler %.0f msgs/s with %d kernel drops, baseline %.0f msgs/s with %d kernel drops",
-					h.Rate, h.KernelDrops, b.Rate, b.KernelDrops)
+	var out []Target
+	byRate := func(rate float64) (RateResult, bool) {
+		for _, rr := range r.Rates {
+			if rr.Rate == rate {
+				return rr, true
 			}
 		}
+		return RateResult{}, false
 	}
-	return []Target{p99, rate}
+	ratioTarget := func(rate float64, q float64, limit float64, name string) Target {
+		t := Target{Name: fmt.Sprintf("%s tick-to-handler <= %.1fx the baseline's %s at %s msgs/s", name, limit, name, RateLabel(rate))}
+		if rr, ok := byRate(rate); ok {
+			hp, bp := rr.Handler.Total().ValueAtQuantile(q), rr.Baseline.Total().ValueAtQuantile(q)
+			if bp > 0 {
+				t.Measured, t.Value = true, float64(hp)/float64(bp)
+				t.Met = t.Value <= limit
+				t.Detail = fmt.Sprintf("handler %s %s µs, baseline %s %s µs", name, us(time.Duration(hp)), name, us(time.Duration(bp)))
+			}
+		}
+		return t
+	}
+	if r.BusyPoll {
+		for _, rate := range TargetP50Rates {
+			out = append(out, ratioTarget(rate, 50, TargetP50Ratio, "p50"))
+		}
+		dec := Target{Name: fmt.Sprintf("kernel rx->decoded p50 <= %s µs at %s msgs/s (busy poll)", us(TargetDecodeP50), rateList(TargetP50Rates)), Unit: "µs"}
+		for _, rate := range TargetP50Rates {
+			if rr, ok := byRate(rate); ok && rr.Handler.Stages[feed.StageDecode] != nil && rr.Handler.Stages[feed.StageDecode].TotalCount() > 0 {
+				v := rr.Handler.Stages[feed.StageDecode].ValueAtQuantile(50)
+				if !dec.Measured || float64(v)/1e3 > dec.Value {
+					dec.Value = float64(v) / 1e3
+				}
+				dec.Measured = true
+				if dec.Detail != "" {
+					dec.Detail += ", "
+				}
+				dec.Detail += fmt.Sprintf("%s msgs/s: %s µs", RateLabel(rate), us(time.Duration(v)))
+			}
+		}
+		dec.Met = dec.Measured && dec.Value <= float64(TargetDecodeP50)/1e3
+		out = append(out, dec)
+	} else {
+		out = append(out, ratioTarget(TargetP99Rate, 99, TargetP99Ratio, "p99"))
+	}
+	rate := Target{Name: fmt.Sprintf("handler's maximum rate >= %.1fx the baseline's, with no kernel drops", TargetRateRatio)}
+	if rr, ok := byRate(0); ok && rr.Baseline.Rate > 0 {
+		h, b := rr.Handler, rr.Baseline
+		rate.Measured, rate.Value = true, h.Rate/b.Rate
+		rate.Met = rate.Value >= TargetRateRatio && h.KernelDrops == 0
+		rate.Detail = fmt.Sprintf("handler %.0f msgs/s with %d kernel drops, baseline %.0f msgs/s with %d kernel drops",
+			h.Rate, h.KernelDrops, b.Rate, b.KernelDrops)
+	}
+	out = append(out, rate)
+	if !r.BusyPoll {
+		out = append(out, ratioTarget(0, 99, TargetP99Ratio, "p99"))
+	}
+	return out
+}
+
+// Verdict formats a target's outcome: "1.23x: met", "4.1 µs: not met", "not measured".
+func (t Target) Verdict() string {
+	if !t.Measured {
+		return "not measured"
+	}
+	met := "not met"
+	if t.Met {
+		met = "met"
+	}
+	return t.ValueString() + ": " + met
+}
+
+// ValueString formats Value with its unit.
+func (t Target) ValueString() string {
+	if t.Unit == "µs" {
+		return fmt.Sprintf("%.2f µs", t.Value)
+	}
+	return fmt.Sprintf("%.2fx", t.Value)
+}
+
+func rateList(rates []float64) string {
+	var s []string
+	for _, r := range rates {
+		s = append(s, RateLabel(r))
+	}
+	return strings.Join(s, " and ")
 }
 
 // Curves returns the plot's curves: tick-to-handler for each rate (solid) and the
@@ -113,6 +186,19 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	} else {
 		p("in one process (GOMAXPROCS %d) inside a private network namespace. ", e.GOMAXPROCS)
 	}
+	if r.BusyPoll {
+		p("Receive mode: **busy poll** (handler and baseline alike spin on recvmmsg(MSG_DONTWAIT) on a locked OS thread, never sleeping in epoll")
+		if r.PinCPU {
+			p(", pinned to CPU %d", r.CPU)
+		}
+		p("). ")
+	} else {
+		p("Receive mode: default (epoll wakeups, recvmmsg batches")
+		if r.PinCPU {
+			p("; the receiving thread pinned to CPU %d", r.CPU)
+		}
+		p("). ")
+	}
 	p("Load average before the run: %s ", orUnknown(e.LoadAvg))
 	p("(the machine is shared: other work competes for the CPUs, and its noise is in these figures).\n\n")
 	where := "same process"
@@ -132,7 +218,7 @@ func WriteMarkdown(w io.Writer, r *Results, command, plot string) error {
 	for _, t := range Targets(r) {
 		verdict, value := "not measured", "-"
 		if t.Measured {
-			verdict, value = "**not met**", fmt.Sprintf("%.2fx", t.Value)
+			verdict, value = "**not met**", t.ValueString()
 			if t.Met {
 				verdict = "met"
 			}

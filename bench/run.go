@@ -47,6 +47,11 @@ type Config struct {
 	// runs RunSender with args inside the caller's network namespace; its standard
 	// output is left unset for Run to read. Nil: the sender runs in this process.
 	Spawn func(ctx context.Context, args []string) (*exec.Cmd, error)
+	// BusyPoll runs the handler and the baseline alike in busy-poll mode (spinning on
+	// recvmmsg on a locked OS thread, feed.Config.BusyPoll); PinCPU pins both to CPU.
+	BusyPoll bool
+	PinCPU   bool
+	CPU      int
 	// Progress, if set, is told which step starts: "[3/9] handler at 100000 msgs/s".
 	Progress func(step string)
 }
@@ -98,8 +103,12 @@ type Results struct {
 	Blast       int // datagrams of the maximum-rate run
 	// SenderProcess reports that the senders ran in child processes (Config.Spawn).
 	SenderProcess bool
-	Micro         []MicroResult
-	Rates         []RateResult
+	// BusyPoll, PinCPU and CPU are the receivers' mode (Config).
+	BusyPoll bool
+	PinCPU   bool
+	CPU      int
+	Micro    []MicroResult
+	Rates    []RateResult
 }
 
 // Env describes the machine.
@@ -155,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	res := &Results{Started: time.Now().UTC(), Env: env(), Duration: cfg.Duration, Warmup: cfg.Warmup, Instruments: cfg.Instruments, Blast: cfg.BlastDatagrams,
-		SenderProcess: cfg.Spawn != nil}
+		SenderProcess: cfg.Spawn != nil, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU}
 	var micro []Benchmark
 	if !cfg.NoMicro {
 		var err error
@@ -235,7 +244,8 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 	groups := src.groups
 	var recv receiver
 	if kind == "handler" {
-		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port})
+		h, err := feed.New(feed.Config{Topics: symbols, Templates: cfg.Templates, Port: port,
+			BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU})
 		if err != nil {
 			return m, fmt.Errorf("%s: %w", where, err)
 		}
@@ -243,7 +253,7 @@ func measure(ctx context.Context, cfg *Config, rate float64, port uint16, kind s
 		h.Subscribe(func(*feed.Event) { hr.events++ }, "*") // a subscriber, so that hand-off is measured
 		recv = hr
 	} else {
-		b, err := NewBaseline(BaselineConfig{Groups: groups})
+		b, err := NewBaseline(BaselineConfig{Groups: groups, BusyPoll: cfg.BusyPoll, PinCPU: cfg.PinCPU, CPU: cfg.CPU})
 		if err != nil {
 			return m, err
 		}

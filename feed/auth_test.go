@@ -59,7 +59,7 @@ func FuzzReceiveWithKey(f *testing.F) {
 			b = key.Seal(nil, dst, b)
 		}
 		payload, aerr := key.Clone().Open(dst, b)
-		tr := h.sockets[h.byAddr[dst]].ch.tracker
+		tr := h.sockets[h.socketIndex(dst)].ch.tracker
 		st0, next0, dump0 := h.Stats(), tr.Next(), h.Dump()
 		fresh := len(payload) < 4 || int32(binary.LittleEndian.Uint32(payload)-next0) >= 0
 		decodes := false

@@ -9,6 +9,7 @@ import (
 
 	"fastfeed/fast"
 	"fastfeed/gap"
+	"fastfeed/internal/cpupin"
 	"fastfeed/mcast"
 	"fastfeed/mcast/dgauth"
 )
@@ -45,6 +46,20 @@ type Config struct {
 	ReadBuffer int
 	// Batch is how many datagrams one recvmmsg may return (default 64).
 	Batch int
+
+	// BusyPoll makes Run spin instead of sleeping: its loop, on a locked OS thread,
+	// reads the sockets with recvmmsg(MSG_DONTWAIT) (mcast.Poller.Poll) over and over and
+	// never waits in epoll, so a datagram is read as soon as the kernel has queued it,
+	// at the cost of a CPU kept busy. It asks for SO_BUSY_POLL (BusyPollMicros) on
+	// every socket where the kernel permits it (CAP_NET_ADMIN) and logs once, at Info,
+	// when it does not, spinning without. The spin ends with Run's context.
+	BusyPoll bool
+	// BusyPollMicros is the SO_BUSY_POLL of BusyPoll, in microseconds (default 50).
+	BusyPollMicros int
+	// PinCPU pins the OS thread of Run's loop to CPU (sched_setaffinity), locked to it
+	// for the whole Run; CPU must be one the process may run on. Meant with BusyPoll.
+	PinCPU bool
+	CPU    int
 
 	// Templates are the FAST templates of the feed (fixtures/templates.xml).
 	Templates *fast.Templates
@@ -146,6 +161,20 @@ func (c *Config) validate() error {
 	}
 	if c.Batch <= 0 {
 		c.Batch = 64
+	}
+	if c.BusyPollMicros < 0 {
+		return fmt.Errorf("feed: busy-poll time %d µs is negative", c.BusyPollMicros)
+	}
+	if c.BusyPoll && c.BusyPollMicros == 0 {
+		c.BusyPollMicros = 50
+	}
+	if c.PinCPU {
+		if err := cpupin.Check(c.CPU); err != nil || c.CPU < 0 {
+			if err == nil {
+				err = fmt.Errorf("CPU %d is negative", c.CPU)
+			}
+			return fmt.Errorf("feed: pin: %w", err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"net/netip"
 	"testing"
 
 	"fastfeed/md"
@@ -32,4 +33,10 @@ type benchRetransmitter struct{ m md.Message }
 func (r *benchRetransmitter) retransmit(_ testing.TB, _ *md.Codec, s Sink, ch string, seq uint32, m *md.Incremental) {
 	r.m.Kind, r.m.Incremental = md.KindIncremental, *m
 	s.Retransmitted(ch, seq, &r.m)
+}
+
+// socketIndex is socketOf for a group known to be joined.
+func (e *Engine) socketIndex(dst netip.AddrPort) int {
+	i, _ := e.socketOf(dst)
+	return i
 }

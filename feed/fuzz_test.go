@@ -52,7 +52,7 @@ func FuzzReceive(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, b []byte) {
 		dst := channelOf(dsts[int(which)%len(dsts)])
 		errs := h.Stats().DecodeErrors
-		fresh := len(b) < 4 || int32(binary.LittleEndian.Uint32(b)-h.sockets[h.byAddr[dst]].ch.tracker.Next()) >= 0
+		fresh := len(b) < 4 || int32(binary.LittleEndian.Uint32(b)-h.sockets[h.socketIndex(dst)].ch.tracker.Next()) >= 0
 		decodes := false
 		if len(b) >= 4 {
 			if _, ok := check.Peek(b[4:]); ok {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
+	"fastfeed/internal/cpupin"
 	"fastfeed/mcast"
 )
 
@@ -31,13 +33,17 @@ func New(cfg Config) (*Handler, error) {
 		p.Close()
 		return nil, err
 	}
-	e.queue.wake = p.Wake
+	if !cfg.BusyPoll {
+		e.queue.wake = p.Wake // a spinning Run sees its commands without
+	}
 	return &Handler{Engine: e, poller: p}, nil
 }
 
 // Run reads and applies the feed until ctx ends. It returns ctx's error or a socket
 // error. Each turn of its loop is one duty cycle: a recvmmsg batch into the engine, then
-// the engine's DoWork (a bounded share of the command queue, the timers).
+// the engine's DoWork (a bounded share of the command queue, the timers). By default a
+// turn with nothing to do sleeps in epoll; with Config.BusyPoll it never sleeps (the
+// loop spins on a locked OS thread, Config.PinCPU pins that thread).
 func (h *Handler) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
 		return errors.New("feed: Run called twice, or after Close")
@@ -47,14 +53,40 @@ func (h *Handler) Run(ctx context.Context) error {
 		h.poller.Close()
 		e.stop(time.Now().UnixNano())
 	}()
+	busy := e.cfg.BusyPoll
+	if busy || e.cfg.PinCPU {
+		cpu := -1
+		if e.cfg.PinCPU {
+			cpu = e.cfg.CPU
+		}
+		release, err := cpupin.Lock(cpu)
+		if err != nil {
+			return fmt.Errorf("feed: %w", err)
+		}
+		defer release()
+	}
+	if busy {
+		if err := h.poller.SetBusyPoll(e.cfg.BusyPollMicros); err != nil {
+			e.log.Info("busy poll: SO_BUSY_POLL not permitted, spinning on recvmmsg without it", "err", err)
+		} else {
+			e.log.Info("busy poll: SO_BUSY_POLL set", "usec", e.cfg.BusyPollMicros)
+		}
+	}
 	msgs := make([]mcast.Message, e.cfg.Batch)
 	for i := range msgs {
 		msgs[i].Buf = make([]byte, 2048)
 	}
-	stop := context.AfterFunc(ctx, h.poller.Wake)
+	var done atomic.Bool // set when ctx ends: cheaper than ctx.Err in a spinning loop
+	stop := context.AfterFunc(ctx, func() { done.Store(true); h.poller.Wake() })
 	defer stop()
-	for ctx.Err() == nil {
-		n, err := h.poller.ReadBatch(msgs, h.pollWait())
+	for !done.Load() {
+		var n int
+		var err error
+		if busy {
+			n, err = h.poller.Poll(msgs)
+		} else {
+			n, err = h.poller.ReadBatch(msgs, h.pollWait())
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break

@@ -42,6 +42,11 @@ type Poller struct {
 	names  []unix.RawSockaddrInet4
 	oob    []byte
 
+	// busyPoll is the SO_BUSY_POLL (µs) of every socket, 0 for none (SetBusyPoll);
+	// spinNext is the socket Poll tries first when it reads the sockets in turn.
+	busyPoll int
+	spinNext int
+
 	busy   atomic.Bool
 	closed atomic.Bool
 	wakeMu sync.RWMutex // Wake holds it for reading, Close to close wakefd
@@ -215,6 +220,11 @@ func (p *Poller) openSocket(group netip.AddrPort, source netip.Addr, idx int) (f
 			return -1, 0, fmt.Errorf("%s: %s=%d: %w", where, o.name, o.v, err)
 		}
 	}
+	if p.busyPoll > 0 {
+		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, p.busyPoll); err != nil {
+			return -1, 0, fmt.Errorf("%s: SO_BUSY_POLL=%d: %w", where, p.busyPoll, err)
+		}
+	}
 	if p.rcvbuf > 0 {
 		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, p.rcvbuf); err != nil {
 			if err != unix.EPERM {
@@ -382,6 +392,99 @@ func (p *Poller) ReadBatch(ms []Message, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	return p.drain(ms)
+}
+
+// spinSockets is the most sockets Poll reads in turn with recvmmsg alone; with more, a
+// sweep of empty reads costs more than one epoll_wait that says which have data.
+const spinSockets = 4
+
+// Poll reads up to len(ms) datagrams from the sockets with data without ever sleeping:
+// the read of a busy-polling receiver, which calls it in a loop. With at most
+// spinSockets sockets it tries each in turn with recvmmsg(MSG_DONTWAIT), no epoll; with
+// more, an epoll_wait that does not wait finds the sockets with data, which are read as
+// ReadBatch reads them. 0 with a nil error means nothing had arrived. Messages are
+// filled as by ReadBatch; net.ErrClosed after Close. It does not allocate.
+func (p *Poller) Poll(ms []Message) (int, error) {
+	if err := p.enter(); err != nil {
+		return 0, err
+	}
+	defer p.exit()
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	for i := range ms {
+		if len(ms[i].Buf) == 0 {
+			return 0, fmt.Errorf("mcast: Poll: message %d has an empty Buf", i)
+		}
+	}
+	if len(p.members) > spinSockets {
+		if p.rlen > 0 && p.sinceRefresh >= refreshEvery {
+			if _, err := p.wait(0); err != nil {
+				return 0, err
+			}
+		}
+		if n, err := p.drain(ms); n > 0 || err != nil {
+			return n, err
+		}
+		if _, err := p.wait(0); err != nil {
+			return 0, err
+		}
+		return p.drain(ms)
+	}
+	n := 0
+	for k := 0; k < len(p.members) && n < len(ms); k++ {
+		idx := p.spinNext
+		if p.spinNext++; p.spinNext >= len(p.members) {
+			p.spinNext = 0
+		}
+		m := &p.members[idx]
+		if m.Closed {
+			continue
+		}
+		got, err := p.recv(m, idx, ms[n:n+min(len(ms)-n, len(p.hdrs))])
+		n += got
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// SetBusyPoll sets SO_BUSY_POLL to usec microseconds on every socket, and on those
+// joined later: a read that finds a socket empty polls the device's receive queue for
+// that long instead of returning at once (drivers with NAPI; loopback has none). Setting
+// it above net.core.busy_read needs CAP_NET_ADMIN in the initial user namespace; without
+// it SetBusyPoll returns the error (EPERM), changes nothing, and the Poller works as
+// before. 0 turns it off.
+func (p *Poller) SetBusyPoll(usec int) error {
+	if usec < 0 {
+		return fmt.Errorf("mcast: SO_BUSY_POLL %d µs is negative", usec)
+	}
+	if err := p.enter(); err != nil {
+		return err
+	}
+	defer p.exit()
+	// Try on a socket of our own first, so that a refusal leaves every socket as it was.
+	probe, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return fmt.Errorf("mcast: SO_BUSY_POLL: socket: %w", err)
+	}
+	err = unix.SetsockoptInt(probe, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec)
+	unix.Close(probe)
+	if err != nil {
+		return fmt.Errorf("mcast: SO_BUSY_POLL=%d: %w", usec, err)
+	}
+	for i := range p.members {
+		m := &p.members[i]
+		if m.Closed {
+			continue
+		}
+		if err := unix.SetsockoptInt(m.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL, usec); err != nil {
+			return fmt.Errorf("mcast: SO_BUSY_POLL=%d on %v: %w", usec, m.Group, err)
+		}
+	}
+	p.busyPoll = usec
+	return nil
 }
 
 // wait asks epoll for ready sockets, waiting up to timeout, and queues them.

@@ -40,6 +40,12 @@ func (p *Poller) KernelDrops(int) (uint64, error) { return 0, ErrNeedsLinux }
 // ReadBatch returns ErrNeedsLinux.
 func (p *Poller) ReadBatch([]Message, time.Duration) (int, error) { return 0, ErrNeedsLinux }
 
+// Poll returns ErrNeedsLinux.
+func (p *Poller) Poll([]Message) (int, error) { return 0, ErrNeedsLinux }
+
+// SetBusyPoll returns ErrNeedsLinux.
+func (p *Poller) SetBusyPoll(int) error { return ErrNeedsLinux }
+
 // Close does nothing.
 func (p *Poller) Close() error { return nil }
 

@@ -15,6 +15,7 @@ import (
 
 	"fastfeed/fast"
 	"fastfeed/fixtures"
+	"fastfeed/internal/cpupin"
 	"fastfeed/mcast"
 	"fastfeed/md"
 )
@@ -303,4 +304,19 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// CPUFlag checks --cpu N: -1 (the default) pins nothing; otherwise N must be a CPU this
+// process may run on. It reports whether to pin.
+func CPUFlag(cpu int) (bool, error) {
+	if cpu == -1 {
+		return false, nil
+	}
+	if cpu < 0 {
+		return false, usagef("--cpu %d: want a CPU number, 0 or more", cpu)
+	}
+	if err := cpupin.Check(cpu); err != nil {
+		return false, usagef("--cpu %d: %v", cpu, err)
+	}
+	return true, nil
 }

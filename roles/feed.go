@@ -37,7 +37,8 @@ type FeedOptions struct {
 	Config, Topics, Source, FixConnect, Username, Password, CompID string
 	ServeFIX, BusConfig, DumpBooks, StatsOut, LatencyOut           string
 	HTTP                                                           string // --http: the operator's view (package opshttp)
-	All                                                            bool
+	All, BusyPoll                                                  bool
+	CPU                                                            int
 	Duration, GapWait, RecoveryTimeout                             time.Duration
 	Window, ReadBuffer                                             int
 	Inject                                                         InjectOptions
@@ -72,6 +73,9 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	o.registerGap(fs, "how long a hole waits for line B before FIX recovery (default 5ms)")
 	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
 	fs.IntVar(&o.ReadBuffer, "rcvbuf", 0, "SO_RCVBUF `bytes` per socket (default 8 MiB)")
+	fs.BoolVar(&o.BusyPoll, "busy-poll", false, "spin on recvmmsg on a locked OS thread instead of sleeping in epoll (SO_BUSY_POLL where\n"+
+		"the kernel permits): lowest latency, one CPU kept busy")
+	fs.IntVar(&o.CPU, "cpu", -1, "pin the receiving thread to CPU `N` (default: not pinned)")
 	in := &o.Inject
 	fs.Float64Var(&in.Loss, "inject-loss", 0, "test fault: drop each datagram with `probability` P")
 	fs.Float64Var(&in.Reorder, "inject-reorder", 0, "test fault: hold back each datagram with `probability` P")
@@ -316,6 +320,10 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 	}
 	cfg.Gap = gap.Config{Window: o.Window, GapWait: o.GapWait, RecoveryTimeout: o.RecoveryTimeout}
 	cfg.ReadBuffer = o.ReadBuffer
+	cfg.BusyPoll, cfg.CPU = o.BusyPoll, o.CPU
+	if cfg.PinCPU, err = CPUFlag(o.CPU); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

@@ -95,6 +95,7 @@ func TestFeedPrecedence(t *testing.T) {
 	inject := hc(func(c feed.Config) any { return words(c.Inject.Loss, string(rune(c.Inject.Line))) })
 	lineB := hc(func(c feed.Config) any { return fmt.Sprint(c.BPort, c.BBase) })
 	iface := hc(func(c feed.Config) any { return c.Interface })
+	busy := hc(func(c feed.Config) any { return words(c.BusyPoll, c.PinCPU, c.CPU) })
 	common := func(o *FeedOptions, set map[string]bool) (any, error) {
 		return words(o.LogLevel, o.Templates, set["templates"]), nil
 	}
@@ -116,6 +117,9 @@ func TestFeedPrecedence(t *testing.T) {
 		{"inject flag over config", []string{"--all", "--inject-loss", "0.5"}, `{"inject-loss": 0.25}`, inject, "0.5 \x00"},
 		{"line B config", []string{"--all"}, `{"b-port": 30002, "b-group-base": "239.2.0.1"}`, lineB, "30002 239.2.0.1"},
 		{"iface config", []string{"--all"}, `{"iface": "127.0.0.1"}`, iface, "127.0.0.1"},
+		{"busy poll default", []string{"--all"}, "", busy, "false false -1"},
+		{"busy poll flags", []string{"--all", "--busy-poll", "--cpu", "0"}, "", busy, "true true 0"},
+		{"busy poll config", []string{"--all"}, `{"busy-poll": true, "cpu": 0}`, busy, "true true 0"},
 		{"common default", []string{"--all"}, "", common, "info fixtures/templates.xml false"},
 		{"common config", []string{"--all"}, `{"log-level": "debug", "templates": "x.xml"}`, common, "debug x.xml true"},
 		{"common flag over config", []string{"--all", "--log-level", "warn"}, `{"log-level": "debug"}`, common, "warn fixtures/templates.xml false"},
@@ -267,6 +271,9 @@ func TestFeedOptionErrors(t *testing.T) {
 		{[]string{"--all", "--inject-loss", "2"}, "--inject-loss 2"},
 		{[]string{"--all", "--inject-line", "C"}, "--inject-line"},
 		{[]string{"--all", "--window", "-1"}, "--window"},
+		{[]string{"--all", "--cpu", "-2"}, "--cpu -2: want a CPU number, 0 or more"},
+		{[]string{"--all", "--busy-poll", "--cpu", "4096"}, "--cpu 4096: cpupin: CPU 4096 is not one this process may run on (allowed: "},
+		{[]string{"--all", "--cpu", "x"}, `--cpu "x": want a whole number`},
 	} {
 		var o FeedOptions
 		set, err := parseRole(t, o.Register, tt.args, "", true)

@@ -13,6 +13,7 @@ import (
 
 	"fastfeed/book"
 	"fastfeed/feed"
+	"fastfeed/internal/cpupin"
 	"fastfeed/internal/netns"
 )
 
@@ -122,17 +123,23 @@ func runPubAndFeed(t *testing.T, n, count int, pubArgs, feedArgs []string) (pub,
 // private network namespace; the handler's books must equal the publisher's ground truth
 // for the topics it follows.
 func TestFeedFollowsPublisher(t *testing.T) {
+	cpus, err := cpupin.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		topics []string
+		extra  []string
 	}{
-		{"subset", []string{"SBER", "LKOH", "AAPL"}},
-		{"all topics", []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}},
+		{"subset", []string{"SBER", "LKOH", "AAPL"}, nil},
+		{"all topics", []string{"AAPL", "GAZP", "GMKN", "LKOH", "MSFT", "NVDA", "SBER", "USD000UTSTOM"}, nil},
+		{"busy poll pinned", []string{"SBER", "GAZP"}, []string{"--busy-poll", "--cpu", strconv.Itoa(cpus[0])}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pub, fed, st := runPubAndFeed(t, 8, 3000,
 				[]string{"--rate", "3000"},
-				[]string{"--topics", strings.Join(tc.topics, ","), "--duration", "4s"})
+				append([]string{"--topics", strings.Join(tc.topics, ","), "--duration", "4s"}, tc.extra...))
 			want := subset(pub, tc.topics)
 			if len(want) != len(tc.topics) {
 				t.Fatalf("the publisher's dump has %d of the %d topics", len(want), len(tc.topics))

@@ -1,0 +1,150 @@
+package feed
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"fastfeed/internal/cpupin"
+	"fastfeed/mcast"
+	"fastfeed/md"
+)
+
+// TestBusyPollReceivesEverything runs the spinning receiver over few sockets (read in
+// turn with recvmmsg alone) and over many (an epoll_wait that does not wait finds them),
+// pinned to a CPU: every datagram is applied and the books equal the ground truth.
+func TestBusyPollReceivesEverything(t *testing.T) {
+	cpus, err := cpupin.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		symbols []string
+		lineB   bool
+	}{
+		{"spin-recvmmsg", []string{"SBER"}, false},                     // 2 sockets: definitions and SBER
+		{"spin-epoll", []string{"SBER", "GAZP", "LKOH", "YNDX"}, true}, // 9 sockets
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := Config{Topics: tc.symbols, BusyPoll: true, PinCPU: true, CPU: cpus[len(cpus)-1],
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+			if tc.lineB {
+				cfg.BPort = port + 1
+			}
+			s := newScript(t)
+			h, stop := startHandler(t, cfg)
+			const per = 500
+			for i := range per {
+				for _, sym := range tc.symbols {
+					seq := s.update(sym, md.New, md.Bid, int64(10000+i), int64(1+i%7))
+					s.send(sym, seq, false)
+					if tc.lineB {
+						s.send(sym, seq, true)
+					}
+				}
+			}
+			dumpEqual(t, h, s.truthDump(tc.symbols...))
+			st := stop()
+			if want := uint64(per * len(tc.symbols)); st.Messages != want || st.Gaps != 0 || st.KernelDrops != 0 {
+				t.Errorf("messages %d of %d, gaps %d, kernel drops %d", st.Messages, want, st.Gaps, st.KernelDrops)
+			}
+			if l := logs.String(); !strings.Contains(l, "SO_BUSY_POLL set") && !strings.Contains(l, "SO_BUSY_POLL not permitted") {
+				t.Errorf("no busy-poll log line; logs:\n%s", l)
+			}
+		})
+	}
+}
+
+// TestBusyPollNoAllocs counts the process's allocations while a spinning handler
+// receives and applies datagrams: neither the empty polls (millions of them) nor the
+// datagrams allocate. What remains is the test's own polling of the handler (Do).
+func TestBusyPollNoAllocs(t *testing.T) {
+	symbols := []string{"SBER", "GAZP", "LKOH", "YNDX", "VTBR", "ROSN"}
+	s := newScript(t)
+	h, stop := startHandler(t, Config{Topics: symbols, BusyPoll: true})
+	h.Subscribe(func(*Event) {}, "*")
+	const n = 20000
+	type datagram struct {
+		b    []byte
+		addr netip.AddrPort
+	}
+	var ds []datagram
+	for i := range n {
+		sym := symbols[i%len(symbols)]
+		seq := s.update(sym, md.New, md.Bid, int64(10000+i), 3)
+		ds = append(ds, datagram{s.sent[channelName(sym)][seq], channelOf(sym)})
+	}
+	// Warm up: the first datagram of each channel builds its book.
+	for _, d := range ds[:len(symbols)] {
+		if err := s.sender.WriteTo(d.b, d.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := func() uint64 {
+		var m uint64
+		if err := h.Do(context.Background(), func() { m = h.Engine.stats.Messages }); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	for applied() < uint64(len(symbols)) {
+		time.Sleep(time.Millisecond)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i, d := range ds[len(symbols):] {
+		if err := s.sender.WriteTo(d.b, d.addr); err != nil {
+			t.Fatal(err)
+		}
+		if i%64 == 63 {
+			time.Sleep(50 * time.Microsecond) // stay within the socket buffers
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // spin idle for a while too
+	polls := 0
+	for deadline := time.Now().Add(10 * time.Second); applied() < n && time.Now().Before(deadline); polls++ {
+		time.Sleep(time.Millisecond)
+	}
+	runtime.ReadMemStats(&after)
+	st := stop()
+	if st.Messages != n || st.Gaps != 0 {
+		t.Fatalf("applied %d of %d datagrams, %d gaps", st.Messages, n, st.Gaps)
+	}
+	// Each Do allocates a little (its closure and command); a per-datagram or per-poll
+	// allocation would make thousands.
+	allocs := after.Mallocs - before.Mallocs
+	t.Logf("%d allocations for %d datagrams and %d Do calls", allocs, n-len(symbols), polls)
+	if allocs > uint64(1000+10*polls) { // 20,000 datagrams, millions of empty polls
+		t.Error("the busy loop allocates")
+	}
+}
+
+func channelName(symbol string) string { return mcast.ChannelName(channelOf(symbol)) }
+
+func TestBusyPollConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{PinCPU: true, CPU: -1}, "feed: pin: CPU -1 is negative"},
+		{Config{PinCPU: true, CPU: 1 << 20}, "feed: pin: cpupin: CPU 1048576 is not one this process may run on (allowed: "},
+		{Config{BusyPoll: true, BusyPollMicros: -3}, "feed: busy-poll time -3 µs is negative"},
+	} {
+		tc.cfg.Topics, tc.cfg.Templates = []string{"SBER"}, templates(t)
+		_, err := New(tc.cfg)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	cfg := Config{Topics: []string{"SBER"}, Templates: templates(t), BusyPoll: true}
+	if err := cfg.validate(); err != nil || cfg.BusyPollMicros != 50 {
+		t.Errorf("validate: %v, BusyPollMicros %d, want 50", err, cfg.BusyPollMicros)
+	}
+}
