@@ -32,6 +32,7 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	e.queue.wake = p.Wake
+	e.leave = p.LeaveGroup
 	return &Handler{Engine: e, poller: p}, nil
 }
 
