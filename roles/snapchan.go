@@ -20,8 +20,12 @@ func (o *SnapshotChannelOptions) register(fs *flag.FlagSet, what string) {
 		"a channel's snapshot channel is its group on its port + `N`")
 }
 
-// PortOffset returns --snapshot-port-offset, checked.
+// PortOffset returns --snapshot-port-offset, checked; 0 (a role that does not register
+// the flag) means the default.
 func (o *SnapshotChannelOptions) PortOffset() (uint16, error) {
+	if o.SnapshotOffset == 0 {
+		return mcast.DefaultSnapshotPortOffset, nil
+	}
 	if o.SnapshotOffset < 1 || o.SnapshotOffset > 65534 {
 		return 0, fmt.Errorf("--snapshot-port-offset %d: want 1..65534", o.SnapshotOffset)
 	}
