@@ -49,4 +49,8 @@ type Stats struct {
 	SnapshotChannelIgnored   uint64 `json:"snapshot_channel_ignored"`
 	SnapshotChannelErrors    uint64 `json:"snapshot_channel_errors"`
 	SnapshotChannelFallbacks uint64 `json:"snapshot_channel_fallbacks"`
+	// LastSnapshotAt is when the last snapshot recovery completed (every book of its
+	// channel whole again), in the engine's clock: Unix nanoseconds for a live handler.
+	// 0 if none did. A late join's time to converge is measured with it.
+	LastSnapshotAt int64 `json:"last_snapshot_unix_ns"`
 }
