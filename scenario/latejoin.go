@@ -32,7 +32,10 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		if snapshotChannels {
 			snap = []string{"--snapshot-channels"}
 		}
-		p, err := env.start(ctx, "pub", env.publisher(rate, count, append([]string{"--fix-listen", scenarioFIX, "--linger", "12s",
+		// The handlers run until every book can be whole: longer with more of them, as
+		// the FIX recovery service takes them in turn.
+		run := env.runtime(5*time.Second) + 4*time.Second + time.Duration(max(0, n-LateJoinHandlers))*150*time.Millisecond
+		p, err := env.start(ctx, "pub", env.publisher(rate, count, append([]string{"--fix-listen", scenarioFIX, "--linger", (run + 5*time.Second).String(),
 			"--fix-max-pending", "1000"}, snap...)...)...)
 		if err != nil {
 			return err
@@ -47,7 +50,7 @@ func scenarioLateJoin(snapshotChannels bool) func(ctx context.Context, env *Env,
 		var names []string
 		for i := range n {
 			name := fmt.Sprintf("feed%d", i)
-			args := env.handler(env.runtime(5*time.Second)+4*time.Second, append([]string{"--fix-connect", scenarioFIX,
+			args := env.handler(run, append([]string{"--fix-connect", scenarioFIX,
 				"--comp-id", "LATE" + strconv.Itoa(i), "--dump-books", env.path(name + ".jsonl"), "--stats-out", env.path(name + ".json")}, snap...)...)
 			h, err := env.start(ctx, name, args...)
 			if err != nil {
