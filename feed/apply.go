@@ -258,6 +258,7 @@ func (e *Engine) applySnapshots(ch *channel, snaps []md.Snapshot) {
 	}
 	ch.snapWaiting = 0
 	e.stats.SnapshotsDone++
+	e.stats.LastSnapshotAt = e.now
 	ch.tracker.SnapshotApplied(last)
 	for _, in := range ch.instruments {
 		in.haveSnap = false

@@ -26,6 +26,9 @@ func (e *Engine) authenticate(si socketInfo, b []byte) (payload []byte, ok bool)
 	name := "definitions"
 	if si.ch != nil {
 		lineA, name = si.ch.addr, si.ch.name
+		if si.snap {
+			lineA, name = si.ch.snap.addr, si.ch.name+" snapshot channel"
+		}
 	}
 	p, err := e.key.Open(lineA, b)
 	if err != nil {

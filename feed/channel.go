@@ -42,6 +42,7 @@ type channel struct {
 	lat         *Latencies
 	snapWaiting int      // instruments whose snapshot has not arrived
 	copies      copyRing // digests of the copies taken of the last sequence numbers (auth.go)
+	snap        snapJoin // the snapshot channel, while joined (snapchan.go)
 }
 
 // receive handles one datagram of socket group: it is decoded once, here, and then
@@ -69,6 +70,13 @@ func (e *Engine) receive(group int, b []byte, now int64) {
 		return
 	}
 	ch := si.ch
+	if ch == nil {
+		return // a socket left (a snapshot channel) with datagrams still in the batch
+	}
+	if si.snap {
+		e.snapshotDatagram(ch, seq, body)
+		return
+	}
 	kind, ok := e.codec.Peek(body)
 	if !ok {
 		e.decodeError(ch, seq, errNotFastfeed)
@@ -225,6 +233,9 @@ func (e *Engine) requestSnapshot(ch *channel) {
 		return
 	}
 	e.staleChannel(ch, "snapshot requested")
+	if e.cfg.SnapshotChannels && e.snapshotFromChannel(ch) {
+		return
+	}
 	if e.cfg.Recovery == nil {
 		return
 	}

@@ -69,6 +69,20 @@ type Config struct {
 	// other line and otherwise leave the books stale.
 	Recovery Recovery
 
+	// SnapshotChannels takes snapshots from the publisher's snapshot channels
+	// (snapchan.go, docs/snapshot-channels.md) rather than from Recovery: a channel's
+	// snapshot channel is its group on port + SnapshotPortOffset (default
+	// mcast.DefaultSnapshotPortOffset).
+	SnapshotChannels   bool
+	SnapshotPortOffset uint16
+	// SnapshotAfter, when > 0, sends a hole of more than this many datagrams to
+	// snapshots (the snapshot channel with SnapshotChannels) instead of a FIX
+	// retransmission: it sets Gap.MaxRequest.
+	SnapshotAfter int
+	// SnapshotWait is how long a channel waits on its snapshot channel before it asks
+	// Recovery as well (default 5s).
+	SnapshotWait time.Duration
+
 	// Inject configures receive-path faults for tests; the zero value injects none.
 	Inject Inject
 
@@ -184,6 +198,23 @@ func (c *Config) validate() error {
 	}
 	if c.Recovery == nil {
 		c.Gap.NoRecovery = true
+	}
+	if c.SnapshotPortOffset == 0 {
+		c.SnapshotPortOffset = mcast.DefaultSnapshotPortOffset
+	}
+	if c.SnapshotWait <= 0 {
+		c.SnapshotWait = 5 * time.Second
+	}
+	switch {
+	case c.SnapshotAfter < 0:
+		return fmt.Errorf("feed: snapshot after %d datagrams is negative", c.SnapshotAfter)
+	case c.SnapshotAfter > 0:
+		c.Gap.MaxRequest = uint32(c.SnapshotAfter)
+	}
+	if c.SnapshotChannels {
+		if _, err := mcast.SnapshotChannel(netip.AddrPortFrom(c.DefinitionsGroup, c.Port), c.SnapshotPortOffset); err != nil {
+			return fmt.Errorf("feed: %w", err)
+		}
 	}
 	return nil
 }

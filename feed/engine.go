@@ -33,6 +33,7 @@ type Engine struct {
 	live  bool // driven by a Handler's receiver: stage latencies run on the wall clock
 
 	join     func(netip.AddrPort) (int, error) // a Handler's socket join; nil: only record
+	leave    func(int) error                   // a Handler's socket leave; nil: only forget
 	channels map[string]*channel
 	bySymbol map[string]*instrument
 	wanted   map[string]bool  // topics asked for (nil with All)
@@ -56,6 +57,7 @@ type Engine struct {
 	event      Event        // the event being delivered to subscribers
 	bids       []book.Level // scratch for snapshots
 	asks       []book.Level
+	snapOne    [1]md.Snapshot // a W of a snapshot channel, as applySnapshots takes it
 
 	defsSocket int          // socket index of the definitions channel
 	key        *dgauth.Key  // checks every datagram's trailer; nil: the network is trusted (auth.go)
@@ -71,6 +73,7 @@ type socketInfo struct {
 	ch   *channel
 	line gap.Source
 	defs bool
+	snap bool // ch's snapshot channel (snapchan.go)
 }
 
 // NewEngine creates an engine for cfg's topics (and the instrument definitions

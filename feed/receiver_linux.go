@@ -34,8 +34,9 @@ func New(cfg Config) (*Handler, error) {
 		return nil, err
 	}
 	if !cfg.BusyPoll {
-		e.queue.wake = p.Wake // a spinning Run sees its commands without
+		e.queue.wake = p.Wake // a spinning Run sees its commands without a wake-up
 	}
+	e.leave = p.LeaveGroup
 	return &Handler{Engine: e, poller: p}, nil
 }
 

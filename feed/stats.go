@@ -39,4 +39,18 @@ type Stats struct {
 	Channels        uint64 `json:"channels"`
 	ClockSkew       uint64 `json:"clock_skew"`       // messages sent "in the future" by the publisher's clock
 	LatencyOverflow uint64 `json:"latency_overflow"` // latencies beyond the histogram's 10 s range
+	// Snapshot channels (snapchan.go): joins and leaves, W applied from them, W older
+	// than the numbers already taken, datagrams ignored (not a W, or after the books
+	// were whole), joins that failed, and waits that fell back to the recovery service.
+	SnapshotChannelJoins     uint64 `json:"snapshot_channel_joins"`
+	SnapshotChannelLeaves    uint64 `json:"snapshot_channel_leaves"`
+	SnapshotChannelW         uint64 `json:"snapshot_channel_w"`
+	SnapshotChannelOld       uint64 `json:"snapshot_channel_old"`
+	SnapshotChannelIgnored   uint64 `json:"snapshot_channel_ignored"`
+	SnapshotChannelErrors    uint64 `json:"snapshot_channel_errors"`
+	SnapshotChannelFallbacks uint64 `json:"snapshot_channel_fallbacks"`
+	// LastSnapshotAt is when the last snapshot recovery completed (every book of its
+	// channel whole again), in the engine's clock: Unix nanoseconds for a live handler.
+	// 0 if none did. A late join's time to converge is measured with it.
+	LastSnapshotAt int64 `json:"last_snapshot_unix_ns"`
 }

@@ -133,6 +133,13 @@ type Config struct {
 	// (book.WriteDump) when the data stops.
 	DumpBooks string
 
+	// SnapshotChannels sends a snapshot channel beside every instrument channel
+	// (snapchan.go, docs/snapshot-channels.md): the same group on port +
+	// SnapshotPortOffset, cycling a W of each of its instruments.
+	SnapshotChannels   bool
+	SnapshotRate       float64 // W datagrams per second, all snapshot channels together; 0 means DefaultSnapshotRate
+	SnapshotPortOffset uint16  // 0 means mcast.DefaultSnapshotPortOffset
+
 	Recovery RecoveryConfig
 	Logger   *slog.Logger // nil means no logging
 }
@@ -168,6 +175,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRetransmit == 0 {
 		c.MaxRetransmit = DefaultMaxRetransmit
+	}
+	if c.SnapshotRate == 0 {
+		c.SnapshotRate = DefaultSnapshotRate
+	}
+	if c.SnapshotPortOffset == 0 {
+		c.SnapshotPortOffset = mcast.DefaultSnapshotPortOffset
 	}
 	if c.Recovery.Listen == "" {
 		c.Recovery.Listen = DefaultRecoveryListen
@@ -227,6 +240,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("publisher: config: max retransmit %d: want at least 1", c.MaxRetransmit)
 	case c.Linger < 0:
 		return fmt.Errorf("publisher: config: linger %v is negative", c.Linger)
+	case c.SnapshotRate < 0 || math.IsNaN(c.SnapshotRate) || math.IsInf(c.SnapshotRate, 0):
+		return fmt.Errorf("publisher: config: snapshot rate %v: want a finite number > 0", c.SnapshotRate)
 	case c.SendBuffer < 0:
 		return fmt.Errorf("publisher: config: send buffer %d is negative", c.SendBuffer)
 	}

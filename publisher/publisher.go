@@ -79,6 +79,7 @@ type Publisher struct {
 	wall         int64         // SendingTime of the current iteration
 
 	defCursor int // next definition of a running cycle; -1: none running
+	snap      snapState
 	st        Stats
 
 	state    atomic.Int32
@@ -141,6 +142,9 @@ func New(cfg Config) (*Publisher, error) {
 		dataDone:  make(chan struct{}),
 	}
 	if err := p.buildChannels(); err != nil {
+		return nil, err
+	}
+	if err := p.buildSnapshotChannels(); err != nil {
 		return nil, err
 	}
 	if cfg.Key != nil {
@@ -254,6 +258,7 @@ func (p *Publisher) loop(ctx context.Context) error {
 	p.logStart()
 
 	dataStart := p.now
+	p.snap.start = p.now
 	var dataEnd, lingerEnd time.Duration
 	dataOn := true
 	defNext := p.now + cfg.DefinitionsInterval
@@ -312,6 +317,10 @@ func (p *Publisher) loop(ctx context.Context) error {
 				defNext = p.now + cfg.DefinitionsInterval
 			}
 		}
+		if due := p.snapshotsDue(); due > 0 {
+			p.snapshots(int(min(due, snapsPerIteration)))
+			behind = behind || due > snapsPerIteration
+		}
 		if p.now >= hbNext {
 			p.heartbeats()
 			hbNext = p.now + hbEvery
@@ -335,6 +344,9 @@ func (p *Publisher) loop(ctx context.Context) error {
 			}
 		} else {
 			wake = min(wake, lingerEnd)
+		}
+		if len(p.snap.chans) > 0 {
+			wake = min(wake, p.snapshotWake())
 		}
 		p.sleep(ctx, timer, wake-time.Since(epoch))
 	}

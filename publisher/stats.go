@@ -23,16 +23,20 @@ type Stats struct {
 	// how late the latest datagram due went out. Recovery requests are served on the
 	// sending goroutine between batches; this is what shows whether they stall it.
 	MaxLag time.Duration
+	// The snapshot channels (snapchan.go): W datagrams and their bytes, full cycles of
+	// every instrument, and W over the payload limit, not sent.
+	SnapshotDatagrams, SnapshotBytes, SnapshotCycles, SnapshotOversize uint64
 }
 
 // sharedStats is Stats as atomics, published by the loop once per iteration.
 type sharedStats struct {
-	v [12]atomic.Uint64
+	v [16]atomic.Uint64
 }
 
 func (s *sharedStats) publish(st *Stats) {
 	for i, x := range [...]uint64{st.Datagrams, st.Bytes, st.Incrementals, st.Splits, st.Entries, st.Events,
-		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime), uint64(st.MaxLag)} {
+		st.Definitions, st.Statuses, st.Heartbeats, st.Resets, uint64(st.DataTime), uint64(st.MaxLag),
+		st.SnapshotDatagrams, st.SnapshotBytes, st.SnapshotCycles, st.SnapshotOversize} {
 		s.v[i].Store(x)
 	}
 }
@@ -43,5 +47,6 @@ func (p *Publisher) Stats() Stats {
 	return Stats{Datagrams: v[0].Load(), Bytes: v[1].Load(), Incrementals: v[2].Load(), Splits: v[3].Load(),
 		Entries: v[4].Load(), Events: v[5].Load(), Definitions: v[6].Load(), Statuses: v[7].Load(),
 		Heartbeats: v[8].Load(), Resets: v[9].Load(), DataTime: time.Duration(v[10].Load()),
-		MaxLag: time.Duration(v[11].Load())}
+		MaxLag: time.Duration(v[11].Load()), SnapshotDatagrams: v[12].Load(), SnapshotBytes: v[13].Load(),
+		SnapshotCycles: v[14].Load(), SnapshotOversize: v[15].Load()}
 }

@@ -44,6 +44,9 @@ type FeedOptions struct {
 	Inject                                                         InjectOptions
 	FIXLimits                                                      FIXLimitOptions
 	NATS                                                           NATSOptions
+	Snap                                                           SnapshotChannelOptions
+	SnapshotAfter                                                  int
+	SnapshotWait                                                   time.Duration
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -72,6 +75,9 @@ func (o *FeedOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.LatencyOut, "latency-out", "", "write the tick-to-handler latency distribution (HdrHistogram .hgrm, microseconds) and a per-stage summary to `file` at exit")
 	o.registerGap(fs, "how long a hole waits for line B before FIX recovery (default 5ms)")
 	fs.StringVar(&o.HTTP, "http", "", "serve the live page, /metrics, /healthz and /api on `address` (e.g. 127.0.0.1:8080; off by default)")
+	o.Snap.register(fs, "take snapshots from the publisher's snapshot channels, not over FIX (docs/snapshot-channels.md)")
+	fs.IntVar(&o.SnapshotAfter, "snapshot-after", 0, "a hole of more than `N` datagrams goes to snapshots instead of a FIX retransmission (default 10000)")
+	fs.DurationVar(&o.SnapshotWait, "snapshot-wait", 0, "how long to wait on a snapshot channel before asking the recovery service too (default 5s)")
 	fs.IntVar(&o.ReadBuffer, "rcvbuf", 0, "SO_RCVBUF `bytes` per socket (default 8 MiB)")
 	fs.BoolVar(&o.BusyPoll, "busy-poll", false, "spin on recvmmsg on a locked OS thread instead of sleeping in epoll (SO_BUSY_POLL where\n"+
 		"the kernel permits): lowest latency, one CPU kept busy")
@@ -322,6 +328,13 @@ func (o *FeedOptions) HandlerConfig(set map[string]bool) (feed.Config, error) {
 	cfg.ReadBuffer = o.ReadBuffer
 	cfg.BusyPoll, cfg.CPU = o.BusyPoll, o.CPU
 	if cfg.PinCPU, err = CPUFlag(o.CPU); err != nil {
+		return cfg, err
+	}
+	if o.SnapshotAfter < 0 || o.SnapshotWait < 0 {
+		return cfg, errors.New("--snapshot-after and --snapshot-wait must not be negative")
+	}
+	cfg.SnapshotChannels, cfg.SnapshotAfter, cfg.SnapshotWait = o.Snap.SnapshotChannels, o.SnapshotAfter, o.SnapshotWait
+	if cfg.SnapshotPortOffset, err = o.Snap.PortOffset(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

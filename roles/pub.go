@@ -35,6 +35,8 @@ type PubOptions struct {
 	NoStatus                                          bool
 	Duration, Linger, Heartbeat, DefsInterval         time.Duration
 	FIXLimits                                         FIXLimitOptions
+	Snap                                              SnapshotChannelOptions
+	SnapshotRate                                      float64
 }
 
 // Register adds pub's flags to fs.
@@ -68,6 +70,8 @@ func (o *PubOptions) Register(fs *flag.FlagSet) {
 	fs.IntVar(&o.FixInFlight, "fix-in-flight", publisher.DefaultRecoveryInFlight, "most `bytes` of recovery answers waiting for one client's socket; more waits for the client")
 	fs.IntVar(&o.FixMinRate, "fix-min-rate", publisher.DefaultRecoveryMinRate, "a recovery client taking its answers slower than this many `bytes` per second, while behind, is logged out")
 	fs.DurationVar(&o.FixRateWindow, "fix-rate-window", publisher.DefaultRecoveryRateWindow, "measure --fix-min-rate over `D` of a client being behind")
+	o.Snap.register(fs, "cycle a W of every instrument on each channel's snapshot channel (docs/snapshot-channels.md)")
+	fs.Float64Var(&o.SnapshotRate, "snapshot-rate", publisher.DefaultSnapshotRate, "snapshot channel W `datagrams` per second, all snapshot channels together")
 	o.McastKey.register(fs, "seal every datagram")
 	o.FIXLimits.register(fs, "recovery service")
 	fs.StringVar(&o.HTTP, "http", "", "serve /metrics, /healthz, /api/channels and /api/books (the ground truth, once the data stops) on `address` (off by default)")
@@ -203,8 +207,11 @@ type PubStats struct {
 	Requests      uint64  `json:"fix_requests"`   // MarketDataRequests received
 	Retransmitted uint64  `json:"retransmitted"`  // messages sent in answer to retransmission requests
 	Snapshots     uint64  `json:"snapshots_sent"` // W messages sent
-	Rejects       uint64  `json:"fix_rejects"`
-	TooSlow       uint64  `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
+	// The snapshot channels: W datagrams sent on them and their full cycles.
+	SnapshotChannelW      uint64 `json:"snapshot_channel_datagrams"`
+	SnapshotChannelCycles uint64 `json:"snapshot_channel_cycles"`
+	Rejects               uint64 `json:"fix_rejects"`
+	TooSlow               uint64 `json:"fix_too_slow"` // recovery clients logged out for reading slower than --fix-min-rate
 	// FIXAcceptor counts the recovery service's connections and what its guard refused.
 	FIXAcceptor fixsession.AcceptorStats `json:"fix_acceptor"`
 }
@@ -213,7 +220,8 @@ type PubStats struct {
 func NewPubStats(s publisher.Stats, r publisher.RecoveryStats) PubStats {
 	return PubStats{Datagrams: s.Datagrams, Incrementals: s.Incrementals, Heartbeats: s.Heartbeats, Resets: s.Resets,
 		Seconds: s.DataTime.Seconds(), MaxLagMicros: s.MaxLag.Microseconds(), Logons: r.Logons, Requests: r.Requests,
-		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX}
+		Retransmitted: r.Retransmitted, Snapshots: r.Snapshots, Rejects: r.Rejects, TooSlow: r.TooSlow, FIXAcceptor: r.FIX,
+		SnapshotChannelW: s.SnapshotDatagrams, SnapshotChannelCycles: s.SnapshotCycles}
 }
 
 // apply puts the flags given (in set) into cfg, checking each.
@@ -247,6 +255,8 @@ func (o *PubOptions) apply(cfg *publisher.Config, set map[string]bool) error {
 		return fmt.Errorf("--fix-min-rate %d: want at least 1 byte per second", o.FixMinRate)
 	case o.FixRateWindow < 100*time.Millisecond:
 		return fmt.Errorf("--fix-rate-window %v: want at least 100ms", o.FixRateWindow)
+	case set["snapshot-rate"] && (!(o.SnapshotRate > 0) || math.IsInf(o.SnapshotRate, 0)):
+		return fmt.Errorf("--snapshot-rate %v: want datagrams per second > 0", o.SnapshotRate)
 	case set["instruments"] && (o.Instruments < 1 || o.Instruments > publisher.MaxInstruments):
 		return fmt.Errorf("--instruments %d: want 1..%d", o.Instruments, publisher.MaxInstruments)
 	}
@@ -279,9 +289,16 @@ func (o *PubOptions) apply(cfg *publisher.Config, set map[string]bool) error {
 		{"linger", func() { cfg.Linger = o.Linger }},
 		{"dump-books", func() { cfg.DumpBooks = o.DumpBooks }},
 		{"b-port", func() { cfg.B.Port = bPort }},
+		{"snapshot-channels", func() { cfg.SnapshotChannels = o.Snap.SnapshotChannels }},
+		{"snapshot-rate", func() { cfg.SnapshotRate = o.SnapshotRate }},
 	} {
 		if set[f.name] {
 			f.set()
+		}
+	}
+	if set["snapshot-port-offset"] {
+		if cfg.SnapshotPortOffset, err = o.Snap.PortOffset(); err != nil {
+			return err
 		}
 	}
 	if set["fix-listen"] {

@@ -76,6 +76,9 @@ type Env struct {
 	dir   string // a scratch directory for dumps, counters and logs
 	scale int    // multiplies the data of each scenario (1 in tests, more in soak)
 	seed  uint64 // varies the faults and the data between soak rounds
+	// lateHandlers is how many handlers the late-join scenarios start at once; 0 means
+	// LateJoinHandlers.
+	lateHandlers int
 }
 
 // runOne runs s with a bound on its time and returns its row.
@@ -303,8 +306,10 @@ func compare(r *Result, want book.Dump, name, dump, stats string) (feed.Stats, e
 
 // pubStats is what the scenarios read of pub --stats-out.
 type pubStats struct {
-	MaxLagMicros int64  `json:"max_lag_us"`   // the most the paced sending fell behind
-	Requests     uint64 `json:"fix_requests"` // MarketDataRequests received
+	MaxLagMicros int64  `json:"max_lag_us"`                 // the most the paced sending fell behind
+	Requests     uint64 `json:"fix_requests"`               // MarketDataRequests received
+	Snapshots    uint64 `json:"snapshots_sent"`             // W sent by the recovery service (over TCP)
+	ChannelW     uint64 `json:"snapshot_channel_datagrams"` // W sent on the snapshot channels
 }
 
 // pubStatsFile reads pub --stats-out.

@@ -26,6 +26,8 @@ func All() []Scenario {
 		{"request storm from 20 handlers", scenarioRequestStorm},
 		{"multi-host: link cut and restored", scenarioMultiHost},
 		{"NATS cluster on 3 hosts: node killed, late subscriber", scenarioNATSCluster},
+		{"late join at once, snapshot channels", scenarioLateJoin(true)},
+		{"late join at once, FIX snapshots", scenarioLateJoin(false)},
 	}
 }
 

@@ -27,6 +27,9 @@ type SoakConfig struct {
 	Duration  time.Duration // start rounds until this has passed (a round started is finished)
 	Scale     int           // multiplies each scenario's data
 	Keep      bool          // keep every scenario's logs, dumps and counters (failed ones are always kept)
+	// LateHandlers is how many handlers the late-join scenarios start at once; 0 means
+	// LateJoinHandlers.
+	LateHandlers int
 }
 
 // Soak runs the scenarios round after round, with Scale times the test suite's data and
@@ -54,7 +57,7 @@ func Soak(ctx context.Context, cfg SoakConfig, stdout io.Writer) error {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			env := &Env{bin: cfg.Bin, dir: dir, scale: cfg.Scale, seed: uint64(round-1) * 1000}
+			env := &Env{bin: cfg.Bin, dir: dir, scale: cfg.Scale, seed: uint64(round-1) * 1000, lateHandlers: cfg.LateHandlers}
 			r := runOne(ctx, env, s)
 			results = append(results, r)
 			verdict := "books equal"
