@@ -1,10 +1,10 @@
 package fixsession
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"crypto/tls"
 	"net"
 	"slices"
 	"strings"
