@@ -87,6 +87,11 @@ func NewFromSource(src Source, cfg Config) (*Bus, error) {
 	if clear := b.logins.ClearText(); len(clear) > 0 {
 		cfg.Logger.Warn("bus: passwords stored in clear text; store hashes (fastfeed passwd)", "users", clear)
 	}
+	if cfg.TLS == nil && (cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSCA != "") {
+		if cfg.TLS, err = fixsession.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA); err != nil {
+			return nil, fmt.Errorf("bus: %w", err)
+		}
+	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
 		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits, TLS: cfg.TLS,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),

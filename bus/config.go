@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,6 +71,9 @@ type Config struct {
 	FIXLimits fixsession.Limits
 	// TLS, if set, makes the acceptor take FIX over TLS only (fixsession.ServerTLS).
 	TLS *tls.Config
+	// TLSCert, TLSKey and TLSCA are PEM files New makes TLS from when TLS is nil: the
+	// certificate and key, and the CAs whose client certificates are required.
+	TLSCert, TLSKey, TLSCA string
 
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
@@ -92,6 +96,9 @@ func (c *Config) setDefaults() error {
 		}
 		if seen[u.Username] {
 			return fmt.Errorf("bus: user %q given twice", u.Username)
+		}
+		if err := passhash.Validate(u.Password); err != nil {
+			return fmt.Errorf("bus: user %q: %w", u.Username, err)
 		}
 		seen[u.Username] = true
 		for _, p := range u.Entitlements {
@@ -199,7 +206,7 @@ type fileUser struct {
 // Every field but users is optional; unknown fields are errors. A password is an
 // argon2id or bcrypt hash (fastfeed passwd) or, with a warning, clear text. With
 // fix_tls_cert and fix_tls_key the acceptor takes TLS only; fix_tls_ca requires client
-// certificates of its CAs (the files are read by ParseConfig).
+// certificates of its CAs (the files are read by New).
 func ParseConfig(r io.Reader) (Config, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxConfigSize+1))
 	if err != nil {
@@ -241,11 +248,8 @@ func ParseConfig(r io.Reader) (Config, error) {
 	switch {
 	case (fc.FIXTLSCert == "") != (fc.FIXTLSKey == ""), fc.FIXTLSCA != "" && fc.FIXTLSCert == "":
 		return Config{}, errors.New("bus: config: fix_tls_cert and fix_tls_key go together, and fix_tls_ca needs them")
-	case fc.FIXTLSCert != "":
-		if cfg.TLS, err = fixsession.ServerTLS(fc.FIXTLSCert, fc.FIXTLSKey, fc.FIXTLSCA); err != nil {
-			return Config{}, fmt.Errorf("bus: config: %w", err)
-		}
 	}
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = fc.FIXTLSCert, fc.FIXTLSKey, fc.FIXTLSCA
 	if fc.FIXLogonTimeout != "" {
 		if cfg.FIXLimits.LogonTimeout, err = time.ParseDuration(fc.FIXLogonTimeout); err != nil {
 			return Config{}, fmt.Errorf("bus: config: fix_logon_timeout: %w", err)

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"log/slog"
 	"math"
@@ -259,6 +260,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("publisher: config: recovery users[%d]: empty username", i)
 		case users[u.Username]:
 			return fmt.Errorf("publisher: config: recovery users[%d]: username %q given twice", i, u.Username)
+		}
+		if err := passhash.Validate(u.Password); err != nil {
+			return fmt.Errorf("publisher: config: recovery users[%d] (%s): %w", i, u.Username, err)
 		}
 		users[u.Username] = true
 	}

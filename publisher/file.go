@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"io"
 	"net/netip"
@@ -435,6 +436,9 @@ func (fc *fileConfig) apply(cfg *Config) error {
 				return fmt.Errorf("recovery.users[%d].username: empty", i)
 			case seen[u.Username]:
 				return fmt.Errorf("recovery.users[%d].username: %q given twice", i, u.Username)
+			}
+			if err := passhash.Validate(u.Password); err != nil {
+				return fmt.Errorf("recovery.users[%d].password: %w", i, err)
 			}
 			seen[u.Username] = true
 			cfg.Recovery.Users = append(cfg.Recovery.Users, User(u))
