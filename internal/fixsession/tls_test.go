@@ -20,7 +20,7 @@ type tlsFixture struct {
 	good, other testcerts.Set
 }
 
-func newTLSFixture(t *testing.T) tlsFixture {
+func newTLSFixture(t testing.TB) tlsFixture {
 	t.Helper()
 	dir := t.TempDir()
 	good, err := testcerts.New(dir, "good")
@@ -34,7 +34,7 @@ func newTLSFixture(t *testing.T) tlsFixture {
 	return tlsFixture{good, other}
 }
 
-func (f tlsFixture) pool(t *testing.T, file string) *x509.CertPool {
+func (f tlsFixture) pool(t testing.TB, file string) *x509.CertPool {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {

@@ -125,3 +125,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCheck is the cost of one login check by how the password is stored; "cached"
+// is a second check of a login that passed (Users' keyed digest).
+func BenchmarkCheck(b *testing.B) {
+	a, err := Hash([]byte("pw"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bc, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, stored, pw string
+	}{
+		{"clear", "pw", "pw"}, {"argon2id", a, "wrong"}, {"argon2id-cached", a, "pw"}, {"bcrypt10", string(bc), "wrong"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			u, err := NewUsers(map[string]string{"u": tc.stored})
+			if err != nil {
+				b.Fatal(err)
+			}
+			u.Check("u", tc.pw)
+			for b.Loop() {
+				u.Check("u", tc.pw)
+			}
+		})
+	}
+}
