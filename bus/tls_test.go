@@ -28,6 +28,7 @@ func TestOMSOverTLS(t *testing.T) {
 	m := startMarket(t, 6, 500, 800, Config{
 		Users:   []User{{Username: "alice", Password: hash, Entitlements: []feed.Pattern{"*"}}},
 		TLSCert: certs.ServerCert, TLSKey: certs.ServerKey, TLSCA: certs.CA,
+		SlowLimit: time.Minute, // a loaded machine (-race) must not make the client a slow consumer
 	})
 	ct, err := fixsession.LoadClientTLS(certs.CA, certs.ClientCert, certs.ClientKey, testcerts.ServerName)
 	if err != nil {
