@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -30,11 +31,12 @@ const (
 // Bus is the OMS distribution service of one feed handler. Create it with New, Start it,
 // Stop it when done.
 type Bus struct {
-	cfg   Config
-	src   Source
-	acc   *fixsession.Acceptor
-	users map[string]*User
-	log   *slog.Logger
+	cfg    Config
+	src    Source
+	acc    *fixsession.Acceptor
+	users  map[string]*User
+	logins *passhash.Users // the users' stored passwords
+	log    *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -72,12 +74,26 @@ func NewFromSource(src Source, cfg Config) (*Bus, error) {
 	}
 	b := &Bus{cfg: cfg, src: src, users: map[string]*User{}, log: cfg.Logger,
 		clients: map[string]*client{}}
+	logins := make(map[string]string, len(cfg.Users))
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		b.users[u.Username] = &u
+		logins[u.Username] = u.Password
+	}
+	var err error
+	if b.logins, err = passhash.NewUsers(logins); err != nil {
+		return nil, fmt.Errorf("bus: %w", err)
+	}
+	if clear := b.logins.ClearText(); len(clear) > 0 {
+		cfg.Logger.Warn("bus: passwords stored in clear text; store hashes (fastfeed passwd)", "users", clear)
+	}
+	if cfg.TLS == nil && (cfg.TLSCert != "" || cfg.TLSKey != "" || cfg.TLSCA != "") {
+		if cfg.TLS, err = fixsession.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSCA); err != nil {
+			return nil, fmt.Errorf("bus: %w", err)
+		}
 	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
-		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits,
+		Listen: cfg.Listen, CompID: cfg.CompID, Credentials: b.credentials, HeartBtInt: cfg.HeartBtInt, Limits: cfg.FIXLimits, TLS: cfg.TLS,
 		Logger: slog.New(logTap{b: b, next: cfg.Logger.Handler()}),
 	}, fixsession.HandlerFuncs{Logon: b.onLogon, Logout: b.onLogout, Message: b.onMessage})
 	if err != nil {
@@ -88,8 +104,7 @@ func NewFromSource(src Source, cfg Config) (*Bus, error) {
 }
 
 func (b *Bus) credentials(username, password string) bool {
-	u := b.users[username]
-	return u != nil && fixsession.StaticCredentials(u.Username, u.Password)(username, password)
+	return b.logins.Check(username, password)
 }
 
 // Start listens for clients until Stop is called or ctx ends.

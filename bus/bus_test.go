@@ -508,6 +508,15 @@ func TestParseConfig(t *testing.T) {
 		{"negative FIX cap", `{"users":[{"username":"a","password":"b"}],"fix_max_connections_per_source":-1}`, "fix_max_connections_per_source: -1 is negative"},
 		{"tiny Logon limit", `{"users":[{"username":"a","password":"b"}],"fix_max_logon_size":10}`, "MaxLogonSize 10"},
 		{"bad Logon timeout", `{"users":[{"username":"a","password":"b"}],"fix_logon_timeout":"-1s"}`, "fix_logon_timeout: -1s is not positive"},
+		{"lockout", `{"users":[{"username":"a","password":"b"}],"fix_max_logon_failures":3,"fix_lockout":"30s"}`, ""},
+		{"bad lockout", `{"users":[{"username":"a","password":"b"}],"fix_lockout":"0s"}`, "fix_lockout: 0s is not positive"},
+		{"negative failures", `{"users":[{"username":"a","password":"b"}],"fix_max_logon_failures":-2}`, "fix_max_logon_failures: -2 is negative"},
+		{"TLS", `{"users":[{"username":"a","password":"b"}],"fix_tls_cert":"c.pem","fix_tls_key":"k.pem","fix_tls_ca":"ca.pem"}`, ""},
+		{"TLS key alone", `{"users":[{"username":"a","password":"b"}],"fix_tls_key":"k.pem"}`, "fix_tls_cert and fix_tls_key go together"},
+		{"TLS CA alone", `{"users":[{"username":"a","password":"b"}],"fix_tls_ca":"ca.pem"}`, "fix_tls_ca needs them"},
+		{"hashed password", `{"users":[{"username":"a","password":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"}]}`, ""},
+		{"bcrypt password", `{"users":[{"username":"a","password":"$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}]}`, ""},
+		{"bad hash", `{"users":[{"username":"a","password":"$argon2id$v=19$m=1,t=1,p=1$AA$AA"}]}`, `user "a": passhash: argon2id m=1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig(strings.NewReader(tc.in))
@@ -530,6 +539,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(`{"users":[{"username":"demo","password":"demo","entitlements":["*","SB*","G239.1.2.3:30001"]}]}`)
 	f.Add(`{"listen":"127.0.0.1:0","queue_size":3,"slow_limit":"1ms","users":[{"username":"a","password":"b"}]}`)
 	f.Add(`{"users":[{"username":"a","password":"b","entitlements":["*x"]}]}`)
+	f.Add(`{"users":[{"username":"a","password":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"}],` +
+		`"fix_max_logon_failures":3,"fix_lockout":"1m","fix_tls_cert":"c","fix_tls_key":"k","fix_tls_ca":"ca"}`)
 	f.Fuzz(func(t *testing.T, s string) {
 		cfg, err := ParseConfig(strings.NewReader(s))
 		if err != nil {

@@ -2,8 +2,10 @@ package bus
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +30,8 @@ const (
 // User is a login of the bus and what it may see.
 type User struct {
 	Username string
+	// Password is an argon2id or bcrypt hash (fastfeed passwd), or clear text (accepted
+	// with a warning at New, compared in constant time).
 	Password string
 	// Entitlements are the instruments the user may see, in the patterns of the
 	// in-process API: a symbol, a prefix "SB*", a channel "G239.1.2.3:30001" or "*".
@@ -65,6 +69,11 @@ type Config struct {
 	// FIXLimits bounds the FIX connections and what comes before a Logon (zero fields:
 	// fixsession's defaults).
 	FIXLimits fixsession.Limits
+	// TLS, if set, makes the acceptor take FIX over TLS only (fixsession.ServerTLS).
+	TLS *tls.Config
+	// TLSCert, TLSKey and TLSCA are PEM files New makes TLS from when TLS is nil: the
+	// certificate and key, and the CAs whose client certificates are required.
+	TLSCert, TLSKey, TLSCA string
 
 	// Logger receives client logons, logouts, rejects and evictions; nil discards them.
 	Logger *slog.Logger
@@ -87,6 +96,9 @@ func (c *Config) setDefaults() error {
 		}
 		if seen[u.Username] {
 			return fmt.Errorf("bus: user %q given twice", u.Username)
+		}
+		if err := passhash.Validate(u.Password); err != nil {
+			return fmt.Errorf("bus: user %q: %w", u.Username, err)
 		}
 		seen[u.Username] = true
 		for _, p := range u.Entitlements {
@@ -168,6 +180,11 @@ type fileConfig struct {
 	FIXMaxConnectionsPerSource int    `json:"fix_max_connections_per_source"`
 	FIXMaxLogonSize            int    `json:"fix_max_logon_size"`
 	FIXLogonTimeout            string `json:"fix_logon_timeout"`
+	FIXMaxLogonFailures        int    `json:"fix_max_logon_failures"`
+	FIXLockout                 string `json:"fix_lockout"`
+	FIXTLSCert                 string `json:"fix_tls_cert"`
+	FIXTLSKey                  string `json:"fix_tls_key"`
+	FIXTLSCA                   string `json:"fix_tls_ca"`
 }
 
 type fileUser struct {
@@ -182,9 +199,14 @@ type fileUser struct {
 //	 "max_in_flight": 256, "slow_limit": "2s", "max_batch": 32,
 //	 "fix_max_connections": 1000, "fix_max_connections_per_source": 64,
 //	 "fix_max_logon_size": 4096, "fix_logon_timeout": "5s",
+//	 "fix_max_logon_failures": 5, "fix_lockout": "1m",
+//	 "fix_tls_cert": "server.pem", "fix_tls_key": "server-key.pem", "fix_tls_ca": "clients-ca.pem",
 //	 "users": [{"username": "demo", "password": "demo", "entitlements": ["*"]}]}
 //
-// Every field but users is optional; unknown fields are errors.
+// Every field but users is optional; unknown fields are errors. A password is an
+// argon2id or bcrypt hash (fastfeed passwd) or, with a warning, clear text. With
+// fix_tls_cert and fix_tls_key the acceptor takes TLS only; fix_tls_ca requires client
+// certificates of its CAs (the files are read by New).
 func ParseConfig(r io.Reader) (Config, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxConfigSize+1))
 	if err != nil {
@@ -207,14 +229,27 @@ func ParseConfig(r io.Reader) (Config, error) {
 		v    int
 	}{{"queue_size", fc.QueueSize}, {"max_in_flight", fc.MaxInFlight}, {"max_batch", fc.MaxBatch},
 		{"fix_max_connections", fc.FIXMaxConnections}, {"fix_max_connections_per_source", fc.FIXMaxConnectionsPerSource},
-		{"fix_max_logon_size", fc.FIXMaxLogonSize}} {
+		{"fix_max_logon_size", fc.FIXMaxLogonSize}, {"fix_max_logon_failures", fc.FIXMaxLogonFailures}} {
 		if f.v < 0 {
 			return Config{}, fmt.Errorf("bus: config: %s: %d is negative", f.name, f.v)
 		}
 	}
 	cfg := Config{Listen: fc.Listen, CompID: fc.CompID, QueueSize: fc.QueueSize, MaxInFlight: fc.MaxInFlight, MaxBatch: fc.MaxBatch,
 		FIXLimits: fixsession.Limits{MaxConnections: fc.FIXMaxConnections, MaxConnectionsPerSource: fc.FIXMaxConnectionsPerSource,
-			MaxLogonSize: fc.FIXMaxLogonSize}}
+			MaxLogonSize: fc.FIXMaxLogonSize, MaxLogonFailures: fc.FIXMaxLogonFailures}}
+	if fc.FIXLockout != "" {
+		if cfg.FIXLimits.Lockout, err = time.ParseDuration(fc.FIXLockout); err != nil {
+			return Config{}, fmt.Errorf("bus: config: fix_lockout: %w", err)
+		}
+		if cfg.FIXLimits.Lockout <= 0 {
+			return Config{}, fmt.Errorf("bus: config: fix_lockout: %s is not positive", fc.FIXLockout)
+		}
+	}
+	switch {
+	case (fc.FIXTLSCert == "") != (fc.FIXTLSKey == ""), fc.FIXTLSCA != "" && fc.FIXTLSCert == "":
+		return Config{}, errors.New("bus: config: fix_tls_cert and fix_tls_key go together, and fix_tls_ca needs them")
+	}
+	cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = fc.FIXTLSCert, fc.FIXTLSKey, fc.FIXTLSCA
 	if fc.FIXLogonTimeout != "" {
 		if cfg.FIXLimits.LogonTimeout, err = time.ParseDuration(fc.FIXLogonTimeout); err != nil {
 			return Config{}, fmt.Errorf("bus: config: fix_logon_timeout: %w", err)

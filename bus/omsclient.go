@@ -21,6 +21,8 @@ type ClientConfig struct {
 	SenderCompID       string // this client's CompID, required
 	TargetCompID       string // the bus's CompID (default fixsession.OMSCompID)
 	Username, Password string
+	// TLS, if set, connects over TLS (fixsession.LoadClientTLS); nil: plain TCP.
+	TLS *fixsession.ClientTLS
 	// OnMessage, if set, is called after each market-data message is applied, on the
 	// session's goroutine (a slow OnMessage makes a slow client).
 	OnMessage func(kind md.Kind, mdReqID string, books *Books)
@@ -55,7 +57,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, books: NewBooks(), latency: hdrhistogram.New(1, int64(10*time.Second), 3), loggedOn: make(chan struct{})}
 	ini, err := fixsession.NewInitiator(fixsession.InitiatorConfig{Connect: cfg.Connect, SenderCompID: cfg.SenderCompID,
-		TargetCompID: cfg.TargetCompID, Username: cfg.Username, Password: cfg.Password, Logger: cfg.Logger}, fixsession.HandlerFuncs{
+		TargetCompID: cfg.TargetCompID, Username: cfg.Username, Password: cfg.Password, TLS: cfg.TLS, Logger: cfg.Logger}, fixsession.HandlerFuncs{
 		Logon:   func(quickfix.SessionID) { c.once.Do(func() { close(c.loggedOn) }) },
 		Logout:  func(_ quickfix.SessionID, reason string) { c.mu.Lock(); c.logout = reason; c.mu.Unlock() },
 		Message: c.onMessage,

@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"log/slog"
 	"math"
@@ -67,7 +68,15 @@ type User struct {
 type RecoveryConfig struct {
 	Listen string // host:port; "" means DefaultRecoveryListen
 	CompID string // SenderCompID of the acceptor; "" means DefaultRecoveryCompID
-	Users  []User // accepted logins
+	Users  []User // accepted logins; a Password is an argon2id or bcrypt hash, or clear text
+	// TLSCert and TLSKey, PEM files, make the service take FIX over TLS only; TLSCA, if
+	// set, requires client certificates of its CAs (fixsession.ServerTLS).
+	// RecoveryOptions.TLS, if set, takes precedence.
+	TLSCert, TLSKey, TLSCA string
+	// MaxLogonFailures and Lockout: fixsession.Limits' (0: the defaults);
+	// RecoveryOptions.Limits' take precedence when set.
+	MaxLogonFailures int
+	Lockout          time.Duration
 }
 
 // BLine configures the optional B line: every datagram is sent a second
@@ -266,6 +275,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("publisher: config: recovery users[%d]: empty username", i)
 		case users[u.Username]:
 			return fmt.Errorf("publisher: config: recovery users[%d]: username %q given twice", i, u.Username)
+		}
+		if err := passhash.Validate(u.Password); err != nil {
+			return fmt.Errorf("publisher: config: recovery users[%d] (%s): %w", i, u.Username, err)
 		}
 		users[u.Username] = true
 	}

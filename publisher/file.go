@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"io"
 	"net/netip"
@@ -89,9 +90,14 @@ type fileRetention struct {
 
 // fileRecovery is the recovery service of fileConfig.
 type fileRecovery struct {
-	Listen string     `json:"listen"`
-	CompID string     `json:"comp_id"`
-	Users  []fileUser `json:"users"`
+	Listen           string        `json:"listen"`
+	CompID           string        `json:"comp_id"`
+	Users            []fileUser    `json:"users"`
+	TLSCert          string        `json:"tls_cert"`
+	TLSKey           string        `json:"tls_key"`
+	TLSCA            string        `json:"tls_ca"`
+	MaxLogonFailures int           `json:"max_logon_failures"`
+	Lockout          *jsonDuration `json:"lockout"`
 }
 
 // fileUser is a login of fileConfig.
@@ -168,7 +174,9 @@ func (d *jsonDuration) UnmarshalJSON(b []byte) error {
 //	  "iface": "127.0.0.1", "rate": 1000, "seed": 1, "heartbeat": "1s", "payload_limit": 1400,
 //	  "status": true, "depth": {"min": 5, "max": 20},
 //	  "retention": {"datagrams": 100000, "bytes": 67108864, "max_request": 10000},
-//	  "recovery": {"listen": "127.0.0.1:9870", "comp_id": "FFPUB", "users": [{"username": "demo", "password": "demo"}]}
+//	  "recovery": {"listen": "127.0.0.1:9870", "comp_id": "FFPUB", "users": [{"username": "demo", "password": "demo"}],
+//	               "tls_cert": "server.pem", "tls_key": "server-key.pem", "tls_ca": "clients-ca.pem",
+//	               "max_logon_failures": 5, "lockout": "1m"}
 //	}
 //
 // Also: "duration", "linger" (durations), "count" (incremental datagrams),
@@ -406,6 +414,20 @@ func (fc *fileConfig) apply(cfg *Config) error {
 		if r.CompID != "" {
 			cfg.Recovery.CompID = r.CompID
 		}
+		if (r.TLSCert == "") != (r.TLSKey == "") || (r.TLSCA != "" && r.TLSCert == "") {
+			return errors.New("recovery: tls_cert and tls_key go together, and tls_ca needs them")
+		}
+		cfg.Recovery.TLSCert, cfg.Recovery.TLSKey, cfg.Recovery.TLSCA = r.TLSCert, r.TLSKey, r.TLSCA
+		if r.MaxLogonFailures < 0 {
+			return fmt.Errorf("recovery.max_logon_failures: %d is negative", r.MaxLogonFailures)
+		}
+		cfg.Recovery.MaxLogonFailures = r.MaxLogonFailures
+		if r.Lockout != nil {
+			if *r.Lockout <= 0 {
+				return errors.New("recovery.lockout: want a positive duration")
+			}
+			cfg.Recovery.Lockout = time.Duration(*r.Lockout)
+		}
 		seen := map[string]bool{}
 		cfg.Recovery.Users = cfg.Recovery.Users[:0:0]
 		for i, u := range r.Users {
@@ -414,6 +436,9 @@ func (fc *fileConfig) apply(cfg *Config) error {
 				return fmt.Errorf("recovery.users[%d].username: empty", i)
 			case seen[u.Username]:
 				return fmt.Errorf("recovery.users[%d].username: %q given twice", i, u.Username)
+			}
+			if err := passhash.Validate(u.Password); err != nil {
+				return fmt.Errorf("recovery.users[%d].password: %w", i, err)
 			}
 			seen[u.Username] = true
 			cfg.Recovery.Users = append(cfg.Recovery.Users, User(u))

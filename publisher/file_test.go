@@ -95,6 +95,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"depth": {"min": 4, "max": 2}}`, "depth: min 4, max 2"},
 		{`{"retention": {"bytes": 1000}}`, "retention.bytes: 1000"},
 		{`{"recovery": {"users": [{"username": "a"}, {"username": "a"}]}}`, `recovery.users[1].username: "a" given twice`},
+		{`{"recovery": {"tls_key": "k.pem"}}`, "recovery: tls_cert and tls_key go together"},
+		{`{"recovery": {"tls_ca": "ca.pem"}}`, "tls_ca needs them"},
+		{`{"recovery": {"max_logon_failures": -1}}`, "recovery.max_logon_failures: -1 is negative"},
+		{`{"recovery": {"lockout": "-1s"}}`, "recovery.lockout: want a positive duration"},
+		{`{"recovery": {"users": [{"username": "a", "password": "$argon2id$v=19$m=1,t=1,p=1$AA$AA"}]}}`, "recovery.users[0].password: passhash: argon2id m=1"},
 		{`{"instruments": []}`, "instruments: empty list"},
 		{`{"instruments": [` + sber + `, ` + sber + `]}`, "instruments[1] (SBER).symbol: duplicate of instruments[0]"},
 		{`{"instruments": [{"tick": "0.01", "start_price": "1"}]}`, "instruments[0].symbol: missing"},
@@ -141,6 +146,8 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"groups": {"base": "239.1.0.0", "size": 3, "single": false}, "b_line": {"port": 2}}`))
 	f.Add([]byte(`{"instruments": [{"symbol": "X", "tick": 1e400, "start_price": "-1"}]}`))
 	f.Add([]byte(`{"heartbeat": "1h", "depth": {"min": 1, "max": 1000}}`))
+	f.Add([]byte(`{"recovery": {"tls_cert": "c", "tls_key": "k", "tls_ca": "ca", "max_logon_failures": 2, "lockout": "5s",` +
+		` "users": [{"username": "a", "password": "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"}]}}`))
 	ts := loadTemplates(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var cfg Config

@@ -3,7 +3,6 @@ package publisher
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -104,15 +103,14 @@ func (p *Publisher) Recovery() RecoveryConfig {
 }
 
 // Authenticate reports whether username and password are a login of the
-// recovery service, comparing in constant time.
+// recovery service: a password stored as an argon2id or bcrypt hash (fastfeed passwd)
+// is checked against it, one in clear text compared in constant time (passhash).
 func (p *Publisher) Authenticate(username, password string) bool {
-	ok := 0
-	for _, u := range p.cfg.Recovery.Users {
-		ok |= subtle.ConstantTimeCompare([]byte(u.Username), []byte(username)) &
-			subtle.ConstantTimeCompare([]byte(u.Password), []byte(password))
-	}
-	return ok == 1
+	return p.users.Check(username, password)
 }
+
+// ClearTextUsers returns the recovery logins whose password is stored in clear text.
+func (p *Publisher) ClearTextUsers() []string { return p.users.ClearText() }
 
 // SplitDatagram splits a datagram into its sequence preamble and its FAST
 // message.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fastfeed/internal/passhash"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,6 +43,7 @@ type batchWriter interface {
 // (Retransmit, Snapshot, Channels, Recovery, ...) may be called from any
 // goroutine.
 type Publisher struct {
+	users *passhash.Users // the recovery service's logins
 	cfg   Config
 	log   *slog.Logger
 	codec *md.Codec
@@ -125,7 +127,16 @@ func New(cfg Config) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
+	logins := make(map[string]string, len(cfg.Recovery.Users))
+	for _, u := range cfg.Recovery.Users {
+		logins[u.Username] = u.Password
+	}
+	users, err := passhash.NewUsers(logins)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: recovery %w", err)
+	}
 	p := &Publisher{
+		users:     users,
 		cfg:       cfg,
 		log:       cfg.Logger,
 		codec:     codec,

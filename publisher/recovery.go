@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,6 +67,9 @@ type RecoveryOptions struct {
 	// Limits bounds the FIX connections and what comes before a Logon (zero fields:
 	// fixsession's defaults).
 	Limits fixsession.Limits
+	// TLS, if set, makes the service take FIX over TLS only (fixsession.ServerTLS);
+	// nil: RecoveryConfig's TLS files, if any, else plain TCP.
+	TLS *tls.Config
 	// Logger receives logons, logouts and refusals (and quickfix's traffic at
 	// Debug); nil means the publisher's logger.
 	Logger *slog.Logger
@@ -244,6 +248,22 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 	for _, in := range p.cfg.Instruments {
 		s.exps[in.Symbol] = [2]int8{in.PriceExp, in.SizeExp}
 	}
+	if opts.TLS == nil && (rc.TLSCert != "" || rc.TLSKey != "" || rc.TLSCA != "") {
+		cfg, err := fixsession.ServerTLS(rc.TLSCert, rc.TLSKey, rc.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("publisher: recovery service: %w", err)
+		}
+		opts.TLS = cfg
+	}
+	if opts.Limits.MaxLogonFailures == 0 {
+		opts.Limits.MaxLogonFailures = rc.MaxLogonFailures
+	}
+	if opts.Limits.Lockout == 0 {
+		opts.Limits.Lockout = rc.Lockout
+	}
+	if clear := p.ClearTextUsers(); len(clear) > 0 && opts.Logger != nil {
+		opts.Logger.Warn("recovery service: passwords stored in clear text; store hashes (fastfeed passwd)", "users", clear)
+	}
 	acc, err := fixsession.NewAcceptor(fixsession.AcceptorConfig{
 		Listen:      opts.Listen,
 		CompID:      rc.CompID,
@@ -251,6 +271,7 @@ func NewRecoveryService(p *Publisher, opts RecoveryOptions) (*RecoveryService, e
 		HeartBtInt:  opts.HeartBtInt,
 		SendBuffer:  opts.SendBuffer,
 		Limits:      opts.Limits,
+		TLS:         opts.TLS,
 		Logger:      opts.Logger,
 	}, fixsession.HandlerFuncs{Logon: s.onLogon, Logout: s.onLogout, Message: s.onMessage})
 	if err != nil {

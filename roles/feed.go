@@ -47,6 +47,7 @@ type FeedOptions struct {
 	Snap                                                           SnapshotChannelOptions
 	SnapshotAfter                                                  int
 	SnapshotWait                                                   time.Duration
+	RecoveryTLS                                                    FIXClientTLS
 }
 
 // InjectOptions are feed's receive-path test faults.
@@ -104,6 +105,7 @@ func (o *FeedOptions) registerRecovery(fs *flag.FlagSet, connect string) {
 	fs.StringVar(&o.Username, "username", fixsession.DemoUsername, "recovery service `user`")
 	fs.StringVar(&o.Password, "password", fixsession.DemoPassword, "recovery service `password`")
 	fs.StringVar(&o.CompID, "comp-id", "", "SenderCompID for the recovery session (default FFFEED-<pid>)")
+	o.RecoveryTLS.register(fs, "fix-connect-", "recovery service")
 }
 
 // registerGap adds the gap tracker's flags.
@@ -346,8 +348,12 @@ func (o *FeedOptions) recoveryClient(ts *fast.Templates, log *slog.Logger) (*fix
 	if compID == "" {
 		compID = fmt.Sprintf("FFFEED-%d", os.Getpid())
 	}
+	tc, err := o.RecoveryTLS.Load()
+	if err != nil {
+		return nil, err
+	}
 	return fixrecovery.New(fixrecovery.Config{Connect: o.FixConnect, SenderCompID: compID,
-		Username: o.Username, Password: o.Password, Templates: ts, Logger: log})
+		Username: o.Username, Password: o.Password, TLS: tc, Templates: ts, Logger: log})
 }
 
 var _ feed.Recovery = (*fixrecovery.Client)(nil)
@@ -365,6 +371,13 @@ func (o *FeedOptions) startBus(ctx context.Context, h *feed.Handler, set map[str
 	bc.Listen = o.ServeFIX
 	if err := o.FIXLimits.Apply(&bc.FIXLimits, set); err != nil {
 		return nil, err
+	}
+	tc, err := o.FIXLimits.TLS.Config()
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		bc.TLS = tc
 	}
 	bc.ChannelOf = bus.MappingChannels(cfg.Mapping, cfg.Port)
 	bc.Logger = log

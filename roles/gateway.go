@@ -30,6 +30,8 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	duration := fs.Duration("duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
 	dumpBooks := fs.String("dump-books", "", "write the books received from NATS to `file` at exit")
 	statsOut := fs.String("stats-out", "", "write the NATS and client counters to `file` at exit (one JSON object)")
+	var limits FIXLimitOptions
+	limits.register(fs, "OMS gateway (overrides --bus-config)")
 	var common Common
 	common.register(fs, "")
 	c, err := parse(fs, args, parseOpts{})
@@ -57,6 +59,14 @@ func Gateway(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	bc, err := bus.LoadConfig(path)
 	if err != nil {
 		return err
+	}
+	if err := limits.Apply(&bc.FIXLimits, c.set); err != nil {
+		return err
+	}
+	if tc, err := limits.TLS.Config(); err != nil {
+		return err
+	} else if tc != nil {
+		bc.TLS = tc
 	}
 	nc, _, err := nf.connect("fastfeed-gateway", log)
 	if err != nil {

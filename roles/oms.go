@@ -26,6 +26,7 @@ type OMSOptions struct {
 	Duration, Interval                                     time.Duration
 	NATS                                                   NATSOptions
 	Clients                                                int
+	TLS                                                    FIXClientTLS
 }
 
 // Register adds oms's flags to fs.
@@ -35,6 +36,7 @@ func (o *OMSOptions) Register(fs *flag.FlagSet) {
 	fs.StringVar(&o.Username, "username", fixsession.DemoUsername, "login `user`")
 	fs.StringVar(&o.Password, "password", fixsession.DemoPassword, "login `password`")
 	fs.StringVar(&o.CompID, "comp-id", "", "this client's SenderCompID (default OMS-<pid>)")
+	o.TLS.register(fs, "fix-", "OMS service")
 	fs.StringVar(&o.Subscribe, "subscribe", "*", "comma-separated `patterns` (symbol, prefix SB*, channel G<group>:<port>, *), one request each")
 	fs.BoolVar(&o.Snapshot, "snapshot", false, "ask for snapshots only (263=0) instead of subscribing")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after `D` (0: on SIGINT/SIGTERM)")
@@ -105,7 +107,11 @@ func OMS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.CompID == "" {
 		o.CompID = fmt.Sprintf("OMS-%d", os.Getpid())
 	}
-	c, err := bus.NewClient(bus.ClientConfig{Connect: o.Connect, SenderCompID: o.CompID, Username: o.Username, Password: o.Password})
+	tc, err := o.TLS.Load()
+	if err != nil {
+		return err
+	}
+	c, err := bus.NewClient(bus.ClientConfig{Connect: o.Connect, SenderCompID: o.CompID, Username: o.Username, Password: o.Password, TLS: tc})
 	if err != nil {
 		return err
 	}

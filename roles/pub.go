@@ -156,6 +156,9 @@ func Pub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ro := o.RecoveryOptions()
 	ro.Limits = limits
+	if ro.TLS, err = o.FIXLimits.TLS.Config(); err != nil {
+		return err
+	}
 	rec, err := publisher.NewRecoveryService(p, ro)
 	if err != nil {
 		return err

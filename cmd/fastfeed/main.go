@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"replay":  {"replay a pcap/pcapng capture into a handler or onto multicast", roles.Replay},
 		"record":  {"record multicast groups to a pcapng/pcap capture", roles.Record},
 		"soak":    {"run the fault scenarios round after round; books must equal the ground truth", roles.Soak},
+		"passwd":  {"print the argon2id hash of a password read from standard input, for a config's users", roles.Passwd},
 	}
 }
 

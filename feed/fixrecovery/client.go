@@ -61,6 +61,8 @@ type Config struct {
 	SenderCompID       string // this client's CompID; default DefaultSenderCompID
 	TargetCompID       string // the service's CompID; default fixsession.RecoveryCompID
 	Username, Password string // the Logon's 553 and 554
+	// TLS, if set, connects over TLS (fixsession.LoadClientTLS); nil: plain TCP.
+	TLS *fixsession.ClientTLS
 
 	// Deprecated: Templates is unused: retransmissions are handed to the engine as model
 	// values, never encoded to FAST. It is accepted for the callers that still set it.
@@ -175,6 +177,7 @@ func New(cfg Config) (*Client, error) {
 		TargetCompID:      cfg.TargetCompID,
 		Username:          cfg.Username,
 		Password:          cfg.Password,
+		TLS:               cfg.TLS,
 		HeartBtInt:        cfg.HeartBtInt,
 		ReconnectInterval: cfg.ReconnectInterval,
 		Logger:            cfg.Logger,

@@ -3,7 +3,10 @@ package fixrecovery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
+	"fastfeed/internal/passhash"
+	"fastfeed/internal/testcerts"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -553,9 +556,51 @@ func TestHandlerEndToEnd(t *testing.T) {
 			t.Errorf("stats %+v: want snapshots applied", st)
 		}
 	})
+	t.Run("TLS", func(t *testing.T) { // client certificate required, the password stored hashed
+		t.Parallel()
+		certs, err := testcerts.New(t.TempDir(), "rec")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := fixsession.ServerTLS(certs.ServerCert, certs.ServerKey, certs.CA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := fixsession.LoadClientTLS(certs.CA, certs.ClientCert, certs.ClientKey, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hash, err := passhash.Hash([]byte("demo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fix fixsession.AcceptorStats
+		st := runEndToEnd(t, 30301, false, func(o *e2eOptions) {
+			o.serverTLS, o.clientTLS, o.password, o.fix = srv, cli, hash, &fix
+		})
+		if st.InjectedLoss == 0 || st.RecoveredFIX == 0 {
+			t.Errorf("stats %+v: want losses recovered over FIX over TLS", st)
+		}
+		if fix.TLSFailures != 0 || fix.TLSRefused != 0 || fix.LogonsRefused != 0 || fix.Connections == 0 {
+			t.Errorf("recovery service %+v: want TLS connections and no refusal", fix)
+		}
+	})
 }
 
-func runEndToEnd(t *testing.T, port uint16, lateJoin bool) feed.Stats {
+// e2eOptions vary runEndToEnd: the recovery service's TLS, the client's, the stored
+// password, and where to put the service's counters at the end.
+type e2eOptions struct {
+	serverTLS *tls.Config
+	clientTLS *fixsession.ClientTLS
+	password  string
+	fix       *fixsession.AcceptorStats
+}
+
+func runEndToEnd(t *testing.T, port uint16, lateJoin bool, opts ...func(*e2eOptions)) feed.Stats {
+	o := e2eOptions{password: "demo"}
+	for _, f := range opts {
+		f(&o)
+	}
 	ts := loadTemplates(t)
 	ins, err := publisher.GenerateInstruments(6)
 	if err != nil {
@@ -568,14 +613,14 @@ func runEndToEnd(t *testing.T, port uint16, lateJoin bool) feed.Stats {
 	p, err := publisher.New(publisher.Config{
 		Instruments: ins, Templates: ts, Mapping: mapping, Port: port, Rate: 3000, Count: 3000, Seed: 5,
 		Linger: time.Minute, Heartbeat: 50 * time.Millisecond,
-		Recovery: publisher.RecoveryConfig{Listen: "127.0.0.1:0", Users: []publisher.User{{Username: "demo", Password: "demo"}}},
+		Recovery: publisher.RecoveryConfig{Listen: "127.0.0.1:0", Users: []publisher.User{{Username: "demo", Password: o.password}}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc, err := publisher.NewRecoveryService(p, publisher.RecoveryOptions{})
+	svc, err := publisher.NewRecoveryService(p, publisher.RecoveryOptions{TLS: o.serverTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,7 +628,8 @@ func runEndToEnd(t *testing.T, port uint16, lateJoin bool) feed.Stats {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
-	c, err := New(Config{Connect: svc.Addr(), SenderCompID: fmt.Sprint("FIXREC-E2E-", port), Username: "demo", Password: "demo", Templates: ts})
+	c, err := New(Config{Connect: svc.Addr(), SenderCompID: fmt.Sprint("FIXREC-E2E-", port), Username: "demo", Password: "demo", Templates: ts,
+		TLS: o.clientTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -642,6 +688,9 @@ func runEndToEnd(t *testing.T, port uint16, lateJoin bool) feed.Stats {
 	}
 	t.Logf("lost %d, recovered over FIX %d, snapshots applied %d, recovery failures %d",
 		st.InjectedLoss, st.RecoveredFIX, st.SnapshotsDone, st.RecoveryFails)
+	if o.fix != nil {
+		*o.fix = svc.Stats().FIX
+	}
 	cancel()
 	if err := <-hdone; err != nil && !errors.Is(err, context.Canceled) {
 		t.Error(err)

@@ -3,6 +3,7 @@ package fixsession
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,10 @@ type AcceptorConfig struct {
 	// before the client has read it. 0 leaves the system's default (on Linux, grown by
 	// the kernel up to megabytes).
 	SendBuffer int
+	// TLS, if not nil, makes the service take FIX over TLS only (e.g. ServerTLS): its
+	// guard terminates TLS, quickfix behind it stays plain on loopback. Its MinVersion is
+	// raised to TLS 1.2 if lower; it needs a certificate.
+	TLS *tls.Config
 	// Logger receives logons, logouts and refusals at Info, malformed messages and
 	// session-level Rejects at Warn (rate-limited per cause, Limits.LogLinesPerSecond), and quickfix's messages (the password hidden) and
 	// events at Debug. Nil discards everything.
@@ -84,6 +89,13 @@ func NewAcceptor(cfg AcceptorConfig, h Handler) (*Acceptor, error) {
 	if err := cfg.Limits.Check(); err != nil {
 		return nil, fmt.Errorf("fixsession: acceptor: Limits: %w", err)
 	}
+	if cfg.TLS != nil {
+		if len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil {
+			return nil, errors.New("fixsession: acceptor: TLS without a certificate")
+		}
+		cfg.TLS = cfg.TLS.Clone()
+		cfg.TLS.MinVersion = max(cfg.TLS.MinVersion, tls.VersionTLS12)
+	}
 	cfg.Limits = cfg.Limits.withDefaults(fdLimit())
 	host, port, err := splitHostPort(cfg.Listen)
 	if err != nil {
@@ -110,6 +122,7 @@ func (a *Acceptor) Start(ctx context.Context) error {
 	a.guard = newGuard(ln, a.cfg.CompID, a.cfg.MaxMessageSize, a.cfg.Limits, a.app, a.startBackend)
 	a.guard.beforeDial = a.beforeDial
 	a.guard.sendBuffer = a.cfg.SendBuffer
+	a.guard.tls = a.cfg.TLS
 	be, err := a.startBackend()
 	if err != nil {
 		ln.Close()
@@ -124,7 +137,9 @@ func (a *Acceptor) Start(ctx context.Context) error {
 	l := a.cfg.Limits
 	a.app.logger.Info("fix acceptor listening", "addr", a.addr, "compid", a.cfg.CompID, "max_message", a.guard.limit,
 		"max_connections", l.MaxConnections, "max_connections_per_source", l.MaxConnectionsPerSource,
-		"max_logon_size", l.MaxLogonSize, "logon_timeout", l.LogonTimeout)
+		"max_logon_size", l.MaxLogonSize, "logon_timeout", l.LogonTimeout, "tls", a.cfg.TLS != nil,
+		"client_certificates", a.cfg.TLS != nil && a.cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert,
+		"max_logon_failures", l.MaxLogonFailures, "lockout", l.Lockout)
 	return nil
 }
 

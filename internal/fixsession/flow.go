@@ -332,10 +332,16 @@ func (g *guard) outbound(client, back net.Conn, q *outQueue) {
 // clientQueue makes the output queue of a client connection, with its kernel send
 // buffer set to g.sendBuffer bytes if that is not 0.
 func (g *guard) clientQueue(client net.Conn) *outQueue {
+	g.setSendBuffer(client)
+	return newOutQueue(client)
+}
+
+// setSendBuffer sets the kernel send buffer of a client's TCP connection to
+// g.sendBuffer bytes if that is not 0 (a TLS connection's is set before the handshake).
+func (g *guard) setSendBuffer(client net.Conn) {
 	if tc, ok := client.(*net.TCPConn); ok && g.sendBuffer > 0 {
 		_ = tc.SetWriteBuffer(g.sendBuffer)
 	}
-	return newOutQueue(client)
 }
 
 // outRegistry finds the output queue of a logged-on client by its SenderCompID.

@@ -1,11 +1,13 @@
 package fixsession
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,12 +57,18 @@ type AcceptorStats struct {
 	BackendRestarts uint64 `json:"backend_restarts"` // quickfix acceptors replaced after their accept loop stopped
 	BackendFailures uint64 `json:"backend_failures"` // failures to start a replacement (retried at the next connection)
 	LogSuppressed   uint64 `json:"log_suppressed"`   // warnings not logged, over Limits.LogLinesPerSecond
+	TLSRefused      uint64 `json:"tls_refused"`      // connections to a TLS port that did not begin a TLS handshake (a Logon in clear is answered with a Logout)
+	TLSFailures     uint64 `json:"tls_failures"`     // TLS handshakes that failed: version, unknown CA, missing or bad client certificate
+	LogonFailures   uint64 `json:"logon_failures"`   // Logons refused for their Username (553) and Password (554), or without them
+	Lockouts        uint64 `json:"lockouts"`         // usernames and addresses locked out after Limits.MaxLogonFailures failures
+	LockedOut       uint64 `json:"locked_out"`       // Logons refused, unchecked, because their username or address was locked out
 }
 
 // counters are the atomics behind AcceptorStats.
 type counters struct {
 	connections, open, refused, acceptErrors, malformed, garbled, logonTimeouts,
-	logonsRefused, sessionRejects, backendRestarts, backendFailures atomic.Uint64
+	logonsRefused, sessionRejects, backendRestarts, backendFailures,
+	tlsRefused, tlsFailures, logonFailures, lockouts, lockedOut atomic.Uint64
 }
 
 func (c *counters) stats() AcceptorStats {
@@ -76,6 +84,11 @@ func (c *counters) stats() AcceptorStats {
 		SessionRejects:  c.sessionRejects.Load(),
 		BackendRestarts: c.backendRestarts.Load(),
 		BackendFailures: c.backendFailures.Load(),
+		TLSRefused:      c.tlsRefused.Load(),
+		TLSFailures:     c.tlsFailures.Load(),
+		LogonFailures:   c.logonFailures.Load(),
+		Lockouts:        c.lockouts.Load(),
+		LockedOut:       c.lockedOut.Load(),
 	}
 }
 
@@ -93,6 +106,8 @@ type guard struct {
 	limits Limits
 	app    *app
 	rl     *ratelog.Logger
+	tls    *tls.Config // nil: plain TCP
+	lock   *lockout
 	backends
 
 	mu       sync.Mutex
@@ -119,6 +134,7 @@ func newGuard(ln net.Listener, compID string, limit int, limits Limits, a *app, 
 		limit = DefaultMaxMessageSize
 	}
 	g := &guard{ln: ln, compID: compID, limit: limit, limits: limits, app: a, rl: a.rl,
+		lock: newLockout(limits.MaxLogonFailures, limits.Lockout),
 		done: make(chan struct{}), conns: make(map[net.Conn]struct{}), sources: make(map[string]int),
 		ports: make(map[int]*backConn), bySender: make(map[string][]net.Conn)}
 	g.backends.init(g, start)
@@ -229,10 +245,16 @@ func (g *guard) relay(client net.Conn, src string) {
 	defer g.wg.Done()
 	defer g.release(client, src)
 	remote := client.RemoteAddr().String()
+	if g.tls != nil {
+		g.setSendBuffer(client)
+		if client = g.startTLS(client, remote); client == nil {
+			return
+		}
+	}
 	fr := NewFrameReader(client, g.limits.MaxLogonSize)
 	defer fr.Release()
 	msg, lg, ok := g.readLogon(client, fr, remote)
-	if !ok {
+	if !ok || !g.authenticate(client, lg, src, remote) {
 		return
 	}
 	fr.SetLimit(g.limit)
@@ -486,4 +508,50 @@ func (g *guard) close() {
 	g.mu.Unlock()
 	g.wg.Wait()
 	g.backends.wait()
+}
+
+// authenticate checks the Username (553) and Password (554) of client's Logon lg, from
+// address src, unless the username or the address is locked out; it counts and logs a
+// failure, locks out after Limits.MaxLogonFailures, and answers a refused Logon with a
+// Logout. It reports whether the Logon may go on to quickfix (which checks the
+// credentials again, from Credentials' cache of passed logins when it keeps one).
+func (g *guard) authenticate(client net.Conn, lg logon, src, remote string) bool {
+	var reason string
+	switch key := g.lock.locked(lg.username, src); {
+	case key != "":
+		g.app.stats.lockedOut.Add(1)
+		g.rl.Warn("locked out", "fix logon refused: locked out after failed logons", "remote", remote,
+			"username", lg.username, "locked", lockKey(key), "lockout", g.limits.Lockout)
+		reason = reasonLockedOut
+	case lg.username == "" || lg.password == "":
+		reason = reasonNoCredentials
+	case !g.app.credentials(lg.username, lg.password):
+		reason = reasonBadCredentials
+	default:
+		g.lock.pass(lg.username, src)
+		return true
+	}
+	if reason != reasonLockedOut {
+		g.app.stats.logonFailures.Add(1)
+		g.rl.Info("logon refused", "fix logon refused", "remote", remote, "sender", lg.sender, "username", lg.username, "reason", reason)
+		for _, key := range g.lock.fail(lg.username, src) {
+			g.app.stats.lockouts.Add(1)
+			g.rl.Warn("lockout", "fix logons locked out", "locked", lockKey(key), "failures", g.limits.MaxLogonFailures, "lockout", g.limits.Lockout)
+		}
+	}
+	g.app.stats.logonsRefused.Add(1)
+	_ = client.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = client.Write(logoutMessage(g.compID, lg, reason))
+	return false
+}
+
+// reasonLockedOut is the Text (58) of the Logout refusing a locked-out Logon.
+const reasonLockedOut = "too many failed logons: locked out, try again later"
+
+// lockKey names a lockout key for the log: "username X" or "address A".
+func lockKey(k string) string {
+	if u, ok := strings.CutPrefix(k, "u:"); ok {
+		return "username " + u
+	}
+	return "address " + strings.TrimPrefix(k, "a:")
 }

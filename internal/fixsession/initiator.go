@@ -30,6 +30,11 @@ type InitiatorConfig struct {
 	ReconnectInterval  time.Duration // wait after a lost or refused session
 	LogonTimeout       time.Duration // wait for the Logon answer
 	LogoutTimeout      time.Duration // wait for the Logout answer when stopping
+	// TLS, if not nil, connects over TLS 1.2 or later (quickfix's own TLS: its
+	// handshake has no deadline of its own, so a service that accepts and never
+	// answers holds a reconnect, and Stop, until it closes; fastfeed's services close
+	// after their Limits.LogonTimeout).
+	TLS *ClientTLS
 	// Logger receives logons and logouts at Info, and quickfix's messages (the password
 	// hidden) and events at Debug. Nil discards everything.
 	Logger *slog.Logger
@@ -59,6 +64,11 @@ func NewInitiator(cfg InitiatorConfig, h Handler) (*Initiator, error) {
 	}
 	if _, port, err := splitHostPort(cfg.Connect); err != nil || port == 0 {
 		return nil, fmt.Errorf("fixsession: initiator: bad Connect address %q", cfg.Connect)
+	}
+	if cfg.TLS != nil {
+		if err := cfg.TLS.check(); err != nil {
+			return nil, fmt.Errorf("fixsession: initiator: %w", err)
+		}
 	}
 	setDefault(&cfg.HeartBtInt, DefaultHeartBtInt)
 	setDefault(&cfg.ReconnectInterval, DefaultReconnectInterval)
@@ -104,6 +114,21 @@ func (i *Initiator) Start(ctx context.Context) error {
 	s.Set(config.ReconnectInterval, i.cfg.ReconnectInterval.String())
 	s.Set(config.LogonTimeout, i.cfg.LogonTimeout.String())
 	s.Set(config.LogoutTimeout, i.cfg.LogoutTimeout.String())
+	if t := i.cfg.TLS; t != nil {
+		s.Set(config.SocketUseSSL, "Y")
+		s.Set(config.SocketMinimumTLSVersion, "TLS12")
+		s.Set(config.SocketServerName, host)
+		if t.ServerName != "" {
+			s.Set(config.SocketServerName, t.ServerName)
+		}
+		if len(t.CA) > 0 {
+			s.SetRaw(config.SocketCABytes, t.CA)
+		}
+		if len(t.Cert) > 0 {
+			s.SetRaw(config.SocketCertificateBytes, t.Cert)
+			s.SetRaw(config.SocketPrivateKeyBytes, t.Key)
+		}
+	}
 	settings := quickfix.NewSettings()
 	if _, err := settings.AddSession(s); err != nil {
 		return fmt.Errorf("fixsession: initiator %v: %w", i.id, err)

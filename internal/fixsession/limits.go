@@ -15,6 +15,10 @@ const (
 	// DefaultLogLinesPerSecond bounds the lines each cause of the guard's warnings
 	// (a malformed message, a refused connection, ...) writes per second.
 	DefaultLogLinesPerSecond = 32
+	// DefaultMaxLogonFailures failed logons in a row lock a username and an address
+	// out for DefaultLockout.
+	DefaultMaxLogonFailures = 5
+	DefaultLockout          = time.Minute
 )
 
 // fdsPerConnection is what a logged-on client costs an Acceptor in file descriptors:
@@ -46,13 +50,20 @@ type Limits struct {
 	// LogLinesPerSecond bounds the warnings about clients, per cause and second; the
 	// others are counted (AcceptorStats.LogSuppressed).
 	LogLinesPerSecond int
+	// MaxLogonFailures failed logons in a row, naming one username or from one address,
+	// lock that username and that address out: their Logons are refused without a
+	// password check until Lockout has passed since the last failure (lockout.go).
+	MaxLogonFailures int
+	// Lockout is how long a locked-out username or address stays locked.
+	Lockout time.Duration
 }
 
 // Check reports a limit out of range: negative, or a MaxLogonSize too small for a Logon.
 func (l *Limits) Check() error {
 	switch {
 	case l.MaxConnections < 0, l.MaxConnectionsPerSource < 0, l.MaxLogonSize < 0,
-		l.LogonTimeout < 0, l.MaxGarbledBeforeLogon < 0, l.LogLinesPerSecond < 0:
+		l.LogonTimeout < 0, l.MaxGarbledBeforeLogon < 0, l.LogLinesPerSecond < 0,
+		l.MaxLogonFailures < 0, l.Lockout < 0:
 		return fmt.Errorf("negative limit in %+v", *l)
 	case l.MaxLogonSize > 0 && l.MaxLogonSize < 128:
 		return fmt.Errorf("MaxLogonSize %d: a Logon needs at least 128 bytes", l.MaxLogonSize)
@@ -83,6 +94,12 @@ func (l Limits) withDefaults(fdLimit int) Limits {
 	}
 	if l.LogLinesPerSecond == 0 {
 		l.LogLinesPerSecond = DefaultLogLinesPerSecond
+	}
+	if l.MaxLogonFailures == 0 {
+		l.MaxLogonFailures = DefaultMaxLogonFailures
+	}
+	if l.Lockout == 0 {
+		l.Lockout = DefaultLockout
 	}
 	return l
 }
