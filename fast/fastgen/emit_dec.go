@@ -414,22 +414,23 @@ func (g *gen) decGroup(f *field) {
 }
 
 // parse writes the parse of a stop-bit integer at b[at:] into new variables x (int64 or
-// uint64) and n (0 if the short forms do not apply): two to four bytes inline (branches a
-// feed's steady value lengths predict), five to eight from one 64-bit load without a
-// branch per byte (fastrt.UintWord and IntWord written out), longer values and the last
-// bytes of the input through fastrt.
+// uint64) and n (0 if the short forms do not apply): two to four bytes with a branch per
+// byte (which a feed's steady value lengths let the CPU predict), also at the end of the
+// input; five to eight bytes from one 64-bit load without a branch per byte
+// (fastrt.UintWord and IntWord written out: the inliner takes only the smallest functions
+// into the large ones of generated code); longer values through fastrt.
 func (g *gen) parse(signed bool, at string) {
 	if signed {
-		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
-		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}")
+		g.w("x, n := int64(0), 0\nif q := b[%s:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {\nx = int64(int8(q[0]<<1) >> 1)\n", at)
+		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}")
 		g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
 		g.w("if m := w & 0x8080808080808080; m != 0 {\n")
 		g.w("k := uint(bits.TrailingZeros64(m) >> 3)\nx, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1\n}\n}\n}\n")
 		g.w("if n == 0 {\nx, n = fastrt.Int(b, %s)\n}\n", at)
 		return
 	}
-	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 4 && q[0] != 0 {\n", at)
-	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}")
+	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 2 && q[0] != 0 {\n", at)
+	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}")
 	g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
 	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nx, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1\n}\n}\n}\n")
 	g.w("if n == 0 {\nx, n = fastrt.Uint(b, %s)\n}\n", at)

@@ -1409,12 +1409,12 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1455,12 +1455,12 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1501,13 +1501,13 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1745,12 +1745,12 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1791,12 +1791,12 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1905,12 +1905,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -1951,12 +1951,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2090,12 +2090,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2138,13 +2138,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2189,12 +2189,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2241,12 +2241,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2295,13 +2295,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2352,13 +2352,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2407,12 +2407,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2464,13 +2464,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2648,12 +2648,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2700,12 +2700,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2752,12 +2752,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2809,13 +2809,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -2868,13 +2868,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3110,12 +3110,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3162,12 +3162,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3219,13 +3219,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3278,13 +3278,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3337,13 +3337,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3396,13 +3396,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3455,13 +3455,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3511,13 +3511,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3571,13 +3571,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3630,13 +3630,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3689,13 +3689,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3745,13 +3745,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3802,13 +3802,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3862,13 +3862,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -3916,12 +3916,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4017,13 +4017,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4171,13 +4171,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4225,12 +4225,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4277,12 +4277,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4334,13 +4334,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4390,13 +4390,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4450,13 +4450,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4509,13 +4509,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4568,13 +4568,13 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4622,12 +4622,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4789,12 +4789,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4835,12 +4835,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -4921,12 +4921,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5069,13 +5069,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5124,12 +5124,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5176,12 +5176,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5228,12 +5228,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5327,12 +5327,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5379,12 +5379,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5431,12 +5431,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5535,13 +5535,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5594,13 +5594,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5841,13 +5841,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5900,13 +5900,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -5959,13 +5959,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6018,13 +6018,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6077,13 +6077,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6136,13 +6136,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6192,13 +6192,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6252,13 +6252,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6311,13 +6311,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6370,13 +6370,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6426,13 +6426,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6483,13 +6483,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6543,13 +6543,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6599,13 +6599,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6753,13 +6753,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6807,12 +6807,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6859,12 +6859,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6916,13 +6916,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -6972,13 +6972,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7032,13 +7032,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7091,13 +7091,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7150,13 +7150,13 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7204,12 +7204,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7418,12 +7418,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7464,12 +7464,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7514,12 +7514,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7562,13 +7562,13 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7613,12 +7613,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7665,12 +7665,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7719,13 +7719,13 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7865,13 +7865,13 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -7920,12 +7920,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8451,12 +8451,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8497,12 +8497,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8547,12 +8547,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8595,13 +8595,13 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8646,12 +8646,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8698,12 +8698,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8752,13 +8752,13 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -8898,13 +8898,13 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9343,12 +9343,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9389,12 +9389,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9439,12 +9439,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9487,13 +9487,13 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9538,12 +9538,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9590,12 +9590,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9644,13 +9644,13 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9790,13 +9790,13 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -9845,12 +9845,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10554,12 +10554,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10600,12 +10600,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10650,12 +10650,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10698,13 +10698,13 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10749,12 +10749,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10801,12 +10801,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -10855,13 +10855,13 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -11001,13 +11001,13 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -11681,12 +11681,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -11727,12 +11727,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -11813,12 +11813,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12008,13 +12008,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12068,13 +12068,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12127,13 +12127,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12181,12 +12181,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12233,12 +12233,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12285,12 +12285,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12483,13 +12483,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12542,13 +12542,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12601,13 +12601,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12660,13 +12660,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12719,13 +12719,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12778,13 +12778,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12834,13 +12834,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12894,13 +12894,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -12953,13 +12953,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13009,13 +13009,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13066,13 +13066,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13126,13 +13126,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13185,13 +13185,13 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13239,12 +13239,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13291,12 +13291,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13343,12 +13343,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13604,12 +13604,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13650,12 +13650,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13736,12 +13736,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13931,13 +13931,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -13991,13 +13991,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14050,13 +14050,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14104,12 +14104,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14156,12 +14156,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14208,12 +14208,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14406,13 +14406,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14465,13 +14465,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14524,13 +14524,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14583,13 +14583,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14642,13 +14642,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14698,13 +14698,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14758,13 +14758,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14814,13 +14814,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14871,13 +14871,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14931,13 +14931,13 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -14985,12 +14985,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -15246,12 +15246,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -15292,12 +15292,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -15386,12 +15386,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -15601,13 +15601,13 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16044,12 +16044,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16090,12 +16090,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16371,13 +16371,13 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16725,12 +16725,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16771,12 +16771,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -16857,12 +16857,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17047,13 +17047,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17102,12 +17102,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17154,12 +17154,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17206,12 +17206,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17310,13 +17310,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17369,13 +17369,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17428,13 +17428,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17487,13 +17487,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17546,13 +17546,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17600,12 +17600,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17704,13 +17704,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17760,13 +17760,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17820,13 +17820,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17879,13 +17879,13 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -17933,12 +17933,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18147,12 +18147,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18193,12 +18193,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18279,12 +18279,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18469,13 +18469,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18524,12 +18524,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18576,12 +18576,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18628,12 +18628,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18732,13 +18732,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18791,13 +18791,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18850,13 +18850,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -18904,12 +18904,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19008,13 +19008,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19064,13 +19064,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19124,13 +19124,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19183,13 +19183,13 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19237,12 +19237,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					}
 					if !done {
 						x, n := uint64(0), 0
-						if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+						if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 							if q[1] >= 0x80 {
 								x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19461,12 +19461,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 			done = true
 		} else {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19509,12 +19509,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19576,13 +19576,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19712,13 +19712,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19799,12 +19799,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19851,12 +19851,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -19955,13 +19955,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20009,12 +20009,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20066,13 +20066,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20120,12 +20120,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20177,13 +20177,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20307,13 +20307,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					}
 					if !done {
 						x, n := int64(0), 0
-						if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+						if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 							x = int64(int8(q[0]<<1) >> 1)
 							if q[1] >= 0x80 {
 								x, n = x<<7|int64(q[1]&0x7f), 2
-							} else if q[2] >= 0x80 {
+							} else if len(q) >= 3 && q[2] >= 0x80 {
 								x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-							} else if q[3] >= 0x80 {
+							} else if len(q) >= 4 && q[3] >= 0x80 {
 								x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 							} else if len(q) >= 8 {
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20465,13 +20465,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								done = true
 							} else {
 								x, n := int64(0), 0
-								if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+								if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 									x = int64(int8(q[0]<<1) >> 1)
 									if q[1] >= 0x80 {
 										x, n = x<<7|int64(q[1]&0x7f), 2
-									} else if q[2] >= 0x80 {
+									} else if len(q) >= 3 && q[2] >= 0x80 {
 										x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-									} else if q[3] >= 0x80 {
+									} else if len(q) >= 4 && q[3] >= 0x80 {
 										x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 									} else if len(q) >= 8 {
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20644,13 +20644,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 										} else if len(q) >= 8 {
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20701,13 +20701,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								}
 								if !done {
 									x, n := int64(0), 0
-									if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+									if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 										x = int64(int8(q[0]<<1) >> 1)
 										if q[1] >= 0x80 {
 											x, n = x<<7|int64(q[1]&0x7f), 2
-										} else if q[2] >= 0x80 {
+										} else if len(q) >= 3 && q[2] >= 0x80 {
 											x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-										} else if q[3] >= 0x80 {
+										} else if len(q) >= 4 && q[3] >= 0x80 {
 											x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 										} else if len(q) >= 8 {
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20815,13 +20815,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -20954,13 +20954,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21013,13 +21013,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21072,13 +21072,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21131,13 +21131,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21190,13 +21190,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21249,13 +21249,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21308,13 +21308,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21367,13 +21367,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21426,13 +21426,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21480,12 +21480,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21537,13 +21537,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21596,13 +21596,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21655,13 +21655,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21711,13 +21711,13 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21783,12 +21783,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -21829,12 +21829,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22017,13 +22017,13 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22072,12 +22072,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22141,12 +22141,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22187,12 +22187,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22233,13 +22233,13 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 		}
 		if !done {
 			x, n := int64(0), 0
-			if q := b[p:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+			if q := b[p:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 				x = int64(int8(q[0]<<1) >> 1)
 				if q[1] >= 0x80 {
 					x, n = x<<7|int64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22386,12 +22386,12 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22432,12 +22432,12 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -22553,7 +22553,15 @@ func (c *Encoder) EncodeA(dst []byte, v *A) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2101)
+		if x := uint64(2101); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2101, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -22577,7 +22585,15 @@ func (c *Encoder) EncodeX5(dst []byte, v *X5) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2102)
+		if x := uint64(2102); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2102, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -22601,7 +22617,15 @@ func (c *Encoder) EncodeWGeneric(dst []byte, v *WGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2103)
+		if x := uint64(2103); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2103, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -22625,7 +22649,15 @@ func (c *Encoder) EncodeXGeneric(dst []byte, v *XGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2104)
+		if x := uint64(2104); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2104, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -22649,7 +22681,15 @@ func (c *Encoder) EncodeWOLSFOND(dst []byte, v *WOLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2510)
+		if x := uint64(2510); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2510, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -22673,7 +22713,15 @@ func (c *Encoder) EncodeWOLSCURR(dst []byte, v *WOLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3600)
+		if x := uint64(3600); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3600, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -22697,7 +22745,15 @@ func (c *Encoder) EncodeWTLSFOND(dst []byte, v *WTLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2511)
+		if x := uint64(2511); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2511, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -22721,7 +22777,15 @@ func (c *Encoder) EncodeWTLSCURR(dst []byte, v *WTLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3601)
+		if x := uint64(3601); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3601, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -22745,7 +22809,15 @@ func (c *Encoder) EncodeXMSRFOND(dst []byte, v *XMSRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2523)
+		if x := uint64(2523); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2523, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -22769,7 +22841,15 @@ func (c *Encoder) EncodeXMSRCURR(dst []byte, v *XMSRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3613)
+		if x := uint64(3613); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3613, 0)
 	}
 	out, err := c.e16(out, v, &pm)
@@ -22793,7 +22873,15 @@ func (c *Encoder) EncodeXOLRFOND(dst []byte, v *XOLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2520)
+		if x := uint64(2520); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2520, 0)
 	}
 	out, err := c.e18(out, v, &pm)
@@ -22817,7 +22905,15 @@ func (c *Encoder) EncodeXOLRCURR(dst []byte, v *XOLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3610)
+		if x := uint64(3610); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3610, 0)
 	}
 	out, err := c.e20(out, v, &pm)
@@ -22841,7 +22937,15 @@ func (c *Encoder) EncodeXTLRFOND(dst []byte, v *XTLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2521)
+		if x := uint64(2521); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2521, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -22865,7 +22969,15 @@ func (c *Encoder) EncodeXTLRCURR(dst []byte, v *XTLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3611)
+		if x := uint64(3611); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3611, 0)
 	}
 	out, err := c.e24(out, v, &pm)
@@ -22889,7 +23001,15 @@ func (c *Encoder) EncodeD(dst []byte, v *D) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2115)
+		if x := uint64(2115); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2115, 0)
 	}
 	out, err := c.e26(out, v, &pm)
@@ -22913,7 +23033,15 @@ func (c *Encoder) EncodeF(dst []byte, v *F) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2106)
+		if x := uint64(2106); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2106, 0)
 	}
 	out, err := c.e30(out, v, &pm)
@@ -22937,7 +23065,15 @@ func (c *Encoder) EncodeH(dst []byte, v *H) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2107)
+		if x := uint64(2107); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2107, 0)
 	}
 	out, err := c.e31(out, v, &pm)
@@ -22961,7 +23097,15 @@ func (c *Encoder) EncodeX0(dst []byte, v *X0) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2108)
+		if x := uint64(2108); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2108, 0)
 	}
 	out, err := c.e32(out, v, &pm)
@@ -23002,11 +23146,35 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// HeartBtInt
-	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
+	if x := int64(int64(v.HeartBtInt)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Username
 	if !v.HasUsername {
 		out = append(out, 0x80)
@@ -23084,9 +23252,25 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -23127,9 +23311,25 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradingSessionID
 	if !v.HasTradingSessionID {
 		out = append(out, 0x80)
@@ -23167,7 +23367,15 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23216,8 +23424,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23229,7 +23453,15 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -23298,8 +23530,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23318,8 +23566,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23414,8 +23678,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23434,8 +23714,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23454,8 +23750,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23474,8 +23786,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23494,8 +23822,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23522,8 +23866,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23542,8 +23902,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23562,8 +23938,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23598,8 +23990,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23679,8 +24087,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23715,8 +24139,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23743,8 +24183,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23763,8 +24219,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23783,8 +24255,24 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23861,11 +24349,35 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -24004,8 +24516,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24024,8 +24552,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24104,8 +24648,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24124,8 +24684,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24144,8 +24720,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24164,8 +24756,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24184,8 +24792,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24204,8 +24828,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24232,8 +24872,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24252,8 +24908,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24272,8 +24944,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24308,8 +24996,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24366,8 +25070,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24402,8 +25122,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24430,8 +25166,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24450,8 +25202,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24470,8 +25238,24 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24563,9 +25347,25 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24575,7 +25375,15 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24645,7 +25453,15 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -24873,9 +25689,25 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -24885,7 +25717,15 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -24947,7 +25787,15 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -25137,9 +25985,25 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -25149,7 +26013,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -25219,7 +26091,15 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -25553,9 +26433,25 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -25565,7 +26461,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	out = fastrt.AppendInt(out, int64(v.RptSeq))
+	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -25627,7 +26531,15 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -25943,11 +26855,35 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -26023,8 +26959,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26043,8 +26995,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26132,8 +27100,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26152,8 +27136,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26172,8 +27172,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26192,8 +27208,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26212,8 +27244,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26232,8 +27280,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26260,8 +27324,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26280,8 +27360,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26316,8 +27412,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26336,8 +27448,24 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26460,11 +27588,35 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -26540,8 +27692,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26560,8 +27728,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26649,8 +27833,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26669,8 +27869,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26689,8 +27905,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26709,8 +27941,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26729,8 +27977,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26757,8 +28021,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26793,8 +28073,24 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26901,11 +28197,35 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -27189,11 +28509,35 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -27450,11 +28794,35 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -27567,8 +28935,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27587,8 +28971,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27607,8 +29007,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27627,8 +29043,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27647,8 +29079,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27690,8 +29138,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27718,8 +29182,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27738,8 +29218,24 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27831,11 +29327,35 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// GroupMDEntries
-	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
+	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -27948,8 +29468,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27968,8 +29504,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27988,8 +29540,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28031,8 +29599,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28059,8 +29643,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28079,8 +29679,24 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28179,7 +29795,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+		if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		{
@@ -28192,7 +29816,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// MessageEncoding
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28308,8 +29940,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28336,8 +29984,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28364,8 +30028,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28419,7 +30099,15 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		for j := range v.GroupInstrAttrib {
 			v := &v.GroupInstrAttrib[j]
 			// InstrAttribType
-			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
+			if x := int64(int64(v.InstrAttribType)); x >= -1<<6 && x < 1<<6 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else if x >= -1<<13 && x < 1<<13 {
+				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+			} else if x >= -1<<20 && x < 1<<20 {
+				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+			} else {
+				out = fastrt.AppendInt(out, x)
+			}
 			// InstrAttribValue
 			{
 				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28470,8 +30158,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 				if exp >= 0 {
 					exp++
 				}
-				out = fastrt.AppendInt(out, exp)
-				out = fastrt.AppendInt(out, x.Mantissa)
+				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
+				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+					out = append(out, byte(x)&0x7f|0x80)
+				} else if x >= -1<<13 && x < 1<<13 {
+					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else if x >= -1<<20 && x < 1<<20 {
+					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+				} else {
+					out = fastrt.AppendInt(out, x)
+				}
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28611,8 +30315,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28631,8 +30351,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28651,8 +30387,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28671,8 +30423,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28691,8 +30459,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28711,8 +30495,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28731,8 +30531,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28751,8 +30567,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28771,8 +30603,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28799,8 +30647,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28819,8 +30683,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28839,8 +30719,24 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28884,9 +30780,25 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -28971,11 +30883,35 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// TradSesStatus
-	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
+	if x := int64(int64(v.TradSesStatus)); x >= -1<<6 && x < 1<<6 {
+		out = append(out, byte(x)&0x7f|0x80)
+	} else if x >= -1<<13 && x < 1<<13 {
+		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else if x >= -1<<20 && x < 1<<20 {
+		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendInt(out, x)
+	}
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -29025,9 +30961,25 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
+	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	// SendingTime
-	out = fastrt.AppendUint(out, uint64(v.SendingTime))
+	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

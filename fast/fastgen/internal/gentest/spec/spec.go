@@ -356,13 +356,13 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -425,13 +425,13 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 					done = true
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -530,13 +530,13 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 					d, dn = fastrt.SignExtend7(b[q]), 1
 				} else {
 					x, n := int64(0), 0
-					if q := b[q:]; len(q) >= 4 && !fastrt.Overlong(q[0], q[1]) {
+					if q := b[q:]; len(q) >= 2 && !fastrt.Overlong(q[0], q[1]) {
 						x = int64(int8(q[0]<<1) >> 1)
 						if q[1] >= 0x80 {
 							x, n = x<<7|int64(q[1]&0x7f), 2
-						} else if q[2] >= 0x80 {
+						} else if len(q) >= 3 && q[2] >= 0x80 {
 							x, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3
-						} else if q[3] >= 0x80 {
+						} else if len(q) >= 4 && q[3] >= 0x80 {
 							x, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4
 						} else if len(q) >= 8 {
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -958,7 +958,15 @@ func (c *Encoder) EncodeMandatoryDecimal(dst []byte, v *MandatoryDecimal) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		if x := uint64(1); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -982,7 +990,15 @@ func (c *Encoder) EncodeOptionalDecimal(dst []byte, v *OptionalDecimal) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		if x := uint64(2); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -1006,7 +1022,15 @@ func (c *Encoder) EncodeOptionalDecimalWithOperator(dst []byte, v *OptionalDecim
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		if x := uint64(3); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -1030,7 +1054,15 @@ func (c *Encoder) EncodeOptionalDecimalWithIndividual(dst []byte, v *OptionalDec
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		if x := uint64(4); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -1054,7 +1086,15 @@ func (c *Encoder) EncodeConstantOperatorMandatory(dst []byte, v *ConstantOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		if x := uint64(5); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -1078,7 +1118,15 @@ func (c *Encoder) EncodeConstantOperatorOptional(dst []byte, v *ConstantOperator
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		if x := uint64(6); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -1102,7 +1150,15 @@ func (c *Encoder) EncodeDefaultOperatorMandatory(dst []byte, v *DefaultOperatorM
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 7)
+		if x := uint64(7); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -1126,7 +1182,15 @@ func (c *Encoder) EncodeDefaultOperatorOptional(dst []byte, v *DefaultOperatorOp
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 8)
+		if x := uint64(8); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -1150,7 +1214,15 @@ func (c *Encoder) EncodeCopyOperatorMandatory(dst []byte, v *CopyOperatorMandato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 9)
+		if x := uint64(9); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -1174,7 +1246,15 @@ func (c *Encoder) EncodeCopyOperatorOptional(dst []byte, v *CopyOperatorOptional
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 10)
+		if x := uint64(10); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -1198,7 +1278,15 @@ func (c *Encoder) EncodeIncrementOperatorMandatory(dst []byte, v *IncrementOpera
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 11)
+		if x := uint64(11); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -1222,7 +1310,15 @@ func (c *Encoder) EncodeDeltaOperatorMandatorySignedInteger(dst []byte, v *Delta
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 12)
+		if x := uint64(12); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -1246,7 +1342,15 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimal(dst []byte, v *DeltaOperat
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 13)
+		if x := uint64(13); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 13, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -1270,7 +1374,15 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimalWithInit(dst []byte, v *Del
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 14)
+		if x := uint64(14); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 14, 0)
 	}
 	out, err := c.e13(out, v, &pm)
@@ -1294,7 +1406,15 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryString(dst []byte, v *DeltaOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 15)
+		if x := uint64(15); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 15, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -1318,7 +1438,15 @@ func (c *Encoder) EncodeMultiplePMapSlot(dst []byte, v *MultiplePMapSlot) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 16)
+		if x := uint64(16); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 16, 0)
 	}
 	out, err := c.e15(out, v, &pm)
@@ -1336,8 +1464,24 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1364,8 +1508,24 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		out = fastrt.AppendInt(out, exp)
-		out = fastrt.AppendInt(out, x.Mantissa)
+		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
+		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
+			out = append(out, byte(x)&0x7f|0x80)
+		} else if x >= -1<<13 && x < 1<<13 {
+			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else if x >= -1<<20 && x < 1<<20 {
+			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendInt(out, x)
+		}
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1424,7 +1584,15 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			sent = false
 		}
 		if sent {
-			out = fastrt.AppendInt(out, d)
+			if x := int64(d); x >= -1<<6 && x < 1<<6 {
+				out = append(out, byte(x)&0x7f|0x80)
+			} else if x >= -1<<13 && x < 1<<13 {
+				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+			} else if x >= -1<<20 && x < 1<<20 {
+				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+			} else {
+				out = fastrt.AppendInt(out, x)
+			}
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
 			{

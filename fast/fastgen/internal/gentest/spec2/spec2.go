@@ -292,12 +292,12 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -353,12 +353,12 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 		}
 		if !done {
 			x, n := uint64(0), 0
-			if q := b[p:]; len(q) >= 4 && q[0] != 0 {
+			if q := b[p:]; len(q) >= 2 && q[0] != 0 {
 				if q[1] >= 0x80 {
 					x, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2
-				} else if q[2] >= 0x80 {
+				} else if len(q) >= 3 && q[2] >= 0x80 {
 					x, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3
-				} else if q[3] >= 0x80 {
+				} else if len(q) >= 4 && q[3] >= 0x80 {
 					x, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4
 				} else if len(q) >= 8 {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
@@ -717,7 +717,15 @@ func (c *Encoder) EncodeMandatory(dst []byte, v *Mandatory) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 1)
+		if x := uint64(1); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -741,7 +749,15 @@ func (c *Encoder) EncodeOptional(dst []byte, v *Optional) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 2)
+		if x := uint64(2); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -765,7 +781,15 @@ func (c *Encoder) EncodeMandatoryCopy(dst []byte, v *MandatoryCopy) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 3)
+		if x := uint64(3); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -789,7 +813,15 @@ func (c *Encoder) EncodeOptionalCopy(dst []byte, v *OptionalCopy) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 4)
+		if x := uint64(4); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -813,7 +845,15 @@ func (c *Encoder) EncodeMandatoryConstant(dst []byte, v *MandatoryConstant) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 5)
+		if x := uint64(5); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -837,7 +877,15 @@ func (c *Encoder) EncodeOptionalConstant(dst []byte, v *OptionalConstant) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 6)
+		if x := uint64(6); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -861,7 +909,15 @@ func (c *Encoder) EncodeMandatoryDefault(dst []byte, v *MandatoryDefault) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 7)
+		if x := uint64(7); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -885,7 +941,15 @@ func (c *Encoder) EncodeOptionalDefaultNone(dst []byte, v *OptionalDefaultNone) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 8)
+		if x := uint64(8); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -909,7 +973,15 @@ func (c *Encoder) EncodeOptionalDefaultValue(dst []byte, v *OptionalDefaultValue
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 9)
+		if x := uint64(9); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -933,7 +1005,15 @@ func (c *Encoder) EncodeMandatoryTail(dst []byte, v *MandatoryTail) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 10)
+		if x := uint64(10); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -957,7 +1037,15 @@ func (c *Encoder) EncodeOptionalTail(dst []byte, v *OptionalTail) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 11)
+		if x := uint64(11); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -981,7 +1069,15 @@ func (c *Encoder) EncodeOptionalTailDefault(dst []byte, v *OptionalTailDefault) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		out = fastrt.AppendUint(out, 12)
+		if x := uint64(12); x < 1<<7 {
+			out = append(out, byte(x)|0x80)
+		} else if x < 1<<14 {
+			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+		} else if x < 1<<21 {
+			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+		} else {
+			out = fastrt.AppendUint(out, x)
+		}
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -997,7 +1093,15 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// Value
-	out = fastrt.AppendUint(out, uint64(v.Value))
+	if x := uint64(uint64(v.Value)); x < 1<<7 {
+		out = append(out, byte(x)|0x80)
+	} else if x < 1<<14 {
+		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
+	} else if x < 1<<21 {
+		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
+	} else {
+		out = fastrt.AppendUint(out, x)
+	}
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
