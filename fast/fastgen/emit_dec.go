@@ -425,16 +425,19 @@ func (g *gen) parse(signed bool, at string) {
 		g.w("if q[1] >= 0x80 {\nx, n = x<<7|int64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = x<<14|int64(q[1])<<7|int64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = x<<21|int64(q[1])<<14|int64(q[2])<<7|int64(q[3]&0x7f), 4\n}")
 		g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
 		g.w("if m := w & 0x8080808080808080; m != 0 {\n")
-		g.w("k := uint(bits.TrailingZeros64(m) >> 3)\nx, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1\n}\n}\n}\n")
+		g.w("k := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1\n}\n}\n}\n", pack7)
 		g.w("if n == 0 {\nx, n = fastrt.Int(b, %s)\n}\n", at)
 		return
 	}
 	g.w("x, n := uint64(0), 0\nif q := b[%s:]; len(q) >= 2 && q[0] != 0 {\n", at)
 	g.w("if q[1] >= 0x80 {\nx, n = uint64(q[0])<<7|uint64(q[1]&0x7f), 2\n} else if len(q) >= 3 && q[2] >= 0x80 {\nx, n = uint64(q[0])<<14|uint64(q[1])<<7|uint64(q[2]&0x7f), 3\n} else if len(q) >= 4 && q[3] >= 0x80 {\nx, n = uint64(q[0])<<21|uint64(q[1])<<14|uint64(q[2])<<7|uint64(q[3]&0x7f), 4\n}")
 	g.w(" else if len(q) >= 8 {\nw := %s\n", le64("q"))
-	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nx, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1\n}\n}\n}\n")
+	g.w("if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {\nk := uint(bits.TrailingZeros64(m) >> 3)\nu := bits.ReverseBytes64(w) >> (56 - 8*k)\n%s\nx, n = u, int(k)+1\n}\n}\n}\n", pack7)
 	g.w("if n == 0 {\nx, n = fastrt.Uint(b, %s)\n}\n", at)
 }
+
+// pack7 is fastrt.Pack7 of u written out, for the same reason as le64.
+const pack7 = "u &= 0x7f7f7f7f7f7f7f7f\nu = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1\nu = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2\nu = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4"
 
 // le64 is the little-endian load of q[0:8] (len(q) >= 8), written out: the compiler
 // combines it into one load, and it needs no call in the large functions of generated code,

@@ -336,15 +336,3 @@ func (g *gen) encSequence(f *field) {
 	g.w("for j := range v.%s {\nif out, err = c.e%d(out, &v.%s[j], pm); err != nil {\nreturn out, err\n}\n}\nc.Depth--\n}\n", f.name, f.elem.id, f.name)
 }
 
-var (
-	reAppendUint = regexp.MustCompile(`(?m)^out = fastrt\.AppendUint\(out, (.+)\)$`)
-	reAppendInt  = regexp.MustCompile(`(?m)^out = fastrt\.AppendInt\(out, (.+)\)$`)
-)
-
-// inlineAppends writes the stop-bit encoding of integers of one to three bytes out in the
-// encoder's code, before the call of fastrt.AppendUint or AppendInt for longer values: the
-// inliner does not take those functions into the large functions of generated code.
-func inlineAppends(code string) string {
-	code = reAppendUint.ReplaceAllString(code, "if x := uint64($1); x < 1<<7 {\nout = append(out, byte(x)|0x80)\n} else if x < 1<<14 {\nout = append(out, byte(x>>7), byte(x)&0x7f|0x80)\n} else if x < 1<<21 {\nout = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)\n} else {\nout = fastrt.AppendUint(out, x)\n}")
-	return reAppendInt.ReplaceAllString(code, "if x := int64($1); x >= -1<<6 && x < 1<<6 {\nout = append(out, byte(x)&0x7f|0x80)\n} else if x >= -1<<13 && x < 1<<13 {\nout = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)\n} else if x >= -1<<20 && x < 1<<20 {\nout = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)\n} else {\nout = fastrt.AppendInt(out, x)\n}")
-}

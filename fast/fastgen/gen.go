@@ -254,11 +254,7 @@ func (g *gen) emit() {
 	g.emitTypes()
 	g.emitDict()
 	g.emitDecoder()
-	start := g.buf.Len()
 	g.emitEncoder()
-	enc := inlineAppends(g.buf.String()[start:])
-	g.buf.Truncate(start)
-	g.buf.WriteString(enc)
 	g.emitConvert()
 	g.w("var (\n")
 	for _, c := range g.consts {

@@ -1420,7 +1420,12 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1466,7 +1471,12 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1513,7 +1523,12 @@ func (c *Decoder) d0(b []byte, p int, v *A, pmb uint64, pmx bool) (int, error) {
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -1756,7 +1771,12 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1802,7 +1822,12 @@ func (c *Decoder) d1(b []byte, p int, v *X5, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1916,7 +1941,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1962,7 +1992,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2101,7 +2136,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2150,7 +2190,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -2200,7 +2245,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2252,7 +2302,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2307,7 +2362,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -2364,7 +2424,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -2418,7 +2483,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2476,7 +2546,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -2659,7 +2734,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2711,7 +2791,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2763,7 +2848,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2821,7 +2911,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -2880,7 +2975,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3121,7 +3221,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -3173,7 +3278,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -3231,7 +3341,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3290,7 +3405,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3349,7 +3469,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3408,7 +3533,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3467,7 +3597,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3523,7 +3658,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3583,7 +3723,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3642,7 +3787,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3701,7 +3851,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3757,7 +3912,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3814,7 +3974,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3874,7 +4039,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -3927,7 +4097,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4029,7 +4204,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -4183,7 +4363,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -4236,7 +4421,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4288,7 +4478,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4346,7 +4541,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -4402,7 +4602,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -4462,7 +4667,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -4521,7 +4731,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -4580,7 +4795,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -4633,7 +4853,12 @@ func (c *Decoder) d2(b []byte, p int, v *WGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4800,7 +5025,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4846,7 +5076,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4932,7 +5167,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5081,7 +5321,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -5135,7 +5380,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5187,7 +5437,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5239,7 +5494,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5338,7 +5598,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5390,7 +5655,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5442,7 +5712,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5547,7 +5822,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -5606,7 +5886,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -5853,7 +6138,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -5912,7 +6202,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -5971,7 +6266,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6030,7 +6330,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6089,7 +6394,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6148,7 +6458,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6204,7 +6519,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6264,7 +6584,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6323,7 +6648,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6382,7 +6712,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6438,7 +6773,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6495,7 +6835,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6555,7 +6900,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6611,7 +6961,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6765,7 +7120,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6818,7 +7178,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6870,7 +7235,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6928,7 +7298,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6984,7 +7359,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -7044,7 +7424,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -7103,7 +7488,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -7162,7 +7552,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -7215,7 +7610,12 @@ func (c *Decoder) d4(b []byte, p int, v *XGeneric, pmb uint64, pmx bool) (int, e
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7429,7 +7829,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7475,7 +7880,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7525,7 +7935,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7574,7 +7989,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -7624,7 +8044,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7676,7 +8101,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7731,7 +8161,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -7877,7 +8312,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -7931,7 +8371,12 @@ func (c *Decoder) d6(b []byte, p int, v *WOLSFOND, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8462,7 +8907,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8508,7 +8958,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8558,7 +9013,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8607,7 +9067,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -8657,7 +9122,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8709,7 +9179,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8764,7 +9239,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -8910,7 +9390,12 @@ func (c *Decoder) d8(b []byte, p int, v *WOLSCURR, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -9354,7 +9839,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9400,7 +9890,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9450,7 +9945,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9499,7 +9999,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -9549,7 +10054,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9601,7 +10111,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9656,7 +10171,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -9802,7 +10322,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -9856,7 +10381,12 @@ func (c *Decoder) d10(b []byte, p int, v *WTLSFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10565,7 +11095,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10611,7 +11146,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10661,7 +11201,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10710,7 +11255,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -10760,7 +11310,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10812,7 +11367,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10867,7 +11427,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -11013,7 +11578,12 @@ func (c *Decoder) d12(b []byte, p int, v *WTLSCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -11692,7 +12262,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -11738,7 +12313,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -11824,7 +12404,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -12020,7 +12605,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -12080,7 +12670,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12139,7 +12734,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12192,7 +12792,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -12244,7 +12849,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -12296,7 +12906,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -12495,7 +13110,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12554,7 +13174,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12613,7 +13238,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12672,7 +13302,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12731,7 +13366,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12790,7 +13430,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12846,7 +13491,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -12906,7 +13556,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -12965,7 +13620,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -13021,7 +13681,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -13078,7 +13743,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -13138,7 +13808,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -13197,7 +13872,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -13250,7 +13930,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -13302,7 +13987,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -13354,7 +14044,12 @@ func (c *Decoder) d14(b []byte, p int, v *XMSRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -13615,7 +14310,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -13661,7 +14361,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -13747,7 +14452,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -13943,7 +14653,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14003,7 +14718,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14062,7 +14782,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14115,7 +14840,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14167,7 +14897,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14219,7 +14954,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14418,7 +15158,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14477,7 +15222,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14536,7 +15286,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14595,7 +15350,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14654,7 +15414,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14710,7 +15475,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14770,7 +15540,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14826,7 +15601,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14883,7 +15663,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14943,7 +15728,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14996,7 +15786,12 @@ func (c *Decoder) d16(b []byte, p int, v *XMSRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15257,7 +16052,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -15303,7 +16103,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -15397,7 +16202,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15613,7 +16423,12 @@ func (c *Decoder) d18(b []byte, p int, v *XOLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -16055,7 +16870,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -16101,7 +16921,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -16383,7 +17208,12 @@ func (c *Decoder) d20(b []byte, p int, v *XOLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -16736,7 +17566,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -16782,7 +17617,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -16868,7 +17708,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17059,7 +17904,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -17113,7 +17963,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17165,7 +18020,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17217,7 +18077,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17322,7 +18187,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17381,7 +18251,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17440,7 +18315,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17499,7 +18379,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17558,7 +18443,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17611,7 +18501,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17716,7 +18611,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17772,7 +18672,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -17832,7 +18737,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17891,7 +18801,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17944,7 +18859,12 @@ func (c *Decoder) d22(b []byte, p int, v *XTLRFOND, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18158,7 +19078,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18204,7 +19129,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18290,7 +19220,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18481,7 +19416,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -18535,7 +19475,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18587,7 +19532,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18639,7 +19589,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18744,7 +19699,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -18803,7 +19763,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -18862,7 +19827,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -18915,7 +19885,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19020,7 +19995,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -19076,7 +20056,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -19136,7 +20121,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -19195,7 +20185,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -19248,7 +20243,12 @@ func (c *Decoder) d24(b []byte, p int, v *XTLRCURR, pmb uint64, pmx bool) (int, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19472,7 +20472,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -19520,7 +20525,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -19588,7 +20598,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -19724,7 +20739,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -19810,7 +20830,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -19862,7 +20887,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -19967,7 +20997,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -20020,7 +21055,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -20078,7 +21118,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -20131,7 +21176,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -20189,7 +21239,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -20319,7 +21374,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -20477,7 +21537,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -20656,7 +21721,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -20713,7 +21783,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -20827,7 +21902,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -20966,7 +22046,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21025,7 +22110,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21084,7 +22174,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21143,7 +22238,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21202,7 +22302,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21261,7 +22366,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21320,7 +22430,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21379,7 +22494,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21438,7 +22558,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21491,7 +22616,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -21549,7 +22679,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21608,7 +22743,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21667,7 +22807,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -21723,7 +22868,12 @@ func (c *Decoder) d26(b []byte, p int, v *D, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -21794,7 +22944,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -21840,7 +22995,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22029,7 +23189,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -22083,7 +23248,12 @@ func (c *Decoder) d30(b []byte, p int, v *F, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22152,7 +23322,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22198,7 +23373,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22245,7 +23425,12 @@ func (c *Decoder) d31(b []byte, p int, v *H, pmb uint64, pmx bool) (int, error) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -22397,7 +23582,12 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22443,7 +23633,12 @@ func (c *Decoder) d32(b []byte, p int, v *X0, pmb uint64, pmx bool) (int, error)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22553,15 +23748,7 @@ func (c *Encoder) EncodeA(dst []byte, v *A) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2101); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2101)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2101, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -22585,15 +23772,7 @@ func (c *Encoder) EncodeX5(dst []byte, v *X5) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2102); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2102)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2102, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -22617,15 +23796,7 @@ func (c *Encoder) EncodeWGeneric(dst []byte, v *WGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2103); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2103)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2103, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -22649,15 +23820,7 @@ func (c *Encoder) EncodeXGeneric(dst []byte, v *XGeneric) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2104); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2104)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2104, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -22681,15 +23844,7 @@ func (c *Encoder) EncodeWOLSFOND(dst []byte, v *WOLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2510); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2510)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2510, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -22713,15 +23868,7 @@ func (c *Encoder) EncodeWOLSCURR(dst []byte, v *WOLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3600); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3600)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3600, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -22745,15 +23892,7 @@ func (c *Encoder) EncodeWTLSFOND(dst []byte, v *WTLSFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2511); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2511)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2511, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -22777,15 +23916,7 @@ func (c *Encoder) EncodeWTLSCURR(dst []byte, v *WTLSCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3601); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3601)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3601, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -22809,15 +23940,7 @@ func (c *Encoder) EncodeXMSRFOND(dst []byte, v *XMSRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2523); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2523)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2523, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -22841,15 +23964,7 @@ func (c *Encoder) EncodeXMSRCURR(dst []byte, v *XMSRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3613); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3613)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3613, 0)
 	}
 	out, err := c.e16(out, v, &pm)
@@ -22873,15 +23988,7 @@ func (c *Encoder) EncodeXOLRFOND(dst []byte, v *XOLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2520); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2520)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2520, 0)
 	}
 	out, err := c.e18(out, v, &pm)
@@ -22905,15 +24012,7 @@ func (c *Encoder) EncodeXOLRCURR(dst []byte, v *XOLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3610); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3610)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3610, 0)
 	}
 	out, err := c.e20(out, v, &pm)
@@ -22937,15 +24036,7 @@ func (c *Encoder) EncodeXTLRFOND(dst []byte, v *XTLRFOND) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2521); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2521)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2521, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -22969,15 +24060,7 @@ func (c *Encoder) EncodeXTLRCURR(dst []byte, v *XTLRCURR) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3611); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3611)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3611, 0)
 	}
 	out, err := c.e24(out, v, &pm)
@@ -23001,15 +24084,7 @@ func (c *Encoder) EncodeD(dst []byte, v *D) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2115); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2115)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2115, 0)
 	}
 	out, err := c.e26(out, v, &pm)
@@ -23033,15 +24108,7 @@ func (c *Encoder) EncodeF(dst []byte, v *F) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2106); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2106)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2106, 0)
 	}
 	out, err := c.e30(out, v, &pm)
@@ -23065,15 +24132,7 @@ func (c *Encoder) EncodeH(dst []byte, v *H) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2107); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2107)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2107, 0)
 	}
 	out, err := c.e31(out, v, &pm)
@@ -23097,15 +24156,7 @@ func (c *Encoder) EncodeX0(dst []byte, v *X0) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2108); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2108)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2108, 0)
 	}
 	out, err := c.e32(out, v, &pm)
@@ -23146,35 +24197,11 @@ func (c *Encoder) e0(out []byte, v *A, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// HeartBtInt
-	if x := int64(int64(v.HeartBtInt)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.HeartBtInt))
 	// Username
 	if !v.HasUsername {
 		out = append(out, 0x80)
@@ -23252,25 +24279,9 @@ func (c *Encoder) e1(out []byte, v *X5, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -23311,25 +24322,9 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradingSessionID
 	if !v.HasTradingSessionID {
 		out = append(out, 0x80)
@@ -23367,15 +24362,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -23424,24 +24411,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23453,15 +24424,7 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		}
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries); err != nil {
 			return out, err
@@ -23530,24 +24493,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23566,24 +24513,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23678,24 +24609,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23714,24 +24629,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23750,24 +24649,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23786,24 +24669,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23822,24 +24689,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23866,24 +24717,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23902,24 +24737,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23938,24 +24757,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -23990,24 +24793,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24087,24 +24874,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24139,24 +24910,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24183,24 +24938,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24219,24 +24958,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24255,24 +24978,8 @@ func (c *Encoder) e2(out []byte, v *WGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24349,35 +25056,11 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries2); err != nil {
 			return out, err
@@ -24516,24 +25199,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24552,24 +25219,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24648,24 +25299,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24684,24 +25319,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24720,24 +25339,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24756,24 +25359,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24792,24 +25379,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24828,24 +25399,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24872,24 +25427,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24908,24 +25447,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24944,24 +25467,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -24996,24 +25503,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25070,24 +25561,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25122,24 +25597,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25166,24 +25625,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25202,24 +25645,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25238,24 +25665,8 @@ func (c *Encoder) e4(out []byte, v *XGeneric, pm *fastrt.PMapW) ([]byte, error) 
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -25347,25 +25758,9 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -25375,15 +25770,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -25453,15 +25840,7 @@ func (c *Encoder) e6(out []byte, v *WOLSFOND, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries3); err != nil {
 			return out, err
@@ -25689,25 +26068,9 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -25717,15 +26080,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -25787,15 +26142,7 @@ func (c *Encoder) e8(out []byte, v *WOLSCURR, pm *fastrt.PMapW) ([]byte, error) 
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries4); err != nil {
 			return out, err
@@ -25985,25 +26332,9 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -26013,15 +26344,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -26091,15 +26414,7 @@ func (c *Encoder) e10(out []byte, v *WTLSFOND, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries5); err != nil {
 			return out, err
@@ -26433,25 +26748,9 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
 	if !v.HasLastMsgSeqNumProcessed {
 		out = append(out, 0x80)
@@ -26461,15 +26760,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := int64(int64(v.RptSeq)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -26531,15 +26822,7 @@ func (c *Encoder) e12(out []byte, v *WTLSCURR, pm *fastrt.PMapW) ([]byte, error)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries6); err != nil {
 			return out, err
@@ -26855,35 +27138,11 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries7); err != nil {
 			return out, err
@@ -26959,24 +27218,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -26995,24 +27238,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27100,24 +27327,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27136,24 +27347,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27172,24 +27367,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27208,24 +27387,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27244,24 +27407,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27280,24 +27427,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27324,24 +27455,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27360,24 +27475,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27412,24 +27511,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27448,24 +27531,8 @@ func (c *Encoder) e14(out []byte, v *XMSRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27588,35 +27655,11 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries8); err != nil {
 			return out, err
@@ -27692,24 +27735,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27728,24 +27755,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27833,24 +27844,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27869,24 +27864,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27905,24 +27884,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27941,24 +27904,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -27977,24 +27924,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28021,24 +27952,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28073,24 +27988,8 @@ func (c *Encoder) e16(out []byte, v *XMSRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28197,35 +28096,11 @@ func (c *Encoder) e18(out []byte, v *XOLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries9); err != nil {
 			return out, err
@@ -28509,35 +28384,11 @@ func (c *Encoder) e20(out []byte, v *XOLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries10); err != nil {
 			return out, err
@@ -28794,35 +28645,11 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries11); err != nil {
 			return out, err
@@ -28935,24 +28762,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -28971,24 +28782,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29007,24 +28802,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29043,24 +28822,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29079,24 +28842,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29138,24 +28885,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29182,24 +28913,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29218,24 +28933,8 @@ func (c *Encoder) e22(out []byte, v *XTLRFOND, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29327,35 +29026,11 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// GroupMDEntries
-	if x := uint64(uint64(len(v.GroupMDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.GroupMDEntries)))
 	if true {
 		if err := c.Enter(fGroupMDEntries12); err != nil {
 			return out, err
@@ -29468,24 +29143,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29504,24 +29163,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29540,24 +29183,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29599,24 +29226,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29643,24 +29254,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29679,24 +29274,8 @@ func (c *Encoder) e24(out []byte, v *XTLRCURR, pm *fastrt.PMapW) ([]byte, error)
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29795,15 +29374,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s26MsgSeqNum; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MsgSeqNum), 0
 	} else {
 		{
@@ -29816,15 +29387,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// MessageEncoding
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29940,24 +29503,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -29984,24 +29531,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30028,24 +29559,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30099,15 +29614,7 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		for j := range v.GroupInstrAttrib {
 			v := &v.GroupInstrAttrib[j]
 			// InstrAttribType
-			if x := int64(int64(v.InstrAttribType)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
 			// InstrAttribValue
 			{
 				tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30158,24 +29665,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30315,24 +29806,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30351,24 +29826,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30387,24 +29846,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30423,24 +29866,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30459,24 +29886,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30495,24 +29906,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30531,24 +29926,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30567,24 +29946,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30603,24 +29966,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30647,24 +29994,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30683,24 +30014,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30719,24 +30034,8 @@ func (c *Encoder) e26(out []byte, v *D, pm *fastrt.PMapW) ([]byte, error) {
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -30780,25 +30079,9 @@ func (c *Encoder) e30(out []byte, v *F, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -30883,35 +30166,11 @@ func (c *Encoder) e31(out []byte, v *H, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID17, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradSesStatus
-	if x := int64(int64(v.TradSesStatus)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.TradSesStatus))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)
@@ -30961,25 +30220,9 @@ func (c *Encoder) e32(out []byte, v *X0, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID18, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -3770,7 +3770,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3816,7 +3821,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3864,7 +3874,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDNonFix, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3942,7 +3957,12 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3988,7 +4008,12 @@ func (c *Decoder) d1(b []byte, p int, v *MDTcpRequestReject117, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4212,7 +4237,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4300,7 +4330,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4483,7 +4518,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4689,7 +4729,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 															k := uint(bits.TrailingZeros64(m) >> 3)
-															x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
 														}
 													}
 												}
@@ -4976,7 +5021,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -5044,7 +5094,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -5115,7 +5170,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -5183,7 +5243,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -5274,7 +5339,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -5434,7 +5504,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -5505,7 +5580,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -5576,7 +5656,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -5636,7 +5721,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -5778,7 +5868,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -5892,7 +5987,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -6029,7 +6129,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -6083,7 +6188,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -6154,7 +6264,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6211,7 +6326,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6277,7 +6397,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -6334,7 +6459,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6386,7 +6516,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6441,7 +6576,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6498,7 +6638,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6643,7 +6788,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -6913,7 +7063,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -6965,7 +7120,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7017,7 +7177,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7083,7 +7248,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -7190,7 +7360,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -7247,7 +7422,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -7315,7 +7495,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -7372,7 +7557,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7504,7 +7694,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7554,7 +7749,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7606,7 +7806,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7658,7 +7863,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7757,7 +7967,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7805,7 +8020,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -7952,7 +8172,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8051,7 +8276,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSecurityList149, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8125,7 +8355,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8213,7 +8448,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8396,7 +8636,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8602,7 +8847,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 															k := uint(bits.TrailingZeros64(m) >> 3)
-															x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
 														}
 													}
 												}
@@ -8889,7 +9139,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -8957,7 +9212,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -9025,7 +9285,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -9116,7 +9381,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -9276,7 +9546,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -9347,7 +9622,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -9418,7 +9698,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -9478,7 +9763,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -9620,7 +9910,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -9734,7 +10029,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -9871,7 +10171,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -9925,7 +10230,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -9996,7 +10306,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -10053,7 +10368,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10119,7 +10439,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -10176,7 +10501,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10228,7 +10558,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10283,7 +10618,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -10340,7 +10680,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -10485,7 +10830,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -10755,7 +11105,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10807,7 +11162,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10859,7 +11219,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -10925,7 +11290,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -11032,7 +11402,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -11089,7 +11464,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -11157,7 +11537,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -11214,7 +11599,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11346,7 +11736,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11396,7 +11791,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11448,7 +11848,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11500,7 +11905,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11599,7 +12009,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11647,7 +12062,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -11794,7 +12214,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -11893,7 +12318,12 @@ func (c *Decoder) d12(b []byte, p int, v *MDSecurityList148, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -11967,7 +12397,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -12055,7 +12490,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -12238,7 +12678,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -12444,7 +12889,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 															k := uint(bits.TrailingZeros64(m) >> 3)
-															x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
 														}
 													}
 												}
@@ -12731,7 +13181,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -12799,7 +13254,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -12867,7 +13327,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -12958,7 +13423,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -13118,7 +13588,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -13189,7 +13664,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -13260,7 +13740,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 													w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 													if m := w & 0x8080808080808080; m != 0 {
 														k := uint(bits.TrailingZeros64(m) >> 3)
-														x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+														u := bits.ReverseBytes64(w) >> (56 - 8*k)
+														u &= 0x7f7f7f7f7f7f7f7f
+														u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+														u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+														u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+														x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 													}
 												}
 											}
@@ -13320,7 +13805,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -13462,7 +13952,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -13576,7 +14071,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -13713,7 +14213,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 											}
 										}
 									}
@@ -13767,7 +14272,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -13838,7 +14348,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -13895,7 +14410,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -13961,7 +14481,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14018,7 +14543,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14070,7 +14600,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14125,7 +14660,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14182,7 +14722,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14327,7 +14872,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14597,7 +15147,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14649,7 +15204,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14701,7 +15261,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -14767,7 +15332,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -14874,7 +15444,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14931,7 +15506,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -14999,7 +15579,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -15056,7 +15641,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15188,7 +15778,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15238,7 +15833,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15290,7 +15890,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15342,7 +15947,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15441,7 +16051,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15489,7 +16104,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -15636,7 +16256,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -15735,7 +16360,12 @@ func (c *Decoder) d22(b []byte, p int, v *MDSecurityList141, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -15809,7 +16439,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -15855,7 +16490,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -15901,7 +16541,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -16084,7 +16729,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -16290,7 +16940,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 														w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 														if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 															k := uint(bits.TrailingZeros64(m) >> 3)
-															x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+															u := bits.ReverseBytes64(w) >> (56 - 8*k)
+															u &= 0x7f7f7f7f7f7f7f7f
+															u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+															u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+															u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+															x, n = u, int(k)+1
 														}
 													}
 												}
@@ -16569,7 +17224,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -16708,7 +17368,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -16915,7 +17580,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -16965,7 +17635,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17028,7 +17703,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17080,7 +17760,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17126,7 +17811,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17172,7 +17862,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17516,7 +18211,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17568,7 +18268,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17634,7 +18339,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17749,7 +18459,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -17805,7 +18520,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17937,7 +18657,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -17983,7 +18708,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18033,7 +18763,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18085,7 +18820,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18184,7 +18924,12 @@ func (c *Decoder) d32(b []byte, p int, v *MDSecurityList111, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18314,7 +19059,12 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18360,7 +19110,12 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18652,7 +19407,12 @@ func (c *Decoder) d39(b []byte, p int, v *MDIncRefresh81, pmb uint64, pmx bool) 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -18788,7 +19548,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18834,7 +19599,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18884,7 +19654,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -18985,7 +19760,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19102,7 +19882,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19160,7 +19945,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19328,7 +20118,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19700,7 +20495,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19752,7 +20552,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19884,7 +20689,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19936,7 +20746,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -19988,7 +20803,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20120,7 +20940,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20172,7 +20997,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20224,7 +21054,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20276,7 +21111,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20328,7 +21168,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20380,7 +21225,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20432,7 +21282,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20484,7 +21339,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20610,7 +21470,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -20670,7 +21535,12 @@ func (c *Decoder) d41(b []byte, p int, v *MDIncRefresh152, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -20742,7 +21612,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -20788,7 +21663,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -20838,7 +21718,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -20939,7 +21824,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21056,7 +21946,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21114,7 +22009,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21282,7 +22182,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21606,7 +22511,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21658,7 +22568,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21790,7 +22705,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21842,7 +22762,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -21894,7 +22819,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22026,7 +22956,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22078,7 +23013,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22130,7 +23070,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22182,7 +23127,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22234,7 +23184,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22286,7 +23241,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22338,7 +23298,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22390,7 +23355,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22516,7 +23486,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -22576,7 +23551,12 @@ func (c *Decoder) d44(b []byte, p int, v *MDIncRefresh150, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22648,7 +23628,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22694,7 +23679,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22744,7 +23734,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -22845,7 +23840,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -22962,7 +23962,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23020,7 +24025,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23188,7 +24198,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23512,7 +24527,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23564,7 +24584,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23696,7 +24721,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23748,7 +24778,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23800,7 +24835,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23932,7 +24972,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -23984,7 +25029,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24036,7 +25086,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24088,7 +25143,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24140,7 +25200,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24266,7 +25331,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -24326,7 +25396,12 @@ func (c *Decoder) d47(b []byte, p int, v *MDIncRefresh145, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24398,7 +25473,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -24444,7 +25524,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -24494,7 +25579,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -24595,7 +25685,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24712,7 +25807,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24770,7 +25870,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -24938,7 +26043,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25262,7 +26372,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25441,7 +26556,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25493,7 +26613,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25545,7 +26670,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25677,7 +26807,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25729,7 +26864,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25781,7 +26921,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25833,7 +26978,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -25885,7 +27035,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -26011,7 +27166,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -26071,7 +27231,12 @@ func (c *Decoder) d50(b []byte, p int, v *MDIncRefresh138, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -26143,7 +27308,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -26189,7 +27359,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -26235,7 +27410,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -26334,7 +27514,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -26523,7 +27708,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -26581,7 +27771,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -26733,7 +27928,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27073,7 +28273,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27237,7 +28442,12 @@ func (c *Decoder) d53(b []byte, p int, v *MDIncRefresh123, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27389,7 +28599,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -27435,7 +28650,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -27481,7 +28701,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -27580,7 +28805,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27769,7 +28999,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27827,7 +29062,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -27979,7 +29219,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -28319,7 +29564,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -28483,7 +29733,12 @@ func (c *Decoder) d55(b []byte, p int, v *MDIncRefresh126, pmb uint64, pmx bool)
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -28635,7 +29890,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -28681,7 +29941,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -28778,7 +30043,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -28940,7 +30210,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -28992,7 +30267,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29044,7 +30324,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29092,7 +30377,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29138,7 +30428,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29188,7 +30483,12 @@ func (c *Decoder) d57(b []byte, p int, v *MDSecurityStatus142, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29253,7 +30553,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29299,7 +30604,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29443,7 +30753,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29605,7 +30920,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29657,7 +30977,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29709,7 +31034,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29757,7 +31087,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29803,7 +31138,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29853,7 +31193,12 @@ func (c *Decoder) d58(b []byte, p int, v *MDSecurityStatus134, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29918,7 +31263,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -29964,7 +31314,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30010,7 +31365,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30154,7 +31514,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30316,7 +31681,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30368,7 +31738,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30416,7 +31791,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30466,7 +31846,12 @@ func (c *Decoder) d59(b []byte, p int, v *MDSecurityStatus125, pmb uint64, pmx b
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30529,7 +31914,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30577,7 +31967,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30623,7 +32018,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30673,7 +32073,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30725,7 +32130,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30837,7 +32247,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -30887,7 +32302,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -30933,7 +32353,12 @@ func (c *Decoder) d60(b []byte, p int, v *MDSnapshotFullRefresh127, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31664,7 +33089,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31712,7 +33142,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31758,7 +33193,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31808,7 +33248,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31860,7 +33305,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -31972,7 +33422,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -32022,7 +33477,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -32068,7 +33528,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -32229,7 +33694,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -32633,7 +34103,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -32685,7 +34160,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -32921,7 +34401,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -32973,7 +34458,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33089,7 +34579,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33141,7 +34636,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33193,7 +34693,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33245,7 +34750,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33297,7 +34807,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33349,7 +34864,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33401,7 +34921,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33453,7 +34978,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -33595,7 +35125,12 @@ func (c *Decoder) d62(b []byte, p int, v *MDSnapshotFullRefresh153, pmb uint64, 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -33673,7 +35208,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -33721,7 +35261,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -33767,7 +35312,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -33817,7 +35367,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -33869,7 +35424,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -33981,7 +35541,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -34031,7 +35596,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -34077,7 +35647,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -34238,7 +35813,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -34594,7 +36174,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -34646,7 +36231,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -34882,7 +36472,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -34934,7 +36529,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35050,7 +36650,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35102,7 +36707,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35154,7 +36764,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35206,7 +36821,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35258,7 +36878,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35310,7 +36935,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35362,7 +36992,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35414,7 +37049,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -35556,7 +37196,12 @@ func (c *Decoder) d65(b []byte, p int, v *MDSnapshotFullRefresh151, pmb uint64, 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -35634,7 +37279,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -35682,7 +37332,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -35728,7 +37383,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -35778,7 +37438,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -35830,7 +37495,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -35942,7 +37612,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -35992,7 +37667,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -36038,7 +37718,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -36199,7 +37884,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -36555,7 +38245,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -36607,7 +38302,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -36843,7 +38543,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -36895,7 +38600,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37011,7 +38721,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37063,7 +38778,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37115,7 +38835,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37167,7 +38892,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37219,7 +38949,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -37361,7 +39096,12 @@ func (c *Decoder) d68(b []byte, p int, v *MDSnapshotFullRefresh147, pmb uint64, 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -37439,7 +39179,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37487,7 +39232,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37533,7 +39283,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37583,7 +39338,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37635,7 +39395,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37747,7 +39512,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -37797,7 +39567,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -37843,7 +39618,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -38004,7 +39784,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38360,7 +40145,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38412,7 +40202,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38648,7 +40443,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38700,7 +40500,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38816,7 +40621,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38868,7 +40678,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38920,7 +40735,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -38972,7 +40792,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -39024,7 +40849,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -39166,7 +40996,12 @@ func (c *Decoder) d71(b []byte, p int, v *MDSnapshotFullRefresh146, pmb uint64, 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -39244,7 +41079,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39292,7 +41132,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39338,7 +41183,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39388,7 +41238,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39440,7 +41295,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39552,7 +41412,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -39602,7 +41467,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39648,7 +41518,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -39809,7 +41684,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40165,7 +42045,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40217,7 +42102,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40453,7 +42343,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40505,7 +42400,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40621,7 +42521,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40673,7 +42578,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40725,7 +42635,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40777,7 +42692,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40829,7 +42749,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -40971,7 +42896,12 @@ func (c *Decoder) d74(b []byte, p int, v *MDSnapshotFullRefresh139, pmb uint64, 
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -41049,7 +42979,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41097,7 +43032,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41143,7 +43083,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41193,7 +43138,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41245,7 +43195,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41357,7 +43312,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -41407,7 +43367,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41453,7 +43418,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -41918,7 +43888,12 @@ func (c *Decoder) d77(b []byte, p int, v *MDSnapshotFullRefresh128, pmb uint64, 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -42222,7 +44197,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -42268,7 +44248,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -42627,7 +44612,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -42742,7 +44732,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -42944,7 +44939,12 @@ func (c *Decoder) d79(b []byte, p int, v *MDNewsMessage143, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -43033,7 +45033,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -43079,7 +45084,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -43438,7 +45448,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -43553,7 +45568,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -43755,7 +45775,12 @@ func (c *Decoder) d82(b []byte, p int, v *MDNewsMessage137, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -43844,7 +45869,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -43890,7 +45920,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -43940,7 +45975,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44267,7 +46307,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -44582,7 +46627,12 @@ func (c *Decoder) d85(b []byte, p int, v *MDNewsMessage120, pmb uint64, pmx bool
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -44700,7 +46750,12 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44746,7 +46801,12 @@ func (c *Decoder) d89(b []byte, p int, v *MDHeartbeat144, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44807,7 +46867,12 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44853,7 +46918,12 @@ func (c *Decoder) d90(b []byte, p int, v *MDHeartbeat129, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44914,7 +46984,12 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -44960,7 +47035,12 @@ func (c *Decoder) d91(b []byte, p int, v *MDHeartbeat101, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45037,7 +47117,12 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45083,7 +47168,12 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45133,7 +47223,12 @@ func (c *Decoder) d92(b []byte, p int, v *MDLogon118, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45198,7 +47293,12 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45244,7 +47344,12 @@ func (c *Decoder) d93(b []byte, p int, v *MDLogout119, pmb uint64, pmx bool) (in
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45352,7 +47457,12 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45398,7 +47508,12 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45460,7 +47575,12 @@ func (c *Decoder) d94(b []byte, p int, v *MDSequenceReset, pmb uint64, pmx bool)
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -45598,15 +47718,7 @@ func (c *Encoder) EncodeMDNonFix(dst []byte, v *MDNonFix) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(140); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 140)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 140, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -45630,15 +47742,7 @@ func (c *Encoder) EncodeMDTcpRequestReject117(dst []byte, v *MDTcpRequestReject1
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(117); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 117)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 117, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -45662,15 +47766,7 @@ func (c *Encoder) EncodeMDSecurityList149(dst []byte, v *MDSecurityList149) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(149); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 149)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 149, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -45694,15 +47790,7 @@ func (c *Encoder) EncodeMDSecurityList148(dst []byte, v *MDSecurityList148) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(148); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 148)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 148, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -45726,15 +47814,7 @@ func (c *Encoder) EncodeMDSecurityList141(dst []byte, v *MDSecurityList141) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(141); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 141)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 141, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -45758,15 +47838,7 @@ func (c *Encoder) EncodeMDSecurityList111(dst []byte, v *MDSecurityList111) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(111); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 111)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 111, 0)
 	}
 	out, err := c.e32(out, v, &pm)
@@ -45790,15 +47862,7 @@ func (c *Encoder) EncodeMDIncRefresh81(dst []byte, v *MDIncRefresh81) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(81); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 81)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 81, 0)
 	}
 	out, err := c.e39(out, v, &pm)
@@ -45822,15 +47886,7 @@ func (c *Encoder) EncodeMDIncRefresh152(dst []byte, v *MDIncRefresh152) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(152); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 152)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 152, 0)
 	}
 	out, err := c.e41(out, v, &pm)
@@ -45854,15 +47910,7 @@ func (c *Encoder) EncodeMDIncRefresh150(dst []byte, v *MDIncRefresh150) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(150); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 150)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 150, 0)
 	}
 	out, err := c.e44(out, v, &pm)
@@ -45886,15 +47934,7 @@ func (c *Encoder) EncodeMDIncRefresh145(dst []byte, v *MDIncRefresh145) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(145); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 145)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 145, 0)
 	}
 	out, err := c.e47(out, v, &pm)
@@ -45918,15 +47958,7 @@ func (c *Encoder) EncodeMDIncRefresh138(dst []byte, v *MDIncRefresh138) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(138); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 138)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 138, 0)
 	}
 	out, err := c.e50(out, v, &pm)
@@ -45950,15 +47982,7 @@ func (c *Encoder) EncodeMDIncRefresh123(dst []byte, v *MDIncRefresh123) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(123); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 123)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 123, 0)
 	}
 	out, err := c.e53(out, v, &pm)
@@ -45982,15 +48006,7 @@ func (c *Encoder) EncodeMDIncRefresh126(dst []byte, v *MDIncRefresh126) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(126); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 126)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 126, 0)
 	}
 	out, err := c.e55(out, v, &pm)
@@ -46014,15 +48030,7 @@ func (c *Encoder) EncodeMDSecurityStatus142(dst []byte, v *MDSecurityStatus142) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(142); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 142)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 142, 0)
 	}
 	out, err := c.e57(out, v, &pm)
@@ -46046,15 +48054,7 @@ func (c *Encoder) EncodeMDSecurityStatus134(dst []byte, v *MDSecurityStatus134) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(134); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 134)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 134, 0)
 	}
 	out, err := c.e58(out, v, &pm)
@@ -46078,15 +48078,7 @@ func (c *Encoder) EncodeMDSecurityStatus125(dst []byte, v *MDSecurityStatus125) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(125); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 125)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 125, 0)
 	}
 	out, err := c.e59(out, v, &pm)
@@ -46110,15 +48102,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh127(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(127); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 127)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 127, 0)
 	}
 	out, err := c.e60(out, v, &pm)
@@ -46142,15 +48126,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh153(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(153); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 153)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 153, 0)
 	}
 	out, err := c.e62(out, v, &pm)
@@ -46174,15 +48150,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh151(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(151); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 151)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 151, 0)
 	}
 	out, err := c.e65(out, v, &pm)
@@ -46206,15 +48174,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh147(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(147); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 147)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 147, 0)
 	}
 	out, err := c.e68(out, v, &pm)
@@ -46238,15 +48198,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh146(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(146); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 146)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 146, 0)
 	}
 	out, err := c.e71(out, v, &pm)
@@ -46270,15 +48222,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh139(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(139); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 139)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 139, 0)
 	}
 	out, err := c.e74(out, v, &pm)
@@ -46302,15 +48246,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh128(dst []byte, v *MDSnapshotFullRe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(128); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 128)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 128, 0)
 	}
 	out, err := c.e77(out, v, &pm)
@@ -46334,15 +48270,7 @@ func (c *Encoder) EncodeMDNewsMessage143(dst []byte, v *MDNewsMessage143) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(143); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 143)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 143, 0)
 	}
 	out, err := c.e79(out, v, &pm)
@@ -46366,15 +48294,7 @@ func (c *Encoder) EncodeMDNewsMessage137(dst []byte, v *MDNewsMessage137) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(137); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 137)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 137, 0)
 	}
 	out, err := c.e82(out, v, &pm)
@@ -46398,15 +48318,7 @@ func (c *Encoder) EncodeMDNewsMessage120(dst []byte, v *MDNewsMessage120) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(120); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e85(out, v, &pm)
@@ -46430,15 +48342,7 @@ func (c *Encoder) EncodeMDHeartbeat144(dst []byte, v *MDHeartbeat144) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(144); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 144)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 144, 0)
 	}
 	out, err := c.e89(out, v, &pm)
@@ -46462,15 +48366,7 @@ func (c *Encoder) EncodeMDHeartbeat129(dst []byte, v *MDHeartbeat129) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(129); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 129)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 129, 0)
 	}
 	out, err := c.e90(out, v, &pm)
@@ -46494,15 +48390,7 @@ func (c *Encoder) EncodeMDHeartbeat101(dst []byte, v *MDHeartbeat101) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(101); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 101)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 101, 0)
 	}
 	out, err := c.e91(out, v, &pm)
@@ -46526,15 +48414,7 @@ func (c *Encoder) EncodeMDLogon118(dst []byte, v *MDLogon118) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(118); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 118)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 118, 0)
 	}
 	out, err := c.e92(out, v, &pm)
@@ -46558,15 +48438,7 @@ func (c *Encoder) EncodeMDLogout119(dst []byte, v *MDLogout119) ([]byte, error) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(119); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 119)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 119, 0)
 	}
 	out, err := c.e93(out, v, &pm)
@@ -46590,15 +48462,7 @@ func (c *Encoder) EncodeMDSequenceReset(dst []byte, v *MDSequenceReset) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(122); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 122)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 122, 0)
 	}
 	out, err := c.e94(out, v, &pm)
@@ -46618,39 +48482,15 @@ func (c *Encoder) e0(out []byte, v *MDNonFix, pm *fastrt.PMapW) ([]byte, error) 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// DataLen
-	if x := uint64(uint64(v.DataLen)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.DataLen))
 	// Data
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -46677,25 +48517,9 @@ func (c *Encoder) e1(out []byte, v *MDTcpRequestReject117, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
@@ -46772,15 +48596,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -46795,15 +48611,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -46818,15 +48626,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym); err != nil {
 			return out, err
@@ -46857,15 +48657,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s3SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -46886,15 +48678,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs); err != nil {
 					return out, err
@@ -46943,15 +48727,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 1<<7 {
-								out = append(out, byte(x)|0x80)
-							} else if x < 1<<14 {
-								out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-							} else if x < 1<<21 {
-								out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -47047,15 +48823,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource, "value differs from the constant")
@@ -47087,15 +48855,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47140,15 +48900,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47265,15 +49017,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47318,15 +49062,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47371,15 +49107,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -47446,15 +49174,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource, "value differs from the constant")
@@ -47466,15 +49186,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					} else if e := &c.d.s15LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -1<<6 && x < 1<<6 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else if x >= -1<<13 && x < 1<<13 {
-							out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else if x >= -1<<20 && x < 1<<20 {
-							out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -47500,15 +49212,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange, "value differs from the constant")
@@ -47587,15 +49291,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47648,15 +49344,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47741,15 +49429,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -47866,15 +49546,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -47950,15 +49622,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -48015,15 +49679,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -48072,15 +49728,7 @@ func (c *Encoder) e2(out []byte, v *MDSecurityList149, pm *fastrt.PMapW) ([]byte
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -48161,15 +49809,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -48184,15 +49824,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -48207,15 +49839,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym2); err != nil {
 			return out, err
@@ -48246,15 +49870,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s24SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -48275,15 +49891,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange2, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs2); err != nil {
 					return out, err
@@ -48332,15 +49940,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 1<<7 {
-								out = append(out, byte(x)|0x80)
-							} else if x < 1<<14 {
-								out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-							} else if x < 1<<21 {
-								out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -48436,15 +50036,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource2, "value differs from the constant")
@@ -48476,15 +50068,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -48601,15 +50185,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -48654,15 +50230,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -48707,15 +50275,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -48782,15 +50342,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource2, "value differs from the constant")
@@ -48802,15 +50354,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s34LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -1<<6 && x < 1<<6 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else if x >= -1<<13 && x < 1<<13 {
-							out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else if x >= -1<<20 && x < 1<<20 {
-							out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -48836,15 +50380,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange2) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange2, "value differs from the constant")
@@ -48923,15 +50459,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -48984,15 +50512,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -49077,15 +50597,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -49202,15 +50714,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -49286,15 +50790,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -49351,15 +50847,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -49408,15 +50896,7 @@ func (c *Encoder) e12(out []byte, v *MDSecurityList148, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -49497,15 +50977,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
 	if o, ok := fastrt.AppendASCII(out, v.SendingTime, false); ok {
 		out = o
@@ -49520,15 +50992,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -49543,15 +51007,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSym
-	if x := uint64(uint64(len(v.RelatedSym))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSym)))
 	if true {
 		if err := c.Enter(fRelatedSym3); err != nil {
 			return out, err
@@ -49582,15 +51038,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s43SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -49611,15 +51059,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange3, "value differs from the constant")
 			}
 			// ApplIDs
-			if x := uint64(uint64(len(v.ApplIDs))); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIDs)))
 			if true {
 				if err := c.Enter(fApplIDs3); err != nil {
 					return out, err
@@ -49668,15 +51108,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 1<<7 {
-								out = append(out, byte(x)|0x80)
-							} else if x < 1<<14 {
-								out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-							} else if x < 1<<21 {
-								out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -49772,15 +51204,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource3, "value differs from the constant")
@@ -49812,15 +51236,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49937,15 +51353,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -49990,15 +51398,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50043,15 +51443,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 							sent = false
 						}
 						if sent {
-							if x := int64(d); x >= -1<<6 && x < 1<<6 {
-								out = append(out, byte(x)&0x7f|0x80)
-							} else if x >= -1<<13 && x < 1<<13 {
-								out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else if x >= -1<<20 && x < 1<<20 {
-								out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendInt(out, x)
-							}
+							out = fastrt.AppendInt(out, d)
 							me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 						} else {
 							{
@@ -50118,15 +51510,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource3, "value differs from the constant")
@@ -50138,15 +51522,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s53LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -1<<6 && x < 1<<6 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else if x >= -1<<13 && x < 1<<13 {
-							out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else if x >= -1<<20 && x < 1<<20 {
-							out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -50172,15 +51548,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSide
-					if x := int64(int64(v.LegSide)); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, int64(v.LegSide))
 					// LegSecurityExchange
 					if v.LegSecurityExchange != nil && string(v.LegSecurityExchange) != string(cLegSecurityExchange3) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityExchange3, "value differs from the constant")
@@ -50259,15 +51627,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50320,15 +51680,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50413,15 +51765,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// Product
-			if x := int64(int64(v.Product)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.Product))
 			// SecurityType
 			if o, ok := fastrt.AppendASCII(out, v.SecurityType, false); ok {
 				out = o
@@ -50538,15 +51882,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50622,15 +51958,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -50687,15 +52015,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
 			if !v.HasDatedDate {
 				out = append(out, 0x80)
@@ -50744,15 +52064,7 @@ func (c *Encoder) e22(out []byte, v *MDSecurityList141, pm *fastrt.PMapW) ([]byt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// SecurityValidityTimestamp
-			if x := uint64(uint64(v.SecurityValidityTimestamp)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.SecurityValidityTimestamp))
 			// MarketSegmentID
 			if !v.HasMarketSegmentID {
 				out = append(out, 0x80)
@@ -50833,35 +52145,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNoRelatedSym
-	if x := uint64(uint64(v.TotNoRelatedSym)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNoRelatedSym))
 	// LastFragment
 	if o, ok := fastrt.AppendASCII(out, v.LastFragment, false); ok {
 		out = o
@@ -50876,15 +52164,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// RelatedSymbols
-	if x := uint64(uint64(len(v.RelatedSymbols))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.RelatedSymbols)))
 	if true {
 		if err := c.Enter(fRelatedSymbols); err != nil {
 			return out, err
@@ -50915,15 +52195,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 			} else if e := &c.d.s62SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -50944,15 +52216,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange4, "value differs from the constant")
 			}
 			// ApplIds
-			if x := uint64(uint64(len(v.ApplIds))); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.ApplIds)))
 			if true {
 				if err := c.Enter(fApplIds); err != nil {
 					return out, err
@@ -51001,15 +52265,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 								}
 							}
 							// MarketDepth
-							if x := uint64(uint64(v.MarketDepth)); x < 1<<7 {
-								out = append(out, byte(x)|0x80)
-							} else if x < 1<<14 {
-								out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-							} else if x < 1<<21 {
-								out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-							} else {
-								out = fastrt.AppendUint(out, x)
-							}
+							out = fastrt.AppendUint(out, uint64(v.MarketDepth))
 						}
 						c.Depth--
 					}
@@ -51101,15 +52357,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// UnderlyingSecurityID
-					if x := uint64(uint64(v.UnderlyingSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.UnderlyingSecurityID))
 					// UnderlyingSecurityIDSource
 					if v.UnderlyingSecurityIDSource != nil && string(v.UnderlyingSecurityIDSource) != string(cUnderlyingSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fUnderlyingSecurityIDSource4, "value differs from the constant")
@@ -51154,15 +52402,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 						}
 					}
 					// LegSecurityID
-					if x := uint64(uint64(v.LegSecurityID)); x < 1<<7 {
-						out = append(out, byte(x)|0x80)
-					} else if x < 1<<14 {
-						out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-					} else if x < 1<<21 {
-						out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendUint(out, x)
-					}
+					out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 					// LegSecurityIDSource
 					if v.LegSecurityIDSource != nil && string(v.LegSecurityIDSource) != string(cLegSecurityIDSource4) {
 						return out, fastrt.EncErr(fast.Unencodable, fLegSecurityIDSource4, "value differs from the constant")
@@ -51174,15 +52414,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					} else if e := &c.d.s64LegRatioQty; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := int64(int64(v.LegRatioQty)); x >= -1<<6 && x < 1<<6 {
-							out = append(out, byte(x)&0x7f|0x80)
-						} else if x >= -1<<13 && x < 1<<13 {
-							out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else if x >= -1<<20 && x < 1<<20 {
-							out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendInt(out, x)
-						}
+						out = fastrt.AppendInt(out, int64(v.LegRatioQty))
 						e.G, e.T, e.I, e.E = c.Gen, 2, int64(v.LegRatioQty), 0
 					} else {
 						{
@@ -51242,15 +52474,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// RoundLot
-			if x := uint64(uint64(v.RoundLot)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.RoundLot))
 			// MinTradeVol
 			if !v.HasMinTradeVol {
 				out = append(out, 0x80)
@@ -51276,29 +52500,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51321,35 +52529,11 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// TickSizeDenominator
-			if x := uint64(uint64(v.TickSizeDenominator)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.TickSizeDenominator))
 			// MinOrderQty
-			if x := uint64(uint64(v.MinOrderQty)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MinOrderQty))
 			// MaxOrderQty
-			if x := uint64(uint64(v.MaxOrderQty)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MaxOrderQty))
 			// InstrumentID
 			if o, ok := fastrt.AppendASCII(out, v.InstrumentID, false); ok {
 				out = o
@@ -51480,15 +52664,7 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51542,29 +52718,13 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				} else if ee.G == c.Gen {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -51621,25 +52781,9 @@ func (c *Encoder) e32(out []byte, v *MDSecurityList111, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// IssueDate
-			if x := uint64(uint64(v.IssueDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.IssueDate))
 			// DatedDate
-			if x := uint64(uint64(v.DatedDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.DatedDate))
 			// StartDate
 			if !v.HasStartDate {
 				out = append(out, 0x80)
@@ -51722,25 +52866,9 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -51751,15 +52879,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 		}
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -51881,15 +53001,7 @@ func (c *Encoder) e39(out []byte, v *MDIncRefresh81, pm *fastrt.PMapW) ([]byte, 
 			} else if e := &c.d.s76MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -51959,25 +53071,9 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -51987,15 +53083,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -52012,15 +53100,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s79MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -52067,15 +53147,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s81SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -52095,15 +53167,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s82RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -52173,15 +53237,7 @@ func (c *Encoder) e41(out []byte, v *MDIncRefresh152, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s85MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -52647,25 +53703,9 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -52675,15 +53715,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -52700,15 +53732,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s101MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -52755,15 +53779,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s103SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -52783,15 +53799,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s104RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -52861,15 +53869,7 @@ func (c *Encoder) e44(out []byte, v *MDIncRefresh150, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s107MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -53308,25 +54308,9 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -53336,15 +54320,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -53361,15 +54337,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s120MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -53416,15 +54384,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s122SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -53444,15 +54404,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s123RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -53522,15 +54474,7 @@ func (c *Encoder) e47(out []byte, v *MDIncRefresh145, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s126MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -53945,25 +54889,9 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
 	if !v.HasTradeDate {
 		out = append(out, 0x80)
@@ -53973,15 +54901,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries5); err != nil {
 			return out, err
@@ -53998,15 +54918,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s139MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -54053,15 +54965,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s141SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -54081,15 +54985,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s142RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -54159,15 +55055,7 @@ func (c *Encoder) e50(out []byte, v *MDIncRefresh138, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s145MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -54589,45 +55477,13 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries6); err != nil {
 			return out, err
@@ -54644,15 +55500,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s158MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -54734,15 +55582,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s161SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -54762,15 +55602,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s162RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -54831,15 +55663,7 @@ func (c *Encoder) e53(out []byte, v *MDIncRefresh123, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s164MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55152,45 +55976,13 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries7); err != nil {
 			return out, err
@@ -55207,15 +55999,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s175MDUpdateAction; e.G == c.Gen {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -55297,15 +56081,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s178SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -55325,15 +56101,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s179RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -55394,15 +56162,7 @@ func (c *Encoder) e55(out []byte, v *MDIncRefresh126, pm *fastrt.PMapW) ([]byte,
 			} else if e := &c.d.s181MDEntryTime; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryTime), 0
 			} else {
 				{
@@ -55715,25 +56475,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -55821,25 +56565,9 @@ func (c *Encoder) e57(out []byte, v *MDSecurityStatus142, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -55865,25 +56593,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -55986,25 +56698,9 @@ func (c *Encoder) e58(out []byte, v *MDSecurityStatus134, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -56030,35 +56726,11 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradeDate
-	if x := uint64(uint64(v.TradeDate)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradeDate))
 	// SecurityGroup
 	if !v.HasSecurityGroup {
 		out = append(out, 0x80)
@@ -56153,15 +56825,7 @@ func (c *Encoder) e59(out []byte, v *MDSecurityStatus125, pm *fastrt.PMapW) ([]b
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TransactTime
-	if x := uint64(uint64(v.TransactTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TransactTime))
 	// SecurityTradingEvent
 	if !v.HasSecurityTradingEvent {
 		out = append(out, 0x80)
@@ -56183,39 +56847,15 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID17) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID17, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -56261,25 +56901,9 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource15, "value differs from the constant")
@@ -56289,15 +56913,7 @@ func (c *Encoder) e60(out []byte, v *MDSnapshotFullRefresh127, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange14, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries8); err != nil {
 			return out, err
@@ -56670,39 +57286,15 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID18) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID18, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -56748,25 +57340,9 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource16, "value differs from the constant")
@@ -56776,15 +57352,7 @@ func (c *Encoder) e62(out []byte, v *MDSnapshotFullRefresh153, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange15, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries9); err != nil {
 			return out, err
@@ -57354,39 +57922,15 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID19) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID19, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -57432,25 +57976,9 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource17, "value differs from the constant")
@@ -57460,15 +57988,7 @@ func (c *Encoder) e65(out []byte, v *MDSnapshotFullRefresh151, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange16, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries10); err != nil {
 			return out, err
@@ -58011,39 +58531,15 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID20) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID20, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -58089,25 +58585,9 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource18, "value differs from the constant")
@@ -58117,15 +58597,7 @@ func (c *Encoder) e68(out []byte, v *MDSnapshotFullRefresh147, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange17, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries11); err != nil {
 			return out, err
@@ -58644,39 +59116,15 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID21) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID21, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -58722,25 +59170,9 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource19, "value differs from the constant")
@@ -58750,15 +59182,7 @@ func (c *Encoder) e71(out []byte, v *MDSnapshotFullRefresh146, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange18, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries12); err != nil {
 			return out, err
@@ -59277,39 +59701,15 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID22) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID22, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -59355,25 +59755,9 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource20, "value differs from the constant")
@@ -59383,15 +59767,7 @@ func (c *Encoder) e74(out []byte, v *MDSnapshotFullRefresh139, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange19, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries13); err != nil {
 			return out, err
@@ -59910,39 +60286,15 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// ApplVerID
 	if v.ApplVerID != nil && string(v.ApplVerID) != string(cApplVerID23) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID23, "value differs from the constant")
 	}
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -59988,25 +60340,9 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		out = fast.AppendIntNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource21, "value differs from the constant")
@@ -60016,15 +60352,7 @@ func (c *Encoder) e77(out []byte, v *MDSnapshotFullRefresh128, pm *fastrt.PMapW)
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityExchange20, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries14); err != nil {
 			return out, err
@@ -60400,25 +60728,9 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s301OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -60581,15 +60893,7 @@ func (c *Encoder) e79(out []byte, v *MDNewsMessage143, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s307SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -60699,25 +61003,9 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if e := &c.d.s309OrigTime; v.HasOrigTime && e.G == c.Gen && e.I == int64(v.OrigTime) {
 		pmr <<= 1
@@ -60880,15 +61168,7 @@ func (c *Encoder) e82(out []byte, v *MDNewsMessage137, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s315SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -60998,25 +61278,9 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// OrigTime
 	if !v.HasOrigTime {
 		out = append(out, 0x80)
@@ -61131,15 +61395,7 @@ func (c *Encoder) e85(out []byte, v *MDNewsMessage120, pm *fastrt.PMapW) ([]byte
 			} else if e := &c.d.s321SecurityID; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.SecurityID))
 				e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.SecurityID), 0
 			} else {
 				{
@@ -61302,25 +61558,9 @@ func (c *Encoder) e89(out []byte, v *MDHeartbeat144, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -61338,25 +61578,9 @@ func (c *Encoder) e90(out []byte, v *MDHeartbeat129, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -61374,25 +61598,9 @@ func (c *Encoder) e91(out []byte, v *MDHeartbeat101, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType14, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// PosDupFlag
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -61419,25 +61627,9 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType15, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID4, "value differs from the constant")
@@ -61447,15 +61639,7 @@ func (c *Encoder) e92(out []byte, v *MDLogon118, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fEncryptMethod, "value differs from the constant")
 	}
 	// HeartbeatInt
-	if x := uint64(uint64(v.HeartbeatInt)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.HeartbeatInt))
 	// DefaultApplVerID
 	if v.DefaultApplVerID != nil && string(v.DefaultApplVerID) != string(cDefaultApplVerID) {
 		return out, fastrt.EncErr(fast.Unencodable, fDefaultApplVerID, "value differs from the constant")
@@ -61477,25 +61661,9 @@ func (c *Encoder) e93(out []byte, v *MDLogout119, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplID
 	if v.ApplID != nil && string(v.ApplID) != string(cApplID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fApplID5, "value differs from the constant")
@@ -61528,25 +61696,9 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		return out, fastrt.EncErr(fast.Unencodable, fMsgType16, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// ApplVerID
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -61557,15 +61709,7 @@ func (c *Encoder) e94(out []byte, v *MDSequenceReset, pm *fastrt.PMapW) ([]byte,
 		}
 	}
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -242,7 +242,12 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -288,7 +293,12 @@ func (c *Decoder) d0(b []byte, p int, v *EMDPacketHeader, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -426,7 +436,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -532,7 +547,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -606,7 +626,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -732,7 +757,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -784,7 +814,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -852,7 +887,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -920,7 +960,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -972,7 +1017,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1121,7 +1171,12 @@ func (c *Decoder) d1(b []byte, p int, v *DepthSnapshot, pmb uint64, pmx bool) (i
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1208,15 +1263,7 @@ func (c *Encoder) EncodeEMDPacketHeader(dst []byte, v *EMDPacketHeader) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(112); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 112)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 112, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -1239,15 +1286,7 @@ func (c *Encoder) EncodeDepthSnapshot(dst []byte, v *DepthSnapshot) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(93); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 93)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 93, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -1263,25 +1302,9 @@ func (c *Encoder) e0(out []byte, v *EMDPacketHeader, pm *fastrt.PMapW) ([]byte, 
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// PartitionID
-	if x := uint64(uint64(v.PartitionID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.PartitionID))
 	// SenderCompID
-	if x := uint64(uint64(v.SenderCompID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 	// PacketSeqNum
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1348,15 +1371,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s2SenderCompID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.SenderCompID)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.SenderCompID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.SenderCompID), 0
 	} else {
 		{
@@ -1414,15 +1429,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s5MarketSegmentID; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.MarketSegmentID)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.MarketSegmentID))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MarketSegmentID), 0
 	} else {
 		{
@@ -1454,15 +1461,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 	} else if e := &c.d.s7ProductComplex; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.ProductComplex)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.ProductComplex))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.ProductComplex), 0
 	} else {
 		{
@@ -1518,15 +1517,7 @@ func (c *Encoder) e1(out []byte, v *DepthSnapshot, pm *fastrt.PMapW) ([]byte, er
 			} else if e := &c.d.s9MDEntryType; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDEntryType)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDEntryType))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDEntryType), 0
 			} else {
 				{

@@ -674,7 +674,12 @@ func (c *Decoder) d0(b []byte, p int, v *ResetEach, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -825,7 +830,12 @@ func (c *Decoder) d1(b []byte, p int, v *Plain, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1166,7 +1176,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = u, int(k)+1
 							}
 						}
 					}
@@ -1290,7 +1305,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = u, int(k)+1
 							}
 						}
 					}
@@ -1525,7 +1545,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1624,7 +1649,12 @@ func (c *Decoder) d2(b []byte, p int, v *Groups, pmb uint64, pmx bool) (int, err
 											w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 											if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 												k := uint(bits.TrailingZeros64(m) >> 3)
-												x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+												u := bits.ReverseBytes64(w) >> (56 - 8*k)
+												u &= 0x7f7f7f7f7f7f7f7f
+												u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+												u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+												u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+												x, n = u, int(k)+1
 											}
 										}
 									}
@@ -3278,15 +3308,7 @@ func (c *Encoder) EncodeResetEach(dst []byte, v *ResetEach) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	c.Reset()
@@ -3310,15 +3332,7 @@ func (c *Encoder) EncodePlain(dst []byte, v *Plain) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -3342,15 +3356,7 @@ func (c *Encoder) EncodeGroups(dst []byte, v *Groups) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -3373,15 +3379,7 @@ func (c *Encoder) EncodeWide(dst []byte, v *Wide) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(4); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -3405,15 +3403,7 @@ func (c *Encoder) EncodeScpReset(dst []byte, v *ScpReset) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(120); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -3436,15 +3426,7 @@ func (c *Encoder) e0(out []byte, v *ResetEach, pm *fastrt.PMapW) ([]byte, error)
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.A)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3511,15 +3493,7 @@ func (c *Encoder) e1(out []byte, v *Plain, pm *fastrt.PMapW) ([]byte, error) {
 	} else if e := &c.d.s1A; true {
 		pmr = pmr<<1 | 1
 		pmn++
-		if x := uint64(uint64(v.A)); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, uint64(v.A))
 		e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 	} else {
 		{
@@ -3699,15 +3673,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 		{
 			v := &v.G1
 			// A
-			if x := uint64(uint64(v.A)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.A))
 			// S
 			if !v.HasS {
 				out = append(out, 0x80)
@@ -3749,15 +3715,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 			} else if e := &c.d.s1A; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.A)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.A))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.A), 0
 			} else {
 				{
@@ -3869,15 +3827,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 				out = fast.AppendUintNullable(out, x)
 			}
 			// Nested
-			if x := uint64(uint64(len(v.Nested))); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(len(v.Nested)))
 			if true {
 				if err := c.Enter(fNested); err != nil {
 					return out, err
@@ -3895,15 +3845,7 @@ func (c *Encoder) e2(out []byte, v *Groups, pm *fastrt.PMapW) ([]byte, error) {
 					} else if e := &c.d.s16W; true {
 						pmr = pmr<<1 | 1
 						pmn++
-						if x := uint64(uint64(v.W)); x < 1<<7 {
-							out = append(out, byte(x)|0x80)
-						} else if x < 1<<14 {
-							out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-						} else if x < 1<<21 {
-							out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-						} else {
-							out = fastrt.AppendUint(out, x)
-						}
+						out = fastrt.AppendUint(out, uint64(v.W))
 						e.G, e.T, e.I, e.E = c.Gen, 3, int64(v.W), 0
 					} else {
 						{

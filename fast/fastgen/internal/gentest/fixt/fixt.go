@@ -312,7 +312,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -358,7 +363,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -408,7 +418,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -509,7 +524,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -679,7 +699,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -792,7 +817,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -855,7 +885,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -908,7 +943,12 @@ func (c *Decoder) d0(b []byte, p int, v *MDIncRefresh, pmb uint64, pmx bool) (in
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -980,7 +1020,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1026,7 +1071,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1072,7 +1122,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1160,7 +1215,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1210,7 +1270,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1420,7 +1485,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -1475,7 +1545,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -1527,7 +1602,12 @@ func (c *Decoder) d2(b []byte, p int, v *MDSnapshotFullRefresh, pmb uint64, pmx 
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1599,7 +1679,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1645,7 +1730,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1695,7 +1785,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1789,7 +1884,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -1950,7 +2050,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -1999,7 +2104,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -2079,7 +2189,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2186,7 +2301,12 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2232,7 +2352,12 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2324,7 +2449,12 @@ func (c *Decoder) d5(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2479,7 +2609,12 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2525,7 +2660,12 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2571,7 +2711,12 @@ func (c *Decoder) d6(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2630,7 +2775,12 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2676,7 +2826,12 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2722,7 +2877,12 @@ func (c *Decoder) d7(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (i
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2808,15 +2968,7 @@ func (c *Encoder) EncodeMDIncRefresh(dst []byte, v *MDIncRefresh) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -2840,15 +2992,7 @@ func (c *Encoder) EncodeMDSnapshotFullRefresh(dst []byte, v *MDSnapshotFullRefre
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -2872,15 +3016,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -2904,15 +3040,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(4); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -2936,15 +3064,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(5); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -2968,15 +3088,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(6); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -3000,25 +3112,9 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3028,15 +3124,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -3054,15 +3142,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s1MDUpdateAction; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.MDUpdateAction), 0
 			} else {
 				{
@@ -3122,15 +3202,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 			} else if e := &c.d.s4RptSeq; true {
 				pmr = pmr<<1 | 1
 				pmn++
-				if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-					out = append(out, byte(x)|0x80)
-				} else if x < 1<<14 {
-					out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-				} else if x < 1<<21 {
-					out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendUint(out, x)
-				}
+				out = fastrt.AppendUint(out, uint64(v.RptSeq))
 				e.G, e.T, e.I, e.E = c.Gen, 1, int64(v.RptSeq), 0
 			} else {
 				{
@@ -3180,15 +3252,7 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -3218,24 +3282,8 @@ func (c *Encoder) e0(out []byte, v *MDIncRefresh, pm *fastrt.PMapW) ([]byte, err
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3275,35 +3323,11 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3318,15 +3342,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		}
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -3336,15 +3352,7 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -3407,29 +3415,13 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 				} else if true {
 					pmr = pmr<<1 | 1
 					pmn++
-					if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, exp)
 					ee.G, ee.T, ee.I, ee.E = c.Gen, 2, exp, 0
 				} else {
 					sent = false
 				}
 				if sent {
-					if x := int64(d); x >= -1<<6 && x < 1<<6 {
-						out = append(out, byte(x)&0x7f|0x80)
-					} else if x >= -1<<13 && x < 1<<13 {
-						out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else if x >= -1<<20 && x < 1<<20 {
-						out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-					} else {
-						out = fastrt.AppendInt(out, x)
-					}
+					out = fastrt.AppendInt(out, d)
 					me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 				} else {
 					{
@@ -3454,24 +3446,8 @@ func (c *Encoder) e2(out []byte, v *MDSnapshotFullRefresh, pm *fastrt.PMapW) ([]
 			// MDEntrySize
 			if x := v.MDEntrySize; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3511,25 +3487,9 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
 	if !v.HasTotNumReports {
 		out = append(out, 0x80)
@@ -3601,24 +3561,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 	// MinPriceIncrement
 	if x := v.MinPriceIncrement; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3630,15 +3574,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// PriceExponent
-	if x := int64(int64(v.PriceExponent)); x >= -1<<6 && x < 1<<6 {
-		out = append(out, byte(x)&0x7f|0x80)
-	} else if x >= -1<<13 && x < 1<<13 {
-		out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else if x >= -1<<20 && x < 1<<20 {
-		out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendInt(out, x)
-	}
+	out = fastrt.AppendInt(out, int64(v.PriceExponent))
 	// SizeExponent
 	{
 		tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -3695,25 +3631,9 @@ func (c *Encoder) e5(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fApplVerID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -3778,35 +3698,11 @@ func (c *Encoder) e6(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error)
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -3820,35 +3716,11 @@ func (c *Encoder) e7(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, er
 		return out, fastrt.EncErr(fast.Unencodable, fMessageType6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }

@@ -685,7 +685,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -731,7 +736,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -781,7 +791,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -865,7 +880,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -957,7 +977,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1105,7 +1130,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1153,7 +1183,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1203,7 +1238,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1255,7 +1295,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1310,7 +1355,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -1370,7 +1420,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -1426,7 +1481,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -1480,7 +1540,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1528,7 +1593,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -1581,7 +1651,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -1685,7 +1760,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -1745,7 +1825,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -1801,7 +1886,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -1902,7 +1992,12 @@ func (c *Decoder) d0(b []byte, p int, v *DefaultIncrementalRefreshMessage, pmb u
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2020,7 +2115,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2066,7 +2166,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2116,7 +2221,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2164,7 +2274,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2210,7 +2325,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2256,7 +2376,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2306,7 +2431,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -2532,7 +2662,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2587,7 +2722,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -2641,7 +2781,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2699,7 +2844,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -2752,7 +2902,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2800,7 +2955,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2853,7 +3013,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -2907,7 +3072,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -2962,7 +3132,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3066,7 +3241,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3123,7 +3303,12 @@ func (c *Decoder) d2(b []byte, p int, v *DefaultSnapshotMessage, pmb uint64, pmx
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -3290,7 +3475,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3336,7 +3526,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3382,7 +3577,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3486,7 +3686,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3732,7 +3937,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -3791,7 +4001,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -3844,7 +4059,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -3987,7 +4207,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4039,7 +4264,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -4097,7 +4327,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4228,7 +4463,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4280,7 +4520,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4412,7 +4657,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -4475,7 +4725,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4534,7 +4789,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4593,7 +4853,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4652,7 +4917,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4711,7 +4981,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4770,7 +5045,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4829,7 +5109,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4935,7 +5220,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -4994,7 +5284,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -5119,7 +5414,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5168,7 +5468,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -5256,7 +5561,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -5359,7 +5669,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -5488,7 +5803,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -5534,7 +5854,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5580,7 +5905,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -5635,7 +5965,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -5687,7 +6022,12 @@ func (c *Decoder) d4(b []byte, p int, v *SecurityDefinition, pmb uint64, pmx boo
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -5752,7 +6092,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -5798,7 +6143,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -5844,7 +6194,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -5902,7 +6257,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -5961,7 +6321,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6020,7 +6385,12 @@ func (c *Decoder) d10(b []byte, p int, v *SecurityDefinitionUpdateReport, pmb ui
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6088,7 +6458,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6134,7 +6509,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6180,7 +6560,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6274,7 +6659,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6332,7 +6722,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6391,7 +6786,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6450,7 +6850,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6509,7 +6914,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6568,7 +6978,12 @@ func (c *Decoder) d11(b []byte, p int, v *SecurityStatus, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -6634,7 +7049,12 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6680,7 +7100,12 @@ func (c *Decoder) d12(b []byte, p int, v *Heartbeat, pmb uint64, pmx bool) (int,
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6743,7 +7168,12 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6789,7 +7219,12 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6835,7 +7270,12 @@ func (c *Decoder) d13(b []byte, p int, v *SequenceReset, pmb uint64, pmx bool) (
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6900,7 +7340,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6946,7 +7391,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -6992,7 +7442,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7038,7 +7493,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7088,7 +7548,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7140,7 +7605,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7188,7 +7658,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7238,7 +7713,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7286,7 +7766,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7383,7 +7868,12 @@ func (c *Decoder) d14(b []byte, p int, v *TradingSessionStatus, pmb uint64, pmx 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 					}
 				}
 			}
@@ -7452,7 +7942,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7498,7 +7993,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7548,7 +8048,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7647,7 +8152,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7746,7 +8256,12 @@ func (c *Decoder) d15(b []byte, p int, v *News, pmb uint64, pmx bool) (int, erro
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7930,7 +8445,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -7976,7 +8496,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8022,7 +8547,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8104,7 +8634,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8199,7 +8734,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8253,7 +8793,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8307,7 +8852,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8359,7 +8909,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8407,7 +8962,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8463,7 +9023,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -8519,7 +9084,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8579,7 +9149,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -8635,7 +9210,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8692,7 +9272,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8746,7 +9331,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8801,7 +9391,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -8855,7 +9450,12 @@ func (c *Decoder) d17(b []byte, p int, v *OrdersLog, pmb uint64, pmx bool) (int,
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -8926,7 +9526,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -8972,7 +9577,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9018,7 +9628,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9068,7 +9683,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9116,7 +9736,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9162,7 +9787,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9208,7 +9838,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9258,7 +9893,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9393,7 +10033,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -9447,7 +10092,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -9495,7 +10145,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = u, int(k)+1
 								}
 							}
 						}
@@ -9551,7 +10206,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 										w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 										if m := w & 0x8080808080808080; m != 0 {
 											k := uint(bits.TrailingZeros64(m) >> 3)
-											x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+											u := bits.ReverseBytes64(w) >> (56 - 8*k)
+											u &= 0x7f7f7f7f7f7f7f7f
+											u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+											u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+											u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+											x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 										}
 									}
 								}
@@ -9607,7 +10267,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -9664,7 +10329,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -9721,7 +10391,12 @@ func (c *Decoder) d19(b []byte, p int, v *OrdersBook, pmb uint64, pmx bool) (int
 								w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 								if m := w & 0x8080808080808080; m != 0 {
 									k := uint(bits.TrailingZeros64(m) >> 3)
-									x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+									u := bits.ReverseBytes64(w) >> (56 - 8*k)
+									u &= 0x7f7f7f7f7f7f7f7f
+									u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+									u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+									u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+									x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 								}
 							}
 						}
@@ -9792,7 +10467,12 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9838,7 +10518,12 @@ func (c *Decoder) d21(b []byte, p int, v *Logon, pmb uint64, pmx bool) (int, err
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9903,7 +10588,12 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -9949,7 +10639,12 @@ func (c *Decoder) d22(b []byte, p int, v *Logout, pmb uint64, pmx bool) (int, er
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -10096,15 +10791,7 @@ func (c *Encoder) EncodeDefaultIncrementalRefreshMessage(dst []byte, v *DefaultI
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(12); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -10128,15 +10815,7 @@ func (c *Encoder) EncodeDefaultSnapshotMessage(dst []byte, v *DefaultSnapshotMes
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(13); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 13)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 13, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -10160,15 +10839,7 @@ func (c *Encoder) EncodeSecurityDefinition(dst []byte, v *SecurityDefinition) ([
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -10192,15 +10863,7 @@ func (c *Encoder) EncodeSecurityDefinitionUpdateReport(dst []byte, v *SecurityDe
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(4); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -10224,15 +10887,7 @@ func (c *Encoder) EncodeSecurityStatus(dst []byte, v *SecurityStatus) ([]byte, e
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(5); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -10256,15 +10911,7 @@ func (c *Encoder) EncodeHeartbeat(dst []byte, v *Heartbeat) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(6); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -10288,15 +10935,7 @@ func (c *Encoder) EncodeSequenceReset(dst []byte, v *SequenceReset) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(7); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e13(out, v, &pm)
@@ -10320,15 +10959,7 @@ func (c *Encoder) EncodeTradingSessionStatus(dst []byte, v *TradingSessionStatus
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(8); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -10352,15 +10983,7 @@ func (c *Encoder) EncodeNews(dst []byte, v *News) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(9); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e15(out, v, &pm)
@@ -10384,15 +11007,7 @@ func (c *Encoder) EncodeOrdersLog(dst []byte, v *OrdersLog) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(14); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 14)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 14, 0)
 	}
 	out, err := c.e17(out, v, &pm)
@@ -10416,15 +11031,7 @@ func (c *Encoder) EncodeOrdersBook(dst []byte, v *OrdersBook) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(15); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 15)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 15, 0)
 	}
 	out, err := c.e19(out, v, &pm)
@@ -10448,15 +11055,7 @@ func (c *Encoder) EncodeLogon(dst []byte, v *Logon) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1000); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1000)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1000, 0)
 	}
 	out, err := c.e21(out, v, &pm)
@@ -10480,15 +11079,7 @@ func (c *Encoder) EncodeLogout(dst []byte, v *Logout) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1001); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1001)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1001, 0)
 	}
 	out, err := c.e22(out, v, &pm)
@@ -10516,25 +11107,9 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -10544,15 +11119,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		out = fast.AppendUintNullable(out, x)
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries); err != nil {
 			return out, err
@@ -10560,15 +11127,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -10633,15 +11192,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// RptSeq
-			if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.RptSeq))
 			// MarketDepth
 			if !v.HasMarketDepth {
 				out = append(out, 0x80)
@@ -10674,24 +11225,8 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10719,15 +11254,7 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// NumberOfOrders
 			if !v.HasNumberOfOrders {
 				out = append(out, 0x80)
@@ -10767,24 +11294,8 @@ func (c *Encoder) e0(out []byte, v *DefaultIncrementalRefreshMessage, pm *fastrt
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -10865,25 +11376,9 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID2, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -10893,35 +11388,11 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		out = fast.AppendUintNullable(out, x)
 	}
 	// RptSeq
-	if x := uint64(uint64(v.RptSeq)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RptSeq))
 	// TotNumReports
-	if x := uint64(uint64(v.TotNumReports)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -10965,15 +11436,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 		}
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries2); err != nil {
 			return out, err
@@ -11025,24 +11488,8 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11062,15 +11509,7 @@ func (c *Encoder) e2(out []byte, v *DefaultSnapshotMessage, pm *fastrt.PMapW) ([
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntrySize
 			if !v.HasMDEntrySize {
 				out = append(out, 0x80)
@@ -11180,35 +11619,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID3, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TotNumReports
-	if x := uint64(uint64(v.TotNumReports)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TotNumReports))
 	// Symbol
 	if o, ok := fastrt.AppendASCII(out, v.Symbol, false); ok {
 		out = o
@@ -11232,15 +11647,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource3, "value differs from the constant")
@@ -11313,24 +11720,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11349,24 +11740,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11441,24 +11816,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11470,15 +11829,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		}
 	}
 	// MDFeedTypes
-	if x := uint64(uint64(len(v.MDFeedTypes))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDFeedTypes)))
 	if true {
 		if err := c.Enter(fMDFeedTypes); err != nil {
 			return out, err
@@ -11564,24 +11915,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11600,24 +11935,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11636,24 +11955,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11672,24 +11975,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11708,24 +11995,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11744,24 +12015,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11780,24 +12035,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11831,24 +12070,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11867,24 +12090,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11924,36 +12131,12 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 				}
 			}
 			// LegSecurityID
-			if x := uint64(uint64(v.LegSecurityID)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.LegSecurityID))
 			// LegRatioQty
 			if x := v.LegRatioQty; x.Exponent >= -63 && x.Exponent <= 63 {
 				exp := int64(x.Exponent)
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -11983,15 +12166,7 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.InstrumentAttributes {
 			v := &v.InstrumentAttributes[j]
 			// InstrAttribType
-			if x := int64(int64(v.InstrAttribType)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.InstrAttribType))
 			// InstrAttribValue
 			if o, ok := fastrt.AppendASCII(out, v.InstrAttribValue, false); ok {
 				out = o
@@ -12016,24 +12191,8 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12075,35 +12234,11 @@ func (c *Encoder) e4(out []byte, v *SecurityDefinition, pm *fastrt.PMapW) ([]byt
 		for j := range v.EvntGrp {
 			v := &v.EvntGrp[j]
 			// EventType
-			if x := int64(int64(v.EventType)); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, int64(v.EventType))
 			// EventDate
-			if x := uint64(uint64(v.EventDate)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.EventDate))
 			// EventTime
-			if x := uint64(uint64(v.EventTime)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.EventTime))
 		}
 		c.Depth--
 	}
@@ -12144,35 +12279,11 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID4, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource4, "value differs from the constant")
@@ -12185,24 +12296,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12221,24 +12316,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12257,24 +12336,8 @@ func (c *Encoder) e10(out []byte, v *SecurityDefinitionUpdateReport, pm *fastrt.
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12306,35 +12369,11 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID5, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// SecurityID
-	if x := uint64(uint64(v.SecurityID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SecurityID))
 	// SecurityIDSource
 	if v.SecurityIDSource != 0 && v.SecurityIDSource != uint32(8) {
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource5, "value differs from the constant")
@@ -12368,24 +12407,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12404,24 +12427,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12440,24 +12447,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12476,24 +12467,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12512,24 +12487,8 @@ func (c *Encoder) e11(out []byte, v *SecurityStatus, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -12561,25 +12520,9 @@ func (c *Encoder) e12(out []byte, v *Heartbeat, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID6, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12601,35 +12544,11 @@ func (c *Encoder) e13(out []byte, v *SequenceReset, pm *fastrt.PMapW) ([]byte, e
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID7, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// NewSeqNo
-	if x := uint64(uint64(v.NewSeqNo)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.NewSeqNo))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -12651,45 +12570,13 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID8, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// TradSesOpenTime
-	if x := uint64(uint64(v.TradSesOpenTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesOpenTime))
 	// TradSesCloseTime
-	if x := uint64(uint64(v.TradSesCloseTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesCloseTime))
 	// TradSesIntermClearingStartTime
 	if !v.HasTradSesIntermClearingStartTime {
 		out = append(out, 0x80)
@@ -12707,15 +12594,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradingSessionID
-	if x := uint64(uint64(v.TradingSessionID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradingSessionID))
 	// ExchangeTradingSessionID
 	if !v.HasExchangeTradingSessionID {
 		out = append(out, 0x80)
@@ -12725,15 +12604,7 @@ func (c *Encoder) e14(out []byte, v *TradingSessionStatus, pm *fastrt.PMapW) ([]
 		out = fast.AppendUintNullable(out, x)
 	}
 	// TradSesStatus
-	if x := uint64(uint64(v.TradSesStatus)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.TradSesStatus))
 	// MarketID
 	if v.MarketID != nil && string(v.MarketID) != string(cMarketID2) {
 		return out, fastrt.EncErr(fast.Unencodable, fMarketID2, "value differs from the constant")
@@ -12780,25 +12651,9 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID9, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
 	if !v.HasLastFragment {
 		out = append(out, 0x80)
@@ -12882,15 +12737,7 @@ func (c *Encoder) e15(out []byte, v *News, pm *fastrt.PMapW) ([]byte, error) {
 		}
 	}
 	// NewsText
-	if x := uint64(uint64(len(v.NewsText))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.NewsText)))
 	if true {
 		if err := c.Enter(fNewsText); err != nil {
 			return out, err
@@ -12930,45 +12777,13 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID10, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastFragment
-	if x := uint64(uint64(v.LastFragment)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastFragment))
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries3); err != nil {
 			return out, err
@@ -12976,15 +12791,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 		for j := range v.MDEntries {
 			v := &v.MDEntries[j]
 			// MDUpdateAction
-			if x := uint64(uint64(v.MDUpdateAction)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDUpdateAction))
 			// MDEntryType
 			if o, ok := fastrt.AppendASCII(out, v.MDEntryType, false); ok {
 				out = o
@@ -13035,15 +12842,7 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -13052,24 +12851,8 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -13096,24 +12879,8 @@ func (c *Encoder) e17(out []byte, v *OrdersLog, pm *fastrt.PMapW) ([]byte, error
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -13188,35 +12955,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID11, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// LastMsgSeqNumProcessed
-	if x := uint64(uint64(v.LastMsgSeqNumProcessed)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastMsgSeqNumProcessed))
 	// RptSeq
 	if !v.HasRptSeq {
 		out = append(out, 0x80)
@@ -13226,35 +12969,11 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		out = fast.AppendUintNullable(out, x)
 	}
 	// LastFragment
-	if x := uint64(uint64(v.LastFragment)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.LastFragment))
 	// RouteFirst
-	if x := uint64(uint64(v.RouteFirst)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.RouteFirst))
 	// ExchangeTradingSessionID
-	if x := uint64(uint64(v.ExchangeTradingSessionID)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.ExchangeTradingSessionID))
 	// SecurityID
 	if !v.HasSecurityID {
 		out = append(out, 0x80)
@@ -13268,15 +12987,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 		return out, fastrt.EncErr(fast.Unencodable, fSecurityIDSource7, "value differs from the constant")
 	}
 	// MDEntries
-	if x := uint64(uint64(len(v.MDEntries))); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(len(v.MDEntries)))
 	if true {
 		if err := c.Enter(fMDEntries4); err != nil {
 			return out, err
@@ -13313,15 +13024,7 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				out = fast.AppendUintNullable(out, x)
 			}
 			// MDEntryTime
-			if x := uint64(uint64(v.MDEntryTime)); x < 1<<7 {
-				out = append(out, byte(x)|0x80)
-			} else if x < 1<<14 {
-				out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-			} else if x < 1<<21 {
-				out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendUint(out, x)
-			}
+			out = fastrt.AppendUint(out, uint64(v.MDEntryTime))
 			// MDEntryPx
 			if !v.HasMDEntryPx {
 				out = append(out, 0x80)
@@ -13330,24 +13033,8 @@ func (c *Encoder) e19(out []byte, v *OrdersBook, pm *fastrt.PMapW) ([]byte, erro
 				if exp >= 0 {
 					exp++
 				}
-				if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
-				if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-					out = append(out, byte(x)&0x7f|0x80)
-				} else if x >= -1<<13 && x < 1<<13 {
-					out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else if x >= -1<<20 && x < 1<<20 {
-					out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-				} else {
-					out = fastrt.AppendInt(out, x)
-				}
+				out = fastrt.AppendInt(out, exp)
+				out = fastrt.AppendInt(out, x.Mantissa)
 			} else {
 				{
 					tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -13406,25 +13093,9 @@ func (c *Encoder) e21(out []byte, v *Logon, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID12, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
@@ -13446,25 +13117,9 @@ func (c *Encoder) e22(out []byte, v *Logout, pm *fastrt.PMapW) ([]byte, error) {
 		return out, fastrt.EncErr(fast.Unencodable, fSenderCompID13, "value differs from the constant")
 	}
 	// MsgSeqNum
-	if x := uint64(uint64(v.MsgSeqNum)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.MsgSeqNum))
 	// SendingTime
-	if x := uint64(uint64(v.SendingTime)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.SendingTime))
 	// Text
 	if !v.HasText {
 		out = append(out, 0x80)

@@ -169,15 +169,7 @@ func (c *Encoder) EncodeReset(dst []byte, v *Reset) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(120); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 120)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 120, 0)
 	}
 	out, err := c.e0(out, v, &pm)

@@ -368,7 +368,12 @@ func (c *Decoder) d0(b []byte, p int, v *MandatoryDecimal, pmb uint64, pmx bool)
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -437,7 +442,12 @@ func (c *Decoder) d1(b []byte, p int, v *OptionalDecimal, pmb uint64, pmx bool) 
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -542,7 +552,12 @@ func (c *Decoder) d3(b []byte, p int, v *OptionalDecimalWithIndividual, pmb uint
 							w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 							if m := w & 0x8080808080808080; m != 0 {
 								k := uint(bits.TrailingZeros64(m) >> 3)
-								x, n = int64(fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k))<<(57-7*k))>>(57-7*k), int(k)+1
+								u := bits.ReverseBytes64(w) >> (56 - 8*k)
+								u &= 0x7f7f7f7f7f7f7f7f
+								u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+								u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+								u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+								x, n = int64(u<<(57-7*k))>>(57-7*k), int(k)+1
 							}
 						}
 					}
@@ -958,15 +973,7 @@ func (c *Encoder) EncodeMandatoryDecimal(dst []byte, v *MandatoryDecimal) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -990,15 +997,7 @@ func (c *Encoder) EncodeOptionalDecimal(dst []byte, v *OptionalDecimal) ([]byte,
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -1022,15 +1021,7 @@ func (c *Encoder) EncodeOptionalDecimalWithOperator(dst []byte, v *OptionalDecim
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -1054,15 +1045,7 @@ func (c *Encoder) EncodeOptionalDecimalWithIndividual(dst []byte, v *OptionalDec
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(4); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -1086,15 +1069,7 @@ func (c *Encoder) EncodeConstantOperatorMandatory(dst []byte, v *ConstantOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(5); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -1118,15 +1093,7 @@ func (c *Encoder) EncodeConstantOperatorOptional(dst []byte, v *ConstantOperator
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(6); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -1150,15 +1117,7 @@ func (c *Encoder) EncodeDefaultOperatorMandatory(dst []byte, v *DefaultOperatorM
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(7); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -1182,15 +1141,7 @@ func (c *Encoder) EncodeDefaultOperatorOptional(dst []byte, v *DefaultOperatorOp
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(8); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -1214,15 +1165,7 @@ func (c *Encoder) EncodeCopyOperatorMandatory(dst []byte, v *CopyOperatorMandato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(9); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -1246,15 +1189,7 @@ func (c *Encoder) EncodeCopyOperatorOptional(dst []byte, v *CopyOperatorOptional
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(10); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 10)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -1278,15 +1213,7 @@ func (c *Encoder) EncodeIncrementOperatorMandatory(dst []byte, v *IncrementOpera
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(11); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 11)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -1310,15 +1237,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatorySignedInteger(dst []byte, v *Delta
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(12); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -1342,15 +1261,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimal(dst []byte, v *DeltaOperat
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(13); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 13)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 13, 0)
 	}
 	out, err := c.e12(out, v, &pm)
@@ -1374,15 +1285,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryDecimalWithInit(dst []byte, v *Del
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(14); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 14)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 14, 0)
 	}
 	out, err := c.e13(out, v, &pm)
@@ -1406,15 +1309,7 @@ func (c *Encoder) EncodeDeltaOperatorMandatoryString(dst []byte, v *DeltaOperato
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(15); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 15)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 15, 0)
 	}
 	out, err := c.e14(out, v, &pm)
@@ -1438,15 +1333,7 @@ func (c *Encoder) EncodeMultiplePMapSlot(dst []byte, v *MultiplePMapSlot) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(16); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 16)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 16, 0)
 	}
 	out, err := c.e15(out, v, &pm)
@@ -1464,24 +1351,8 @@ func (c *Encoder) e0(out []byte, v *MandatoryDecimal, pm *fastrt.PMapW) ([]byte,
 	// Value
 	if x := v.Value; x.Exponent >= -63 && x.Exponent <= 63 {
 		exp := int64(x.Exponent)
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1508,24 +1379,8 @@ func (c *Encoder) e1(out []byte, v *OptionalDecimal, pm *fastrt.PMapW) ([]byte, 
 		if exp >= 0 {
 			exp++
 		}
-		if x := int64(exp); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
-		if x := int64(x.Mantissa); x >= -1<<6 && x < 1<<6 {
-			out = append(out, byte(x)&0x7f|0x80)
-		} else if x >= -1<<13 && x < 1<<13 {
-			out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else if x >= -1<<20 && x < 1<<20 {
-			out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendInt(out, x)
-		}
+		out = fastrt.AppendInt(out, exp)
+		out = fastrt.AppendInt(out, x.Mantissa)
 	} else {
 		{
 			tpw := fastrt.PMapW{Reg: pmr, N: pmn}
@@ -1584,15 +1439,7 @@ func (c *Encoder) e3(out []byte, v *OptionalDecimalWithIndividual, pm *fastrt.PM
 			sent = false
 		}
 		if sent {
-			if x := int64(d); x >= -1<<6 && x < 1<<6 {
-				out = append(out, byte(x)&0x7f|0x80)
-			} else if x >= -1<<13 && x < 1<<13 {
-				out = append(out, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else if x >= -1<<20 && x < 1<<20 {
-				out = append(out, byte(x>>14)&0x7f, byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-			} else {
-				out = fastrt.AppendInt(out, x)
-			}
+			out = fastrt.AppendInt(out, d)
 			me.G, me.T, me.I, me.E = c.Gen, 4, m, 0
 		} else {
 			{

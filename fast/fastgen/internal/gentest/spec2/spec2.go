@@ -303,7 +303,12 @@ func (c *Decoder) d0(b []byte, p int, v *Mandatory, pmb uint64, pmx bool) (int, 
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -364,7 +369,12 @@ func (c *Decoder) d1(b []byte, p int, v *Optional, pmb uint64, pmx bool) (int, e
 					w := (uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 | uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56)
 					if m := w & 0x8080808080808080; m != 0 && w&0xff != 0 {
 						k := uint(bits.TrailingZeros64(m) >> 3)
-						x, n = fastrt.Pack7(bits.ReverseBytes64(w)>>(56-8*k)), int(k)+1
+						u := bits.ReverseBytes64(w) >> (56 - 8*k)
+						u &= 0x7f7f7f7f7f7f7f7f
+						u = u&0x007f007f007f007f | (u&0x7f007f007f007f00)>>1
+						u = u&0x00003fff00003fff | (u&0x3fff00003fff0000)>>2
+						u = u&0x000000000fffffff | (u&0x0fffffff00000000)>>4
+						x, n = u, int(k)+1
 					}
 				}
 			}
@@ -717,15 +727,7 @@ func (c *Encoder) EncodeMandatory(dst []byte, v *Mandatory) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(1); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 1)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 1, 0)
 	}
 	out, err := c.e0(out, v, &pm)
@@ -749,15 +751,7 @@ func (c *Encoder) EncodeOptional(dst []byte, v *Optional) ([]byte, error) {
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(2); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 2)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 2, 0)
 	}
 	out, err := c.e1(out, v, &pm)
@@ -781,15 +775,7 @@ func (c *Encoder) EncodeMandatoryCopy(dst []byte, v *MandatoryCopy) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(3); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 3)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 3, 0)
 	}
 	out, err := c.e2(out, v, &pm)
@@ -813,15 +799,7 @@ func (c *Encoder) EncodeOptionalCopy(dst []byte, v *OptionalCopy) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(4); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 4)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 4, 0)
 	}
 	out, err := c.e3(out, v, &pm)
@@ -845,15 +823,7 @@ func (c *Encoder) EncodeMandatoryConstant(dst []byte, v *MandatoryConstant) ([]b
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(5); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 5)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 5, 0)
 	}
 	out, err := c.e4(out, v, &pm)
@@ -877,15 +847,7 @@ func (c *Encoder) EncodeOptionalConstant(dst []byte, v *OptionalConstant) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(6); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 6)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 6, 0)
 	}
 	out, err := c.e5(out, v, &pm)
@@ -909,15 +871,7 @@ func (c *Encoder) EncodeMandatoryDefault(dst []byte, v *MandatoryDefault) ([]byt
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(7); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 7)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 7, 0)
 	}
 	out, err := c.e6(out, v, &pm)
@@ -941,15 +895,7 @@ func (c *Encoder) EncodeOptionalDefaultNone(dst []byte, v *OptionalDefaultNone) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(8); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 8)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 8, 0)
 	}
 	out, err := c.e7(out, v, &pm)
@@ -973,15 +919,7 @@ func (c *Encoder) EncodeOptionalDefaultValue(dst []byte, v *OptionalDefaultValue
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(9); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 9)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 9, 0)
 	}
 	out, err := c.e8(out, v, &pm)
@@ -1005,15 +943,7 @@ func (c *Encoder) EncodeMandatoryTail(dst []byte, v *MandatoryTail) ([]byte, err
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(10); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 10)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 10, 0)
 	}
 	out, err := c.e9(out, v, &pm)
@@ -1037,15 +967,7 @@ func (c *Encoder) EncodeOptionalTail(dst []byte, v *OptionalTail) ([]byte, error
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(11); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 11)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 11, 0)
 	}
 	out, err := c.e10(out, v, &pm)
@@ -1069,15 +991,7 @@ func (c *Encoder) EncodeOptionalTailDefault(dst []byte, v *OptionalTailDefault) 
 		pm.Bit(out, false)
 	} else {
 		pm.Bit(out, true)
-		if x := uint64(12); x < 1<<7 {
-			out = append(out, byte(x)|0x80)
-		} else if x < 1<<14 {
-			out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-		} else if x < 1<<21 {
-			out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-		} else {
-			out = fastrt.AppendUint(out, x)
-		}
+		out = fastrt.AppendUint(out, 12)
 		c.SetInt(&c.d.tid, fast.TypeUint32, 12, 0)
 	}
 	out, err := c.e11(out, v, &pm)
@@ -1093,15 +1007,7 @@ func (c *Encoder) e0(out []byte, v *Mandatory, pm *fastrt.PMapW) ([]byte, error)
 	_ = err
 	pmr, pmn := pm.Reg, pm.N
 	// Value
-	if x := uint64(uint64(v.Value)); x < 1<<7 {
-		out = append(out, byte(x)|0x80)
-	} else if x < 1<<14 {
-		out = append(out, byte(x>>7), byte(x)&0x7f|0x80)
-	} else if x < 1<<21 {
-		out = append(out, byte(x>>14), byte(x>>7)&0x7f, byte(x)&0x7f|0x80)
-	} else {
-		out = fastrt.AppendUint(out, x)
-	}
+	out = fastrt.AppendUint(out, uint64(v.Value))
 	pm.Reg, pm.N = pmr, pmn
 	return out, nil
 }
