@@ -335,4 +335,3 @@ func (g *gen) encSequence(f *field) {
 	}
 	g.w("for j := range v.%s {\nif out, err = c.e%d(out, &v.%s[j], pm); err != nil {\nreturn out, err\n}\n}\nc.Depth--\n}\n", f.name, f.elem.id, f.name)
 }
-
